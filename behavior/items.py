@@ -1,0 +1,61 @@
+"""The swappable item model (``settings.RECOMMENDER_ITEM_MODEL``), like ``get_user_model``."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+from behavior.conf import behavior_settings
+
+
+def get_item_model() -> type[models.Model]:
+    """Return the model named by ``settings.RECOMMENDER_ITEM_MODEL``."""
+    name = getattr(settings, "RECOMMENDER_ITEM_MODEL", None)
+    if not name:
+        raise ImproperlyConfigured("RECOMMENDER_ITEM_MODEL must be set, e.g. 'shop.Product'.")
+    try:
+        return apps.get_model(name, require_ready=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured("RECOMMENDER_ITEM_MODEL must be of the form 'app_label.ModelName'") from exc
+    except LookupError as exc:
+        raise ImproperlyConfigured(
+            f"RECOMMENDER_ITEM_MODEL refers to model {name!r} that has not been installed"
+        ) from exc
+
+
+def item_key_field() -> str:
+    """Name of the item model's field that holds the public item key."""
+    field = behavior_settings.ITEM_KEY_FIELD
+    return get_item_model()._meta.pk.name if field == "pk" else field
+
+
+def item_key(item: models.Model) -> str:
+    """The public key of one item, always as a string."""
+    return str(getattr(item, item_key_field()))
+
+
+def items_by_key(keys: Iterable[str], *, only: Iterable[str] | None = None) -> dict[str, Any]:
+    """Fetch items by public key in one query; unknown keys are simply absent."""
+    field = item_key_field()
+    keys = list({str(k) for k in keys})
+    if not keys:
+        return {}
+    queryset = get_item_model()._default_manager.filter(**{f"{field}__in": keys})
+    if only is not None:
+        queryset = queryset.only(field, *only)
+    return {str(getattr(item, field)): item for item in queryset}
+
+
+def item_ids_by_key(keys: Iterable[str]) -> dict[str, Any]:
+    """Map public item keys to primary keys in one query (no model instances)."""
+    field = item_key_field()
+    keys = list({str(k) for k in keys})
+    if not keys:
+        return {}
+    model = get_item_model()
+    rows = model._default_manager.filter(**{f"{field}__in": keys}).values_list(field, "pk")
+    return {str(key): pk for key, pk in rows}

@@ -1,0 +1,82 @@
+"""The append-only behaviour event log."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventType(models.TextChoices):
+    """The fixed vocabulary of shopper actions."""
+
+    VIEW = "view", "View"
+    CLICK = "click", "Click"
+    ADD_TO_CART = "add_to_cart", "Add to cart"
+    REMOVE_FROM_CART = "remove_from_cart", "Remove from cart"
+    WISHLIST = "wishlist", "Wishlist"
+    PURCHASE = "purchase", "Purchase"
+    SEARCH = "search", "Search"
+
+
+# Event types that must name an item (a search may not).
+ITEM_EVENT_TYPES = frozenset(t.value for t in EventType if t != EventType.SEARCH)
+
+
+class Event(models.Model):
+    """One thing a shopper did. Rows are only ever inserted (and erased for privacy).
+
+    ``event_id`` is the client's idempotency key: re-sending an event stores nothing new.
+    Either ``user`` or ``visitor_id`` identifies the shopper; at login the visitor's
+    events are attached to the user (``behavior.services.merge_visitor_into_user``).
+    """
+
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="behavior_events",
+    )
+    visitor_id = models.CharField(max_length=64, blank=True, default="")
+    session_id = models.CharField(max_length=64, blank=True, default="")
+    # A deleted item cannot be recommended any more; its events go with it (CASCADE keeps
+    # the log free of dangling rows that training would have to skip).
+    item = models.ForeignKey(
+        settings.RECOMMENDER_ITEM_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="behavior_events",
+    )
+    event_type = models.CharField(max_length=20, choices=EventType.choices)
+    value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+    recommendation_id = models.UUIDField(null=True, blank=True)
+    placement = models.CharField(max_length=64, blank=True, default="")
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    is_bot = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["user", "occurred_at"], name="behavior_ev_user_time"),
+            models.Index(fields=["visitor_id", "occurred_at"], name="behavior_ev_visitor_time"),
+            models.Index(fields=["item", "occurred_at"], name="behavior_ev_item_time"),
+            models.Index(fields=["occurred_at"], name="behavior_ev_time"),
+            models.Index(fields=["event_type", "occurred_at"], name="behavior_ev_type_time"),
+            models.Index(
+                fields=["recommendation_id"],
+                name="behavior_ev_recommendation",
+                condition=models.Q(recommendation_id__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = f"user {self.user_id}" if self.user_id else f"visitor {self.visitor_id or '?'}"
+        return f"{self.event_type} by {who} at {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,1 @@
+"""Signal handlers of the event pipeline (login merge lives in services; wired here)."""

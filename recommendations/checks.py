@@ -1,0 +1,53 @@
+"""System checks of the recommender's settings (ids ``recommendations.E00x``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
+
+from recommendations.conf import KNOWN_KEYS
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Unknown keys in ``RECOMMENDER`` and a missing item model are errors at start-up."""
+    errors: list[Error] = []
+    user = getattr(settings, "RECOMMENDER", {}) or {}
+    if not isinstance(user, dict):
+        return [Error("settings.RECOMMENDER must be a dict.", id="recommendations.E001")]
+    for key in sorted(set(user) - KNOWN_KEYS):
+        errors.append(
+            Error(
+                f"Unknown RECOMMENDER setting {key!r}.",
+                hint="See recommendations/conf.py for the supported keys.",
+                id="recommendations.E001",
+            )
+        )
+    from behavior.items import get_item_model, item_key_field
+
+    try:
+        model = get_item_model()
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="recommendations.E002"))
+        return errors
+    field_name = item_key_field()
+    try:
+        field = model._meta.get_field(field_name)
+    except Exception:  # FieldDoesNotExist
+        errors.append(
+            Error(
+                f"ITEM_KEY_FIELD {field_name!r} is not a field of {model._meta.label}.",
+                id="recommendations.E003",
+            )
+        )
+    else:
+        if not (field.primary_key or field.unique):
+            errors.append(
+                Error(
+                    f"ITEM_KEY_FIELD {field_name!r} of {model._meta.label} must be unique.",
+                    id="recommendations.E003",
+                )
+            )
+    return errors

@@ -1,0 +1,121 @@
+"""``recommender_settings``: the recommender's keys of ``settings.RECOMMENDER``.
+
+Every key has a default and a one-line comment. Code reads
+``recommender_settings.KEY``; never ``getattr(settings, ...)`` at a call site.
+The event-pipeline keys (``behavior.conf.BEHAVIOR_DEFAULTS``) are part of the same dict.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.signals import setting_changed
+
+from behavior.conf import BEHAVIOR_DEFAULTS, SETTINGS_NAME, AppSettings
+
+RECOMMENDER_DEFAULTS: dict[str, Any] = {
+    # --- policy -------------------------------------------------------------------------------
+    # Import string of the adapter class a shop subclasses for business rules and item display.
+    "ADAPTER": "recommendations.adapter.DefaultRecommenderAdapter",
+    # --- data and preprocessing ---------------------------------------------------------------
+    # Weight of each event type in co-visitation, popularity and profile features.
+    "EVENT_WEIGHTS": {
+        "view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0,
+        "remove_from_cart": 0.0, "purchase": 5.0, "search": 0.0,
+    },
+    # Only events of the last N days are used for training (None = all).
+    "TRAINING_WINDOW_DAYS": 365,
+    # Items seen by fewer distinct users are dropped from training (rare-item filtering).
+    "MIN_ITEM_USERS": 2,
+    # Users with fewer events than this are not trained on.
+    "MIN_USER_EVENTS": 2,
+    # Longest event sequence per user fed to the behaviour network.
+    "MAX_SEQUENCE_LENGTH": 50,
+    # Fewer cleaned events than this: the run ends with status "not enough data".
+    "MIN_TRAINING_EVENTS": 200,
+    # --- the behaviour network ------------------------------------------------------------------
+    # Width of item, event-type and position embeddings.
+    "EMBEDDING_DIM": 64,
+    # Transformer blocks.
+    "NUM_LAYERS": 2,
+    # Attention heads per block.
+    "NUM_HEADS": 1,
+    # Dropout inside the transformer.
+    "DROPOUT": 0.2,
+    # Adam learning rate.
+    "LEARNING_RATE": 1e-3,
+    # Sequences per training batch.
+    "BATCH_SIZE": 128,
+    # Upper bound on training epochs (early stopping usually ends sooner).
+    "EPOCHS": 60,
+    # Epochs without validation improvement before stopping.
+    "PATIENCE": 5,
+    # Seed of every random generator in training.
+    "RANDOM_SEED": 42,
+    # "auto" (CUDA when present, else CPU), "cpu" or "cuda".
+    "DEVICE": "auto",
+    # torch threads for training (web workers always use 1).
+    "TRAIN_THREADS": 2,
+    # Catalogues larger than this train with sampled softmax instead of a full softmax.
+    "SAMPLED_SOFTMAX_THRESHOLD": 50_000,
+    # Negatives per sequence for sampled softmax.
+    "NUM_NEGATIVES": 3000,
+    # Purchase-propensity label horizon, in days.
+    "PROPENSITY_HORIZON_DAYS": 7,
+    # --- registry and promotion ---------------------------------------------------------------
+    # A new version may be this much (relative) worse than the active one and still be promoted.
+    "PROMOTION_TOLERANCE": 0.02,
+    # Metric the promotion guard compares.
+    "PROMOTION_METRIC": "NDCG@10",
+    # Folder inside Django's default storage holding model artefacts.
+    "ARTIFACT_PREFIX": "recommender/models",
+    # Celery queue for training tasks.
+    "TRAIN_QUEUE": "training",
+    # Soft / hard time limits of the retrain task, in seconds.
+    "TRAIN_SOFT_TIME_LIMIT": 3 * 3600,
+    "TRAIN_TIME_LIMIT": 3 * 3600 + 300,
+    # --- serving ------------------------------------------------------------------------------
+    # Length of precomputed lists.
+    "TOP_N": 50,
+    # Default and maximum `limit` of list endpoints and tags.
+    "DEFAULT_LIMIT": 10,
+    "MAX_LIMIT": 100,
+    # Seconds a served list stays in the cache.
+    "CACHE_TIMEOUT": 900,
+    # Most items of one category in a list (None = no cap).
+    "DIVERSITY_CAP": None,
+    # Events of the current visitor considered by the real-time path.
+    "SESSION_EVENTS": 50,
+    # Half-life of trending scores, in days.
+    "TRENDING_HALF_LIFE_DAYS": 7.0,
+    # Days of events counted by popularity.
+    "POPULARITY_WINDOW_DAYS": 30,
+    # Users active within this many days get a precomputed list.
+    "ACTIVE_USER_DAYS": 90,
+    # --- profiles -----------------------------------------------------------------------------
+    # Fixed number of segments (None = chosen by silhouette over SEGMENT_K_RANGE).
+    "SEGMENT_K": None,
+    # Inclusive range of k tried by the silhouette search.
+    "SEGMENT_K_RANGE": (3, 10),
+    # Above this many users, MiniBatchKMeans replaces KMeans.
+    "MINIBATCH_THRESHOLD": 20_000,
+    # DBSCAN eps (None = from the k-distance curve) and min_samples.
+    "DBSCAN_EPS": None,
+    "DBSCAN_MIN_SAMPLES": 10,
+    # Users processed per batch during a rebuild.
+    "PROFILE_BATCH_SIZE": 5000,
+    # Rule-based tags as data; None means recommendations.tags.DEFAULT_TAG_RULES.
+    "TAG_RULES": None,
+}
+
+recommender_settings = AppSettings({**BEHAVIOR_DEFAULTS, **RECOMMENDER_DEFAULTS})
+
+# Every key a project may put in settings.RECOMMENDER.
+KNOWN_KEYS = frozenset(recommender_settings.defaults)
+
+
+def _reload(*, setting: str, **_: Any) -> None:
+    if setting in {SETTINGS_NAME, "RECOMMENDER_ITEM_MODEL"}:
+        recommender_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,14 @@
+"""Persisted state of the recommender, one module per concern.
+
+- ``registry``: TrainingRun, ModelVersion (the behaviour network's versions).
+- ``serving``: precomputed lists, impressions, item relations, "not interested" marks.
+- ``profiles``: Segment, UserProfile.
+- ``privacy``: erasure audit records.
+
+Items are referenced by their public key (a string), never by a foreign key: the item
+model is swappable and its primary key may be anything.
+"""
+from recommendations.models.privacy import *  # noqa: F403
+from recommendations.models.profiles import *  # noqa: F403
+from recommendations.models.registry import *  # noqa: F403
+from recommendations.models.serving import *  # noqa: F403

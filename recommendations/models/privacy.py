@@ -1,0 +1,2 @@
+"""(models of this concern are defined here)"""
+__all__: list[str] = []

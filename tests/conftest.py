@@ -1,0 +1,81 @@
+"""Fixtures shared by the whole suite."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import factories
+
+
+def require_service(name: str, available: bool) -> None:
+    """Fail in CI when a service is missing; skip elsewhere, with the reason."""
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is required in CI but is not reachable")
+    pytest.skip(f"{name} is not reachable on this machine")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Each test starts with an empty cache (the cache may be a shared Redis in CI)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def user_factory(db):
+    return factories.UserFactory
+
+
+@pytest.fixture
+def staff_factory(db):
+    return factories.StaffFactory
+
+
+@pytest.fixture
+def category_factory(db):
+    return factories.CategoryFactory
+
+
+@pytest.fixture
+def product_factory(db):
+    return factories.ProductFactory
+
+
+@pytest.fixture
+def order_factory(db):
+    return factories.OrderFactory
+
+
+@pytest.fixture
+def order_item_factory(db):
+    return factories.OrderItemFactory
+
+
+@pytest.fixture
+def event_factory(db):
+    return factories.EventFactory
+
+
+@pytest.fixture
+def user(user_factory):
+    return user_factory()
+
+
+@pytest.fixture
+def other_user(user_factory):
+    return user_factory()
+
+
+@pytest.fixture
+def staff_user(staff_factory):
+    return staff_factory()
+
+
+@pytest.fixture
+def product(product_factory):
+    return product_factory()
