@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("behavior.api.urls")),
+    path("api/", include("recommendations.api.urls")),
     path("", include("shop.shop_urls")),
 ]

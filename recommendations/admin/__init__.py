@@ -1,0 +1,2 @@
+"""Admin of the recommender: model registry, profiles and the dashboard (one module each)."""
+from recommendations.admin import dashboard, profiles, registry  # noqa: F401
