@@ -30,8 +30,10 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "FUTURE_TOLERANCE_SECONDS": 300,
     # Oldest accepted client time, in days before now (older means a broken clock).
     "MAX_EVENT_AGE_DAYS": 3650,
-    # Batches at least this large take the bulk path (COPY-like multi-row insert) on Postgres.
+    # Batches at least this large take a bulk path (one unnest() INSERT on Postgres, executemany on SQLite).
     "BULK_INSERT_THRESHOLD": 20,
+    # Batches at least this large are loaded with COPY into a staging table on Postgres.
+    "COPY_INSERT_THRESHOLD": 2000,
     # Case-insensitive substrings of a User-Agent that mark a request as a bot.
     "BOT_USER_AGENT_PATTERNS": [
         "bot", "crawler", "spider", "slurp", "headless", "python-requests", "curl/", "wget/",

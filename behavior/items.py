@@ -20,7 +20,9 @@ def get_item_model() -> type[models.Model]:
     try:
         return apps.get_model(name, require_ready=False)
     except ValueError as exc:
-        raise ImproperlyConfigured("RECOMMENDER_ITEM_MODEL must be of the form 'app_label.ModelName'") from exc
+        raise ImproperlyConfigured(
+            "RECOMMENDER_ITEM_MODEL must be of the form 'app_label.ModelName'"
+        ) from exc
     except LookupError as exc:
         raise ImproperlyConfigured(
             f"RECOMMENDER_ITEM_MODEL refers to model {name!r} that has not been installed"

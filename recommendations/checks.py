@@ -51,3 +51,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+# --- profiles: tag rules (recommendations.E010) --------------------------------------------------
+@register(Tags.compatibility)
+def check_tag_rules(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every rule of ``RECOMMENDER["TAG_RULES"]`` must be valid; each bad rule is named."""
+    from recommendations.conf import recommender_settings
+    from recommendations.profiles.tags import rule_errors
+
+    rules = recommender_settings.TAG_RULES
+    if rules is None:
+        return []
+    return [
+        Error(
+            f"Invalid tag rule {name}: {'; '.join(problems)}.",
+            hint="A rule is {label, feature, operator (> >= < <= == !=), threshold or percentile, "
+            "weight, description[, and]}; see recommendations/profiles/tags.py.",
+            id="recommendations.E010",
+        )
+        for name, problems in rule_errors(rules)
+    ]

@@ -105,6 +105,40 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "PROFILE_BATCH_SIZE": 5000,
     # Rule-based tags as data; None means recommendations.tags.DEFAULT_TAG_RULES.
     "TAG_RULES": None,
+    # A rebuild without full=True is incremental when at most this share of profiles changed.
+    "PROFILE_INCREMENTAL_MAX_SHARE": 0.2,
+    # Category affinity columns (the most active categories) used by segments and tags.
+    "PROFILE_AFFINITY_CATEGORIES": 8,
+    # Users sampled for the silhouette score and for DBSCAN (both grow faster than linearly).
+    "SEGMENT_SILHOUETTE_SAMPLE": 4000,
+    "DBSCAN_SAMPLE_SIZE": 10_000,
+    # --- serving: real-time path, impressions and item relations (serving engineer) ----------------
+    # Impressions buffered per process before one bulk INSERT (1 = written at the end of each request).
+    "IMPRESSION_BATCH_SIZE": 1,
+    # Related items kept per item and kind by recommendations.refresh_item_relations.
+    "RELATED_ITEMS": 20,
+    # Users scored per batch by recommendations.refresh_recommendations.
+    "PRECOMPUTE_BATCH_SIZE": 512,
+    # Seconds an HTTP client or proxy may cache popular / similar item lists.
+    "PUBLIC_MAX_AGE": 300,
+    # --- training engineer: training service and model registry ---------------------------------
+    # Fewer distinct shoppers with enough events for a holdout than this: "not enough data".
+    "MIN_TRAINING_USERS": 10,
+    # A running training whose heartbeat is older than this many minutes is marked abandoned.
+    "TRAINING_STALE_MINUTES": 30,
+    # Seconds between heartbeats of a running training (and renewals of its lease).
+    "TRAINING_HEARTBEAT_SECONDS": 60,
+    # Transient connection errors: the retrain task retries this many times (exponential backoff).
+    "TRAIN_MAX_RETRIES": 3,
+    # Rows fetched per round trip when streaming events out of the database.
+    "DATA_CHUNK_SIZE": 20_000,
+    # Seconds a web process trusts its idea of which version is active before asking the database.
+    "ACTIVE_MODEL_CHECK_SECONDS": 5,
+    # Local folder for artefacts copied from a remote storage (None = a folder in the temp dir).
+    "MODEL_CACHE_DIR": None,
+    # --- operations engineer: privacy -------------------------------------------------------------
+    # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
+    "ERASURE_HASH_KEY": None,
 }
 
 recommender_settings = AppSettings({**BEHAVIOR_DEFAULTS, **RECOMMENDER_DEFAULTS})

@@ -2,3 +2,101 @@
 
 Shared file: each concern appends its own section below.
 """
+
+
+# --- serving: precomputed lists, item relations, popularity (serving engineer) -------------------------
+from celery import shared_task
+
+
+@shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
+def refresh_recommendations() -> int:
+    """Score every active user through the active model and store the lists (table + cache)."""
+    from recommendations.serving.precompute import refresh_recommendations as refresh
+
+    return refresh().users
+
+
+@shared_task(name="recommendations.refresh_item_relations", ignore_result=True, soft_time_limit=3600)
+def refresh_item_relations() -> dict:
+    """Recompute similar / bought-together relations and popular / trending items."""
+    from recommendations.serving.popularity import refresh_popularity
+    from recommendations.serving.relations import refresh_item_relations as refresh
+
+    counts = refresh()
+    counts["popular"] = refresh_popularity()
+    return counts
+
+
+# --- training ------------------------------------------------------------------------------------
+# The retrain task is routed to RECOMMENDER["TRAIN_QUEUE"] (see ``enqueue_retrain`` and the project's
+# CELERY_TASK_ROUTES); its time limits come from the same settings dict.
+import random  # noqa: E402
+
+from celery import shared_task  # noqa: E402
+from django.db import InterfaceError as _DbInterfaceError  # noqa: E402
+from django.db import OperationalError as _DbOperationalError  # noqa: E402
+from django.db import transaction  # noqa: E402
+from kombu.exceptions import OperationalError as _BrokerOperationalError  # noqa: E402
+
+from recommendations.conf import recommender_settings  # noqa: E402
+
+# Lost database or broker connections: worth another attempt; anything else is not.
+TRANSIENT_TRAINING_ERRORS = (_DbInterfaceError, _DbOperationalError, _BrokerOperationalError, ConnectionError)
+
+
+def _retry_countdown(retries: int) -> float:
+    """Exponential backoff (30 s, 60 s, 120 s…, at most 30 min) with full jitter."""
+    return random.uniform(0, min(1800.0, 30.0 * (2**retries)))
+
+
+@shared_task(
+    name="recommendations.retrain_model",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=recommender_settings.TRAIN_SOFT_TIME_LIMIT,
+    time_limit=recommender_settings.TRAIN_TIME_LIMIT,
+    max_retries=recommender_settings.TRAIN_MAX_RETRIES,
+)
+def retrain_model(self, triggered_by: str = "schedule", window_days: int | None = None) -> dict:
+    """Train a new model version (``recommendations.training.train_model``).
+
+    Idempotent enough to be redelivered: a second concurrent delivery is answered by a
+    ``skipped`` run. Retries, with backoff and jitter, only on transient connection errors.
+    """
+    from recommendations.training import train_model
+
+    try:
+        run = train_model(triggered_by=triggered_by, window_days=window_days, task_id=self.request.id or "")
+    except TRANSIENT_TRAINING_ERRORS as exc:  # e.g. the database was unreachable before the run existed
+        raise self.retry(exc=exc, countdown=_retry_countdown(self.request.retries)) from exc
+    if getattr(run, "transient_error", False):
+        raise self.retry(countdown=_retry_countdown(self.request.retries))
+    version = run.model_version
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "version": version.number if version is not None else None,
+        "version_status": version.status if version is not None else None,
+    }
+
+
+def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> None:
+    """Queue a training on ``TRAIN_QUEUE`` once the current transaction commits."""
+    queue = recommender_settings.TRAIN_QUEUE
+    transaction.on_commit(
+        lambda: retrain_model.apply_async(
+            kwargs={"triggered_by": triggered_by, "window_days": window_days}, queue=queue
+        )
+    )
+
+
+# --- profiles (profiles engineer) ------------------------------------------------------------------
+@shared_task(name="recommendations.rebuild_profiles", ignore_result=True, acks_late=True, soft_time_limit=3600)
+def rebuild_profiles(user_ids: list | None = None, full: bool = False) -> dict:
+    """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless."""
+    from dataclasses import asdict
+
+    from recommendations.profiles import rebuild_profiles as rebuild
+
+    return asdict(rebuild(user_ids=user_ids, full=full))

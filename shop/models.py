@@ -1,4 +1,5 @@
 """The demo catalogue and orders."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -86,3 +87,26 @@ class OrderItem(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class PlantedShopper(models.Model):
+    """Ground truth of the demo data generator: what each generated shopper really is.
+
+    Only the demo shop, its tests and the benchmarks read this; the plugin never does
+    (it must discover segments, outliers and tags from behaviour alone).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="planted_shopper"
+    )
+    shopper_type = models.CharField(max_length=40, db_index=True)
+    is_bot = models.BooleanField(default=False)
+    churned = models.BooleanField(default=False)
+    # When a churned shopper stopped visiting (None for everyone else).
+    churned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["user_id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.shopper_type}"

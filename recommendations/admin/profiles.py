@@ -1,1 +1,262 @@
-"""Admin registrations of this concern."""
+"""Admin of user profiles and segments (staff only; fast on 100k profiles).
+
+The list reads one page of profiles with their user and segment in one query (tags come
+from the profile's own JSON, so no query per row), the tag filter is an indexed EXISTS on
+ProfileTag, and the full result count is never computed.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
+from recommendations.profiles import rebuild_profiles
+from recommendations.profiles.detail import profile_detail_context
+from recommendations.profiles.export import HEADER
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # Labels and counts recorded by the last run: no scan of the tag table per page view.
+        run = (
+            ProfileRun.objects.filter(status=ProfileRun.Status.COMPLETED)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        counts = (run.summary or {}).get("tag_counts", {}) if run else {}
+        return [(label, f"{label} ({count})") for label, count in sorted(counts.items())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        return queryset.filter(Exists(ProfileTag.objects.filter(profile=OuterRef("pk"), label=self.value())))
+
+
+class PropensityBandFilter(admin.SimpleListFilter):
+    title = "propensity"
+    parameter_name = "propensity"
+    BANDS = {"low": (0.0, 0.2), "medium": (0.2, 0.5), "high": (0.5, 0.8), "very-high": (0.8, 1.01)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("low", "under 20%"), ("medium", "20–50%"), ("high", "50–80%"), ("very-high", "80% and more")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        band = self.BANDS.get(self.value() or "")
+        if band is None:
+            return queryset
+        return queryset.filter(propensity__gte=band[0], propensity__lt=band[1])
+
+
+class SegmentFilter(admin.SimpleListFilter):
+    """Segments of the current run only (old runs' segments are deleted; this avoids a join)."""
+
+    title = "segment"
+    parameter_name = "segment__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (str(pk), f"{number}: {name}")
+            for pk, number, name in Segment.objects.order_by("number").values_list("pk", "number", "name")
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(segment_id=self.value()) if self.value() else queryset
+
+
+class ProfileChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        # The list never shows features or notes: do not transfer them.
+        return super().get_queryset(request, exclude_parameters).defer("features", "notes")
+
+
+def _chips(tags: list[dict[str, Any]]) -> str:
+    return format_html_join(
+        " ",
+        '<span class="rec-chip" title="{}">{}</span>',
+        ((tag.get("description", ""), tag["label"]) for tag in tags or []),
+    )
+
+
+@admin.register(UserProfile)
+class UserProfileAdmin(admin.ModelAdmin):
+    list_display = [
+        "username",
+        "segment_name",
+        "tag_chips",
+        "propensity_display",
+        "last_activity_at",
+        "review_flag",
+    ]
+    list_select_related = ["user", "segment"]
+    list_filter = [SegmentFilter, TagFilter, PropensityBandFilter, "is_outlier"]
+    search_fields = ["user__username", "user__email"]
+    show_full_result_count = False
+    list_per_page = 50
+    ordering = [F("last_activity_at").desc(nulls_last=True)]
+    actions = ["rebuild_selected", "export_csv"]
+    change_form_template = "admin/recommendations/userprofile/change_form.html"
+    change_list_template = "admin/recommendations/userprofile/change_list.html"
+    readonly_fields = [
+        "user",
+        "segment",
+        "propensity",
+        "propensity_source",
+        "is_outlier",
+        "outlier_reason",
+        "last_activity_at",
+        "updated_at",
+        "model_version",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Profiles are computed: the detail page is read-only for everyone.
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(
+            request.user.is_active and request.user.is_staff and super().has_view_permission(request, obj)
+        )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ProfileChangeList
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, obj: UserProfile) -> str:
+        return obj.user.get_username()
+
+    @admin.display(description="segment", ordering="segment__number")
+    def segment_name(self, obj: UserProfile) -> str:
+        return obj.segment.name if obj.segment else "—"
+
+    @admin.display(description="tags")
+    def tag_chips(self, obj: UserProfile) -> str:
+        return _chips(obj.tags)
+
+    @admin.display(description="propensity", ordering="propensity")
+    def propensity_display(self, obj: UserProfile) -> str:
+        return "—" if obj.propensity is None else f"{obj.propensity:.0%}"
+
+    @admin.display(description="review", boolean=True, ordering="is_outlier")
+    def review_flag(self, obj: UserProfile) -> bool:
+        return obj.is_outlier
+
+    @admin.action(description="Rebuild selected profiles")
+    def rebuild_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        result = rebuild_profiles(user_ids=ids)
+        self.message_user(request, f"{result.users} profile(s) rebuilt ({result.kind}).", messages.SUCCESS)
+
+    @admin.action(description="Export selected profiles as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="profiles.csv"'
+        writer = csv.writer(response)
+        writer.writerow(HEADER)
+        rows = queryset.select_related(None).values_list(
+            "user__username", "segment__name", "tags", "propensity"
+        )
+        for name, segment, tags, propensity in rows.iterator(chunk_size=2000):
+            writer.writerow(
+                [
+                    name,
+                    segment or "",
+                    "|".join(t["label"] for t in tags or []),
+                    "" if propensity is None else f"{propensity:.4f}",
+                ]
+            )
+        return response
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        profile = self.get_object(request, object_id) if object_id else None
+        if profile is not None:
+            extra_context.update(profile_detail_context(profile))
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    list_display = ["number", "name", "size", "description", "members_link", "created_at"]
+    list_select_related = ["run"]
+    readonly_fields = [
+        "run",
+        "number",
+        "name",
+        "description",
+        "size",
+        "centre_table",
+        "created_at",
+        "members_link",
+    ]
+    fields = readonly_fields
+    ordering = ["number"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="members")
+    def members_link(self, obj: Segment) -> str:
+        url = reverse("admin:recommendations_userprofile_changelist") + f"?segment__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} profile(s)</a>', url, obj.size)
+
+    @admin.display(description="centre")
+    def centre_table(self, obj: Segment) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, value.get("mean"), value.get("overall")) for name, value in (obj.centre or {}).items()),
+        )
+        return format_html(
+            "<table><thead><tr><th>feature</th><th>segment mean</th><th>all users</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+
+@admin.register(ProfileRun)
+class ProfileRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "kind", "status", "users", "k", "silhouette", "created_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    readonly_fields = [
+        "kind",
+        "status",
+        "users",
+        "k",
+        "silhouette",
+        "model_version",
+        "created_at",
+        "finished_at",
+        "summary",
+        "error",
+    ]
+    exclude = ["params"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

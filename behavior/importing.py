@@ -1,0 +1,326 @@
+"""Streaming CSV import of events (the service behind ``manage.py import_events``).
+
+File format (DESIGN.md section 4): header ``user_id,item_id,event_type,timestamp`` plus
+the optional columns ``value,session_id,event_id``, in any order.
+
+- ``user_id`` is a username; empty means anonymous, and then ``session_id`` names the
+  visitor (stored as both ``visitor_id`` and ``session_id``).
+- ``item_id`` is the item key (``ITEM_KEY_FIELD``), ``timestamp`` unix seconds or ISO 8601.
+- Without an ``event_id`` the id is a uuid5 of the row's content (user, item, type,
+  normalized time, value, session), so importing the same file twice stores every event
+  once. Two identical rows in one file are therefore one event.
+
+The file is read and stored in chunks (``chunk_size`` rows): memory stays flat whatever
+the file size. Each chunk goes through :func:`behavior.services.ingest_events`, whose
+Postgres path is ``COPY`` into a staging table plus ``INSERT ... ON CONFLICT DO NOTHING``.
+
+``create_missing`` creates unknown users (unusable password) and placeholder items. A
+placeholder item gets its key field set; every other *required* field (no default, not
+nullable, not blank-able) is filled generically: text fields with the key, numbers with 0,
+booleans with False, a foreign key with the first existing related row (or a placeholder
+related row built by the same rules). Other field types cannot be guessed: such rows are
+rejected with a clear error. Shops with richer item models should create items first.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import models, transaction
+from django.utils import timezone
+
+from behavior import services
+from behavior import validation as v
+from behavior.items import get_item_model, item_ids_by_key, item_key_field
+
+REQUIRED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
+OPTIONAL_COLUMNS = ("value", "session_id", "event_id")
+# uuid5 namespace of event ids derived from row content (fixed forever: it is the idempotency key).
+IMPORT_NAMESPACE = uuid.UUID("5f0b7c1e-9a43-4d5e-8d1c-2b7f3e0c6a91")
+# API field names -> CSV column names, for the report.
+_FIELD_TO_COLUMN = {"item": "item_id", "occurred_at": "timestamp", "visitor_id": "session_id"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = datetime.resolution
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (missing, unreadable, bad header)."""
+
+
+@dataclass
+class ImportReport:
+    """Totals of one import; rejected rows are reported through the callback as they happen."""
+
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    users_created: int = 0
+    items_created: int = 0
+
+
+RejectCallback = Callable[[int, dict[str, list[str]]], None]
+
+
+def import_events_csv(
+    path: str,
+    *,
+    create_missing: bool = False,
+    chunk_size: int = 20_000,
+    on_rejected: RejectCallback | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import one CSV file in chunks; see the module docstring for the format and rules.
+
+    ``on_rejected(line_number, errors)`` is called for every rejected row (errors keyed
+    by CSV column), ``on_progress(rows_done, bytes_read)`` after every chunk. Raises
+    :class:`ImportFileError` for a missing/unreadable file or a bad header.
+    """
+    try:
+        binary = open(path, "rb")  # noqa: SIM115 - closed in finally
+    except OSError as exc:
+        raise ImportFileError(f"Cannot open {path}: {exc.strerror or exc}") from exc
+    try:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text)
+        columns = _read_header(reader, path)
+        report = ImportReport()
+        importer = _ChunkImporter(columns, create_missing=create_missing, report=report,
+                                  on_rejected=on_rejected, now=now)
+        chunk: list[tuple[int, list[str]]] = []
+        try:
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line
+                chunk.append((reader.line_num, row))
+                if len(chunk) >= chunk_size:
+                    importer.run(chunk)
+                    chunk = []
+                    if on_progress:
+                        on_progress(report.rows, binary.tell())
+        except csv.Error as exc:
+            raise ImportFileError(f"Unreadable CSV at line {reader.line_num}: {exc}") from exc
+        if chunk:
+            importer.run(chunk)
+        if on_progress:
+            on_progress(report.rows, binary.tell())
+        return report
+    finally:
+        binary.close()
+
+
+def _read_header(reader: Iterator[list[str]], path: str) -> dict[str, int]:
+    """Column name -> index, or ImportFileError naming what is wrong with line 1."""
+    try:
+        header = next(reader, None)
+    except (csv.Error, OSError) as exc:
+        raise ImportFileError(f"Cannot read the header of {path}: {exc}") from exc
+    if not header:
+        raise ImportFileError(f"{path} is empty: expected a header line {','.join(REQUIRED_COLUMNS)}")
+    names = [name.strip() for name in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    unknown = [c for c in names if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise ImportFileError(
+            f"Bad header on line 1: {'; '.join(problems)}. Expected {','.join(REQUIRED_COLUMNS)} "
+            f"and optionally {','.join(OPTIONAL_COLUMNS)}."
+        )
+    return {name: i for i, name in enumerate(names)}
+
+
+class _ChunkImporter:
+    """Turns chunks of CSV rows into raw events and stores them through ``ingest_events``."""
+
+    def __init__(self, columns: dict[str, int], *, create_missing: bool, report: ImportReport,
+                 on_rejected: RejectCallback | None, now: datetime | None) -> None:
+        self.columns = columns
+        self.width = max(columns.values()) + 1
+        self.create_missing = create_missing
+        self.report = report
+        self.on_rejected = on_rejected
+        self.now = now
+        self.user_model = get_user_model()
+        self.username_field = self.user_model.USERNAME_FIELD
+
+    def _reject(self, line: int, errors: dict[str, list[str]]) -> None:
+        self.report.rejected += 1
+        self.pending.append((line, errors))
+
+    def run(self, chunk: list[tuple[int, list[str]]]) -> None:
+        """Validate and store one chunk; report its rejected rows in line order."""
+        self.pending: list[tuple[int, dict[str, list[str]]]] = []
+        try:
+            self._run(chunk)
+        finally:
+            if self.on_rejected is not None:
+                for line, errors in sorted(self.pending, key=lambda entry: entry[0]):
+                    self.on_rejected(line, errors)
+
+    def _run(self, chunk: list[tuple[int, list[str]]]) -> None:
+        self.report.rows += len(chunk)
+        col = self.columns
+        i_user, i_item, i_type, i_time = col["user_id"], col["item_id"], col["event_type"], col["timestamp"]
+        i_value, i_session, i_event = col.get("value"), col.get("session_id"), col.get("event_id")
+        parsed: list[tuple[int, str, str, str, Any, str, str, str]] = []
+        for line, row in chunk:
+            if len(row) < self.width:
+                row = row + [""] * (self.width - len(row))
+            elif len(row) > len(col):
+                self._reject(line, {"row": [f"Has {len(row)} fields; the header has {len(col)}."]})
+                continue
+            username = row[i_user].strip()
+            session = row[i_session].strip() if i_session is not None else ""
+            if not username and not session:
+                self._reject(line, {"session_id": ["Required when user_id is empty (it names the visitor)."]})
+                continue
+            try:
+                moment = v.parse_timestamp(row[i_time].strip())
+            except v.FieldError as exc:
+                self._reject(line, {"timestamp": [str(exc)]})
+                continue
+            parsed.append((
+                line, username, row[i_item].strip(), row[i_type].strip(), moment,
+                row[i_value].strip() if i_value is not None else "", session,
+                row[i_event].strip() if i_event is not None else "",
+            ))
+        if not parsed:
+            return
+        users = self._users({p[1] for p in parsed if p[1]})
+        if self.create_missing:
+            self._create_items({p[2] for p in parsed if p[2]})
+
+        raws: list[dict[str, Any]] = []
+        lines: list[int] = []
+        for line, username, item, event_type, moment, value, session, event_id in parsed:
+            user_pk = None
+            if username:
+                user_pk = users.get(username)
+                if user_pk is None:
+                    self._reject(line, {"user_id": [f"Unknown user {username!r}."]})
+                    continue
+            if not event_id:
+                micros = (moment - _EPOCH) // _MICROSECOND
+                content = f"{username}\x1f{item}\x1f{event_type}\x1f{micros}\x1f{value}\x1f{session}"
+                event_id = uuid.uuid5(IMPORT_NAMESPACE, content)
+            raws.append({
+                "event_id": event_id, "user_id": user_pk, "item": item, "event_type": event_type,
+                "occurred_at": moment, "value": value, "session_id": session,
+                "visitor_id": "" if username else session,
+            })
+            lines.append(line)
+        if not raws:
+            return
+        result = services.ingest_events(raws, trusted=True, historical=True, now=self.now or timezone.now())
+        self.report.accepted += result.accepted
+        self.report.duplicates += result.duplicates
+        for entry in result.rejected:
+            errors = {_FIELD_TO_COLUMN.get(k, k): reasons for k, reasons in entry["errors"].items()}
+            self._reject(lines[entry["index"]], errors)
+
+    def _users(self, usernames: set[str]) -> dict[str, Any]:
+        """Username -> user pk, creating the missing users when asked to."""
+        if not usernames:
+            return {}
+        manager = self.user_model._default_manager
+        found = dict(manager.filter(**{f"{self.username_field}__in": usernames})
+                     .values_list(self.username_field, "pk"))
+        missing = usernames - found.keys()
+        if missing and self.create_missing:
+            max_length = self.user_model._meta.get_field(self.username_field).max_length or 150
+            creatable = [name for name in missing if len(name) <= max_length and "\x00" not in name]
+            unusable = make_password(None)  # one hash for the chunk: nobody can log in with it
+            with transaction.atomic():
+                new_users = [
+                    self.user_model(**{self.username_field: name, "password": unusable}) for name in creatable
+                ]
+                manager.bulk_create(new_users, ignore_conflicts=True)
+            created = dict(manager.filter(**{f"{self.username_field}__in": creatable})
+                           .values_list(self.username_field, "pk"))
+            self.report.users_created += len(created)
+            found.update(created)
+        return found
+
+    def _create_items(self, keys: set[str]) -> None:
+        """Create placeholder items for unknown keys (see the module docstring)."""
+        missing = keys - item_ids_by_key(keys).keys()
+        if not missing:
+            return
+        model = get_item_model()
+        try:
+            items = [build_placeholder_item(key) for key in sorted(missing)]
+        except PlaceholderError:
+            return  # rows are then rejected as unknown items, with the usual error
+        with transaction.atomic():
+            model._default_manager.bulk_create(items, ignore_conflicts=True)
+        self.report.items_created += len(item_ids_by_key(missing))
+
+
+
+class PlaceholderError(ValueError):
+    """The item model has a required field whose placeholder value cannot be guessed."""
+
+
+def build_placeholder_item(key: str) -> models.Model:
+    """An unsaved item with ``key`` and generic values for the other required fields."""
+    model = get_item_model()
+    key_field = item_key_field()
+    values = _placeholder_values(model, key, skip=key_field, depth=0)
+    values[key_field] = key
+    return model(**values)
+
+
+def _placeholder_values(
+    model: type[models.Model], text: str, *, skip: str = "", depth: int
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in model._meta.concrete_fields:
+        if field.name == skip or _is_optional(field):
+            continue
+        if isinstance(field, models.ForeignKey):
+            values[field.name] = _related_placeholder(field, depth)
+        elif isinstance(field, models.CharField | models.TextField):
+            values[field.name] = text[: field.max_length] if field.max_length else text
+        elif isinstance(field, models.IntegerField | models.DecimalField | models.FloatField):
+            values[field.name] = 0
+        elif isinstance(field, models.BooleanField):
+            values[field.name] = False
+        else:
+            raise PlaceholderError(f"Cannot invent a value for {model.__name__}.{field.name}.")
+    return values
+
+
+def _is_optional(field: models.Field) -> bool:
+    if isinstance(field, models.AutoField) or field.has_default() or field.null:
+        return True
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return True
+    return bool(field.blank and isinstance(field, models.CharField | models.TextField))
+
+
+def _related_placeholder(field: models.ForeignKey, depth: int) -> models.Model:
+    """The first existing related row, or a placeholder one (one level deep)."""
+    related = field.related_model
+    existing = related._default_manager.order_by("pk").first()
+    if existing is not None:
+        return existing
+    if depth >= 1:
+        raise PlaceholderError(f"No {related.__name__} exists to attach placeholder items to.")
+    obj = related(**_placeholder_values(related, "imported", depth=depth + 1))
+    obj.save()
+    return obj

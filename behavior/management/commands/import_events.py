@@ -1,0 +1,80 @@
+"""``manage.py import_events PATH [--create-missing]``: load an events CSV (see behavior.importing).
+
+Exit status: 0 when the file was read, even if some rows were rejected (they are listed
+with their line numbers on stderr, followed by a summary); 1 (CommandError) when the file
+is missing or unreadable, the header is wrong, or the file has rows and none of them
+could be stored or recognised as already stored.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from behavior.importing import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ImportFileError, import_events_csv
+
+
+class Command(BaseCommand):
+    help = (
+        f"Import behaviour events from a CSV file with header {','.join(REQUIRED_COLUMNS)} "
+        f"and optional {','.join(OPTIONAL_COLUMNS)}. Idempotent; bad rows are reported by line number."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("path", help="CSV file to import.")
+        parser.add_argument("--create-missing", action="store_true",
+                            help="Create unknown users (unusable password) and placeholder items.")
+        parser.add_argument("--chunk-size", type=int, default=20_000,
+                            help="Rows read and stored per transaction (memory stays flat).")
+        parser.add_argument("--max-reported", type=int, default=1000,
+                            help="Rejected rows listed one by one (0 = all); the rest are counted.")
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["chunk_size"] < 1:
+            raise CommandError("--chunk-size must be at least 1.")
+        max_reported = options["max_reported"]
+        reported = 0
+        bar = tqdm(total=None, unit="B", unit_scale=True, desc="import_events", file=sys.stderr,
+                   disable=options["no_progress"] or options["verbosity"] == 0, mininterval=0.5)
+        with contextlib.suppress(OSError):
+            bar.total = os.path.getsize(options["path"])
+
+        def on_rejected(line: int, errors: dict[str, list[str]]) -> None:
+            nonlocal reported
+            if max_reported and reported >= max_reported:
+                return
+            reported += 1
+            reasons = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
+            with bar.external_write_mode():
+                self.stderr.write(f"line {line}: {reasons}")
+
+        def on_progress(rows: int, position: int) -> None:
+            bar.n = position
+            bar.set_postfix(rows=rows, refresh=False)
+            bar.refresh()
+
+        try:
+            report = import_events_csv(
+                options["path"], create_missing=options["create_missing"],
+                chunk_size=options["chunk_size"], on_rejected=on_rejected, on_progress=on_progress,
+            )
+        except ImportFileError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            bar.close()
+
+        if report.rejected > reported:
+            self.stderr.write(f"... and {report.rejected - reported} more rejected rows")
+        self.stdout.write(
+            f"{report.rows} rows: {report.accepted} stored, {report.duplicates} already stored, "
+            f"{report.rejected} rejected"
+            + (f"; created {report.users_created} users and {report.items_created} items"
+               if options["create_missing"] else "")
+        )
+        if report.rows and report.accepted + report.duplicates == 0:
+            raise CommandError(f"No row of {options['path']} could be imported ({report.rejected} rejected).")

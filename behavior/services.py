@@ -1,0 +1,384 @@
+"""The one write path of the event log: validate, de-duplicate, flag bots, insert in bulk.
+
+Everything that stores events goes through :func:`ingest_events`: the ``POST /api/events/``
+endpoint, the ``import_events`` command and :func:`behavior.tracking.record_event`.
+
+Storage strategy (chosen per batch):
+
+- Postgres, large batches (``COPY_INSERT_THRESHOLD``): ``COPY`` into a per-connection
+  temporary table, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``.
+- Postgres, medium batches (``BULK_INSERT_THRESHOLD``): one ``INSERT ... SELECT FROM
+  unnest(arrays) ON CONFLICT DO NOTHING`` statement, a single round trip.
+- SQLite, medium and large batches: ``INSERT OR IGNORE`` through ``executemany``.
+- Everything else (small batches, callers that need model instances, other databases):
+  the ORM's ``bulk_create`` after one query for already-stored event ids.
+
+The bulk paths count duplicates exactly from the database's row count; the ORM path
+counts them from the pre-check (a concurrent writer of the same id is still only stored
+once: the unique index on ``event_id`` decides, and the loser is counted as a duplicate).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from behavior import validation as v
+from behavior.conf import behavior_settings
+from behavior.items import get_item_model, item_ids_by_key
+from behavior.models import Event
+
+logger = logging.getLogger(__name__)
+
+# Column order of a prepared row (attribute names of Event's concrete fields).
+COLUMNS: tuple[str, ...] = (
+    "event_id", "user_id", "visitor_id", "session_id", "item_id", "event_type", "value",
+    "quantity", "occurred_at", "received_at", "recommendation_id", "placement", "position",
+    "context", "is_bot",
+)
+_CONTEXT_INDEX = COLUMNS.index("context")
+_STAGE_TABLE = "behavior_event_stage"
+
+# Privacy hook (added by the operations engineer): callables ``(rows) -> rows`` run on every
+# batch before it is stored; ``recommendations.models.privacy`` registers one that drops rows
+# of shoppers erased by ``forget_user`` (behavior imports nothing from recommendations).
+ROW_FILTERS: list = []
+
+
+@dataclass
+class IngestResult:
+    """Outcome of one batch: new rows, re-sent rows and per-event errors."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    # The stored Event instances, only filled when ``return_events=True`` was asked for.
+    events: list[Event] = field(default_factory=list, repr=False)
+
+
+def is_bot_user_agent(user_agent: str) -> bool:
+    """True when the User-Agent contains one of ``BOT_USER_AGENT_PATTERNS``.
+
+    An empty agent is *not* a bot here: server-side callers (imports, jobs) have none.
+    The API applies the tracking adapter's stricter policy (empty agent = bot).
+    """
+    agent = (user_agent or "").lower()
+    return bool(agent) and any(p in agent for p in behavior_settings.BOT_USER_AGENT_PATTERNS)
+
+
+def ingest_events(
+    raw_events: Sequence[Any],
+    *,
+    user: Any = None,
+    visitor_id: str = "",
+    session_id: str = "",
+    user_agent: str = "",
+    now: datetime | None = None,
+    is_bot: bool | None = None,
+    default_visitor_id: str = "",
+    trusted: bool = False,
+    historical: bool = False,
+    return_events: bool = False,
+) -> IngestResult:
+    """Validate and store a batch of raw events; valid events are stored even if others fail.
+
+    Identity: ``user`` (from authentication) wins; ``visitor_id`` (the first-party cookie)
+    overrides any ``visitor_id`` in the events; an event's own ``visitor_id`` is used only
+    when the caller has none, then ``default_visitor_id``. An anonymous event with no
+    visitor id at all is rejected (nobody could ever be recommended from it).
+
+    ``trusted`` callers (server code: the import command, the tracking helper) may pass
+    ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
+    everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
+    size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
+    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    """
+    now = now or timezone.now()
+    limits = v.Limits.for_now(now, historical=historical)
+    bot = is_bot_user_agent(user_agent) if is_bot is None else bool(is_bot)
+    user_pk = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+    result = IngestResult()
+    item_model = get_item_model()
+
+    cleaned: list[tuple[int, dict[str, Any]]] = []
+    wanted_keys: set[str] = set()
+    for index, raw in enumerate(raw_events):
+        errors, data = _clean_event(raw, limits=limits, trusted=trusted, item_model=item_model)
+        if errors:
+            result.rejected.append({"index": index, "errors": errors})
+            continue
+        if "item_key" in data:
+            wanted_keys.add(data["item_key"])
+        cleaned.append((index, data))
+
+    item_pks = item_ids_by_key(wanted_keys) if wanted_keys else {}
+    rows: list[tuple] = []
+    seen: set[uuid.UUID] = set()
+    for index, data in cleaned:
+        errors = {}
+        if "item_key" in data:
+            item_pk = item_pks.get(data["item_key"])
+            if item_pk is None:
+                errors["item"] = ["Unknown item."]
+        else:
+            item_pk = data.get("item_pk")
+        event_user = data.get("user_pk", user_pk)
+        event_visitor = visitor_id or data.get("visitor_id") or default_visitor_id
+        if event_user is None and not event_visitor:
+            errors["visitor_id"] = ["Required for anonymous events (no visitor cookie)."]
+        if errors:
+            result.rejected.append({"index": index, "errors": errors})
+            continue
+        event_id = data.get("event_id") or uuid.uuid4()
+        if event_id in seen:  # the same event twice in one batch: a re-send, not an error
+            result.duplicates += 1
+            continue
+        seen.add(event_id)
+        rows.append((
+            event_id, event_user, event_visitor, data.get("session_id") or session_id, item_pk,
+            data["event_type"], data.get("value"), data.get("quantity", 1),
+            data.get("occurred_at", now), now, data.get("recommendation_id"),
+            data.get("placement", ""), data.get("position"), data.get("context") or {}, bot,
+        ))
+
+    for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
+        rows = row_filter(rows)
+    if rows:
+        result.rejected.sort(key=lambda entry: entry["index"])
+        inserted, events = store_rows(rows, return_events=return_events)
+        result.accepted += inserted
+        result.duplicates += len(rows) - inserted
+        result.events = events
+    return result
+
+
+def _clean_event(
+    raw: Any, *, limits: v.Limits, trusted: bool, item_model: type[models.Model]
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Check one raw event; return (errors by field, cleaned values).
+
+    Only the keys present are visited (a dispatch table, no serializer): this is the
+    hot loop of every ingestion path.
+    """
+    if not isinstance(raw, Mapping):
+        return {v.NON_FIELD: ["Expected an object."]}, {}
+    if not trusted:
+        size = v.event_size(raw)
+        if size > behavior_settings.MAX_EVENT_BYTES:
+            return {v.NON_FIELD: [f"Event is {size} bytes; at most {behavior_settings.MAX_EVENT_BYTES}."]}, {}
+    errors: dict[str, list[str]] = {}
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None or (value == "" and key != "event_type"):
+            continue
+        cleaner = _CLEANERS.get(key)
+        if cleaner is not None:
+            try:
+                data[key] = cleaner(value, limits)
+            except v.FieldError as exc:
+                errors[key] = [str(exc)]
+        elif key == "item":
+            if trusted and isinstance(value, item_model):
+                data["item_pk"] = value.pk
+            else:
+                try:
+                    data["item_key"] = v.clean_item_key(value)
+                except v.FieldError as exc:
+                    errors["item"] = [str(exc)]
+        elif key == "user_id" and trusted:
+            data["user_pk"] = value
+        elif key in v.IDENTITY_FIELDS:
+            errors[str(key)] = ["The user is taken from authentication; remove this field."]
+        else:
+            errors[str(key)[:64]] = ["Unknown field."]
+
+    event_type = raw.get("event_type")
+    if event_type is None:
+        errors["event_type"] = ["This field is required."]
+    elif (
+        "event_type" in data and "item_key" not in data and "item_pk" not in data
+        and "item" not in errors and v.item_required(event_type)
+    ):
+        errors["item"] = ["This field is required for this event type."]
+    return errors, data
+
+
+def _clean_event_type(value: Any, limits: v.Limits) -> str:
+    if not isinstance(value, str) or value not in v.EVENT_TYPES:
+        raise v.FieldError(f"Unknown event type; one of: {', '.join(sorted(v.EVENT_TYPES))}.")
+    return value
+
+
+# Public field -> cleaner(value, limits); "item" and identity keys are handled inline.
+_CLEANERS: dict[str, Any] = {
+    "event_type": _clean_event_type,
+    "event_id": lambda x, _: v.clean_uuid(x),
+    "occurred_at": v.clean_occurred_at,
+    "value": lambda x, _: v.clean_value(x),
+    "quantity": lambda x, _: v.clean_int(x, low=1, high=v.MAX_QUANTITY),
+    "visitor_id": lambda x, _: v.clean_identifier(x),
+    "session_id": lambda x, _: v.clean_identifier(x),
+    "recommendation_id": lambda x, _: v.clean_uuid(x),
+    "placement": lambda x, _: v.clean_identifier(x),
+    "position": lambda x, _: v.clean_int(x, low=0, high=v.MAX_POSITION),
+    "context": lambda x, _: v.clean_context(x),
+}
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def store_rows(rows: list[tuple], *, return_events: bool = False) -> tuple[int, list[Event]]:
+    """Insert prepared rows (``COLUMNS`` order), skipping stored event ids; return (inserted, events)."""
+    vendor = connection.vendor
+    if not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD:
+        if vendor == "postgresql":
+            if len(rows) >= behavior_settings.COPY_INSERT_THRESHOLD:
+                return _insert_postgres_copy(rows), []
+            return _insert_postgres_unnest(rows), []
+        if vendor == "sqlite":
+            return _insert_sqlite(rows), []
+    events = _insert_orm(rows)
+    return len(events), events if return_events else []
+
+
+def _concrete_fields() -> list[models.Field]:
+    by_attname = {f.attname: f for f in Event._meta.concrete_fields}
+    return [by_attname[name] for name in COLUMNS]
+
+
+def _column_list() -> str:
+    quote = connection.ops.quote_name
+    return ", ".join(quote(f.column) for f in _concrete_fields())
+
+
+def _json_rows(rows: list[tuple]) -> list[tuple]:
+    """Rows with the context serialized to JSON text (for raw SQL paths)."""
+    out = []
+    i = _CONTEXT_INDEX
+    for row in rows:
+        context = row[i]
+        text = json.dumps(context, separators=(",", ":")) if context else "{}"
+        out.append((*row[:i], text, *row[i + 1:]))
+    return out
+
+
+def _insert_postgres_copy(rows: list[tuple]) -> int:
+    """COPY into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = _column_list()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One staging table per connection, emptied at every commit: no catalogue churn.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN") as copy:
+            for row in _json_rows(rows):
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
+            f"ON CONFLICT (event_id) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
+    return inserted
+
+
+def _insert_postgres_unnest(rows: list[tuple]) -> int:
+    """One INSERT ... SELECT FROM unnest(column arrays) ON CONFLICT DO NOTHING."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    fields = _concrete_fields()
+    casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    arrays = [list(column) for column in zip(*_json_rows(rows), strict=True)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({_column_list()}) SELECT * FROM unnest({casts}) "
+            f"ON CONFLICT (event_id) DO NOTHING",
+            arrays,
+        )
+        return cursor.rowcount
+
+
+def _insert_sqlite(rows: list[tuple]) -> int:
+    """INSERT OR IGNORE through executemany; rowcount sums the stored rows."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    fields = _concrete_fields()
+    placeholders = ", ".join(["%s"] * len(fields))
+    params = [
+        [f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True)]
+        for row in rows
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT OR IGNORE INTO {table} ({_column_list()}) VALUES ({placeholders})", params
+        )
+        return cursor.rowcount
+
+
+def _insert_orm(rows: list[tuple]) -> list[Event]:
+    """bulk_create the rows whose event id is not stored yet; return the stored instances."""
+    ids = [row[0] for row in rows]
+    existing = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    objs = [Event(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] not in existing]
+    if not objs:
+        return []
+    try:
+        with transaction.atomic():
+            Event.objects.bulk_create(objs)
+        return objs
+    except IntegrityError:
+        # A concurrent writer stored one of these ids in the meantime: insert one by one.
+        stored = []
+        for obj in objs:
+            obj.pk = None
+            try:
+                with transaction.atomic():
+                    obj.save(force_insert=True)
+                stored.append(obj)
+            except IntegrityError:
+                continue
+        return stored
+
+
+# --- identity, retention -----------------------------------------------------------------------
+
+
+def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
+    """Attach a visitor's anonymous events to ``user`` (called at login); return how many."""
+    if not visitor_id or user is None or user.pk is None:
+        return 0
+    with transaction.atomic():
+        merged = Event.objects.filter(visitor_id=visitor_id, user__isnull=True).update(user=user)
+    if merged:
+        logger.info("Merged %d anonymous events of visitor %s into user %s", merged, visitor_id, user.pk)
+    return merged
+
+
+def prune_events(*, retention_days: int | None = None, batch_size: int = 10_000,
+                 now: datetime | None = None) -> int:
+    """Delete events that occurred more than ``retention_days`` ago, in batches; return how many.
+
+    ``retention_days`` defaults to ``EVENT_RETENTION_DAYS``; ``None`` there means keep
+    forever. Batches keep each transaction (and the locks it holds) short.
+    """
+    days = behavior_settings.EVENT_RETENTION_DAYS if retention_days is None else retention_days
+    if days is None:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted = 0
+    while True:
+        old = Event.objects.filter(occurred_at__lt=cutoff).order_by()
+        ids = list(old.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            count, _ = Event.objects.filter(pk__in=ids).delete()
+        deleted += count

@@ -1,0 +1,92 @@
+"""The helper the shop's views call: ``record_event(request, "view", product)``."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from behavior import services
+from behavior import validation as v
+from behavior.adapter import get_tracking_adapter
+from behavior.models import Event
+
+logger = logging.getLogger(__name__)
+
+
+def record_event(
+    request: HttpRequest,
+    event_type: str,
+    item: Any = None,
+    *,
+    value: Any = None,
+    quantity: int = 1,
+    context: dict | None = None,
+    recommendation_id: Any = None,
+    placement: str = "",
+    position: Any = None,
+) -> Event | None:
+    """Record one server-side event for the shopper of ``request``; return it, or None.
+
+    The user, visitor id, session and bot flag come from the request. Returns None when
+    the tracking adapter does not allow tracking (Do-Not-Track, no consent) and when the
+    event could not be stored. Never raises: a tracking problem must not break a page, so
+    it is logged, and database errors are contained in a savepoint.
+    """
+    try:
+        adapter = get_tracking_adapter()
+        may_track = getattr(request, "may_track", None)
+        if may_track is None:
+            may_track = adapter.may_track(request)
+        if not may_track:
+            return None
+        user = getattr(request, "user", None)
+        session = getattr(request, "session", None)
+        raw = {
+            "event_type": event_type,
+            "item": item,
+            "value": value,
+            "quantity": quantity,
+            "context": context or {},
+        }
+        raw.update(_attribution(recommendation_id, placement, position))
+        with transaction.atomic():
+            result = services.ingest_events(
+                [raw],
+                user=user if user is not None and user.is_authenticated else None,
+                visitor_id=getattr(request, "visitor_id", "") or "",
+                session_id=(session.session_key or "") if session is not None else "",
+                is_bot=adapter.is_bot(request),
+                trusted=True,
+                return_events=True,
+            )
+        if result.rejected:
+            logger.warning("Event %r not recorded: %s", event_type, result.rejected[0]["errors"])
+            return None
+        return result.events[0] if result.events else None
+    except Exception:
+        logger.exception("Recording a %r event failed", event_type)
+        return None
+
+
+def _attribution(recommendation_id: Any, placement: str, position: Any) -> dict[str, Any]:
+    """Attribution from URL parameters (``?rec=&pos=&pl=``): dropped when malformed, never fatal."""
+    if not recommendation_id:
+        return {}
+    try:
+        rec = uuid.UUID(str(recommendation_id))
+    except ValueError:
+        return {}
+    out: dict[str, Any] = {"recommendation_id": str(rec)}
+    with contextlib.suppress(v.FieldError):
+        out["placement"] = v.clean_identifier(placement or "")
+    try:
+        pos = int(position) if position not in (None, "") else None
+        if pos is not None and 0 <= pos <= v.MAX_POSITION:
+            out["position"] = pos
+    except (TypeError, ValueError):
+        pass
+    return out

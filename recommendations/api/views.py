@@ -1,0 +1,123 @@
+"""Thin DRF views over ``recommendations.serving``: validate, call one service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from recommendations import serving
+from recommendations.api import serializers as s
+from recommendations.conf import recommender_settings
+from recommendations.serving.service import UnknownItem
+from recommendations.serving.state import mark_not_interested
+
+
+class _RecommendationsAPIView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "recommendations"
+
+    def query(self, serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.setdefault("limit", recommender_settings.DEFAULT_LIMIT)
+        return data
+
+    def context(self) -> dict[str, Any]:
+        # the underlying Django request carries the session (cart) and the visitor id
+        return {"request": self.request._request}
+
+    @staticmethod
+    def public(response: Response) -> Response:
+        """Same answer for everybody: shared caches may keep it for a while."""
+        patch_cache_control(response, public=True, max_age=recommender_settings.PUBLIC_MAX_AGE)
+        return response
+
+
+def _shopper(request: Request) -> tuple[Any, str]:
+    user = request.user if request.user and request.user.is_authenticated else None
+    return user, getattr(request._request, "visitor_id", "") or ""
+
+
+class RecommendationsView(_RecommendationsAPIView):
+    """The current shopper's recommendations (there is no user parameter: nobody reads another's list)."""
+
+    @extend_schema(parameters=[s.RecommendationQuerySerializer], responses=s.RecommendationListSerializer)
+    def get(self, request: Request) -> Response:
+        params = self.query(s.RecommendationQuerySerializer)
+        user, visitor_id = _shopper(request)
+        result = serving.recommend_for(
+            user=user,
+            visitor_id=visitor_id,
+            limit=params["limit"],
+            placement=params["placement"],
+            context=self.context(),
+            exclude=params.get("exclude") or (),
+        )
+        response = Response(s.RecommendationListSerializer(result).data)
+        patch_cache_control(response, private=True, no_store=True)
+        patch_vary_headers(response, ["Cookie", "Authorization"])
+        return response
+
+
+class SimilarItemsView(_RecommendationsAPIView):
+    """Items similar to, or often bought with, one item."""
+
+    @extend_schema(
+        parameters=[s.SimilarQuerySerializer, OpenApiParameter("key", str, OpenApiParameter.PATH)],
+        responses=s.RecommendationListSerializer,
+    )
+    def get(self, request: Request, key: str) -> Response:
+        params = self.query(s.SimilarQuerySerializer)
+        service = serving.bought_together if params["kind"] == "bought_together" else serving.similar_items
+        try:
+            # record=False: a publicly cached answer is not one impression per shopper
+            result = service(key, limit=params["limit"], placement=params["kind"], record=False)
+        except UnknownItem:
+            raise NotFound({"key": f"No item with key {key!r}."}) from None
+        return self.public(Response(s.RecommendationListSerializer(result).data))
+
+
+class PopularItemsView(_RecommendationsAPIView):
+    """Popular and trending items, overall or of one category."""
+
+    @extend_schema(parameters=[s.PopularQuerySerializer], responses=s.RecommendationListSerializer)
+    def get(self, request: Request) -> Response:
+        params = self.query(s.PopularQuerySerializer)
+        result = serving.popular_items(limit=params["limit"], category=params.get("category"), record=False)
+        return self.public(Response(s.RecommendationListSerializer(result).data))
+
+
+class NotInterestedView(_RecommendationsAPIView):
+    """Mark an item "not interested": it is left out of this shopper's lists from now on."""
+
+    @extend_schema(
+        request=s.NotInterestedSerializer,
+        responses={201: s.NotInterestedResponseSerializer, 200: s.NotInterestedResponseSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.NotInterestedSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = serializer.validated_data["item"]
+        user, visitor_id = _shopper(request)
+        if user is None and not visitor_id:
+            raise ValidationError({"visitor_id": "No visitor cookie: tracking is off for this browser."})
+        try:
+            serving.service.resolve_item(key)
+        except UnknownItem:
+            raise ValidationError({"item": f"No item with key {key!r}."}) from None
+        created = mark_not_interested(user_id=user.pk if user else None, visitor_id=visitor_id, item_key=key)
+        body = s.NotInterestedResponseSerializer({"item": key, "created": created}).data
+        response = Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        patch_cache_control(response, private=True, no_store=True)
+        return response

@@ -1,0 +1,125 @@
+"""The one abstract base every recommender algorithm implements (scikit-learn conventions)."""
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences, histories_to_sequences
+
+Progress = Callable[[str, float], None]
+Recommendations = list[list[tuple[str, float]]]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a recommender is used before ``fit``."""
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``n`` columns per row, best first; ``-inf`` entries are never returned.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (m, n_items), float
+    n : int
+
+    Returns
+    -------
+    idx : ndarray of shape (m, min(n, n_items)), int64
+    vals : ndarray of the same shape, float (``-inf`` marks padding past the finite entries)
+    """
+    m, n_items = scores.shape
+    k = min(n, n_items)
+    if k <= 0:
+        return np.zeros((m, 0), dtype=np.int64), np.zeros((m, 0))
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (m, 1))
+    part = np.take_along_axis(scores, idx, 1)
+    # stable order: score descending, then column ascending, so ties are deterministic
+    order = np.lexsort((idx, -part), axis=1)
+    idx = np.take_along_axis(idx, order, 1)
+    return idx, np.take_along_axis(part, order, 1)
+
+
+class BaseRecommender(ABC):
+    """Common interface: ``fit(log) -> self``, ``recommend(histories, n)``, ``similar_items(item, n)``.
+
+    ``__init__`` only stores hyperparameters; learned attributes end in ``_`` and exist after ``fit``.
+    Subclasses implement :meth:`fit`, :meth:`similar_items` and :meth:`_score`; ``recommend`` masks
+    exclusions and takes the top ``n``.
+    """
+
+    #: scores for this many histories at a time (bounds the dense score matrix)
+    chunk_size = 512
+
+    @abstractmethod
+    def fit(self, log: EventLog, *, progress: Progress | None = None) -> BaseRecommender:
+        """Learn from ``log``; returns ``self``."""
+
+    @abstractmethod
+    def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
+        """Items related to ``item``, best first; an unknown item gives ``[]``."""
+
+    @abstractmethod
+    def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
+        """Scores of shape (len(seqs), n_items), float; column ``j`` is ``item_ids_[j]``."""
+
+    def _event_weights(self) -> dict[str, float]:
+        return getattr(self, "event_weights_", None) or {}
+
+    def _max_length(self) -> int | None:
+        return None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() first")
+
+    def recommend(self, histories: Sequence[History], n: int = 10, *,
+                  exclude: Sequence[Collection[str]] | None = None,
+                  now: float | None = None) -> Recommendations:
+        """Top ``n`` items per history.
+
+        Parameters
+        ----------
+        histories : sequence of History
+            Per shopper ``(item_key, event_type, unix_ts)``, oldest first; unknown items are ignored.
+        n : int
+        exclude : sequence of collections of item keys, optional
+            One per history: never recommended to that shopper.
+        now : float, optional
+            Unix time of the request (trending popularity for empty histories).
+
+        Returns
+        -------
+        list of lists of (item_key, score)
+            One list per history, best first, at most ``n`` long.
+        """
+        self._check_fitted()
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        histories = list(histories)
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError(f"exclude has {len(exclude)} entries for {len(histories)} histories")
+        index: ItemIndex = self.index_  # type: ignore[attr-defined]
+        out: Recommendations = []
+        for start in range(0, len(histories), self.chunk_size):
+            chunk = histories[start:start + self.chunk_size]
+            seqs = histories_to_sequences(chunk, index, self._event_weights(), self._max_length())
+            scores = np.asarray(self._score(seqs, now), dtype=np.float64)
+            if exclude is not None:
+                for r, ex in enumerate(exclude[start:start + self.chunk_size]):
+                    cols = [index.index[i] - 1 for i in ex if i in index.index]
+                    if cols:
+                        scores[r, cols] = -np.inf
+            idx, vals = top_n(scores, n)
+            for r in range(len(chunk)):
+                out.append([(self.item_ids_[j], float(v)) for j, v in zip(idx[r], vals[r], strict=True)  # type: ignore[attr-defined]
+                            if np.isfinite(v)])
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters given to ``__init__``."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}

@@ -1,0 +1,162 @@
+"""The behaviour network: a causal transformer over a shopper's recent events (SASRec-style).
+
+Inputs per step: item embedding (scaled by sqrt(d)) + event-type embedding + learned position
+embedding + log-scaled time-gap embedding; pre-layer-norm blocks; the next-item output is tied to the
+item embedding. A second head predicts "buys within the horizon" from the last hidden state and a few
+scalar features. Scoring and loss only: the loop is in ``trainer.py``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recommendations.core.dataset import N_GAP_BUCKETS, N_TYPES
+
+
+class _Block(nn.Module):
+    """Pre-LN transformer block: x + Attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        self.drop = nn.Dropout(dropout)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class BehaviorNetwork(nn.Module):
+    """Causal transformer with a tied next-item head and a purchase-propensity head.
+
+    Parameters
+    ----------
+    n_items : int
+        Catalogue size; item indices are ``1..n_items`` and 0 is padding.
+    dim, layers, heads : int
+    dropout : float
+    max_length : int
+        Longest input sequence (learned positions).
+    n_scalar : int
+        Scalar features of the propensity head.
+    """
+
+    def __init__(self, n_items: int, dim: int = 64, layers: int = 2, heads: int = 1, dropout: float = 0.2,
+                 max_length: int = 50, n_scalar: int = 0) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.dim = dim
+        self.max_length = max_length
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.type_emb = nn.Embedding(N_TYPES, dim, padding_idx=0)
+        self.gap_emb = nn.Embedding(N_GAP_BUCKETS, dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_length, dim)
+        self.emb_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim)
+        self.prop_head = nn.Sequential(nn.Linear(dim + n_scalar, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.prop_linear = nn.Linear(n_scalar, 1) if n_scalar else None
+        nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(dim))
+        for emb in (self.type_emb, self.gap_emb, self.pos_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+            self.type_emb.weight[0].zero_()
+            self.gap_emb.weight[0].zero_()
+
+    def encode(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Hidden states.
+
+        Parameters
+        ----------
+        items, types, gaps : LongTensor of shape (B, L)
+            Left-padded with 0, L <= max_length.
+
+        Returns
+        -------
+        FloatTensor of shape (B, L, dim)
+            Position t sees steps <= t only.
+        """
+        b, length = items.shape
+        valid = items > 0
+        pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
+        x = (self.item_emb(items) * math.sqrt(self.dim) + self.type_emb(types) + self.gap_emb(gaps)
+             + self.pos_emb(pos)[None])
+        x = self.emb_drop(x) * valid[..., None]
+        causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+        # a step attends to earlier real steps and always to itself (no fully-masked rows)
+        mask = (causal[None] & valid[:, None, :]) | torch.eye(length, dtype=torch.bool, device=items.device)[None]
+        mask = mask[:, None]
+        for block in self.blocks:
+            x = block(x, mask) * valid[..., None]
+        return self.ln(x)
+
+    def item_weights(self) -> torch.Tensor:
+        """Output embedding of the real items, shape (n_items, dim) (row j is item index j + 1)."""
+        return self.item_emb.weight[1:]
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-item logits over the whole catalogue, shape (..., n_items) (column j is item index j + 1)."""
+        return hidden @ self.item_weights().T
+
+    def next_item_loss(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor,
+                       labels: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy of the next item at every labelled position, in one pass.
+
+        Parameters
+        ----------
+        items, types, gaps : LongTensor of shape (B, L)
+            Inputs ``seq[:-1]``.
+        labels : LongTensor of shape (B, L)
+            Targets ``seq[1:]``; 0 marks positions without a loss term.
+        negatives : LongTensor of shape (K,), optional
+            Item indices (>= 1) shared by the whole batch: sampled softmax over the target and these
+            (accidental hits of the target masked); ``None`` gives the full softmax.
+        """
+        hidden = self.encode(items, types, gaps)
+        keep = labels > 0
+        h = hidden[keep]
+        y = labels[keep]
+        if negatives is None:
+            return F.cross_entropy(self.scores(h), y - 1)
+        w = self.item_emb.weight
+        pos = (h * w[y]).sum(-1, keepdim=True)
+        neg = h @ w[negatives].T
+        neg = neg.masked_fill(negatives[None, :] == y[:, None], float("-inf"))
+        logits = torch.cat([pos, neg], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
+
+    def last_hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Hidden state after the newest step, shape (B, dim) (zeros for empty sequences)."""
+        return self.encode(items, types, gaps)[:, -1]
+
+    def propensity_logit(self, last: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        """Logit of "buys within the horizon".
+
+        Parameters
+        ----------
+        last : FloatTensor of shape (B, dim)
+            :meth:`last_hidden` (treated as a fixed input).
+        scalars : FloatTensor of shape (B, n_scalar)
+            Standardised scalar features.
+
+        Returns
+        -------
+        FloatTensor of shape (B,)
+        """
+        out = self.prop_head(torch.cat([last, scalars], dim=1)).squeeze(1)
+        if self.prop_linear is not None:
+            out = out + self.prop_linear(scalars).squeeze(1)
+        return out

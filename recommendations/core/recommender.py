@@ -1,0 +1,587 @@
+"""``BehaviorRecommender``: the trained bundle of behaviour network, co-visitation, transitions and popularity.
+
+``fit`` holds out each shopper's last (novel) step as a time-based validation target, trains the network
+with early stopping on it, scores every candidate source on it, picks blend weights there, then refits on
+every event. All choices and their validation metrics are recorded in ``report_``.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recommendations.core import artifacts
+from recommendations.core.base import BaseRecommender, NotFittedError
+from recommendations.core.candidates import (CoVisitation, covisitation_matrix, history_weights,
+                                             transition_matrix)
+from recommendations.core.config import NetworkConfig
+from recommendations.core.dataset import (EVENT_TYPES, EventLog, History, ItemIndex, Sequences,
+                                          build_sequences, clean_log, histories_to_sequences,
+                                          rare_item_filter)
+from recommendations.core.metrics import hit_rate_at_k, mrr_at_k, ndcg_at_k
+from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.propensity import N_FEATURES, purchase_labels, scalar_features, truncate
+from recommendations.core.trainer import (Trainer, Validation, resolve_device, score_sequences,
+                                          seed_everything, torch_threads, validation_ranks)
+
+DAY = 86400.0
+COMPONENTS = ("network", "covisitation", "transitions", "recent", "popularity")
+Progress = Callable[[str, float], None]
+
+
+def _row_normalise(m: np.ndarray) -> np.ndarray:
+    s = m.sum(1, keepdims=True)
+    return np.divide(m, s, out=np.zeros_like(m), where=s > 0)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _simplex(k: int, steps: int) -> list[tuple[float, ...]]:
+    """Weight vectors of ``k`` components on a grid of ``1/steps`` that sum to 1."""
+    out = []
+    for c in itertools.product(range(steps + 1), repeat=k - 1):
+        if sum(c) <= steps:
+            out.append(tuple(x / steps for x in (*c, steps - sum(c))))
+    return out
+
+
+def _csr_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, torch.Tensor]:
+    m = m.tocsr()
+    return {f"{prefix}.indptr": torch.from_numpy(m.indptr.astype(np.int64)),
+            f"{prefix}.indices": torch.from_numpy(m.indices.astype(np.int64)),
+            f"{prefix}.data": torch.from_numpy(m.data.astype(np.float32)),
+            f"{prefix}.shape": torch.tensor(m.shape, dtype=torch.int64)}
+
+
+def _csr_from(prefix: str, t: dict[str, torch.Tensor]) -> sp.csr_matrix:
+    shape = tuple(int(x) for x in t[f"{prefix}.shape"].tolist())
+    return sp.csr_matrix((t[f"{prefix}.data"].numpy(), t[f"{prefix}.indices"].numpy(),
+                          t[f"{prefix}.indptr"].numpy()), shape=shape)
+
+
+class BehaviorRecommender(BaseRecommender):
+    """Behaviour network + popularity + co-visitation, blended with weights chosen on validation.
+
+    Parameters
+    ----------
+    config : NetworkConfig, optional
+        Hyperparameters (defaults when omitted).
+
+    Attributes
+    ----------
+    item_ids_ : list of str
+        Catalogue known to the model; column ``j`` of every score matrix is ``item_ids_[j]``.
+    network_ : BehaviorNetwork
+    covisitation_ : CoVisitation
+    transitions_ : scipy.sparse.csr_matrix of shape (n_items, n_items)
+    popularity_ : ndarray of shape (n_items,), float64
+    blend_weights_ : dict of str to float
+        Weight of each component (see :data:`COMPONENTS`) in the final score.
+    report_ : dict
+        JSON-able: validation metrics of the network, each baseline and the blend, what won and why,
+        epochs, seconds, interactions per second, sizes.
+    """
+
+    def __init__(self, config: NetworkConfig | None = None) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ fitting
+    def _cfg(self) -> NetworkConfig:
+        return self.config if self.config is not None else NetworkConfig()
+
+    def _event_weights(self) -> dict[str, float]:
+        return self._cfg().event_weights
+
+    def _max_length(self) -> int | None:
+        return self._cfg().max_sequence_length
+
+    @staticmethod
+    def _holdout(seqs: Sequences, mode: str) -> tuple[Sequences, Sequences, np.ndarray, list[int]]:
+        """Per shopper, the last (novel) step becomes a validation target; training keeps the steps before it."""
+        train = Sequences([], [], [], [])
+        v_in = Sequences([], [], [], [])
+        targets, rows = [], []
+        for r, (u, it, tp, tm) in enumerate(zip(seqs.users, seqs.items, seqs.types, seqs.times, strict=True)):
+            t = None
+            if len(it) >= 3:
+                if mode == "any":
+                    t = len(it) - 1
+                else:
+                    seen_before = {}
+                    for k, x in enumerate(it):
+                        seen_before.setdefault(int(x), k)
+                    for k in range(len(it) - 1, 1, -1):
+                        if seen_before[int(it[k])] == k:
+                            t = k
+                            break
+            if t is None:
+                train.users.append(u), train.items.append(it), train.types.append(tp), train.times.append(tm)
+                continue
+            train.users.append(u), train.items.append(it[:t]), train.types.append(tp[:t]), train.times.append(tm[:t])
+            v_in.users.append(u), v_in.items.append(it[:t]), v_in.types.append(tp[:t]), v_in.times.append(tm[:t])
+            targets.append(int(it[t]))
+            rows.append(r)
+        return train, v_in, np.asarray(targets, dtype=np.int64), rows
+
+    def _new_network(self, n_items: int) -> BehaviorNetwork:
+        cfg = self._cfg()
+        seed_everything(cfg.random_seed)
+        return BehaviorNetwork(n_items, cfg.embedding_dim, cfg.num_layers, cfg.num_heads, cfg.dropout,
+                               cfg.max_sequence_length, n_scalar=N_FEATURES)
+
+    def _fit_candidates(self, seqs: Sequences, clean: EventLog, index: ItemIndex) -> dict:
+        cfg = self._cfg()
+        n = len(index)
+        type_w = {i + 1: cfg.event_weights.get(t, 0.0) for i, t in enumerate(EVENT_TYPES)}
+        cov = covisitation_matrix(seqs, n, window=cfg.covis_window, session_gap_hours=cfg.session_gap_hours,
+                                  neighbours=cfg.neighbours, types=type_w)
+        trans = transition_matrix(seqs, n, neighbours=cfg.neighbours)
+        items = np.concatenate(seqs.items) - 1 if seqs.n_events else np.zeros(0, dtype=np.int64)
+        types = np.concatenate(seqs.types) if seqs.n_events else np.zeros(0, dtype=np.int64)
+        tw = np.array([0.0] + [cfg.event_weights.get(t, 0.0) for t in EVENT_TYPES])
+        pop = np.bincount(items, weights=tw[types], minlength=n).astype(np.float64)
+        return {"covisitation": cov, "transitions": trans, "popularity": pop}
+
+    def _components(self, seqs: Sequences, logits: np.ndarray | None, cands: dict,
+                    names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Row-normalised score of each candidate source, shape (len(seqs), n_items) float32 each."""
+        n = len(cands["popularity"])
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            if name == "network":
+                m = _softmax(logits.astype(np.float64))
+            elif name == "covisitation":
+                m = np.asarray((history_weights(seqs, n, last=20, decay=0.8) @ cands["covisitation"]).todense())
+            elif name == "transitions":
+                m = np.asarray((history_weights(seqs, n, last=3, decay=0.3) @ cands["transitions"]).todense())
+            elif name == "recent":
+                m = history_weights(seqs, n, last=self._cfg().max_sequence_length, decay=0.8).toarray()
+            elif name == "popularity":
+                m = np.tile(cands["popularity"], (len(seqs), 1))
+            else:
+                raise ValueError(name)
+            out[name] = _row_normalise(np.asarray(m, dtype=np.float64)).astype(np.float32)
+        return out
+
+    def _choose_blend(self, comps: dict[str, np.ndarray], validation: Validation) -> tuple[dict, dict]:
+        """Validation metrics of each source alone and of the best simplex blend."""
+        names = list(comps)
+        stack = torch.from_numpy(np.stack([comps[n] for n in names]))
+        metrics: dict[str, dict] = {}
+
+        def evaluate(weights) -> tuple[float, np.ndarray]:
+            s = torch.tensordot(torch.tensor(weights, dtype=torch.float32), stack, dims=1)
+            ranks = validation_ranks(s, validation)
+            return ndcg_at_k(ranks), ranks
+
+        for k, name in enumerate(names):
+            w = [0.0] * len(names)
+            w[k] = 1.0
+            _, ranks = evaluate(w)
+            metrics[name] = self._metrics(ranks)
+        best_w, best = None, -1.0
+        grid = _simplex(len(names), 10 if len(names) <= 5 else 5) if self._cfg().blend else []
+        for w in grid:
+            if "popularity" in names and w[names.index("popularity")] > 0.3:
+                continue  # popularity only breaks ties; large weights never help and cost time
+            score, _ = evaluate(w)
+            if score > best + 1e-12:
+                best, best_w = score, w
+        if best_w is None:
+            best_w = tuple(1.0 if n == "network" else 0.0 for n in names)
+        _, ranks = evaluate(best_w)
+        metrics["blend"] = self._metrics(ranks)
+        return metrics, dict(zip(names, best_w, strict=True))
+
+    @staticmethod
+    def _metrics(ranks: np.ndarray) -> dict:
+        return {"HR@10": round(hit_rate_at_k(ranks), 5), "NDCG@10": round(ndcg_at_k(ranks), 5),
+                "MRR@10": round(mrr_at_k(ranks), 5)}
+
+    def fit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
+        """Clean ``log``, train the network and candidate sources, choose the blend, train the propensity head.
+
+        Parameters
+        ----------
+        log : EventLog
+        progress : callable (stage: str, fraction: float) -> None, optional
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            When no sequence with at least two steps remains after cleaning.
+        """
+        cfg = self._cfg()
+        report_progress = progress or (lambda stage, fraction: None)
+        t_start = time.perf_counter()
+        report_progress("prepare", 0.0)
+        clean = rare_item_filter(clean_log(log, cfg.event_weights), cfg.min_item_users)
+        index = ItemIndex(sorted(set(clean.items)))
+        seqs = build_sequences(clean, index, cfg.event_weights, min_events=max(cfg.min_user_events, 1))
+        if not len(seqs) or max(len(s) for s in seqs.items) < 2:
+            raise ValueError("not enough data: no shopper has two usable events after cleaning")
+        n_items = len(index)
+        device = resolve_device(cfg.device)
+        train_seqs, v_inputs, v_targets, _ = self._holdout(seqs, cfg.mode)
+        if len(v_targets) > cfg.max_validation_users:
+            pick = np.sort(np.random.default_rng(cfg.random_seed).choice(len(v_targets), cfg.max_validation_users,
+                                                                         replace=False))
+            v_inputs, v_targets = v_inputs.take(pick), v_targets[pick]
+        validation = Validation(v_inputs, v_targets, mask_history=cfg.mode == "novel")
+        report: dict = {"n_events": int(len(log)), "n_clean_events": int(len(clean)), "n_users": len(seqs),
+                        "n_items": n_items, "n_steps": seqs.n_events, "validation_users": int(len(v_targets)),
+                        "mode": cfg.mode, "device": str(device)}
+        report_progress("prepare", 1.0)
+
+        network = self._new_network(n_items)
+        has_valid = len(v_targets) > 0
+        result = Trainer(cfg, report_progress, "train").fit(network, train_seqs, validation if has_valid else None)
+        report.update(epochs=result.best_epoch, epochs_run=result.epochs_run,
+                      interactions_per_second=round(result.interactions_per_second, 1),
+                      train_history=result.history, train_seconds=round(result.seconds, 2))
+        names = ["network", "covisitation", "transitions", "popularity"]
+        if cfg.mode == "any":
+            names.insert(3, "recent")
+        if has_valid:
+            report_progress("blend", 0.0)
+            cands = self._fit_candidates(train_seqs, clean, index)
+            with torch_threads(cfg.threads):
+                logits, _ = score_sequences(network.cpu(), v_inputs, torch.device("cpu"))
+                comps = self._components(v_inputs, logits, cands, names)
+                val_metrics, weights = self._choose_blend(comps, validation)
+            best_single = max(names, key=lambda n: val_metrics[n]["NDCG@10"])
+            report["validation"] = val_metrics
+            if not cfg.blend:
+                weights = {n: float(n == "network") for n in names}
+                report["selected"] = "network"
+                report["reason"] = "blending disabled in the configuration: network alone"
+            else:
+                use_blend = val_metrics["blend"]["NDCG@10"] > val_metrics[best_single]["NDCG@10"]
+                if not use_blend:
+                    weights = {n: float(n == best_single) for n in names}
+                selected = "blend" if use_blend else best_single
+                report["selected"] = selected
+                report["reason"] = (
+                    f"highest validation NDCG@10: {selected} {val_metrics[selected]['NDCG@10']}"
+                    f" vs network alone {val_metrics['network']['NDCG@10']}"
+                    + (f" and best single source {best_single} {val_metrics[best_single]['NDCG@10']}"
+                       if use_blend else ""))
+            report_progress("blend", 1.0)
+        else:
+            weights = {n: float(n == "network") for n in names}
+            report["selected"] = "network"
+            report["reason"] = "no shopper has enough steps for a validation target; network alone"
+        self.blend_weights_ = {n: float(weights.get(n, 0.0)) for n in COMPONENTS}
+        report["blend_weights"] = self.blend_weights_
+
+        if cfg.refit_full and has_valid and result.best_epoch > 0:
+            # the validation targets are the newest, most useful steps: retrain on everything
+            report_progress("refit", 0.0)
+            network = self._new_network(n_items)
+            refit = Trainer(cfg, report_progress, "refit").fit(network, seqs, None, epochs=result.best_epoch)
+            report["refit_seconds"] = round(refit.seconds, 2)
+        self.network_ = network.cpu().eval()
+        cands = self._fit_candidates(seqs, clean, index)
+        self.index_ = index
+        self.item_ids_ = list(index.item_ids)
+        self.transitions_ = cands["transitions"]
+        self.popularity_ = cands["popularity"]
+        buy_w = {t: (1.0 if t in ("add_to_cart", "purchase") else 0.0) for t in EVENT_TYPES}
+        buys = build_sequences(clean_log(clean, buy_w), index, buy_w)
+        together = covisitation_matrix(buys, n_items, window=max(cfg.covis_window, 10),
+                                       session_gap_hours=cfg.session_gap_hours, neighbours=cfg.neighbours)
+        self.covisitation_ = CoVisitation(self.item_ids_, cands["covisitation"], together)
+        self._fit_trending(clean, index)
+        report_progress("propensity", 0.0)
+        report["propensity"] = self._fit_propensity(log, report_progress)
+        report["seconds"] = round(time.perf_counter() - t_start, 2)
+        self.report_ = report
+        report_progress("done", 1.0)
+        return self
+
+    def _fit_trending(self, clean: EventLog, index: ItemIndex) -> None:
+        """Event weights aggregated per (item, day) for trending scores at any request time."""
+        cfg = self._cfg()
+        keep = np.array([i in index.index for i in clean.items], dtype=bool)
+        cols = np.array([index.index[i] - 1 for i in clean.items[keep]], dtype=np.int64)
+        days = np.floor(clean.timestamps[keep] / DAY).astype(np.int64)
+        w = np.array([cfg.event_weights.get(t, 0.0) for t in clean.event_types[keep]], dtype=np.float64)
+        if len(cols):
+            key = cols * (days.max() - days.min() + 1) + (days - days.min())
+            uniq, inv = np.unique(key, return_inverse=True)
+            sums = np.bincount(inv, weights=w)
+            span = days.max() - days.min() + 1
+            self.trend_cols_ = (uniq // span).astype(np.int64)
+            self.trend_days_ = (uniq % span + days.min()).astype(np.int64)
+            self.trend_weights_ = sums
+        else:
+            self.trend_cols_ = np.zeros(0, dtype=np.int64)
+            self.trend_days_ = np.zeros(0, dtype=np.int64)
+            self.trend_weights_ = np.zeros(0)
+
+    def trending(self, now: float) -> np.ndarray:
+        """Trending score of every item at ``now`` (events of later days ignored), shape (n_items,)."""
+        self._check_fitted()
+        hl = self._cfg().trending_half_life_days * DAY
+        mid = self.trend_days_ * DAY + DAY / 2
+        keep = self.trend_days_ * DAY <= now
+        decay = np.power(0.5, np.maximum(now - mid[keep], 0.0) / hl)
+        return np.bincount(self.trend_cols_[keep], weights=self.trend_weights_[keep] * decay,
+                           minlength=len(self.item_ids_))
+
+    # ------------------------------------------------------------------ propensity
+    def _propensity_examples(self, histories: list, now: float) -> tuple[np.ndarray, np.ndarray]:
+        hist = truncate(histories, now)
+        x = scalar_features(hist, now)
+        seqs = histories_to_sequences(hist, self.index_, self._cfg().event_weights, self._max_length())
+        _, hidden = score_sequences(self.network_, seqs, torch.device("cpu"))
+        return hidden, x
+
+    def _fit_propensity(self, log: EventLog, progress: Progress) -> dict:
+        """Time-cut labels: features strictly before each cut, label = purchase in [cut, cut + horizon)."""
+        cfg = self._cfg()
+        horizon = cfg.propensity_horizon_days * DAY
+        self.propensity_mean_ = np.zeros(N_FEATURES, dtype=np.float32)
+        self.propensity_std_ = np.ones(N_FEATURES, dtype=np.float32)
+        self.propensity_base_rate_ = 0.0
+        self.has_propensity_ = False
+        if not len(log) or horizon <= 0:
+            return {"trained": False, "reason": "empty log or no horizon"}
+        all_log = log if log.is_bot is None else log.subset(~log.is_bot)
+        by_user = all_log.histories()
+        users = list(by_user)
+        hists = [by_user[u] for u in users]
+        t_min, t_max = float(all_log.timestamps.min()), float(all_log.timestamps.max())
+        step = max(horizon / 2, DAY)
+        cuts = [t_max - horizon - k * step for k in range(8)]
+        cuts = [c for c in cuts if c - t_min >= min(step, horizon)]
+        hs, xs, ys, groups = [], [], [], []
+        rng = np.random.default_rng(cfg.random_seed)
+        user_group = rng.random(len(users)) < 0.2  # held-out shoppers for early stopping
+        for c in cuts:
+            active = [k for k, h in enumerate(hists) if h and h[0][2] < c and h[0][2] >= c - 30 * DAY * 12]
+            active = [k for k in active if any(c - 30 * DAY <= ts < c for _, _, ts in hists[k])]
+            if not active:
+                continue
+            sub = [hists[k] for k in active]
+            h, x = self._propensity_examples(sub, c)
+            hs.append(h)
+            xs.append(x)
+            ys.append(purchase_labels(sub, c, c + horizon))
+            groups.append(user_group[active])
+        if not ys or not np.concatenate(ys).sum() or np.concatenate(ys).all():
+            return {"trained": False, "reason": "no purchase labels of both classes before the newest cut",
+                    "cuts": len(cuts)}
+        H, X, Y, G = (np.concatenate(a) for a in (hs, xs, ys, groups))
+        self.propensity_mean_ = X.mean(0).astype(np.float32)
+        self.propensity_std_ = (X.std(0) + 1e-6).astype(np.float32)
+        Z = (X - self.propensity_mean_) / self.propensity_std_
+        self.propensity_base_rate_ = float(Y.mean())
+        if G.all() or not G.any() or not Y[G].sum() or Y[G].all():
+            G = np.zeros(len(Y), dtype=bool)
+            G[rng.choice(len(Y), max(1, len(Y) // 5), replace=False)] = True
+        net = self.network_
+        params = list(net.prop_head.parameters()) + list(net.prop_linear.parameters())
+        seed_everything(cfg.random_seed)
+        for p in net.prop_head.modules():
+            if isinstance(p, torch.nn.Linear):
+                p.reset_parameters()
+        net.prop_linear.reset_parameters()
+        opt = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-3)
+        th, tz, ty = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (H, Z, Y))
+        tr, va = torch.from_numpy(~G), torch.from_numpy(G)
+        best, best_state, bad = math.inf, None, 0
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        with torch_threads(cfg.threads):
+            for _epoch in range(400):
+                net.prop_head.train()
+                loss = bce(net.propensity_logit(th[tr], tz[tr]), ty[tr])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    net.prop_head.eval()
+                    v = float(bce(net.propensity_logit(th[va], tz[va]), ty[va]))
+                if v < best - 1e-5:
+                    best, bad = v, 0
+                    best_state = {k: t.clone() for k, t in net.state_dict().items() if k.startswith("prop_")}
+                else:
+                    bad += 1
+                    if bad >= 30:
+                        break
+        if best_state:
+            net.load_state_dict({**net.state_dict(), **best_state})
+        net.eval()
+        self.has_propensity_ = True
+        from recommendations.core.metrics import roc_auc
+
+        with torch.no_grad():
+            pv = torch.sigmoid(net.propensity_logit(th[va], tz[va])).numpy()
+        progress("propensity", 1.0)
+        return {"trained": True, "cuts": len(cuts), "examples": len(Y), "positive_rate": round(float(Y.mean()), 4),
+                "horizon_days": cfg.propensity_horizon_days, "valid_logloss": round(best, 5),
+                "valid_roc_auc": round(roc_auc(Y[G], pv), 4)}
+
+    def propensity(self, histories: Sequence[History], now: float) -> np.ndarray:
+        """Probability that each shopper buys within ``propensity_horizon_days`` after ``now``.
+
+        Parameters
+        ----------
+        histories : sequence of History
+            Only events strictly before ``now`` are used.
+        now : float
+            Unix seconds.
+
+        Returns
+        -------
+        ndarray of shape (len(histories),), float64 in [0, 1]
+            The training base rate for every shopper when no head could be trained.
+        """
+        self._check_fitted()
+        histories = list(histories)
+        if not self.has_propensity_:
+            return np.full(len(histories), self.propensity_base_rate_, dtype=np.float64)
+        h, x = self._propensity_examples(histories, now)
+        z = (x - self.propensity_mean_) / self.propensity_std_
+        with torch.no_grad():
+            logit = self.network_.propensity_logit(torch.from_numpy(h), torch.from_numpy(z.astype(np.float32)))
+        return torch.sigmoid(logit).double().numpy()
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
+        w = self.blend_weights_
+        names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
+        logits = None
+        if "network" in names:
+            logits, _ = score_sequences(self.network_, seqs, torch.device("cpu"))
+        cands = {"covisitation": self.covisitation_.similar_matrix, "transitions": self.transitions_,
+                 "popularity": self.popularity_}
+        comps = self._components(seqs, logits, cands, names)
+        scores = np.zeros((len(seqs), len(self.item_ids_)), dtype=np.float64)
+        for n in names:
+            scores += w[n] * comps[n]
+        pop = self.trending(now) if now is not None else self.popularity_
+        pop = pop / (pop.max(initial=0.0) + 1e-12)
+        empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
+        # empty histories get popularity (trending at ``now``); elsewhere it only breaks ties
+        scores[empty] = pop[None, :]
+        scores[~empty] += 1e-9 * pop[None, :]
+        return scores
+
+    def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
+        """Co-visited items, filled up with nearest items in the network's embedding; unknown item -> []."""
+        self._check_fitted()
+        j = self.index_.index.get(str(item))
+        if j is None or n <= 0:
+            return []
+        out = self.covisitation_.similar(item, n)
+        if len(out) < n:
+            emb = self.item_embeddings()
+            norm = emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12)
+            sims = norm @ norm[j - 1]
+            taken = {k for k, _ in out} | {item}
+            scale = min((s for _, s in out), default=1.0)
+            for c in np.argsort(-sims, kind="stable"):
+                key = self.item_ids_[c]
+                if key in taken:
+                    continue
+                out.append((key, float(max(sims[c], 0.0) * scale * 0.5)))
+                if len(out) >= n:
+                    break
+        return out
+
+    def bought_together(self, item: str, n: int = 10) -> list[tuple[str, float]]:
+        """Items carted or bought in the same sessions as ``item``; unknown item -> []."""
+        self._check_fitted()
+        return self.covisitation_.bought_together(item, n)
+
+    def embed_users(self, histories: Sequence[History]) -> np.ndarray:
+        """Last hidden state of the network per shopper.
+
+        Returns
+        -------
+        ndarray of shape (len(histories), embedding_dim), float32 (zeros for empty histories)
+        """
+        self._check_fitted()
+        seqs = histories_to_sequences(list(histories), self.index_, self._cfg().event_weights, self._max_length())
+        _, hidden = score_sequences(self.network_, seqs, torch.device("cpu"))
+        empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
+        hidden[empty] = 0.0
+        return hidden.astype(np.float32)
+
+    def item_embeddings(self) -> np.ndarray:
+        """Item embedding matrix, shape (n_items, embedding_dim) float32; rows follow ``item_ids_``."""
+        self._check_fitted()
+        return self.network_.item_weights().detach().cpu().numpy().astype(np.float32).copy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> dict:
+        """Write weights and metadata.json into ``directory`` atomically; returns the metadata."""
+        self._check_fitted()
+        tensors = {f"network.{k}": v for k, v in self.network_.state_dict().items()}
+        tensors.update(_csr_tensors("covisitation", self.covisitation_.similar_matrix))
+        tensors.update(_csr_tensors("together", self.covisitation_.together_matrix))
+        tensors.update(_csr_tensors("transitions", self.transitions_))
+        tensors["popularity"] = torch.from_numpy(np.asarray(self.popularity_, dtype=np.float64))
+        tensors["trend.cols"] = torch.from_numpy(self.trend_cols_)
+        tensors["trend.days"] = torch.from_numpy(self.trend_days_)
+        tensors["trend.weights"] = torch.from_numpy(np.asarray(self.trend_weights_, dtype=np.float64))
+        tensors["propensity.mean"] = torch.from_numpy(self.propensity_mean_)
+        tensors["propensity.std"] = torch.from_numpy(self.propensity_std_)
+        meta = {"class": type(self).__name__, "config": self._cfg().to_dict(), "item_ids": self.item_ids_,
+                "blend_weights": self.blend_weights_, "report": self.report_,
+                "has_propensity": bool(self.has_propensity_),
+                "propensity_base_rate": float(self.propensity_base_rate_)}
+        return artifacts.save_artifact(directory, tensors, meta)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BehaviorRecommender:
+        """Load an artefact written by :meth:`save`.
+
+        Raises
+        ------
+        recommendations.core.artifacts.ArtifactError
+            Missing or corrupt files, checksum mismatch, pickled payloads, or inconsistent contents.
+        """
+        tensors, meta = artifacts.load_artifact(directory)
+        try:
+            self = cls(NetworkConfig.from_dict(meta["config"]))
+            item_ids = [str(i) for i in meta["item_ids"]]
+            self.index_ = ItemIndex(item_ids)
+            net = self._new_network(len(item_ids))
+            net.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
+            self.network_ = net.eval()
+            self.covisitation_ = CoVisitation(item_ids, _csr_from("covisitation", tensors),
+                                              _csr_from("together", tensors))
+            self.transitions_ = _csr_from("transitions", tensors)
+            self.popularity_ = tensors["popularity"].numpy()
+            self.trend_cols_ = tensors["trend.cols"].numpy()
+            self.trend_days_ = tensors["trend.days"].numpy()
+            self.trend_weights_ = tensors["trend.weights"].numpy()
+            self.propensity_mean_ = tensors["propensity.mean"].numpy()
+            self.propensity_std_ = tensors["propensity.std"].numpy()
+            self.has_propensity_ = bool(meta["has_propensity"])
+            self.propensity_base_rate_ = float(meta["propensity_base_rate"])
+            self.blend_weights_ = {k: float(v) for k, v in meta["blend_weights"].items()}
+            self.report_ = meta["report"]
+            self.item_ids_ = item_ids
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise artifacts.ArtifactError(f"artefact in {directory} is inconsistent: {exc}") from exc
+        return self
+
+
+__all__ = ["BehaviorRecommender", "NotFittedError"]

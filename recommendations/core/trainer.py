@@ -1,0 +1,266 @@
+"""The training loop, kept apart from the network: seeding, batches, Adam, early stopping, devices."""
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recommendations.core.config import NetworkConfig
+from recommendations.core.dataset import Sequences, gap_buckets, pad_batch
+from recommendations.core.models.behavior_network import BehaviorNetwork
+
+Progress = Callable[[str, float], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Use ``n`` intra-op threads inside the block, then restore the previous setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Validation:
+    """Next-item validation data: inputs, one target per shopper, masking rule.
+
+    Attributes
+    ----------
+    inputs : Sequences
+        Each shopper's steps before the target.
+    targets : ndarray of shape (n,), int64
+        Item index (>= 1) of each target.
+    mask_history : bool
+        Items of the input history are excluded from the ranking (novel mode).
+    """
+
+    inputs: Sequences
+    targets: np.ndarray
+    mask_history: bool = True
+    _mask: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def history_mask(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, column) indices of every history item except the row's own target (computed once)."""
+        if self._mask is None:
+            rows, cols = [], []
+            for r, seq in enumerate(self.inputs.items):
+                hist = np.unique(seq[seq != self.targets[r]]) - 1
+                rows.append(np.full(len(hist), r, dtype=np.int64))
+                cols.append(hist.astype(np.int64))
+            cat = (lambda a: torch.from_numpy(np.concatenate(a)) if a else torch.zeros(0, dtype=torch.long))
+            self._mask = (cat(rows), cat(cols))
+        return self._mask
+
+
+@dataclass
+class TrainResult:
+    """What one training run did."""
+
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_ndcg: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    interactions_per_second: float = 0.0
+    positions_per_epoch: int = 0
+    device: str = "cpu"
+
+
+def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tuple[np.ndarray, ...]:
+    """Cut each sequence into windows of ``length + 1`` steps from the newest backwards.
+
+    Returns
+    -------
+    items, types, gaps, labels : ndarray of shape (n_windows, length), int64
+        Left-padded inputs ``seq[:-1]`` and labels ``seq[1:]`` (0 = no loss term).
+    """
+    rows_i, rows_t, rows_g, rows_l = [], [], [], []
+    for items, types, times in zip(seqs.items, seqs.types, seqs.times, strict=True):
+        if len(items) < 2:
+            continue
+        gaps = gap_buckets(times)
+        end = len(items)
+        for _ in range(windows_per_user):
+            start = max(0, end - length - 1)
+            if end - start < 2:
+                break
+            ii, tt, gg = items[start:end], types[start:end], gaps[start:end]
+            n = end - start - 1
+            a = np.zeros((4, length), dtype=np.int64)
+            a[0, -n:], a[1, -n:], a[2, -n:], a[3, -n:] = ii[:-1], tt[:-1], gg[:-1], ii[1:]
+            rows_i.append(a[0])
+            rows_t.append(a[1])
+            rows_g.append(a[2])
+            rows_l.append(a[3])
+            end = start + 1
+            if start == 0:
+                break
+    if not rows_i:
+        z = np.zeros((0, length), dtype=np.int64)
+        return z, z, z, z
+    return np.stack(rows_i), np.stack(rows_t), np.stack(rows_g), np.stack(rows_l)
+
+
+@torch.no_grad()
+def score_sequences(network: BehaviorNetwork, seqs: Sequences, device: torch.device,
+                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Next-item logits and last hidden state for every sequence.
+
+    Returns
+    -------
+    logits : ndarray of shape (len(seqs), n_items), float32
+    hidden : ndarray of shape (len(seqs), dim), float32
+    """
+    network.eval()
+    out_l, out_h = [], []
+    for start in range(0, len(seqs), batch_size):
+        rows = list(range(start, min(start + batch_size, len(seqs))))
+        items, types, gaps = (torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, network.max_length))
+        h = network.last_hidden(items, types, gaps)
+        out_h.append(h.float().cpu().numpy())
+        out_l.append(network.scores(h).float().cpu().numpy())
+    n = network.n_items
+    if not out_l:
+        return np.zeros((0, n), dtype=np.float32), np.zeros((0, network.dim), dtype=np.float32)
+    return np.concatenate(out_l), np.concatenate(out_h)
+
+
+def validation_ranks(logits: np.ndarray | torch.Tensor, validation: Validation) -> np.ndarray:
+    """0-based rank of each target among all items (history masked when asked); ties count against.
+
+    Parameters
+    ----------
+    logits : array of shape (n, n_items)
+    """
+    s = torch.as_tensor(logits, dtype=torch.float32).clone()
+    if validation.mask_history:
+        rows, cols = validation.history_mask()
+        s[rows, cols] = float("-inf")
+    tgt = torch.from_numpy(validation.targets - 1)
+    target_scores = s[torch.arange(len(tgt)), tgt]
+    return ((s > target_scores[:, None]).sum(1)).numpy().astype(np.int64)
+
+
+def ndcg_from_ranks(ranks: np.ndarray, k: int = 10) -> float:
+    hit = ranks < k
+    return float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0
+
+
+class Trainer:
+    """Next-item training of a :class:`BehaviorNetwork` with early stopping on validation NDCG@10.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+    progress : callable (stage: str, fraction: float) -> None, optional
+    stage : str
+        Name passed to ``progress``.
+    """
+
+    def __init__(self, config: NetworkConfig, progress: Progress | None = None, stage: str = "train") -> None:
+        self.config = config
+        self.progress = progress
+        self.stage = stage
+
+    def fit(self, network: BehaviorNetwork, train: Sequences, validation: Validation | None = None,
+            epochs: int | None = None) -> TrainResult:
+        """Train ``network`` in place; with ``validation``, the best epoch's weights are restored.
+
+        Parameters
+        ----------
+        network : BehaviorNetwork
+        train : Sequences
+        validation : Validation, optional
+        epochs : int, optional
+            Overrides ``config.epochs`` (used by the refit on all data).
+        """
+        cfg = self.config
+        seed_everything(cfg.random_seed)
+        device = resolve_device(cfg.device)
+        epochs = cfg.epochs if epochs is None else epochs
+        result = TrainResult(device=str(device))
+        t_start = time.perf_counter()
+        with torch_threads(cfg.threads):
+            network.to(device)
+            arrays = training_windows(train, network.max_length, cfg.windows_per_user)
+            tensors = [torch.from_numpy(a) for a in arrays]
+            n_windows = len(tensors[0])
+            result.positions_per_epoch = int((arrays[3] > 0).sum())
+            opt = torch.optim.Adam(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+            sampled = network.n_items > cfg.sampled_softmax_threshold
+            gen = torch.Generator().manual_seed(cfg.random_seed)
+            best_state, best, bad = None, -1.0, 0
+            train_seconds = 0.0
+            for epoch in range(1, epochs + 1):
+                if not n_windows:
+                    break
+                network.train()
+                t0 = time.perf_counter()
+                perm = torch.randperm(n_windows, generator=gen)
+                total = 0.0
+                for start in range(0, n_windows, cfg.batch_size):
+                    idx = perm[start:start + cfg.batch_size]
+                    items, types, gaps, labels = (t[idx].to(device, non_blocking=True) for t in tensors)
+                    negatives = None
+                    if sampled:
+                        negatives = torch.randint(1, network.n_items + 1, (cfg.num_negatives,),
+                                                  generator=gen).to(device)
+                    loss = network.next_item_loss(items, types, gaps, labels, negatives)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                train_seconds += dt
+                row = {"epoch": epoch, "loss": round(total / n_windows, 5), "seconds": round(dt, 3),
+                       "interactions_per_second": round(result.positions_per_epoch / max(dt, 1e-9), 1)}
+                result.epochs_run = epoch
+                if validation is not None and len(validation.targets):
+                    logits, _ = score_sequences(network, validation.inputs, device)
+                    ndcg = ndcg_from_ranks(validation_ranks(logits, validation))
+                    row["valid_ndcg@10"] = round(ndcg, 5)
+                    if ndcg > best:
+                        best, bad, result.best_epoch = ndcg, 0, epoch
+                        best_state = copy.deepcopy(network.state_dict())
+                    else:
+                        bad += 1
+                else:
+                    result.best_epoch = epoch
+                result.history.append(row)
+                if self.progress:
+                    self.progress(self.stage, epoch / epochs)
+                if validation is not None and bad >= cfg.patience:
+                    break
+            if best_state is not None:
+                network.load_state_dict(best_state)
+                result.best_ndcg = best
+        result.seconds = time.perf_counter() - t_start
+        result.interactions_per_second = (result.positions_per_epoch * result.epochs_run / train_seconds
+                                          if train_seconds else 0.0)
+        network.eval()
+        return result

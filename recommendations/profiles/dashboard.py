@@ -1,0 +1,102 @@
+"""Figures of the admin dashboard: a handful of aggregate queries, no per-row work."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from behavior.models import Event, EventType
+from recommendations.models import Impression, ModelVersion, Segment
+
+DASHBOARD_DAYS = 30
+
+
+def events_per_day(days: int = DASHBOARD_DAYS) -> tuple[list[str], dict[str, list[float]]]:
+    """``(dates, {event type: counts per date})`` for the last ``days`` days."""
+    today = timezone.localdate()
+    dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    start = timezone.now() - timedelta(days=days)
+    rows = (
+        Event.objects.filter(occurred_at__gte=start)
+        .order_by()
+        .annotate(day=TruncDate("occurred_at"))
+        .values("day", "event_type")
+        .annotate(n=Count("pk"))
+    )
+    index = {day: i for i, day in enumerate(dates)}
+    series: dict[str, list[float]] = {}
+    for row in rows:
+        if row["day"] in index:
+            series.setdefault(row["event_type"], [0.0] * days)[index[row["day"]]] = float(row["n"])
+    order = [t.value for t in EventType]
+    return [d.isoformat() for d in dates], {t: series[t] for t in order if t in series}
+
+
+def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
+    """Impressions, clicks, purchases, CTR and conversion per (placement, model version)."""
+    start = timezone.now() - timedelta(days=days)
+    impressions = {
+        (row["placement"], row["model_version"]): row["n"]
+        for row in Impression.objects.filter(created_at__gte=start)
+        .order_by()
+        .values("placement", "model_version")
+        .annotate(n=Count("pk"))
+    }
+    version = Impression.objects.filter(recommendation_id=OuterRef("recommendation_id")).values(
+        "model_version"
+    )[:1]
+    outcomes = (
+        Event.objects.filter(recommendation_id__isnull=False, occurred_at__gte=start)
+        .order_by()
+        .annotate(model_version=Subquery(version))
+        .values("placement", "model_version")
+        .annotate(
+            clicks=Count("pk", filter=Q(event_type="click")),
+            purchases=Count("pk", filter=Q(event_type="purchase")),
+        )
+    )
+    by_key = {(row["placement"], row["model_version"]): row for row in outcomes}
+    rows = []
+    for key in sorted(set(impressions) | set(by_key), key=lambda k: (k[0] or "", k[1] or 0)):
+        shown = impressions.get(key, 0)
+        clicks = by_key.get(key, {}).get("clicks", 0)
+        purchases = by_key.get(key, {}).get("purchases", 0)
+        rows.append(
+            {
+                "placement": key[0] or "default",
+                "model_version": key[1],
+                "impressions": shown,
+                "clicks": clicks,
+                "purchases": purchases,
+                "ctr": clicks / shown if shown else None,
+                "conversion": purchases / shown if shown else None,
+            }
+        )
+    return rows
+
+
+def segment_sizes() -> dict[str, float]:
+    return {
+        f"{number}: {name}": float(size)
+        for number, name, size in Segment.objects.order_by("number").values_list("number", "name", "size")
+    }
+
+
+def model_metrics() -> tuple[list[str], dict[str, list[float]]]:
+    """``(version labels, {metric: values})`` of every model version with numeric metrics."""
+    versions = list(ModelVersion.objects.order_by("number").values_list("number", "metrics"))
+    names = sorted(
+        {
+            name
+            for _, metrics in versions
+            for name, value in (metrics or {}).items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+    )
+    labels = [f"v{number}" for number, _ in versions]
+    series = {name: [float((metrics or {}).get(name) or 0.0) for _, metrics in versions] for name in names}
+    return labels, series

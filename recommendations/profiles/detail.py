@@ -1,0 +1,77 @@
+"""What the admin's profile page shows besides the fields: features, tags, timeline, recommendations."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from behavior.items import item_key
+from behavior.models import Event
+from recommendations.models import UserProfile
+
+logger = logging.getLogger(__name__)
+
+TIMELINE_LENGTH = 30
+RECOMMENDATIONS_SHOWN = 10
+
+
+def recent_events(user_id: Any, *, limit: int = TIMELINE_LENGTH) -> list[dict[str, Any]]:
+    """The user's latest events, newest first (one query)."""
+    events = (
+        Event.objects.filter(user_id=user_id).select_related("item").order_by("-occurred_at", "-pk")[:limit]
+    )
+    return [
+        {
+            "occurred_at": event.occurred_at,
+            "event_type": event.get_event_type_display(),
+            "item": str(event.item) if event.item is not None else "",
+            "item_key": item_key(event.item) if event.item is not None else "",
+            "value": event.value,
+            "placement": event.placement,
+            "is_bot": event.is_bot,
+        }
+        for event in events
+    ]
+
+
+def current_recommendations(
+    user: Any, *, limit: int = RECOMMENDATIONS_SHOWN
+) -> tuple[list[dict[str, Any]], str]:
+    """``(items, error)``: the user's recommendations as served now, or why they cannot be shown."""
+    try:
+        from recommendations.serving import recommend_for
+    except ImportError:
+        return [], "The serving layer is not installed, so no recommendations can be shown."
+    try:
+        result = recommend_for(user=user, placement="admin", limit=limit)
+    except Exception as exc:  # the page must render even when serving is broken
+        logger.exception("recommend_for failed on the admin profile page")
+        return [], f"Recommendations could not be computed: {exc.__class__.__name__}: {exc}"
+    items = [
+        {
+            "position": rec.position,
+            "key": rec.key,
+            "name": str(rec.item),
+            "score": rec.score,
+            "reason": rec.reason,
+            "source": rec.source,
+        }
+        for rec in result.items
+    ]
+    return items, ""
+
+
+def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
+    """Template context of the admin's profile page."""
+    features = profile.features or {}
+    rows = [(name, value) for name, value in features.items() if name != "top_categories"]
+    recommendations, error = current_recommendations(profile.user)
+    return {
+        "profile_obj": profile,
+        "profile_features": rows,
+        "top_categories": features.get("top_categories", []),
+        "profile_tags": profile.tags or [],
+        "timeline": recent_events(profile.pk),
+        "recommendations": recommendations,
+        "recommendations_error": error,
+    }

@@ -1,0 +1,127 @@
+"""Database -> profile feature arrays (the Django side of ``recommendations.core.profiles``).
+
+One streamed query reads the users' events (bot-flagged ones included: they are what the
+outlier detector must see), one reads the catalogue's categories and prices through the
+adapter; everything else is vectorised in ``recommendations.core.profiles.features``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+
+from behavior.items import get_item_model
+from behavior.models import Event
+from recommendations.adapter import get_adapter
+from recommendations.core.profiles.features import ProfileEvents, category_medians
+from recommendations.data import exclude_erased
+
+CHUNK_SIZE = 20_000
+
+
+@dataclass
+class Catalogue:
+    """Category index and price of every item, by item primary key."""
+
+    index_of_item: dict[Any, int]
+    item_categories: np.ndarray  # (n_items,) int64, -1 = no category
+    item_prices: np.ndarray  # (n_items,) float64, NaN = no price
+    category_names: list[str]
+    median_price: np.ndarray  # (n_categories,) float64
+
+
+def load_catalogue() -> Catalogue:
+    """Read every item once, asking the adapter for its category label and price."""
+    adapter = get_adapter()
+    model = get_item_model()
+    queryset = model._default_manager.order_by()
+    names = {f.name for f in model._meta.get_fields()}
+    if "category" in names and model._meta.get_field("category").is_relation:
+        queryset = queryset.select_related("category")
+    index_of_item: dict[Any, int] = {}
+    categories: list[int] = []
+    prices: list[float] = []
+    category_index: dict[str, int] = {}
+    for item in queryset.iterator(chunk_size=CHUNK_SIZE):
+        index_of_item[item.pk] = len(categories)
+        label = adapter.get_category_label(item) if adapter.get_item_category(item) is not None else ""
+        categories.append(category_index.setdefault(label, len(category_index)) if label else -1)
+        price = adapter.get_item_price(item)
+        prices.append(float(price) if price is not None and float(price) > 0 else np.nan)
+    item_categories = np.asarray(categories, dtype=np.int64)
+    item_prices = np.asarray(prices, dtype=np.float64)
+    category_names = list(category_index)
+    return Catalogue(
+        index_of_item=index_of_item,
+        item_categories=item_categories,
+        item_prices=item_prices,
+        category_names=category_names,
+        median_price=category_medians(item_categories, item_prices, len(category_names)),
+    )
+
+
+def profile_users(user_ids: Sequence[Any] | None = None) -> tuple[list[Any], list[str]]:
+    """Primary keys and usernames of the users to profile (every active user by default)."""
+    user_model = get_user_model()
+    queryset = user_model._default_manager.filter(is_active=True).order_by("pk")
+    if user_ids is not None:
+        queryset = queryset.filter(pk__in=list(user_ids))
+    rows = list(queryset.values_list("pk", user_model.USERNAME_FIELD))
+    return [pk for pk, _ in rows], [str(name) for _, name in rows]
+
+
+def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restrict: bool) -> ProfileEvents:
+    """Stream the events of ``user_pks`` into :class:`ProfileEvents` (user index = position in ``user_pks``).
+
+    ``restrict=False`` reads every user's events (a full rebuild: one scan, no huge IN list)
+    and drops those of users not in ``user_pks``.
+    """
+    position = {pk: i for i, pk in enumerate(user_pks)}
+    queryset = exclude_erased(Event.objects.filter(user__isnull=False).order_by())
+    if restrict:
+        queryset = queryset.filter(user_id__in=list(user_pks))
+    rows = queryset.values_list(
+        "user_id", "item_id", "event_type", "occurred_at", "value", "quantity", "is_bot"
+    ).iterator(chunk_size=CHUNK_SIZE)
+    users: list[int] = []
+    items: list[int] = []
+    types: list[str] = []
+    stamps: list[float] = []
+    values: list[float] = []
+    quantities: list[float] = []
+    bots: list[bool] = []
+    item_index = catalogue.index_of_item
+    nan = float("nan")
+    for user_id, item_id, event_type, occurred_at, value, quantity, is_bot in rows:
+        index = position.get(user_id)
+        if index is None:
+            continue
+        users.append(index)
+        items.append(item_index.get(item_id, -1) if item_id is not None else -1)
+        types.append(event_type)
+        stamps.append(occurred_at.timestamp())
+        values.append(float(value) if value is not None else nan)
+        quantities.append(float(quantity or 1))
+        bots.append(bool(is_bot))
+    item_rows = np.asarray(items, dtype=np.int64)
+    known = item_rows >= 0
+    categories = np.full(len(item_rows), -1, dtype=np.int64)
+    prices = np.full(len(item_rows), np.nan)
+    categories[known] = catalogue.item_categories[item_rows[known]]
+    prices[known] = catalogue.item_prices[item_rows[known]]
+    return ProfileEvents(
+        n_users=len(user_pks),
+        users=np.asarray(users, dtype=np.int64),
+        event_types=np.asarray(types, dtype=object),
+        timestamps=np.asarray(stamps, dtype=np.float64),
+        values=np.asarray(values, dtype=np.float64),
+        quantities=np.asarray(quantities, dtype=np.float64),
+        categories=categories,
+        prices=prices,
+        is_bot=np.asarray(bots, dtype=bool),
+        category_names=catalogue.category_names,
+    )

@@ -1,0 +1,572 @@
+"""``rebuild_profiles``: features -> scaling -> outliers -> segments -> tags -> upsert.
+
+A full rebuild learns everything (scaler, segment centres, outlier core points, tag
+thresholds) and stores it on a :class:`ProfileRun`; an incremental rebuild recomputes only
+the users with new events and places them with what the last full run learned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from behavior.models import Event
+from recommendations.conf import recommender_settings
+from recommendations.core.profiles.features import (
+    AFFINITY_PREFIX,
+    EMBEDDING_PREFIX,
+    HEURISTIC_PROPENSITY_FORMULA,
+    FeatureTable,
+    compute_features,
+    heuristic_propensity,
+)
+from recommendations.core.profiles.outliers import (
+    OUTLIER_FEATURES,
+    OutlierModel,
+    detect_outliers,
+    outlier_reasons,
+)
+from recommendations.core.profiles.preprocessing import FeatureScaler
+from recommendations.core.profiles.segments import describe_segments, fit_segments, nearest_centre
+from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
+from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
+from recommendations.profiles.features import load_catalogue, load_profile_events, profile_users
+from recommendations.profiles.tags import get_tag_rules
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_COMPONENTS = 4
+MODEL_BATCH = 2048
+# Outlier core points kept on the run for incremental rebuilds (a random subset is enough).
+MAX_STORED_CORE_POINTS = 3000
+_PROFILE_FIELDS = [
+    "segment",
+    "tags",
+    "features",
+    "propensity",
+    "propensity_source",
+    "is_outlier",
+    "outlier_reason",
+    "last_activity_at",
+    "updated_at",
+    "model_version",
+    "notes",
+]
+
+
+@dataclass
+class RebuildResult:
+    """What one rebuild did."""
+
+    run_id: int
+    kind: str
+    users: int
+    segments: int
+    outliers: int
+    tagged: int
+    seconds: float
+    propensity_source: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Computed:
+    user_pks: list[Any]
+    usernames: list[str]
+    table: FeatureTable
+    has_events: np.ndarray
+    propensity_source: str
+    model_version: int | None
+    notes: list[str]
+    embeddings: np.ndarray | None = None
+
+
+def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = False) -> RebuildResult:
+    """Rebuild user profiles; idempotent (upserts) and batched by ``PROFILE_BATCH_SIZE``.
+
+    ``full=True`` recomputes everyone and re-learns segments, outliers and thresholds.
+    Otherwise the rebuild is incremental — only ``user_ids``, or by default the users with
+    events received since their profile's ``updated_at`` — reusing the last full run;
+    it falls back to a full rebuild when there is no full run yet or more than
+    ``PROFILE_INCREMENTAL_MAX_SHARE`` of the profiles changed.
+    """
+    started = time.monotonic()
+    current = latest_full_run()
+    if not full and current is not None:
+        if user_ids is None:
+            changed = changed_user_ids()
+            total = max(UserProfile.objects.count(), 1)
+            if len(changed) <= recommender_settings.PROFILE_INCREMENTAL_MAX_SHARE * total:
+                return _rebuild_incremental(current, changed, started)
+        else:
+            return _rebuild_incremental(current, list(user_ids), started)
+    return _rebuild_full(started)
+
+
+def latest_full_run() -> ProfileRun | None:
+    return (
+        ProfileRun.objects.filter(kind=ProfileRun.Kind.FULL, status=ProfileRun.Status.COMPLETED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def changed_user_ids() -> list[Any]:
+    """Users with events received after their profile was updated, or without a profile."""
+    queryset = (
+        Event.objects.filter(user__isnull=False, user__is_active=True)
+        .filter(
+            Q(user__recommendation_profile__isnull=True)
+            | Q(received_at__gt=F("user__recommendation_profile__updated_at"))
+        )
+        .order_by()
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    return list(queryset)
+
+
+# --- computing -------------------------------------------------------------------------------------
+def _compute(
+    user_pks: list[Any],
+    usernames: list[str],
+    *,
+    now: float,
+    restrict: bool,
+    affinity_columns: Sequence[str] | None,
+) -> _Computed:
+    catalogue = load_catalogue()
+    events = load_profile_events(user_pks, catalogue, restrict=restrict)
+    table = compute_features(
+        events,
+        now=now,
+        category_median_price=catalogue.median_price,
+        event_weights=recommender_settings.EVENT_WEIGHTS,
+        affinity_columns=affinity_columns,
+        max_affinity_columns=recommender_settings.PROFILE_AFFINITY_CATEGORIES,
+    )
+    has_events = ~np.isnan(table.column("recency_days"))
+    notes: list[str] = []
+    if not catalogue.category_names:
+        notes.append("the item model has no categories: affinities and price level are skipped")
+    propensity, embeddings, source, version = _model_outputs(user_pks, usernames, now, notes)
+    if propensity is None:
+        propensity = heuristic_propensity(table)
+    table.add_column("propensity", propensity)
+    return _Computed(user_pks, usernames, table, has_events, source, version, notes, embeddings)
+
+
+def _model_outputs(
+    user_pks: list[Any], usernames: list[str], now: float, notes: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None, str, int | None]:
+    """Propensity and embeddings from the active model; (None, None, "heuristic", None) without one."""
+    try:
+        from recommendations.registry import get_active_model
+
+        loaded = get_active_model()
+    except Exception:  # the registry is optional for profiles: never let it break a rebuild
+        logger.exception("the active model could not be looked up for profiles")
+        loaded = None
+    if loaded is None:
+        notes.append(
+            "no active model: behaviour embedding skipped; propensity from the heuristic "
+            + HEURISTIC_PROPENSITY_FORMULA
+        )
+        return None, None, "heuristic", None
+    from recommendations.data import load_histories
+
+    recommender = loaded.recommender
+    propensity = np.zeros(len(user_pks))
+    embeddings: np.ndarray | None = None
+    for start in range(0, len(user_pks), MODEL_BATCH):
+        pks = user_pks[start : start + MODEL_BATCH]
+        names = usernames[start : start + MODEL_BATCH]
+        histories_by_key = load_histories(users=pks, limit=recommender_settings.MAX_SEQUENCE_LENGTH)
+        histories = [histories_by_key.get(name, []) for name in names]
+        propensity[start : start + len(pks)] = np.asarray(
+            recommender.propensity(histories, now), dtype=np.float64
+        )
+        batch = np.asarray(recommender.embed_users(histories), dtype=np.float64)
+        if embeddings is None:
+            embeddings = np.zeros((len(user_pks), batch.shape[1]))
+        embeddings[start : start + len(pks)] = batch
+    return propensity, embeddings, "model", loaded.version_number
+
+
+def _add_embedding_columns(computed: _Computed, pca: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Project embeddings on a few principal components (fitted on a full run) as extra columns."""
+    if computed.embeddings is None:
+        if pca is not None:  # the full run had a model: leave the components missing (median fill)
+            for i in range(len(pca["components"])):
+                computed.table.add_column(f"{EMBEDDING_PREFIX}{i}", np.full(len(computed.user_pks), np.nan))
+        return pca
+    embeddings = computed.embeddings
+    if pca is None:
+        rows = embeddings[computed.has_events] if computed.has_events.any() else embeddings
+        mean = rows.mean(axis=0)
+        _, _, vt = np.linalg.svd(rows - mean, full_matrices=False)
+        pca = {"mean": mean.tolist(), "components": vt[:EMBEDDING_COMPONENTS].tolist()}
+    projected = (embeddings - np.asarray(pca["mean"])) @ np.asarray(pca["components"]).T
+    for i in range(projected.shape[1]):
+        computed.table.add_column(f"{EMBEDDING_PREFIX}{i}", projected[:, i])
+    return pca
+
+
+# --- full rebuild ----------------------------------------------------------------------------------
+def _rebuild_full(started: float) -> RebuildResult:
+    now_dt = timezone.now()
+    now = now_dt.timestamp()
+    rules = get_tag_rules()
+    run = ProfileRun.objects.create(kind=ProfileRun.Kind.FULL, created_at=now_dt)
+    try:
+        user_pks, usernames = profile_users()
+        computed = _compute(user_pks, usernames, now=now, restrict=False, affinity_columns=None)
+        pca = _add_embedding_columns(computed, None)
+        table, active = computed.table, computed.has_events
+        scaler = FeatureScaler().fit(table.values[active] if active.any() else table.values, table.columns)
+        scaled = scaler.transform(table.values)
+
+        reduced_idx = [table.columns.index(name) for name in OUTLIER_FEATURES]
+        eps_setting = recommender_settings.DBSCAN_EPS
+        seed = int(recommender_settings.RANDOM_SEED)
+        outlier_model, flagged = detect_outliers(
+            scaled[active][:, reduced_idx],
+            eps=eps_setting,
+            min_samples=int(recommender_settings.DBSCAN_MIN_SAMPLES),
+            sample_size=int(recommender_settings.DBSCAN_SAMPLE_SIZE),
+            random_state=seed,
+        )
+        is_outlier = np.zeros(len(user_pks), dtype=bool)
+        is_outlier[np.flatnonzero(active)[flagged]] = True
+
+        fit_rows = active & ~is_outlier
+        if not fit_rows.any():
+            fit_rows = active
+        segment_model = fit_segments(
+            scaled[fit_rows],
+            k=recommender_settings.SEGMENT_K,
+            k_range=recommender_settings.SEGMENT_K_RANGE,
+            minibatch_threshold=int(recommender_settings.MINIBATCH_THRESHOLD),
+            silhouette_sample=int(recommender_settings.SEGMENT_SILHOUETTE_SAMPLE),
+            random_state=seed,
+        )
+        labels = np.full(len(user_pks), -1, dtype=np.int64)
+        if segment_model.k:
+            labels[active] = segment_model.predict(scaled[active])
+
+        resolved = resolve_thresholds(rules, table.columns, table.values[active])
+        tags = evaluate_rules(resolved, table.columns, table.values)
+
+        filled = scaler.fill(table.values)
+        segments_info = _segment_summaries(segment_model.centres, table.columns, filled, labels, fit_rows)
+        rng = np.random.default_rng(seed)
+        core = outlier_model.core_points
+        core_labels = (
+            outlier_model.core_labels if outlier_model.core_labels is not None else np.zeros(len(core))
+        )
+        if len(core) > MAX_STORED_CORE_POINTS:
+            keep = rng.choice(len(core), size=MAX_STORED_CORE_POINTS, replace=False)
+            core, core_labels = core[keep], core_labels[keep]
+        run.params = {
+            "scaler": scaler.to_dict(),
+            "scaling_choices": scaler.choices(),
+            "affinity_columns": [
+                c[len(AFFINITY_PREFIX) :] for c in table.columns if c.startswith(AFFINITY_PREFIX)
+            ],
+            "embedding_pca": pca,
+            "centres": segment_model.centres.tolist(),
+            "segment_algorithm": segment_model.algorithm,
+            "silhouette_by_k": {str(k): v for k, v in segment_model.silhouette_by_k.items()},
+            "k_source": "setting SEGMENT_K"
+            if recommender_settings.SEGMENT_K
+            else "silhouette over SEGMENT_K_RANGE",
+            "outliers": {
+                "features": list(OUTLIER_FEATURES),
+                "eps": outlier_model.eps,
+                "eps_source": outlier_model.eps_source,
+                "min_samples": outlier_model.min_samples,
+                "core_points": np.round(core, 5).tolist(),
+                "core_labels": [int(x) for x in core_labels],
+                "small_clusters": list(outlier_model.small_clusters),
+            },
+            "tag_rules": resolved,
+        }
+        run.k = segment_model.k
+        run.silhouette = segment_model.silhouette_by_k.get(segment_model.k)
+        with transaction.atomic():
+            segments = [
+                Segment(
+                    run=run,
+                    number=s,
+                    name=name,
+                    description=description,
+                    size=int((labels == s).sum()),
+                    centre=centre,
+                    created_at=now_dt,
+                )
+                for s, (name, description, centre) in enumerate(segments_info)
+            ]
+            Segment.objects.bulk_create(segments)
+            segment_rows = {s.number: s for s in Segment.objects.filter(run=run)}
+            ProfileTag.objects.all().delete()
+            _write_profiles(
+                computed,
+                labels,
+                segment_rows,
+                is_outlier,
+                scaled,
+                reduced_idx,
+                scaler,
+                tags,
+                now_dt,
+                full=True,
+            )
+            Segment.objects.exclude(run=run).delete()
+            _finish(run, computed, is_outlier, tags, started)
+    except Exception as exc:
+        ProfileRun.objects.filter(pk=run.pk).update(
+            status=ProfileRun.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    return _result(run, computed, is_outlier, tags, started)
+
+
+def _segment_summaries(
+    centres: np.ndarray, columns: list[str], filled: np.ndarray, labels: np.ndarray, members_mask: np.ndarray
+) -> list[tuple[str, str, dict[str, Any]]]:
+    k = len(centres)
+    if not k:
+        return []
+    population = filled[members_mask]
+    overall = population.mean(axis=0)
+    means = np.vstack(
+        [
+            filled[(labels == s) & members_mask].mean(axis=0)
+            if ((labels == s) & members_mask).any()
+            else overall
+            for s in range(k)
+        ]
+    )
+    named = describe_segments(centres, columns, means, overall)
+    summaries = []
+    for s, (name, description) in enumerate(named):
+        centre = {
+            column: {"mean": _round(means[s, j]), "overall": _round(overall[j]), "z": _round(centres[s, j])}
+            for j, column in enumerate(columns)
+            if not column.startswith(EMBEDDING_PREFIX)
+        }
+        summaries.append((name, description, centre))
+    return summaries
+
+
+# --- incremental rebuild ---------------------------------------------------------------------------
+def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: float) -> RebuildResult:
+    now_dt = timezone.now()
+    params = current.params
+    run = ProfileRun.objects.create(kind=ProfileRun.Kind.INCREMENTAL, created_at=now_dt)
+    try:
+        user_pks, usernames = profile_users(user_ids)
+        computed = _compute(
+            user_pks,
+            usernames,
+            now=now_dt.timestamp(),
+            restrict=True,
+            affinity_columns=params["affinity_columns"],
+        )
+        _add_embedding_columns(computed, params.get("embedding_pca"))
+        scaler = FeatureScaler.from_dict(params["scaler"])
+        table = computed.table
+        # Same columns, same order as the full run (a model that appeared since adds nothing).
+        order = [table.columns.index(c) if c in table.columns else -1 for c in scaler.columns_]
+        values = (
+            np.column_stack([table.values[:, j] if j >= 0 else np.full(len(user_pks), np.nan) for j in order])
+            if len(order)
+            else table.values
+        )
+        table.columns, table.values = list(scaler.columns_), values
+        scaled = scaler.transform(values)
+        active = computed.has_events
+        reduced_idx = [table.columns.index(name) for name in params["outliers"]["features"]]
+        outlier_model = OutlierModel(
+            eps=params["outliers"]["eps"],
+            min_samples=params["outliers"]["min_samples"],
+            core_points=np.asarray(params["outliers"]["core_points"], dtype=np.float64).reshape(
+                -1, len(reduced_idx)
+            ),
+            eps_source=params["outliers"]["eps_source"],
+            core_labels=np.asarray(params["outliers"]["core_labels"], dtype=np.int64),
+            small_clusters=tuple(params["outliers"]["small_clusters"]),
+        )
+        is_outlier = np.zeros(len(user_pks), dtype=bool)
+        is_outlier[active] = outlier_model.is_outlier(scaled[active][:, reduced_idx])
+        centres = np.asarray(params["centres"], dtype=np.float64)
+        labels = np.full(len(user_pks), -1, dtype=np.int64)
+        if len(centres) and active.any():
+            labels[active] = nearest_centre(scaled[active], centres)
+        tags = evaluate_rules(params["tag_rules"], table.columns, values)
+        segment_rows = {s.number: s for s in Segment.objects.filter(run=current)}
+        with transaction.atomic():
+            ProfileTag.objects.filter(profile_id__in=user_pks).delete()
+            _write_profiles(
+                computed,
+                labels,
+                segment_rows,
+                is_outlier,
+                scaled,
+                reduced_idx,
+                scaler,
+                tags,
+                now_dt,
+                full=False,
+            )
+            for segment in segment_rows.values():
+                segment.size = segment.profiles.count()
+            Segment.objects.bulk_update(list(segment_rows.values()), ["size"])
+            run.params = {"based_on_run": current.pk}
+            _finish(run, computed, is_outlier, tags, started)
+    except Exception as exc:
+        ProfileRun.objects.filter(pk=run.pk).update(
+            status=ProfileRun.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    return _result(run, computed, is_outlier, tags, started)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+def _round(value: float) -> float | None:
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return float(f"{value:.5g}")
+
+
+def _write_profiles(
+    computed: _Computed,
+    labels: np.ndarray,
+    segment_rows: dict[int, Segment],
+    is_outlier: np.ndarray,
+    scaled: np.ndarray,
+    reduced_idx: list[int],
+    scaler: FeatureScaler,
+    tags: list[list[dict[str, Any]]],
+    now_dt: datetime,
+    *,
+    full: bool,
+) -> None:
+    table = computed.table
+    reasons: dict[int, str] = {}
+    flagged = np.flatnonzero(is_outlier)
+    if len(flagged):
+        texts = outlier_reasons(
+            table.values[flagged][:, reduced_idx],
+            scaled[flagged][:, reduced_idx],
+            [table.columns[j] for j in reduced_idx],
+            scaler.medians_[reduced_idx],
+        )
+        reasons = {int(i): text[:255] for i, text in zip(flagged, texts, strict=True)}
+    stored_columns = [(j, c) for j, c in enumerate(table.columns) if not c.startswith(EMBEDDING_PREFIX)]
+    recency = table.column("recency_days")
+    propensity = table.column("propensity")
+    batch_size = int(recommender_settings.PROFILE_BATCH_SIZE)
+    for start in range(0, len(computed.user_pks), batch_size):
+        profiles: list[UserProfile] = []
+        tag_rows: list[ProfileTag] = []
+        for i in range(start, min(start + batch_size, len(computed.user_pks))):
+            features = {column: _round(table.values[i, j]) for j, column in stored_columns}
+            features["top_categories"] = [[name, share] for name, share in table.top_categories[i]]
+            notes = list(table.notes[i])
+            if not computed.has_events[i]:
+                notes.append(
+                    "no events recorded for this account (anonymous browsing before login is not linked "
+                    "to it): not placed in a segment"
+                )
+            notes += computed.notes
+            last_activity = (
+                datetime.fromtimestamp(now_dt.timestamp() - recency[i] * 86_400.0, tz=UTC)
+                if computed.has_events[i]
+                else None
+            )
+            pk = computed.user_pks[i]
+            profiles.append(
+                UserProfile(
+                    user_id=pk,
+                    segment=segment_rows.get(int(labels[i])) if labels[i] >= 0 else None,
+                    tags=tags[i],
+                    features=features,
+                    propensity=_round(propensity[i]) if computed.has_events[i] else None,
+                    propensity_source=computed.propensity_source,
+                    is_outlier=bool(is_outlier[i]),
+                    outlier_reason=reasons.get(i, ""),
+                    last_activity_at=last_activity,
+                    updated_at=now_dt,
+                    model_version=computed.model_version,
+                    notes=notes,
+                )
+            )
+            tag_rows += [
+                ProfileTag(profile_id=pk, label=tag["label"][:120], weight=tag["weight"]) for tag in tags[i]
+            ]
+        UserProfile.objects.bulk_create(
+            profiles, update_conflicts=True, unique_fields=["user"], update_fields=_PROFILE_FIELDS
+        )
+        ProfileTag.objects.bulk_create(tag_rows)
+    if full:
+        # Profiles of users who are no longer profiled (deactivated) would keep stale segments.
+        UserProfile.objects.exclude(updated_at=now_dt).update(segment=None)
+
+
+def _finish(
+    run: ProfileRun,
+    computed: _Computed,
+    is_outlier: np.ndarray,
+    tags: list[list[dict[str, Any]]],
+    started: float,
+) -> None:
+    counts = ProfileTag.objects.values("label").annotate(n=Count("pk")).order_by("-n", "label")
+    tag_counts = {row["label"]: row["n"] for row in counts}
+    run.status = ProfileRun.Status.COMPLETED
+    run.finished_at = timezone.now()
+    run.users = len(computed.user_pks)
+    run.model_version = computed.model_version
+    run.summary = {
+        "users": len(computed.user_pks),
+        "users_without_events": int((~computed.has_events).sum()),
+        "outliers": int(is_outlier.sum()),
+        "tag_counts": tag_counts,
+        "propensity_source": computed.propensity_source,
+        "notes": computed.notes,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    run.save()
+
+
+def _result(
+    run: ProfileRun,
+    computed: _Computed,
+    is_outlier: np.ndarray,
+    tags: list[list[dict[str, Any]]],
+    started: float,
+) -> RebuildResult:
+    return RebuildResult(
+        run_id=run.pk,
+        kind=run.kind,
+        users=len(computed.user_pks),
+        segments=Segment.objects.filter(
+            run_id=run.pk if run.kind == ProfileRun.Kind.FULL else run.params.get("based_on_run")
+        ).count(),
+        outliers=int(is_outlier.sum()),
+        tagged=sum(1 for row in tags if row),
+        seconds=round(time.monotonic() - started, 3),
+        propensity_source=computed.propensity_source,
+        notes=list(computed.notes),
+    )

@@ -1,0 +1,24 @@
+"""Serving: one service behind the API, the template tags and the export command.
+
+``recommend_for`` builds a list through the fallback chain personal -> session ->
+co-visitation -> popular in category -> popular overall (-> newest items), applies the
+adapter's business rules, explains each item and records one impression per list.
+"""
+
+from recommendations.serving.service import (
+    bought_together,
+    popular_items,
+    recommend_for,
+    similar_items,
+)
+from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
+
+__all__ = [
+    "Candidate",
+    "RecommendationResult",
+    "RecommendedItem",
+    "bought_together",
+    "popular_items",
+    "recommend_for",
+    "similar_items",
+]

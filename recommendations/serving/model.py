@@ -1,0 +1,130 @@
+"""The active behaviour network, scored in-process for one shopper or a batch.
+
+The registry loads the artefact once per process per version; this module adds the
+per-version lookups the explanations need (item index, normalised embeddings).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_logged: set[str] = set()
+_embeddings: dict[int, tuple[dict[str, int], np.ndarray]] = {}
+_lock = threading.Lock()
+_threads_limited = False
+
+
+def _log_once(key: str, message: str, *args: Any) -> None:
+    if key not in _logged:
+        _logged.add(key)
+        logger.warning(message, *args)
+
+
+def get_active_model() -> Any:
+    """The registry's ``LoadedModel`` or None; never raises (failures are logged once)."""
+    try:
+        from recommendations.registry import get_active_model as registry_get_active_model
+    except ImportError as exc:
+        _log_once("import", "Recommender registry unavailable, serving fallbacks: %s", exc)
+        return None
+    try:
+        return registry_get_active_model()
+    except Exception as exc:  # a broken registry must degrade to fallbacks, never a 500
+        _log_once(f"load:{type(exc).__name__}", "Active model could not be loaded: %s", exc)
+        return None
+
+
+def limit_threads_for_web() -> None:
+    """One torch thread per web worker: many workers share the cores (done once per process)."""
+    global _threads_limited
+    if not _threads_limited:
+        import torch
+
+        torch.set_num_threads(1)
+        _threads_limited = True
+
+
+def recommend(
+    loaded: Any, histories: list, n: int, exclude: list | None = None
+) -> list[list[tuple[str, float]]]:
+    """Score histories through the model; an error is logged once and yields empty lists."""
+    try:
+        return loaded.recommender.recommend(histories, n, exclude=exclude)
+    except Exception as exc:
+        _log_once(
+            f"recommend:{loaded.version_id}",
+            "Model version %s failed to score: %s",
+            loaded.version_number,
+            exc,
+        )
+        return [[] for _ in histories]
+
+
+def similar(loaded: Any, key: str, n: int) -> list[tuple[str, float]]:
+    try:
+        return loaded.recommender.similar_items(key, n)
+    except Exception as exc:
+        _log_once(
+            f"similar:{loaded.version_id}",
+            "Model version %s failed on similar items: %s",
+            loaded.version_number,
+            exc,
+        )
+        return []
+
+
+def _embedding_index(loaded: Any) -> tuple[dict[str, int], np.ndarray] | None:
+    cached = _embeddings.get(loaded.version_id)
+    if cached is not None:
+        return cached
+    try:
+        vectors = np.asarray(loaded.recommender.item_embeddings(), dtype=np.float32)
+        keys = list(loaded.recommender.item_ids_)
+    except Exception as exc:
+        _log_once(f"embed:{loaded.version_id}", "No item embeddings for explanations: %s", exc)
+        return None
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.maximum(norms, 1e-8)
+    with _lock:
+        _embeddings.clear()  # keep only the active version
+        _embeddings[loaded.version_id] = ({k: i for i, k in enumerate(keys)}, vectors)
+    return _embeddings[loaded.version_id]
+
+
+def anchors(
+    loaded: Any, history: list, recommended: list[str], *, recent: int = 10
+) -> dict[str, tuple[str, str]]:
+    """For each recommended key, the recent history item most like it: ``{key: (anchor, event_type)}``."""
+    index = _embedding_index(loaded) if loaded is not None else None
+    recent_events: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for key, event_type, _ in reversed(history):
+        if key not in seen:
+            seen.add(key)
+            recent_events.append((key, event_type))
+        if len(recent_events) >= recent:
+            break
+    if not recent_events:
+        return {}
+    if index is None:
+        return {key: recent_events[0] for key in recommended}
+    positions, vectors = index
+    known = [(k, t) for k, t in recent_events if k in positions]
+    if not known:
+        return {key: recent_events[0] for key in recommended}
+    history_vectors = vectors[[positions[k] for k, _ in known]]
+    result: dict[str, tuple[str, str]] = {}
+    for key in recommended:
+        row = positions.get(key)
+        if row is None:
+            result[key] = known[0]
+            continue
+        similarity = history_vectors @ vectors[row]
+        result[key] = known[int(np.argmax(similarity))]
+    return result

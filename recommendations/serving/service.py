@@ -1,0 +1,486 @@
+"""The serving use cases: ``recommend_for``, ``similar_items``, ``bought_together``, ``popular_items``.
+
+Every list is built the same way: candidate stages in order of preference (each candidate
+carries its own reason and source), then the adapter's business rules, one query for the
+items, the diversity cap, and one impression per list.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from django.core.cache import cache
+
+from behavior.items import item_key, items_by_key
+from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
+from recommendations.conf import recommender_settings
+from recommendations.serving import explain, impressions, model, popularity
+from recommendations.serving.history import ShopperState, load_state
+from recommendations.serving.state import not_interested_keys, purchased_keys_cached
+from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
+
+Stage = Callable[[], Iterable[Candidate]]
+SHOWN_ATTRIBUTE = "_recommendations_shown"
+
+
+class UnknownItem(LookupError):
+    """The item key names no item."""
+
+
+def clamp_limit(limit: Any) -> int:
+    """A usable list length: DEFAULT_LIMIT when missing, at most MAX_LIMIT, at least 1."""
+    try:
+        value = int(limit)
+    except (TypeError, ValueError):
+        value = recommender_settings.DEFAULT_LIMIT
+    return max(1, min(value, recommender_settings.MAX_LIMIT))
+
+
+# --- assembling a list ------------------------------------------------------------------------------
+def _shown_on_request(request: Any) -> set[str]:
+    if request is None:
+        return set()
+    shown = getattr(request, SHOWN_ATTRIBUTE, None)
+    if shown is None:
+        shown = set()
+        try:
+            setattr(request, SHOWN_ATTRIBUTE, shown)
+        except AttributeError:
+            return set()
+    return shown
+
+
+def _assemble(
+    stages: list[Stage],
+    *,
+    limit: int,
+    excluded: set[str],
+    adapter: DefaultRecommenderAdapter,
+    newest_category: str | None = None,
+    newest_any: bool = True,
+) -> list[tuple[Candidate, Any]]:
+    """Walk the stages until ``limit`` recommendable items are found; one item query per round."""
+    cap = recommender_settings.DIVERSITY_CAP
+    chosen: list[tuple[Candidate, Any]] = []
+    per_category: dict[str | None, int] = {}
+    capped: list[tuple[Candidate, Any]] = []
+    seen: set[str] = set(excluded)
+    pending: list[Candidate] = []
+    target = limit * 2 + 10
+
+    def take(candidate: Candidate, item: Any) -> None:
+        if cap:
+            category = adapter.get_item_category(item)
+            if category is not None and per_category.get(category, 0) >= cap:
+                capped.append((candidate, item))
+                return
+            per_category[category] = per_category.get(category, 0) + 1
+        chosen.append((candidate, item))
+
+    def resolve() -> None:
+        items = adapter.available_items([c.key for c in pending])
+        for candidate in pending:
+            item = items.get(candidate.key)
+            if item is not None and len(chosen) < limit:
+                take(candidate, item)
+        pending.clear()
+
+    for stage in stages:
+        for candidate in stage():
+            if candidate.key in seen:
+                continue
+            seen.add(candidate.key)
+            pending.append(candidate)
+            if len(pending) >= target:
+                resolve()
+                if len(chosen) >= limit:
+                    return chosen
+    resolve()
+    if len(chosen) < limit:
+        # the newest items as the last resort; the diversity cap yields before an empty slot
+        for item in (
+            adapter.newest_items(limit=limit + len(seen), category=newest_category)
+            if (newest_any or newest_category)
+            else []
+        ):
+            key = adapter.get_item_key(item)
+            if key in seen:
+                continue
+            seen.add(key)
+            label = adapter.get_category_label(item)
+            take(Candidate(key, 0.0, explain.new_in(label), "popular"), item)
+            if len(chosen) >= limit:
+                break
+    while len(chosen) < limit and capped:
+        chosen.append(capped.pop(0))
+    return chosen
+
+
+def _result(
+    chosen: list[tuple[Candidate, Any]],
+    *,
+    placement: str,
+    model_version: int | None,
+    adapter: DefaultRecommenderAdapter,
+) -> RecommendationResult:
+    recommendation_id = str(uuid.uuid4())
+    result = RecommendationResult(
+        recommendation_id=recommendation_id,
+        model_version=model_version,
+        source=chosen[0][0].source if chosen else "popular",
+        placement=placement,
+    )
+    for position, (candidate, item) in enumerate(chosen, start=1):
+        url = adapter.get_item_url(item)
+        joiner = "&" if "?" in url else "?"
+        result.items.append(
+            RecommendedItem(
+                key=candidate.key,
+                item=item,
+                score=round(float(candidate.score), 6),
+                reason=candidate.reason,
+                position=position,
+                source=candidate.source,
+                name=adapter.get_item_name(item),
+                url=url,
+                price=adapter.get_item_price(item),
+                tracked_url=f"{url}{joiner}rec={recommendation_id}&pos={position}&pl={placement}"
+                if url
+                else "",
+            )
+        )
+    return result
+
+
+def _finish(
+    result: RecommendationResult,
+    *,
+    request: Any,
+    user_id: Any,
+    visitor_id: str,
+    record: bool | None,
+) -> RecommendationResult:
+    _shown_on_request(request).update(result.keys)
+    if record if record is not None else request is not None:
+        impressions.record_impression(
+            result, user_id=user_id, visitor_id=visitor_id, deferred=request is not None
+        )
+    return result
+
+
+# --- candidate stages ------------------------------------------------------------------------------
+def _popular_stage(category: str | None) -> Stage:
+    def stage() -> Iterator[Candidate]:
+        snapshot = popularity.get_snapshot()
+        if category:
+            label = snapshot.labels.get(category, "")
+            for key, score in snapshot.by_category.get(category, []):
+                yield Candidate(key, score, explain.popular_in(label), "popular")
+        else:
+            for key, score in snapshot.overall:
+                yield Candidate(key, score, explain.TRENDING, "popular")
+
+    return stage
+
+
+def _relations_stage(anchors: list[str], kinds: tuple[str, ...], source: str, limit: int) -> Stage:
+    def stage() -> Iterator[Candidate]:
+        from recommendations.models import ItemRelation
+
+        if not anchors:
+            return
+        rows = (
+            ItemRelation.objects.filter(item_key__in=anchors, kind__in=kinds)
+            .order_by("-score")
+            .values_list("item_key", "related_key", "kind", "score", "reason")[: max(limit * 4, 40)]
+        )
+        rank = {key: i for i, key in enumerate(anchors)}
+        kind_rank = {kind: i for i, kind in enumerate(kinds)}
+        # anchors earlier in the list (the page's item, the latest events) come first, then the
+        # kinds in the order asked for (bought together before merely similar)
+        ordered = sorted(rows, key=lambda r: (rank.get(r[0], 99), kind_rank.get(r[2], 9), -r[3]))
+        for _anchor, related, _kind, score, reason in ordered:
+            yield Candidate(related, score, reason or explain.TRENDING, source)
+
+    return stage
+
+
+def _precomputed(user_id: Any) -> dict | None:
+    from recommendations.models import PrecomputedList
+
+    cache_key = f"rec:pre:{user_id}"
+    data = cache.get(cache_key)
+    if data is None:
+        row = PrecomputedList.objects.filter(user_id=user_id).first()
+        data = (
+            {}
+            if row is None
+            else {
+                "keys": row.item_keys,
+                "scores": row.scores,
+                "reasons": row.reasons,
+                "version": row.model_version,
+                "computed_at": row.computed_at.timestamp(),
+            }
+        )
+        cache.set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
+    return data or None
+
+
+def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
+    """Score the shopper's latest events through the active network (cached per latest event)."""
+    cache_key = f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}:{n}"
+    rows = cache.get(cache_key)
+    if rows is not None:
+        return rows
+    model.limit_threads_for_web()
+    scored = model.recommend(loaded, [state.history], n)[0]
+    anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
+    names = {key: str(item) for key, item in items_by_key({a for a, _ in anchor_of.values()}).items()}
+    rows = []
+    for key, score in scored:
+        anchor = anchor_of.get(key)
+        reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
+        rows.append([key, float(score), reason])
+    cache.set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
+    return rows
+
+
+def _personal_stage(state: ShopperState, loaded: Any, n: int, version_box: list) -> Stage:
+    source = "personal" if state.user_id is not None else "session"
+
+    def stage() -> Iterator[Candidate]:
+        precomputed = _precomputed(state.user_id) if state.user_id is not None else None
+        fresh = precomputed is not None and (
+            state.latest_ts is None or state.latest_ts <= precomputed["computed_at"]
+        )
+        if fresh:
+            version_box.append(precomputed["version"])
+            for key, score, reason in zip(
+                precomputed["keys"], precomputed["scores"], precomputed["reasons"], strict=False
+            ):
+                yield Candidate(key, score, reason, source)
+            return
+        if loaded is not None and state.history:
+            version_box.append(loaded.version_number)
+            for key, score, reason in _realtime(state, loaded, n):
+                yield Candidate(key, score, reason, source)
+        elif precomputed is not None:
+            # no usable model: an older list is still better than none
+            version_box.append(precomputed["version"])
+            for key, score, reason in zip(
+                precomputed["keys"], precomputed["scores"], precomputed["reasons"], strict=False
+            ):
+                yield Candidate(key, score, reason, source)
+
+    return stage
+
+
+def _context_keys(context: Mapping[str, Any], adapter: DefaultRecommenderAdapter) -> list[str]:
+    keys: list[str] = []
+    item = context.get("item")
+    if item is not None:
+        keys.append(item if isinstance(item, str) else adapter.get_item_key(item))
+    for extra in context.get("items") or ():
+        keys.append(extra if isinstance(extra, str) else adapter.get_item_key(extra))
+    return keys
+
+
+def _recent_distinct(history: list, n: int) -> list[str]:
+    keys: list[str] = []
+    for key, _type, _ts in reversed(history):
+        if key not in keys:
+            keys.append(key)
+        if len(keys) >= n:
+            break
+    return keys
+
+
+# --- public services -----------------------------------------------------------------------------------
+def recommend_for(
+    *,
+    user: Any = None,
+    visitor_id: str = "",
+    limit: int = 10,
+    placement: str = "default",
+    context: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    record: bool | None = None,
+) -> RecommendationResult:
+    """A full, explained list for a user or an anonymous visitor, through the fallback chain.
+
+    ``context`` may hold ``request`` (cart, items already shown on the page, impressions after
+    the response), ``item``/``items`` (the page's items: excluded and used as anchors) and
+    ``category``. Impressions are recorded when a request is given (or ``record=True``).
+    """
+    started = time.perf_counter()
+    context = dict(context or {})
+    request = context.get("request")
+    adapter = get_adapter()
+    limit = clamp_limit(limit)
+    state = load_state(user=user, visitor_id=visitor_id)
+    page_keys = _context_keys(context, adapter)
+    cart_keys = adapter.get_cart_item_keys(request, context)
+    excluded = (
+        {str(k) for k in exclude}
+        | set(page_keys)
+        | cart_keys
+        | _shown_on_request(request)
+        | state.keys_with_type("purchase")
+        | purchased_keys_cached(state.user_id, state.latest_ts)
+        | not_interested_keys(state.user_id, state.visitor_id)
+    )
+    loaded = model.get_active_model() if state.history or state.user_id is not None else None
+    snapshot_category = context.get("category")
+    category = adapter.category_key(snapshot_category) if snapshot_category is not None else None
+    anchors = page_keys + sorted(cart_keys) + _recent_distinct(state.history, 5)
+    # what the shopper is looking at right now is not worth recommending back to them
+    excluded |= set(anchors)
+    version_box: list = []
+    stages: list[Stage] = [
+        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box),
+        _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
+    ]
+    if category is None and anchors:
+        snapshot = popularity.get_snapshot()
+        category = next((snapshot.item_category[k] for k in anchors if k in snapshot.item_category), None)
+    if category:
+        stages.append(_popular_stage(category))
+    stages.append(_popular_stage(None))
+    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter)
+    version = version_box[0] if version_box else None
+    result = _result(chosen, placement=placement, model_version=version, adapter=adapter)
+    if not any(entry.source in {"personal", "session"} for entry in result.items):
+        result.model_version = None
+    result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
+    return _finish(result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record)
+
+
+def resolve_item(item: Any) -> tuple[str, Any]:
+    """``(key, item)`` from an item instance or a key; unknown key -> UnknownItem."""
+    if item is None or item == "":
+        raise UnknownItem("no item")
+    if not isinstance(item, str):
+        return item_key(item), item
+    found = items_by_key([item]).get(str(item))
+    if found is None:
+        raise UnknownItem(str(item))
+    return str(item), found
+
+
+def _related_list(
+    item: Any,
+    *,
+    kinds: tuple[str, ...],
+    limit: int,
+    placement: str,
+    context: Mapping[str, Any] | None,
+    record: bool | None,
+) -> RecommendationResult:
+    context = dict(context or {})
+    request = context.get("request")
+    adapter = get_adapter()
+    limit = clamp_limit(limit)
+    key, instance = resolve_item(item)
+    category = adapter.get_item_category(instance)
+    excluded = {key} | adapter.get_cart_item_keys(request, context) | _shown_on_request(request)
+    version_box: list = []
+    stages: list[Stage] = [_relations_stage([key], kinds, "covisitation", limit)]
+    if "similar" in kinds:
+        stages.append(_model_similar_stage(key, instance, limit, version_box, adapter))
+    if category:
+        stages.append(_popular_stage(category))
+    stages.append(_popular_stage(None))
+    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter, newest_category=category)
+    result = _result(
+        chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
+    )
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    return _finish(
+        result, request=request, user_id=user_id, visitor_id=getattr(request, "visitor_id", ""), record=record
+    )
+
+
+def _model_similar_stage(
+    key: str, instance: Any, limit: int, version_box: list, adapter: DefaultRecommenderAdapter
+) -> Stage:
+    def stage() -> Iterator[Candidate]:
+        loaded = model.get_active_model()
+        if loaded is None:
+            return
+        reason = explain.similar_to(adapter.get_item_name(instance))
+        rows = model.similar(loaded, key, limit * 3)
+        if rows:
+            version_box.append(loaded.version_number)
+        for related, score in rows:
+            yield Candidate(related, score, reason, "covisitation")
+
+    return stage
+
+
+def similar_items(
+    item: Any,
+    *,
+    limit: int = 10,
+    placement: str = "similar",
+    context: Mapping[str, Any] | None = None,
+    record: bool | None = None,
+) -> RecommendationResult:
+    """Items like ``item`` (a key or an instance): relations, model embeddings, then its category."""
+    return _related_list(
+        item, kinds=("similar",), limit=limit, placement=placement, context=context, record=record
+    )
+
+
+def bought_together(
+    item: Any,
+    *,
+    limit: int = 10,
+    placement: str = "bought_together",
+    context: Mapping[str, Any] | None = None,
+    record: bool | None = None,
+) -> RecommendationResult:
+    """Items often bought with ``item``, then similar items, then its category's popular items."""
+    return _related_list(
+        item,
+        kinds=("bought_together", "similar"),
+        limit=limit,
+        placement=placement,
+        context=context,
+        record=record,
+    )
+
+
+def popular_items(
+    *,
+    limit: int = 10,
+    category: Any = None,
+    placement: str = "popular",
+    context: Mapping[str, Any] | None = None,
+    record: bool | None = None,
+) -> RecommendationResult:
+    """Popular (time-decayed) items overall or of one category; newest items fill the rest."""
+    context = dict(context or {})
+    request = context.get("request")
+    adapter = get_adapter()
+    limit = clamp_limit(limit)
+    category_key = adapter.category_key(category)
+    excluded = _shown_on_request(request)
+    chosen = _assemble(
+        [_popular_stage(category_key)],
+        limit=limit,
+        excluded=set(excluded),
+        adapter=adapter,
+        newest_category=category_key,
+        newest_any=category_key is None,
+    )
+    result = _result(chosen, placement=placement, model_version=None, adapter=adapter)
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    return _finish(
+        result, request=request, user_id=user_id, visitor_id=getattr(request, "visitor_id", ""), record=record
+    )

@@ -1,0 +1,53 @@
+"""Value objects of the serving layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    """A scored item key before business rules: where it came from and why."""
+
+    key: str
+    score: float
+    reason: str
+    source: str
+
+
+@dataclass
+class RecommendedItem:
+    """One item of a served list (``position`` is 1-based)."""
+
+    key: str
+    item: Any
+    score: float
+    reason: str
+    position: int
+    source: str
+    name: str = ""
+    url: str = ""
+    price: Any = None
+    tracked_url: str = ""
+
+
+@dataclass
+class RecommendationResult:
+    """A served list; ``recommendation_id`` ties later clicks and purchases to it."""
+
+    recommendation_id: str
+    model_version: int | None
+    source: str
+    placement: str = "default"
+    items: list[RecommendedItem] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def keys(self) -> list[str]:
+        return [entry.key for entry in self.items]

@@ -1,0 +1,174 @@
+"""``{% load recommendations %}``: assignment and inclusion tags that only delegate to the service.
+
+Every tag reads the shopper from ``context["request"]`` (user, or the anonymous visitor id
+set by ``behavior.middleware.VisitorMiddleware``) and passes the request on, so business
+rules see the cart, no item appears twice on one page and impressions are written after
+the response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from recommendations import serving
+from recommendations.conf import recommender_settings
+from recommendations.serving.service import UnknownItem
+from recommendations.serving.types import RecommendationResult
+
+register = template.Library()
+
+BLOCK_TEMPLATE = "recommendations/block.html"
+
+
+def _shopper(context: template.Context) -> tuple[Any, Any, str]:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is not None and not user.is_authenticated:
+        user = None
+    return request, user, getattr(request, "visitor_id", "") or ""
+
+
+def _empty(placement: str) -> RecommendationResult:
+    return RecommendationResult(
+        recommendation_id="", model_version=None, source="popular", placement=placement
+    )
+
+
+@register.simple_tag(takes_context=True)
+def recommended_items(
+    context: template.Context,
+    placement: str = "default",
+    limit: int | None = None,
+    item: Any = None,
+    category: Any = None,
+) -> RecommendationResult:
+    """``{% recommended_items placement="home" limit=8 as recs %}``: the shopper's list."""
+    request, user, visitor_id = _shopper(context)
+    extra: dict[str, Any] = {"request": request}
+    if item is not None:
+        extra["item"] = item
+    if category is not None:
+        extra["category"] = category
+    return serving.recommend_for(
+        user=user,
+        visitor_id=visitor_id,
+        placement=placement,
+        limit=limit or recommender_settings.DEFAULT_LIMIT,
+        context=extra,
+    )
+
+
+@register.simple_tag(takes_context=True)
+def similar_items(
+    context: template.Context, item: Any, limit: int | None = None, placement: str = "similar"
+) -> RecommendationResult:
+    """``{% similar_items product limit=6 as recs %}``."""
+    request, _, _ = _shopper(context)
+    try:
+        return serving.similar_items(
+            item,
+            limit=limit or recommender_settings.DEFAULT_LIMIT,
+            placement=placement,
+            context={"request": request},
+        )
+    except UnknownItem:
+        return _empty(placement)
+
+
+@register.simple_tag(takes_context=True)
+def bought_together(
+    context: template.Context, item: Any, limit: int | None = None, placement: str = "bought_together"
+) -> RecommendationResult:
+    """``{% bought_together product limit=4 as recs %}``."""
+    request, _, _ = _shopper(context)
+    try:
+        return serving.bought_together(
+            item,
+            limit=limit or recommender_settings.DEFAULT_LIMIT,
+            placement=placement,
+            context={"request": request},
+        )
+    except UnknownItem:
+        return _empty(placement)
+
+
+@register.simple_tag(takes_context=True)
+def popular_items(
+    context: template.Context, limit: int | None = None, category: Any = None, placement: str = "popular"
+) -> RecommendationResult:
+    """``{% popular_items limit=8 category=category as recs %}``."""
+    request, _, _ = _shopper(context)
+    return serving.popular_items(
+        limit=limit or recommender_settings.DEFAULT_LIMIT,
+        category=category,
+        placement=placement,
+        context={"request": request},
+    )
+
+
+def _block(recs: RecommendationResult, title: str) -> dict[str, Any]:
+    return {"recs": recs, "title": title, "placement": recs.placement}
+
+
+@register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
+def show_recommended(
+    context: template.Context,
+    placement: str = "default",
+    limit: int | None = None,
+    title: str = "Recommended for you",
+    item: Any = None,
+    category: Any = None,
+) -> dict[str, Any]:
+    """``{% show_recommended placement="home" limit=8 title="Recommended for you" %}``."""
+    return _block(
+        recommended_items(context, placement=placement, limit=limit, item=item, category=category), title
+    )
+
+
+@register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
+def show_similar(
+    context: template.Context,
+    item: Any,
+    limit: int | None = None,
+    title: str = "Similar items",
+    placement: str = "similar",
+) -> dict[str, Any]:
+    """``{% show_similar product limit=6 title="Similar items" %}``."""
+    return _block(similar_items(context, item, limit=limit, placement=placement), title)
+
+
+@register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
+def show_bought_together(
+    context: template.Context,
+    item: Any,
+    limit: int | None = None,
+    title: str = "Frequently bought together",
+    placement: str = "bought_together",
+) -> dict[str, Any]:
+    """``{% show_bought_together product limit=4 title="Frequently bought together" %}``."""
+    return _block(bought_together(context, item, limit=limit, placement=placement), title)
+
+
+@register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
+def show_popular(
+    context: template.Context,
+    limit: int | None = None,
+    title: str = "Popular now",
+    category: Any = None,
+    placement: str = "popular",
+) -> dict[str, Any]:
+    """``{% show_popular limit=8 title="Popular now" category=None %}``."""
+    return _block(popular_items(context, limit=limit, category=category, placement=placement), title)
+
+
+@register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
+def show_cart_recommendations(
+    context: template.Context,
+    limit: int | None = None,
+    title: str = "Complete your purchase",
+    placement: str = "cart",
+) -> dict[str, Any]:
+    """``{% show_cart_recommendations limit=4 title="Complete your purchase" %}``: anchored on the cart."""
+    return _block(recommended_items(context, placement=placement, limit=limit), title)

@@ -1,0 +1,415 @@
+"""Deterministic demo data for the shop: a catalogue, shoppers and weeks of behaviour.
+
+``seed_demo(SeedOptions(...))`` writes everything in one transaction; the same options and
+the same ``now`` give exactly the same rows (event ids included).
+
+What is planted (the ground truth is stored in ``shop.PlantedShopper``; see PLANTED.md):
+
+- **Catalogue**: ~400 products in 14 named categories (brand + line + variant names,
+  log-normal prices per category, ~4 % out of stock, ~3 % inactive), Zipf popularity
+  within each category.
+- **Shopper types** (``shop.demo.shoppers.SHOPPER_TYPES``): tech enthusiast (phones,
+  laptops, audio, cameras; dear items), bargain hunter (every category, cheapest
+  quantile, long sessions, many searches), home cook (kitchen + coffee), outdoor &
+  sporty (sports + outdoor), book lover (books; short frequent sessions, high
+  conversion), window shopper (fashion + beauty; views, almost never buys). Each type
+  has category weights, a preferred price quantile, a session length, a view->cart
+  and a cart->purchase rate.
+- **Funnels**: view -> add_to_cart (3-28 % by type) -> purchase (8-65 % of carts by
+  type); 12 % of carted items are removed; a few wishlist events; searches with a query
+  in ``context``. Purchases are grouped per session into ``Order`` rows.
+- **Complements** (a next-item signal): each main item (phone, laptop, coffee machine)
+  has 2-3 complementary accessories; 60 % of main purchases are followed 0.3-6 days
+  later by a session that views and (85 %) buys one of them; 20 % of carted main items
+  get an accessory added right after them, in the same order.
+- **Sequential browsing**: within a session the next view stays in the same category
+  60 % of the time (half of it a neighbour in price).
+- **Purchase propensity**: an abandoned cart brings the shopper back 0.2-4 days later
+  (50-60 % for buying types) to view and buy those items.
+- **Churn**: 15 % of non-bot shoppers stop visiting after 30-60 % of their active time.
+- **Anonymous visitors** (visitor_id only, no user; 25 % as many as users) and **bots**
+  (1 % of users: 40-150 catalogue-order views per session, one every 0.8-3 s, no carts,
+  no purchases; their events are NOT flagged ``is_bot``: detection must use behaviour).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from behavior.models import Event
+from shop.demo.catalog import CATEGORIES, ProductSpec, build_catalog
+from shop.demo.shoppers import BOT_TYPE, DEMO_SHOPPERS, SHOPPER_TYPES
+from shop.demo.simulation import DAY, CatalogIndex, ShopperPlan, Simulator
+from shop.demo.writer import insert_rows, is_postgres, reset_sequences
+from shop.models import Category, Order, OrderItem, PlantedShopper, Product
+
+STAFF_LOGIN = ("admin", "admin-demo-pass")
+SHOPPER_PASSWORD = "shopper-demo-pass"
+CHUNK_SIZE = 10_000
+
+EVENT_FIELDS = (
+    "event_id",
+    "user",
+    "visitor_id",
+    "session_id",
+    "item",
+    "event_type",
+    "value",
+    "quantity",
+    "occurred_at",
+    "received_at",
+    "recommendation_id",
+    "placement",
+    "position",
+    "context",
+    "is_bot",
+)
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    """Sizes and knobs of the generated shop (the command's options)."""
+
+    users: int = 3000
+    events: int = 150_000
+    days: int = 42
+    seed: int = 42
+    products: int = 400
+    bot_share: float = 0.01
+    anonymous_share: float = 0.25
+    churn_share: float = 0.15
+
+    def validate(self) -> None:
+        """Raise ValueError naming the option when a value is out of range."""
+        if self.users < 10:
+            raise ValueError("--users must be at least 10")
+        if self.events < self.users:
+            raise ValueError("--events must be at least --users")
+        if not 1 <= self.days <= 3650:
+            raise ValueError("--days must be between 1 and 3650")
+        if self.products < 4 * len(CATEGORIES):
+            raise ValueError(f"--products must be at least {4 * len(CATEGORIES)}")
+
+
+@dataclass
+class SeedReport:
+    products: int = 0
+    users: int = 0
+    visitors: int = 0
+    events: int = 0
+    orders: int = 0
+    seconds: float = 0.0
+    type_counts: dict[str, int] = field(default_factory=dict)
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    """(username, password, what) of the demo accounts."""
+    logins = [(STAFF_LOGIN[0], STAFF_LOGIN[1], "staff (admin site)")]
+    logins += [
+        (name, SHOPPER_PASSWORD, SHOPPER_TYPES[kind].label.lower()) for name, kind in DEMO_SHOPPERS.items()
+    ]
+    return logins
+
+
+def demo_data_exists() -> bool:
+    return Product.objects.exists()
+
+
+def flush_demo_data() -> None:
+    """Delete the demo data: every event, order, product and category, and the generated users."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        for model in (Event, OrderItem, Order):
+            queryset = model._default_manager.all()
+            queryset._raw_delete(queryset.db)  # no signals or cascades needed: nothing points at them
+        names = [STAFF_LOGIN[0], *DEMO_SHOPPERS]
+        user_model._default_manager.filter(Q(planted_shopper__isnull=False) | Q(username__in=names)).delete()
+        Product.objects.all().delete()
+        Category.objects.all().delete()
+
+
+class _Sink:
+    """Collects simulated events and orders and writes them in chunks."""
+
+    def __init__(
+        self,
+        user_ids: list[int],
+        product_ids: list[int],
+        products: list[ProductSpec],
+        id_rng: random.Random,
+        first_order_id: int,
+    ) -> None:
+        self.user_ids = user_ids
+        self.product_ids = product_ids
+        self.prices = [Decimal(f"{p.price:.2f}") for p in products]
+        self.id_rng = id_rng
+        self.events: list[tuple] = []
+        self.orders: list[tuple] = []
+        self.order_items: list[tuple] = []
+        self.next_order_id = first_order_id
+        self.event_count = 0
+        self.order_count = 0
+        self.postgres = is_postgres()
+
+    def event(
+        self,
+        shopper: ShopperPlan,
+        session_id: str,
+        product: int | None,
+        event_type: str,
+        ts: float,
+        value: float | None = None,
+        quantity: int = 1,
+        context: dict | None = None,
+    ) -> None:
+        when = datetime.fromtimestamp(ts, UTC)
+        self.events.append(
+            (
+                uuid.UUID(int=self.id_rng.getrandbits(128), version=4),
+                None if shopper.user_index is None else self.user_ids[shopper.user_index],
+                shopper.visitor_id,
+                session_id,
+                None if product is None else self.product_ids[product],
+                event_type,
+                None if value is None else Decimal(f"{value:.2f}"),
+                quantity,
+                when,
+                when,
+                None,
+                "",
+                None,
+                context or {},
+                False,
+            )
+        )
+        if len(self.events) >= CHUNK_SIZE:
+            self.flush_events()
+
+    def order(self, shopper: ShopperPlan, ts: float, lines: list[tuple[int, int, float]]) -> None:
+        when = datetime.fromtimestamp(ts, UTC)
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        total = sum((self.prices[index] * quantity for index, quantity, _ in lines), Decimal("0"))
+        user_id = None if shopper.user_index is None else self.user_ids[shopper.user_index]
+        email = (
+            f"shopper{shopper.user_index}@example.com"
+            if user_id is not None
+            else f"guest-{shopper.visitor_id[:10]}@example.com"
+        )
+        status = Order.Status.SHIPPED if ts < time.time() - 3 * DAY else Order.Status.PAID
+        self.orders.append(
+            (order_id, user_id, shopper.visitor_id if user_id is None else "", status, total, email, when)
+        )
+        self.order_items.extend(
+            (order_id, self.product_ids[index], quantity, self.prices[index]) for index, quantity, _ in lines
+        )
+        self.order_count += 1
+
+    def flush_events(self) -> None:
+        if not self.events:
+            return
+        if self.postgres:
+            insert_rows(Event, EVENT_FIELDS, self.events)
+        else:
+            names = [f if f not in ("user", "item") else f"{f}_id" for f in EVENT_FIELDS]
+            Event.objects.bulk_create(
+                [Event(**dict(zip(names, row, strict=True))) for row in self.events], batch_size=2000
+            )
+        self.event_count += len(self.events)
+        self.events = []
+
+    def flush(self) -> None:
+        self.flush_events()
+        insert_rows(
+            Order, ("id", "user", "visitor_id", "status", "total", "email", "created_at"), self.orders
+        )
+        insert_rows(OrderItem, ("order", "product", "quantity", "unit_price"), self.order_items)
+        self.orders, self.order_items = [], []
+
+
+def _write_catalog(products: list[ProductSpec]) -> list[int]:
+    categories = Category.objects.bulk_create(
+        [Category(name=c.name, slug=c.slug or slugify(c.name), description=c.description) for c in CATEGORIES]
+    )
+    by_name = {c.name: c for c in categories}
+    created = Product.objects.bulk_create(
+        [
+            Product(
+                sku=p.sku,
+                name=p.name,
+                description=p.description,
+                category=by_name[p.category],
+                price=Decimal(f"{p.price:.2f}"),
+                stock=p.stock,
+                is_active=p.is_active,
+            )
+            for p in products
+        ],
+        batch_size=2000,
+    )
+    if created and created[0].pk is None:  # backends without RETURNING
+        pk_by_sku = dict(Product.objects.values_list("sku", "pk"))
+        return [pk_by_sku[p.sku] for p in products]
+    return [p.pk for p in created]
+
+
+def _plan_shoppers(
+    options: SeedOptions, rng: random.Random, id_rng: random.Random, now: float
+) -> tuple[list[ShopperPlan], list[ShopperPlan]]:
+    """Decide who everyone is: type, bot, churn, active window and event budget."""
+    window = options.days * DAY
+    t0 = now - window
+    type_keys = list(SHOPPER_TYPES)
+    shares = [SHOPPER_TYPES[k].share for k in type_keys]
+    n_bots = max(1, round(options.users * options.bot_share)) if options.bot_share > 0 else 0
+    demo_names = list(DEMO_SHOPPERS)
+    bot_indices = set(rng.sample(range(len(demo_names), options.users), n_bots))
+    users: list[ShopperPlan] = []
+    weights: list[float] = []
+    for index in range(options.users):
+        is_bot = index in bot_indices
+        if index < len(demo_names):
+            kind = DEMO_SHOPPERS[demo_names[index]]
+        else:
+            kind = BOT_TYPE if is_bot else rng.choices(type_keys, shares)[0]
+        start = t0 if index < len(demo_names) or rng.random() < 0.8 else t0 + rng.uniform(0, 0.5) * window
+        churned = not is_bot and index >= len(demo_names) and rng.random() < options.churn_share
+        end = start + rng.uniform(0.3, 0.6) * (now - start) if churned else now
+        activity = 10.0 if is_bot else SHOPPER_TYPES[kind].activity * rng.lognormvariate(0, 0.5)
+        if index < len(demo_names):
+            activity *= 2  # the demo logins get a rich history
+        users.append(ShopperPlan(index, f"{id_rng.getrandbits(128):032x}", kind, is_bot, start, end, 0))
+        weights.append(activity * (end - start) / window)
+    visitors: list[ShopperPlan] = []
+    for _ in range(round(options.users * options.anonymous_share)):
+        kind = rng.choices(type_keys, shares)[0]
+        start = t0 + rng.uniform(0, 0.9) * window
+        visitors.append(ShopperPlan(None, f"{id_rng.getrandbits(128):032x}", kind, False, start, now, 0))
+        weights.append(
+            0.25 * SHOPPER_TYPES[kind].activity * rng.lognormvariate(0, 0.5) * (now - start) / window
+        )
+    scale = options.events / sum(weights)
+    for plan, weight in zip(users + visitors, weights, strict=True):
+        plan.budget = weight * scale
+    return users, visitors
+
+
+def _create_users(users: list[ShopperPlan], now: float) -> list[int]:
+    user_model = get_user_model()
+    demo_names = list(DEMO_SHOPPERS)
+    width = max(5, len(str(len(users))))
+    unusable = make_password(None)  # the generated shoppers cannot log in; one hash serves all
+    shopper_hash = make_password(SHOPPER_PASSWORD)
+    rows = []
+    for plan in users:
+        name = (
+            demo_names[plan.user_index]
+            if plan.user_index < len(demo_names)
+            else f"shopper{plan.user_index:0{width}d}"
+        )
+        rows.append(
+            user_model(
+                username=name,
+                email=f"{name}@example.com",
+                password=shopper_hash if plan.user_index < len(demo_names) else unusable,
+                date_joined=datetime.fromtimestamp(plan.start, UTC),
+            )
+        )
+    created = user_model._default_manager.bulk_create(rows, batch_size=5000)
+    if created and created[0].pk is None:
+        pk_by_name = dict(user_model._default_manager.values_list("username", "pk"))
+        ids = [pk_by_name[u.username] for u in rows]
+    else:
+        ids = [u.pk for u in created]
+    PlantedShopper.objects.bulk_create(
+        [
+            PlantedShopper(
+                user_id=user_id,
+                shopper_type=plan.shopper_type,
+                is_bot=plan.is_bot,
+                churned=plan.end < now,
+                churned_at=datetime.fromtimestamp(plan.end, UTC) if plan.end < now else None,
+            )
+            for user_id, plan in zip(ids, users, strict=True)
+        ],
+        batch_size=5000,
+    )
+    admin, _ = user_model._default_manager.get_or_create(
+        username=STAFF_LOGIN[0],
+        defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
+    )
+    admin.is_staff = admin.is_superuser = True
+    admin.set_password(STAFF_LOGIN[1])
+    admin.save()
+    return ids
+
+
+def seed_demo(
+    options: SeedOptions, *, now: datetime | None = None, progress: Callable[[str], None] | None = None
+) -> SeedReport:
+    """Generate and write the whole demo shop in one transaction; return what was written."""
+    options.validate()
+    started = time.perf_counter()
+    say = progress or (lambda message: None)
+    now_ts = (now or timezone.now()).timestamp()
+    rng = random.Random(options.seed)
+    id_rng = random.Random(options.seed * 1_000_003 + 7)
+    report = SeedReport()
+    with transaction.atomic():
+        products = build_catalog(options.products, rng)
+        product_ids = _write_catalog(products)
+        report.products = len(products)
+        say(f"catalogue: {len(products)} products in {len(CATEGORIES)} categories")
+        users, visitors = _plan_shoppers(options, rng, id_rng, now_ts)
+        user_ids = _create_users(users, now_ts)
+        report.users, report.visitors = len(users), len(visitors)
+        for plan in users:
+            report.type_counts[plan.shopper_type] = report.type_counts.get(plan.shopper_type, 0) + 1
+        say(
+            f"shoppers: {len(users)} users ({report.type_counts.get(BOT_TYPE, 0)} bots), "
+            f"{len(visitors)} anonymous visitors"
+        )
+        first_order = (Order.objects.aggregate(top=Max("id"))["top"] or 0) + 1
+        sink = _Sink(user_ids, product_ids, products, id_rng, first_order)
+        simulator = Simulator(CatalogIndex(products), rng, id_rng, now_ts)
+        # Events per planned session, learned as we go so the total lands near --events.
+        per_session = {k: [t.session_length * 1.3 + 1, 1.0] for k, t in SHOPPER_TYPES.items()}
+        per_session[BOT_TYPE] = [95.0, 1.0]
+        everyone = users + visitors
+        step = max(1, len(everyone) // 10)
+        for position, plan in enumerate(everyone):
+            estimate = per_session[plan.shopper_type]
+            planned = max(1, int(plan.budget * estimate[1] / estimate[0] + rng.random()))
+            simulator.play(plan, planned, sink)
+            estimate[0] += plan.emitted
+            estimate[1] += planned
+            if (position + 1) % step == 0:
+                say(
+                    f"behaviour: {position + 1}/{len(everyone)} shoppers, "
+                    f"{sink.event_count + len(sink.events)} events"
+                )
+        sink.flush()
+        reset_sequences(Order)
+        report.events = sink.event_count
+        report.orders = sink.order_count
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def planted_complements(options: SeedOptions) -> dict[str, list[str]]:
+    """The complementary accessories planted for each main item, by sku (for tests and benchmarks)."""
+    products = build_catalog(options.products, random.Random(options.seed))
+    return {p.sku: [products[i].sku for i in p.complements] for p in products if p.complements}

@@ -1,0 +1,233 @@
+"""``POST /api/events/``: status codes, per-event errors, identity, limits, schema."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
+
+from behavior.models import Event
+
+URL = "/api/events/"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
+
+
+@pytest.fixture
+def client():
+    return APIClient(HTTP_USER_AGENT=BROWSER)
+
+
+def _post(client, payload, **extra):
+    body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+    return client.post(URL, body, content_type="application/json", **extra)
+
+
+@pytest.mark.django_db
+def test_single_event_is_accepted_with_202(client, product):
+    # when
+    response = _post(client, {"event_type": "view", "item": product.sku})
+    # then
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    event = Event.objects.get()
+    assert event.item == product
+    assert len(event.visitor_id) == 32  # the visitor id the middleware issued
+    assert response.cookies["rec_vid"].value == event.visitor_id
+
+
+@pytest.mark.django_db
+def test_batch_with_mixed_events_stores_valid_ones_and_reports_the_rest(client, product):
+    # given
+    event_id = str(uuid.uuid4())
+    payload = {"events": [
+        {"event_type": "view", "item": product.sku, "event_id": event_id},
+        {"event_type": "view", "item": "NOPE"},
+        {"event_type": "click", "item": product.sku, "recommendation_id": str(uuid.uuid4()),
+         "placement": "home", "position": 2},
+        {"event_type": "view", "item": product.sku, "event_id": event_id},
+        42,
+    ]}
+    # when
+    response = _post(client, payload)
+    # then
+    assert response.status_code == 202
+    assert response.json() == {
+        "accepted": 2,
+        "duplicates": 1,
+        "rejected": [
+            {"index": 1, "errors": {"item": ["Unknown item."]}},
+            {"index": 4, "errors": {"non_field_errors": ["Expected an object."]}},
+        ],
+    }
+    assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_resending_a_batch_stores_nothing_twice(client, product):
+    # given
+    payload = {"events": [{"event_type": "view", "item": product.sku, "event_id": str(uuid.uuid4())}
+                          for _ in range(25)]}
+    _post(client, payload)
+    # when
+    response = _post(client, payload)
+    # then
+    assert response.json() == {"accepted": 0, "duplicates": 25, "rejected": []}
+    assert Event.objects.count() == 25
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'"text"', b"null",
+                                  b"[" * 100_000, b'{"events": "x"}', b'{"events": []}',
+                                  b'{"events": [], "more": 1}', b"1" * 5000])
+def test_malformed_bodies_answer_400(client, body):
+    # when
+    response = _post(client, body)
+    # then
+    assert response.status_code == 400
+    assert "detail" in response.json()
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_too_many_events_answer_413(client, product):
+    # given
+    payload = {"events": [{"event_type": "view", "item": product.sku}] * 11}
+    # when
+    with override_settings(RECOMMENDER={"ITEM_KEY_FIELD": "sku", "MAX_BATCH_EVENTS": 10}):
+        response = _post(client, payload)
+    # then
+    assert response.status_code == 413
+    assert response.json() == {"detail": "11 events in one request; at most 10."}
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_too_large_body_answers_413(client, product):
+    # given
+    payload = {"events": [{"event_type": "view", "item": product.sku, "context": {"pad": "x" * 5000}}] * 300}
+    # when
+    response = _post(client, payload)
+    # then
+    assert response.status_code == 413
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_oversize_single_event_is_rejected_alone(client, product):
+    # when
+    response = _post(client, {"events": [
+        {"event_type": "view", "item": product.sku, "context": {"pad": "x" * 9000}},
+        {"event_type": "view", "item": product.sku},
+    ]})
+    # then
+    body = response.json()
+    assert response.status_code == 202
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["index"] == 0
+    assert "non_field_errors" in body["rejected"][0]["errors"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("event", "field"), [
+    ({"event_type": "view", "item": "A\u0000B"}, "item"),
+    ({"event_type": "view", "item": "<script>alert(1)</script>"}, "item"),
+    ({"event_type": "view", "item": "@", "placement": "<script>alert(1)</script>"}, "placement"),
+    ({"event_type": "view", "item": "@", "context": {"q": "\u0000"}}, "context"),
+    ({"event_type": ["view"], "item": "@"}, "event_type"),
+    ({"event_type": "view", "item": {"sku": "@"}}, "item"),
+    ({"event_type": "view", "item": "@", "value": 1e308 * 10}, "value"),
+    ({"event_type": "view", "item": "@", "value": 10**200}, "value"),
+    ({"event_type": "view", "item": "@", "quantity": 10**100}, "quantity"),
+    ({"event_type": "view", "item": "@", "position": 10**9}, "position"),
+    ({"event_type": "view", "item": "@", "occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
+    ({"event_type": "view", "item": "@", "occurred_at": 10**20}, "occurred_at"),
+    ({"event_type": "levitate", "item": "@"}, "event_type"),
+    ({"event_type": "view", "item": "NOT-IN-CATALOGUE"}, "item"),
+])
+def test_bad_events_are_rejected_never_500(client, product, event, field):
+    # given
+    event = {k: (product.sku if v == "@" else v) for k, v in event.items()}
+    body = json.dumps(event, allow_nan=True).replace("Infinity", "1e999")
+    # when
+    response = _post(client, body)
+    # then
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 0
+    assert field in response.json()["rejected"][0]["errors"]
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["user", "user_id", "username"])
+def test_user_comes_from_authentication_never_from_the_body(client, user, other_user, product, key):
+    # given
+    client.force_authenticate(user)
+    # when
+    response = _post(client, {"events": [
+        {"event_type": "view", "item": product.sku, key: other_user.pk},
+        {"event_type": "view", "item": product.sku},
+    ]})
+    # then
+    assert response.json()["rejected"] == [
+        {"index": 0, "errors": {key: ["The user is taken from authentication; remove this field."]}}
+    ]
+    assert list(Event.objects.values_list("user_id", flat=True)) == [user.pk]
+
+
+@pytest.mark.django_db
+def test_body_visitor_id_is_used_only_without_a_cookie(client, product):
+    # given
+    event = {"event_type": "view", "item": product.sku, "visitor_id": "app-visitor-1"}
+    # when: no cookie
+    _post(client, event)
+    # and: a cookie is present
+    client.cookies["rec_vid"] = "cookie-visitor-1"
+    _post(client, event)
+    # then
+    assert sorted(Event.objects.values_list("visitor_id", flat=True)) == ["app-visitor-1", "cookie-visitor-1"]
+
+
+@pytest.mark.django_db
+def test_bot_user_agent_is_flagged(product):
+    # given
+    client = APIClient(HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1)")
+    # when
+    _post(client, {"event_type": "view", "item": product.sku})
+    # then
+    assert Event.objects.get().is_bot is True
+
+
+@pytest.mark.django_db
+def test_do_not_track_is_acknowledged_and_not_stored(client, product):
+    # when
+    response = _post(client, {"event_type": "view", "item": product.sku}, HTTP_DNT="1")
+    # then
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 0, "duplicates": 0, "rejected": []}
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_events_are_throttled(client, product, monkeypatch):
+    # given
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"events": "2/min"})
+    event = {"event_type": "view", "item": product.sku}
+    # when
+    codes = [_post(client, event).status_code for _ in range(3)]
+    # then
+    assert codes == [202, 202, 429]
+
+
+@pytest.mark.django_db
+def test_endpoint_is_in_the_openapi_schema(client):
+    # when
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    # then
+    schema = json.loads(response.content)
+    operation = schema["paths"]["/api/events/"]["post"]
+    assert set(operation["responses"]) >= {"202", "400", "413", "429"}
+    assert "EventPayload" in json.dumps(operation["requestBody"])
+    assert "IngestResult" in schema["components"]["schemas"]

@@ -1,0 +1,159 @@
+"""The recommendations HTTP API: validation, limits, 404s, cache headers, isolation."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from recommendations.models import NotInterested, PrecomputedList
+
+
+@pytest.fixture
+def client():
+    return APIClient()
+
+
+@pytest.mark.django_db
+def test_anonymous_list_has_contract_fields_and_private_headers(client, catalogue):
+    # when
+    response = client.get("/api/recommendations/", {"limit": 3, "placement": "home"})
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"recommendation_id", "model_version", "source", "placement", "items"}
+    assert [item["item"] for item in body["items"]] == ["H9", "H8", "H7"]
+    assert set(body["items"][0]) == {"item", "name", "url", "score", "reason", "position", "source"}
+    assert body["items"][0]["reason"] == "new in Hats"
+    assert response["Cache-Control"] == "private, no-store"
+    assert "Cookie" in response["Vary"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "abc"}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"placement": "bad place!"}, "placement"),
+        ({"exclude": ",".join(f"k{i}" for i in range(101))}, "exclude"),
+    ],
+)
+def test_invalid_parameters_are_400_naming_the_field(client, catalogue, params, field):
+    # when
+    response = client.get("/api/recommendations/", params)
+    # then
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+
+
+@pytest.mark.django_db
+def test_limit_is_clamped_to_max_limit(client, category_factory, product_factory):
+    # given 120 items
+    category = category_factory(name="Bulk", slug="bulk")
+    for i in range(120):
+        product_factory(sku=f"B{i:03d}", category=category)
+    # when
+    response = client.get("/api/recommendations/", {"limit": 1000})
+    # then
+    assert len(response.json()["items"]) == 100
+
+
+@pytest.mark.django_db
+def test_exclude_parameter(client, catalogue):
+    response = client.get("/api/recommendations/", {"limit": 2, "exclude": "H9, H8"})
+    assert [item["item"] for item in response.json()["items"]] == ["H7", "H6"]
+
+
+@pytest.mark.django_db
+def test_similar_unknown_item_is_404_and_known_is_public(client, catalogue):
+    # when
+    missing = client.get("/api/items/NOPE/similar/")
+    found = client.get("/api/items/S1/similar/", {"limit": 2, "kind": "bought_together"})
+    bad_kind = client.get("/api/items/S1/similar/", {"kind": "other"})
+    # then
+    assert missing.status_code == 404
+    assert found.status_code == 200
+    assert [item["item"] for item in found.json()["items"]] == ["S9", "S8"]
+    assert found["Cache-Control"] == "public, max-age=300"
+    assert bad_kind.status_code == 400
+    assert list(bad_kind.json()) == ["kind"]
+
+
+@pytest.mark.django_db
+def test_popular_per_category(client, catalogue):
+    response = client.get("/api/items/popular/", {"limit": 3, "category": "shoes"})
+    assert response.status_code == 200
+    assert [item["item"] for item in response.json()["items"]] == ["S9", "S8", "S7"]
+    assert response["Cache-Control"] == "public, max-age=300"
+
+
+@pytest.mark.django_db
+def test_second_user_never_sees_the_first_users_list(client, catalogue, user, other_user):
+    # given a precomputed list for the first user only
+    PrecomputedList.objects.create(
+        user=user,
+        item_keys=["S5", "S6"],
+        scores=[0.9, 0.8],
+        reasons=["because you viewed Shoe 1"] * 2,
+        model_version=7,
+        computed_at=timezone.now(),
+    )
+    # when each user asks (a guessed user parameter is ignored)
+    client.force_authenticate(user)
+    first = client.get("/api/recommendations/", {"limit": 2}).json()
+    client.force_authenticate(other_user)
+    second = client.get("/api/recommendations/", {"limit": 2, "user": user.pk, "user_id": user.pk}).json()
+    # then
+    assert [item["item"] for item in first["items"]] == ["S5", "S6"]
+    assert first["source"] == "personal"
+    assert first["model_version"] == 7
+    assert [item["item"] for item in second["items"]] == ["H9", "H8"]
+    assert second["model_version"] is None
+
+
+@pytest.mark.django_db
+def test_not_interested_removes_item_for_that_user_only(client, catalogue, user, other_user):
+    # given
+    client.force_authenticate(user)
+    # when
+    created = client.post("/api/recommendations/not-interested/", {"item": "H9"}, format="json")
+    again = client.post("/api/recommendations/not-interested/", {"item": "H9"}, format="json")
+    unknown = client.post("/api/recommendations/not-interested/", {"item": "NOPE"}, format="json")
+    mine = client.get("/api/recommendations/", {"limit": 1}).json()
+    client.force_authenticate(other_user)
+    theirs = client.get("/api/recommendations/", {"limit": 1}).json()
+    # then
+    assert created.status_code == 201
+    assert again.status_code == 200
+    assert unknown.status_code == 400
+    assert list(unknown.json()) == ["item"]
+    assert NotInterested.objects.filter(user=user, item_key="H9").count() == 1
+    assert mine["items"][0]["item"] == "H8"
+    assert theirs["items"][0]["item"] == "H9"
+
+
+@pytest.mark.django_db
+def test_deleted_user_gets_fallback_not_500(client, catalogue, user):
+    # given a session for a user that is then deleted
+    client.force_authenticate(user)
+    user.delete()
+    # when
+    response = client.get("/api/recommendations/", {"limit": 2})
+    # then
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 2
+
+
+@pytest.mark.django_db
+def test_endpoints_are_in_the_openapi_schema(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    paths = response.json()["paths"] if response["Content-Type"].startswith("application/json") else {}
+    text = response.content.decode()
+    for path in (
+        "/api/recommendations/",
+        "/api/items/{key}/similar/",
+        "/api/items/popular/",
+        "/api/recommendations/not-interested/",
+    ):
+        assert path in paths or path in text

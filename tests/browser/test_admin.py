@@ -1,0 +1,63 @@
+"""The profiles admin in a real browser: log in as staff, filter by a tag, open a profile."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import require_service
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser_page():
+    require_service("Chromium", os.path.exists(CHROMIUM))
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live_server, browser_page):
+    # given shoppers in Garden and a rebuild
+    from recommendations.profiles import rebuild_profiles
+    from tests.factories import CategoryFactory, ProductFactory, StaffFactory, UserFactory
+    from tests.recommendations.test_profiles_service import plant
+
+    garden = CategoryFactory(name="Garden", slug="garden")
+    rake = ProductFactory(category=garden, price=Decimal("30"))
+    ProductFactory(category=garden, price=Decimal("30"))
+    fan = UserFactory(username="gardener")
+    plant(fan, rake, ["view"] * 6 + ["add_to_cart", "purchase"], value=Decimal("30"))
+    for user in UserFactory.create_batch(4):
+        plant(user, rake, ["view"], days_ago=3)
+    StaffFactory(username="boss")
+    rebuild_profiles(full=True)
+    page = browser_page
+    # when staff logs in and filters by the tag
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/recommendations/userprofile/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "secret-pass-123")
+    page.click("input[type=submit]")
+    page.click("#changelist-filter a:has-text('fan of Garden')")
+    page.wait_for_url("**tag=fan+of+Garden**")
+    # then the list is filtered and the profile shows its tags, reasons and recommendations
+    assert "tag=fan+of+Garden" in page.url
+    page.click("a:text('gardener')")
+    assert page.locator("#rec-tags .rec-tag", has_text="fan of Garden").count() == 1
+    assert "affinity:Garden = 1.0 > 0.5" in page.locator("#rec-tags").inner_text()
+    assert page.locator("#rec-recommendations").is_visible()
+    recommendations = page.locator("#rec-recommendations .rec-recommendation").count()
+    error = page.locator("#rec-recommendations-error").count()
+    assert recommendations > 0 or error == 1
