@@ -30,7 +30,7 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "FUTURE_TOLERANCE_SECONDS": 300,
     # Oldest accepted client time, in days before now (older means a broken clock).
     "MAX_EVENT_AGE_DAYS": 3650,
-    # Batches at least this large take a bulk path (one unnest() INSERT on Postgres, executemany on SQLite).
+    # Batches at least this large take a bulk path (one JSON INSERT on Postgres, executemany on SQLite).
     "BULK_INSERT_THRESHOLD": 20,
     # Batches at least this large are loaded with COPY into a staging table on Postgres.
     "COPY_INSERT_THRESHOLD": 2000,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
@@ -53,7 +54,10 @@ def record_event(
             "context": context or {},
         }
         raw.update(_attribution(recommendation_id, placement, position))
-        with transaction.atomic():
+        # Inside the caller's transaction a savepoint contains a database error; outside
+        # one, the single INSERT commits on its own (no BEGIN/COMMIT round trips per page).
+        guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+        with guard:
             result = services.ingest_events(
                 [raw],
                 user=user if user is not None and user.is_authenticated else None,

@@ -212,6 +212,35 @@ def event_size(raw: Mapping[str, Any]) -> int:
         return 0  # unserializable values are caught by the field checks
 
 
+# One character is at most 12 bytes of ASCII JSON (a surrogate pair as two \uXXXX escapes);
+# 2 quotes + 1 colon + 1 comma per key; a number or literal of a flat event at most 32 bytes.
+_MAX_CHAR_BYTES = 12
+_SCALAR_BOUND = 32
+
+
+def event_size_at_most(raw: Mapping[str, Any], limit: int) -> bool:
+    """True when the compact JSON of ``raw`` is certainly within ``limit`` bytes.
+
+    An upper bound from string lengths, checked before the exact :func:`event_size`,
+    which is only computed for events with nested values or long strings: encoding
+    every event a second time was a tenth of the CPU of a batch request.
+    """
+    bound = 2
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            return False
+        bound += _MAX_CHAR_BYTES * len(key) + 4
+        if isinstance(value, str):
+            bound += _MAX_CHAR_BYTES * len(value) + 2
+        elif value is None or isinstance(value, bool | float) or (
+            isinstance(value, int) and -10**20 < value < 10**20
+        ):
+            bound += _SCALAR_BOUND
+        else:
+            return False
+    return bound <= limit
+
+
 def item_required(event_type: str) -> bool:
     """Whether this event type must name an item (every type but search)."""
     return event_type in ITEM_EVENT_TYPES

@@ -43,7 +43,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--events", type=int, default=200_000, help="events posted over HTTP")
     p.add_argument("--batch", type=int, default=100, help="events per request")
     p.add_argument("--clients", type=int, default=6, help="concurrent client processes")
-    p.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (sync or gthread)")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    p.add_argument("--skip-http", action="store_true", help="skip the HTTP phase")
+    p.add_argument("--skip-import", action="store_true", help="skip the import phase")
+    p.add_argument("--defer-indexes", action="store_true",
+                   help="also import a second large file with import_events --defer-indexes")
     p.add_argument("--naive", type=int, default=3000, help="events saved one by one")
     p.add_argument("--small-rows", type=int, default=100_000)
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -182,7 +188,7 @@ def client_worker(port: int, batches: list[bytes], deadline: float, queue: mp.Qu
         duplicates += result["duplicates"]
         rejected += len(result["rejected"])
         sent += 1
-    queue.put((sent, accepted, duplicates, rejected, errors))
+    queue.put((sent, accepted, duplicates, rejected, errors, time.process_time()))
 
 
 def post_all(port: int, batches: list[bytes], clients: int, max_seconds: float) -> dict:
@@ -193,14 +199,14 @@ def post_all(port: int, batches: list[bytes], clients: int, max_seconds: float) 
     procs = [mp.Process(target=client_worker, args=(port, share, deadline, queue)) for share in shares]
     for proc in procs:
         proc.start()
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0.0]
     for _ in procs:
         for i, value in enumerate(queue.get()):
             totals[i] += value
     for proc in procs:
         proc.join()
     elapsed = time.perf_counter() - start
-    sent, accepted, duplicates, rejected, errors = totals
+    sent, accepted, duplicates, rejected, errors, client_cpu = totals
     return {
         "requests": sent,
         "accepted": accepted,
@@ -209,10 +215,13 @@ def post_all(port: int, batches: list[bytes], clients: int, max_seconds: float) 
         "errors": errors,
         "seconds": elapsed,
         "events_per_s": (accepted + duplicates) / elapsed,
+        "client_cpu": client_cpu,
     }
 
 
-def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(
+    env: dict[str, str], workers: int, worker_class: str = "sync", threads: int = 1
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -226,6 +235,12 @@ def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen,
             "warning",
             "--keep-alive",
             "5",
+            "--graceful-timeout",
+            "5",
+            "--worker-class",
+            worker_class,
+            "--threads",
+            str(threads),
         ],
         cwd=ROOT,
         env=env,
@@ -240,6 +255,77 @@ def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen,
             time.sleep(0.1)
     proc.terminate()
     raise RuntimeError("gunicorn did not start")
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by a set of processes during a phase.
+
+    A background thread samples the gunicorn process tree and/or the Postgres backends
+    connected to the bench database (``pg_stat_activity``) every 0.2 s and keeps the last
+    reading per pid, so backends that exit before the end still count. Processes present
+    at ``start`` count from their reading then; those born later from zero.
+    """
+
+    def __init__(self, *, root_pid: int | None = None, pg: str = "", db: str = "") -> None:
+        import threading
+
+        self.root_pid, self.pg, self.db = root_pid, pg, db
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.conn = None
+
+    def _pids(self) -> list[int]:
+        import psutil
+
+        pids = []
+        if self.root_pid is not None:
+            try:
+                root = psutil.Process(self.root_pid)
+                pids += [root.pid] + [c.pid for c in root.children(recursive=True)]
+            except psutil.Error:
+                pass
+        if self.db:
+            rows = self.conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.db]
+            ).fetchall()
+            pids += [r[0] for r in rows]
+        return pids
+
+    def _sample(self, baseline: bool) -> None:
+        import psutil
+
+        for pid in self._pids():
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used = t.user + t.system
+            if pid not in self.first:
+                self.first[pid] = used if baseline else 0.0
+            self.last[pid] = used
+
+    def _loop(self) -> None:
+        while not self.stop_event.wait(0.2):
+            self._sample(False)
+
+    def start(self) -> CpuMeter:
+        if self.db:
+            import psycopg
+
+            self.conn = psycopg.connect(f"{self.pg}/postgres", autocommit=True)
+        self._sample(True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._sample(False)
+        self.stop_event.set()
+        self.thread.join()
+        if self.conn is not None:
+            self.conn.close()
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 def write_csv(path: Path, rows: int, skus: list[str], users: list[str], seed: int) -> None:
@@ -258,31 +344,50 @@ def write_csv(path: Path, rows: int, skus: list[str], users: list[str], seed: in
                 out.write(f"{rng.choice(users)},{rng.choice(skus)},{event_type},{base + i},{value},\n")
 
 
-def run_import(path: Path, env: dict[str, str]) -> dict:
+def run_import(path: Path, env: dict[str, str], args: argparse.Namespace, *extra: str) -> dict:
+    """Run ``manage.py import_events``; wall time, the command's own import time, CPU and peak RSS."""
+    import re
+
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [PY, "manage.py", "import_events", str(path), "--no-progress"],
+        [PY, "manage.py", "import_events", str(path), "--no-progress", *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    pg_meter = CpuMeter(pg=args.pg, db=args.db).start()
     ps = psutil.Process(proc.pid)
     peak = 0
+    cpu = 0.0
     while proc.poll() is None:
         try:
             peak = max(peak, ps.memory_info().rss)
+            times = ps.cpu_times()
+            cpu = times.user + times.system
         except psutil.Error:
             break
         time.sleep(0.05)
     out, err = proc.communicate()
     elapsed = time.perf_counter() - start
+    pg_cpu = pg_meter.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"import_events failed: {err[-2000:]}")
-    return {"seconds": elapsed, "peak_rss_mb": peak / 2**20, "summary": out.strip().splitlines()[-1]}
+    summary = out.strip().splitlines()[-1]
+    match = re.search(r"; ([0-9.]+) s, [0-9,]+ rows/s", summary)
+    import_seconds = float(match.group(1)) if match else elapsed
+    return {
+        "seconds": elapsed,
+        "import_seconds": import_seconds,
+        "startup_seconds": elapsed - import_seconds,
+        "peak_rss_mb": peak / 2**20,
+        "python_cpu": cpu,
+        "pg_cpu": pg_cpu,
+        "summary": summary,
+    }
 
 
 def event_count() -> int:
@@ -298,61 +403,17 @@ def main() -> None:
     env = setup_environment(args)
     django_setup()
     skus, users = create_catalogue(args)
-    print(f"catalogue: {len(skus)} products, {len(users)} users; database {args.db}")
-
-    naive = naive_loop(args.naive, skus)
-    print(f"naive Event(...).save() loop: {args.naive} events, {naive:,.0f} events/s")
-
-    batches = make_batches(args, skus)
-    gunicorn, port = start_gunicorn(env, args.workers)
-    try:
-        before = event_count()
-        first = post_all(port, batches, args.clients, args.max_seconds)
-        after_first = event_count()
-        resent = post_all(port, batches[: first["requests"]], args.clients, args.max_seconds)
-        after_resend = event_count()
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(10)
-    print(
-        f"HTTP ingest ({args.workers} gunicorn workers, {args.clients} clients, {args.batch}/request): "
-        f"{first['accepted']:,} events in {first['seconds']:.1f}s = {first['events_per_s']:,.0f} events/s "
-        f"({first['requests']} requests, {first['errors']} errors, {first['rejected']} rejected)"
-    )
-    print(f"  ratio to the naive loop: {first['events_per_s'] / naive:.1f}x")
-    print(
-        f"re-send of the same batches: accepted {resent['accepted']}, duplicates {resent['duplicates']:,}, "
-        f"{resent['events_per_s']:,.0f} events/s; rows before/after: {after_first:,}/{after_resend:,} "
-        f"({'OK, nothing stored twice' if after_resend == after_first else 'DUPLICATES STORED'})"
-    )
-    assert after_first - before == first["accepted"]
-
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        results = {}
-        for label, rows, seed in (("small", args.small_rows, 1), ("large", args.rows, 2)):
-            path = Path(tmp) / f"events-{rows}.csv"
-            write_csv(path, rows, skus, users, seed)
-            results[label] = run_import(path, env)
-            r = results[label]
-            print(
-                f"import_events {rows:,} rows: {r['seconds']:.1f}s = {rows / r['seconds']:,.0f} rows/s "
-                f"(wall time incl. start-up), peak RSS {r['peak_rss_mb']:.0f} MB; {r['summary']}"
-            )
-            path.unlink()
-    small, large = results["small"], results["large"]
-    print(
-        f"  peak RSS {args.small_rows:,} vs {args.rows:,} rows: {small['peak_rss_mb']:.0f} MB vs "
-        f"{large['peak_rss_mb']:.0f} MB (ratio {large['peak_rss_mb'] / small['peak_rss_mb']:.2f})"
-    )
-
-    http_ok = first["events_per_s"] >= 10_000
-    ratio_ok = first["events_per_s"] >= 5 * naive
-    import_ok = args.rows / large["seconds"] >= 50_000
-    print(
-        f"targets: HTTP >= 10,000 events/s: {'met' if http_ok else 'MISSED'}; >= 5x naive: "
-        f"{'met' if ratio_ok else 'MISSED'}; import >= 50,000 rows/s: {'met' if import_ok else 'MISSED'}"
-    )
-
+    table: list[tuple[str, str, str]] = []  # (measure, figure, target)
+    print(f"catalogue: {len(skus)} products, {len(users)} users; database {args.db}; load {os.getloadavg()}")
+    if not args.skip_http:
+        run_http(args, env, skus, table)
+    if not args.skip_import:
+        run_imports(args, env, skus, users, table)
+    print()
+    print("| measure | figure | target |")
+    print("|---|---|---|")
+    for row in table:
+        print(f"| {' | '.join(row)} |")
     if not args.keep_db:
         from django.db import connections
 
@@ -361,6 +422,103 @@ def main() -> None:
 
         with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+
+
+def run_http(args: argparse.Namespace, env: dict[str, str], skus: list[str], table: list) -> None:
+    """Naive loop, then HTTP batches through gunicorn, then the same batches again."""
+    naive = naive_loop(args.naive, skus)
+    print(f"naive Event(...).save() loop: {args.naive} events, {naive:,.0f} events/s")
+
+    batches = make_batches(args, skus)
+    gunicorn, port = start_gunicorn(env, args.workers, args.worker_class, args.threads)
+    try:
+        before = event_count()
+        web_meter = CpuMeter(root_pid=gunicorn.pid).start()
+        pg_meter = CpuMeter(pg=args.pg, db=args.db).start()
+        first = post_all(port, batches, args.clients, args.max_seconds)
+        web_cpu, pg_cpu = web_meter.stop(), pg_meter.stop()
+        after_first = event_count()
+        resent = post_all(port, batches[: first["requests"]], args.clients, args.max_seconds)
+        after_resend = event_count()
+    finally:
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(30)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            gunicorn.wait()
+    n = max(first["accepted"] + first["duplicates"], 1)
+    workers = f"{args.workers} {args.worker_class} workers"
+    if args.threads > 1:
+        workers += f" x {args.threads} threads"
+    print(
+        f"HTTP ingest ({workers}, {args.clients} clients, {args.batch}/request): "
+        f"{first['accepted']:,} events in {first['seconds']:.1f}s = {first['events_per_s']:,.0f} events/s "
+        f"({first['requests']} requests, {first['errors']} errors, {first['rejected']} rejected)"
+    )
+    per_event = {name: cpu / n * 1e6 for name, cpu in
+                 (("gunicorn", web_cpu), ("postgres", pg_cpu), ("clients", first["client_cpu"]))}
+    server = (web_cpu + pg_cpu) / n * 1e6
+    print(
+        "  CPU per event: " + ", ".join(f"{k} {v:.0f} us" for k, v in per_event.items())
+        + f"; server (gunicorn + postgres) {server:.0f} us = {1e6 / server:,.0f} events per CPU-second"
+    )
+    ratio = first["events_per_s"] / naive
+    print(f"  ratio to the naive loop: {ratio:.1f}x")
+    stored_once = after_resend == after_first and after_first - before == first["accepted"]
+    print(
+        f"re-send of the same batches: accepted {resent['accepted']}, duplicates {resent['duplicates']:,}, "
+        f"{resent['events_per_s']:,.0f} events/s; rows before/after: {after_first:,}/{after_resend:,} "
+        f"({'OK, nothing stored twice' if stored_once else 'DUPLICATES STORED'})"
+    )
+    table += [
+        ("HTTP batch ingest, wall", f"{first['events_per_s']:,.0f} events/s "
+         f"({first['accepted']:,} events, {workers}, {args.clients} clients, {args.batch}/request, "
+         f"{first['errors']} errors)", ">= 10,000 events/s"),
+        ("HTTP batch ingest, server CPU per event", f"{per_event['gunicorn']:.0f} us gunicorn + "
+         f"{per_event['postgres']:.0f} us postgres = {1e6 / server:,.0f} events per CPU-second "
+         f"(clients {per_event['clients']:.0f} us)", "2 cores: <= 200 us"),
+        ("naive Event.save() loop", f"{naive:,.0f} events/s; HTTP batches = {ratio:.1f}x", ">= 5x"),
+        ("re-send of the same batches", f"{resent['duplicates']:,} duplicates, "
+         f"{resent['accepted']} stored; rows {after_first:,} -> {after_resend:,}", "nothing stored twice"),
+    ]
+
+
+def run_imports(args: argparse.Namespace, env: dict[str, str], skus: list[str], users: list[str],
+                table: list) -> None:
+    """import_events of a small and a large generated file (optionally a large one with --defer-indexes)."""
+    runs = [("small", args.small_rows, 1, ()), ("large", args.rows, 2, ())]
+    if args.defer_indexes:
+        runs.append(("large, --defer-indexes", args.rows, 3, ("--defer-indexes",)))
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        results = {}
+        for label, rows, seed, extra in runs:
+            path = Path(tmp) / f"events-{rows}-{seed}.csv"
+            write_csv(path, rows, skus, users, seed)
+            r = results[label] = run_import(path, env, args, *extra)
+            rate = rows / r["import_seconds"]
+            print(
+                f"import_events {rows:,} rows ({label}): {r['seconds']:.1f}s wall = start-up "
+                f"{r['startup_seconds']:.1f}s + import {r['import_seconds']:.1f}s ({rate:,.0f} rows/s); "
+                f"CPU per row: command {r['python_cpu'] / rows * 1e6:.0f} us (incl. start-up), postgres "
+                f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB; {r['summary']}"
+            )
+            table.append((
+                f"import_events {rows:,} rows ({label})",
+                f"{rate:,.0f} rows/s steady ({r['import_seconds']:.1f}s; start-up "
+                f"{r['startup_seconds']:.1f}s separate); CPU/row: command "
+                f"{r['python_cpu'] / rows * 1e6:.0f} us, postgres "
+                f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB",
+                ">= 50,000 rows/s, memory flat",
+            ))
+            path.unlink()
+    small, large = results["small"], results["large"]
+    table.append((
+        "import peak RSS, small vs large",
+        f"{small['peak_rss_mb']:.0f} MB ({args.small_rows:,} rows) vs "
+        f"{large['peak_rss_mb']:.0f} MB ({args.rows:,} rows)",
+        "flat",
+    ))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--events", type=int, default=15_000)
     parser.add_argument("--database", default="", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--sqlite-wal", action="store_true",
+                        help="SQLite only: journal_mode=WAL + synchronous=NORMAL on every connection "
+                             "(what a settings OPTIONS init_command would do): no fsync per event commit")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the SQL of one request and a cProfile of each page variant")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench-pages-")
     os.environ["DATABASE_URL"] = args.database or f"sqlite:///{workdir}/bench.sqlite3"
@@ -48,6 +53,16 @@ def main() -> None:
     from shop.demo.generator import SeedOptions, demo_data_exists, seed_demo
     from shop.models import Product
 
+    if args.sqlite_wal:
+        from django.db.backends.signals import connection_created
+
+        def wal(sender, connection, **kwargs):
+            if connection.vendor == "sqlite":
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+
+        connection_created.connect(wal, weak=False)
     call_command("migrate", verbosity=0)
     if not demo_data_exists():
         seed_demo(SeedOptions(users=args.users, events=args.events))
@@ -77,13 +92,31 @@ def main() -> None:
             assert response.status_code == 200, response.status_code
             queries.append(len(captured))
         timings.sort()
+        if args.profile:
+            profile(client, skus)
         print(
             f"{label:<34} median {statistics.median(timings):6.2f} ms  "
             f"p95 {timings[int(0.95 * len(timings)) - 1]:6.2f} ms  "
             f"queries median {statistics.median(queries):.0f} (max {max(queries)})"
         )
 
-    print(f"database: {connection.vendor}, {len(skus)} active products, {args.requests} requests each")
+    def profile(client: Client, skus: list[str]) -> None:
+        import cProfile
+        import pstats
+
+        with CaptureQueriesContext(connection) as captured:
+            client.get(f"/p/{skus[1]}/")
+        for query in captured:
+            print(f"    SQL {query['time']}s: {query['sql'][:160]}")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(50):
+            client.get(f"/p/{skus[(i * 11) % len(skus)]}/")
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+    mode = " (WAL, synchronous=NORMAL)" if args.sqlite_wal else ""
+    print(f"database: {connection.vendor}{mode}, {len(skus)} active products, {args.requests} requests each")
     with override_settings(TEMPLATES=plain_templates):
         measure("product page, no rec blocks")
     measure("product page, 2 rec blocks")

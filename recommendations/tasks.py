@@ -84,9 +84,13 @@ def retrain_model(self, triggered_by: str = "schedule", window_days: int | None 
 def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> None:
     """Queue a training on ``TRAIN_QUEUE`` once the current transaction commits."""
     queue = recommender_settings.TRAIN_QUEUE
+    # Operations engineer: published through tasks_enqueue.enqueue, so a broker outage is
+    # logged instead of raising into the web request that asked (the admin's "retrain").
+    from recommendations.tasks_enqueue import enqueue
+
     transaction.on_commit(
-        lambda: retrain_model.apply_async(
-            kwargs={"triggered_by": triggered_by, "window_days": window_days}, queue=queue
+        lambda: enqueue(
+            retrain_model, options={"queue": queue}, triggered_by=triggered_by, window_days=window_days
         )
     )
 

@@ -12,12 +12,16 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
+from recommendations.models.profiles import ACTIVITY_ORDER
 from recommendations.profiles import rebuild_profiles
 from recommendations.profiles.detail import profile_detail_context
 from recommendations.profiles.export import HEADER
@@ -32,6 +36,7 @@ class TagFilter(admin.SimpleListFilter):
         run = (
             ProfileRun.objects.filter(status=ProfileRun.Status.COMPLETED)
             .order_by("-created_at", "-pk")
+            .only("summary")  # params hold the learned model (large JSON): never parse it here
             .first()
         )
         counts = (run.summary or {}).get("tag_counts", {}) if run else {}
@@ -74,6 +79,31 @@ class SegmentFilter(admin.SimpleListFilter):
         return queryset.filter(segment_id=self.value()) if self.value() else queryset
 
 
+class EstimatedCountPaginator(Paginator):
+    """Unfiltered lists on Postgres count with the planner's row estimate (no scan of 100k rows).
+
+    A filtered list still counts exactly: its filters are indexed and staff expect exact
+    numbers for "how many high-propensity users". The estimate is refreshed by autovacuum /
+    ANALYZE; when it is unknown (-1 or 0 on a never-analysed table) the exact count is used.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and not queryset.query.where:
+            connection = connections[queryset.db]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                        [connection.ops.quote_name(queryset.model._meta.db_table)],
+                    )
+                    row = cursor.fetchone()
+                if row and row[0] and row[0] > 0:
+                    return int(row[0])
+        return super().count
+
+
 class ProfileChangeList(ChangeList):
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
         # The list never shows features or notes: do not transfer them.
@@ -102,8 +132,9 @@ class UserProfileAdmin(admin.ModelAdmin):
     list_filter = [SegmentFilter, TagFilter, PropensityBandFilter, "is_outlier"]
     search_fields = ["user__username", "user__email"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     list_per_page = 50
-    ordering = [F("last_activity_at").desc(nulls_last=True)]
+    ordering = [ACTIVITY_ORDER]  # served by the index rec_profile_activity
     actions = ["rebuild_selected", "export_csv"]
     change_form_template = "admin/recommendations/userprofile/change_form.html"
     change_list_template = "admin/recommendations/userprofile/change_list.html"

@@ -18,7 +18,10 @@ class UserDataExportView(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="privacy_user_export")
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        operation_id="privacy_user_export",
+    )
     def get(self, request: Request, username: str) -> Response:
         user_model = get_user_model()
         try:

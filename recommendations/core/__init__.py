@@ -3,6 +3,7 @@
 Import from the submodules (``recommendations.core.recommender`` etc.); the names below are re-exported
 for convenience. Nothing in this package imports Django.
 """
+
 from recommendations.core.artifacts import ArtifactError
 from recommendations.core.base import BaseRecommender, NotFittedError
 from recommendations.core.config import NetworkConfig
@@ -11,6 +12,16 @@ from recommendations.core.evaluation import ProtocolSplit, evaluate, holdout_las
 from recommendations.core.recommender import BehaviorRecommender
 
 __all__ = [
-    "EVENT_TYPES", "ArtifactError", "BaseRecommender", "BehaviorRecommender", "EventLog", "History",
-    "NetworkConfig", "NotFittedError", "ProtocolSplit", "evaluate", "holdout_last_events", "protocol_split",
+    "EVENT_TYPES",
+    "ArtifactError",
+    "BaseRecommender",
+    "BehaviorRecommender",
+    "EventLog",
+    "History",
+    "NetworkConfig",
+    "NotFittedError",
+    "ProtocolSplit",
+    "evaluate",
+    "holdout_last_events",
+    "protocol_split",
 ]

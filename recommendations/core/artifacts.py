@@ -5,6 +5,7 @@ read back with ``torch.load(weights_only=True)``) and ``metadata.json`` (hyperpa
 report, library versions and the sha256 of ``weights.pt``). Both are written to temporary names,
 fsynced and renamed atomically, the metadata last.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,12 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries an artefact depends on."""
     import sklearn
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -91,8 +96,13 @@ def save_artifact(directory: str | Path, tensors: dict[str, torch.Tensor], metad
     directory.mkdir(parents=True, exist_ok=True)
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     _atomic_write(directory / WEIGHTS, lambda fh: torch.save(clean, fh))
-    meta = {**metadata, "format_version": FORMAT_VERSION, "libraries": library_versions(),
-            "weights_file": WEIGHTS, "weights_sha256": sha256_of(directory / WEIGHTS)}
+    meta = {
+        **metadata,
+        "format_version": FORMAT_VERSION,
+        "libraries": library_versions(),
+        "weights_file": WEIGHTS,
+        "weights_sha256": sha256_of(directory / WEIGHTS),
+    }
     payload = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False).encode()
     _atomic_write(directory / METADATA, lambda fh: fh.write(payload))
     _fsync_dir(directory)

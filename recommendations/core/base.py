@@ -1,4 +1,5 @@
 """The one abstract base every recommender algorithm implements (scikit-learn conventions)."""
+
 from __future__ import annotations
 
 import inspect
@@ -35,7 +36,9 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(n, n_items)
     if k <= 0:
         return np.zeros((m, 0), dtype=np.int64), np.zeros((m, 0))
-    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (m, 1))
+    idx = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (m, 1))
+    )
     part = np.take_along_axis(scores, idx, 1)
     # stable order: score descending, then column ascending, so ties are deterministic
     order = np.lexsort((idx, -part), axis=1)
@@ -76,9 +79,14 @@ class BaseRecommender(ABC):
         if not hasattr(self, "item_ids_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() first")
 
-    def recommend(self, histories: Sequence[History], n: int = 10, *,
-                  exclude: Sequence[Collection[str]] | None = None,
-                  now: float | None = None) -> Recommendations:
+    def recommend(
+        self,
+        histories: Sequence[History],
+        n: int = 10,
+        *,
+        exclude: Sequence[Collection[str]] | None = None,
+        now: float | None = None,
+    ) -> Recommendations:
         """Top ``n`` items per history.
 
         Parameters
@@ -105,18 +113,23 @@ class BaseRecommender(ABC):
         index: ItemIndex = self.index_  # type: ignore[attr-defined]
         out: Recommendations = []
         for start in range(0, len(histories), self.chunk_size):
-            chunk = histories[start:start + self.chunk_size]
+            chunk = histories[start : start + self.chunk_size]
             seqs = histories_to_sequences(chunk, index, self._event_weights(), self._max_length())
             scores = np.asarray(self._score(seqs, now), dtype=np.float64)
             if exclude is not None:
-                for r, ex in enumerate(exclude[start:start + self.chunk_size]):
+                for r, ex in enumerate(exclude[start : start + self.chunk_size]):
                     cols = [index.index[i] - 1 for i in ex if i in index.index]
                     if cols:
                         scores[r, cols] = -np.inf
             idx, vals = top_n(scores, n)
             for r in range(len(chunk)):
-                out.append([(self.item_ids_[j], float(v)) for j, v in zip(idx[r], vals[r], strict=True)  # type: ignore[attr-defined]
-                            if np.isfinite(v)])
+                out.append(
+                    [
+                        (self.item_ids_[j], float(v))
+                        for j, v in zip(idx[r], vals[r], strict=True)  # type: ignore[attr-defined]
+                        if np.isfinite(v)
+                    ]
+                )
         return out
 
     def get_params(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Simple recommenders on the common base: popularity / trending and co-visitation from the history."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,14 @@ import numpy as np
 from recommendations.core.base import BaseRecommender, Progress
 from recommendations.core.candidates import covisitation_matrix, history_weights
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS
-from recommendations.core.dataset import (EVENT_TYPES, EventLog, ItemIndex, Sequences, build_sequences,
-                                          clean_log)
+from recommendations.core.dataset import (
+    EVENT_TYPES,
+    EventLog,
+    ItemIndex,
+    Sequences,
+    build_sequences,
+    clean_log,
+)
 
 DAY = 86400.0
 
@@ -22,7 +29,9 @@ class PopularityRecommender(BaseRecommender):
     event_weights : dict, optional
     """
 
-    def __init__(self, half_life_days: float | None = None, event_weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, half_life_days: float | None = None, event_weights: dict[str, float] | None = None
+    ) -> None:
         self.half_life_days = half_life_days
         self.event_weights = event_weights
 
@@ -46,8 +55,11 @@ class PopularityRecommender(BaseRecommender):
             return self.popularity_
         keep = self.event_times_ <= now
         decay = np.power(0.5, (now - self.event_times_[keep]) / (self.half_life_days * DAY))
-        return np.bincount(self.event_cols_[keep], weights=self.event_weight_values_[keep] * decay,
-                           minlength=len(self.item_ids_))
+        return np.bincount(
+            self.event_cols_[keep],
+            weights=self.event_weight_values_[keep] * decay,
+            minlength=len(self.item_ids_),
+        )
 
     def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
         return np.tile(self._vector(now), (len(seqs), 1))
@@ -77,8 +89,14 @@ class CoVisitationRecommender(BaseRecommender):
     event_weights : dict, optional
     """
 
-    def __init__(self, window: int = 5, session_gap_hours: float = 24.0, neighbours: int = 100,
-                 decay: float = 0.8, event_weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        window: int = 5,
+        session_gap_hours: float = 24.0,
+        neighbours: int = 100,
+        decay: float = 0.8,
+        event_weights: dict[str, float] | None = None,
+    ) -> None:
         self.window = window
         self.session_gap_hours = session_gap_hours
         self.neighbours = neighbours
@@ -93,11 +111,18 @@ class CoVisitationRecommender(BaseRecommender):
         self.item_ids_ = list(self.index_.item_ids)
         seqs = build_sequences(clean, self.index_, w)
         types = {i + 1: w.get(t, 0.0) for i, t in enumerate(EVENT_TYPES)}
-        self.similarity_ = covisitation_matrix(seqs, len(self.index_), window=self.window,
-                                               session_gap_hours=self.session_gap_hours,
-                                               neighbours=self.neighbours, types=types)
-        counts = np.bincount(np.concatenate(seqs.items) - 1 if seqs.n_events else np.zeros(0, dtype=np.int64),
-                             minlength=len(self.item_ids_)).astype(np.float64)
+        self.similarity_ = covisitation_matrix(
+            seqs,
+            len(self.index_),
+            window=self.window,
+            session_gap_hours=self.session_gap_hours,
+            neighbours=self.neighbours,
+            types=types,
+        )
+        counts = np.bincount(
+            np.concatenate(seqs.items) - 1 if seqs.n_events else np.zeros(0, dtype=np.int64),
+            minlength=len(self.item_ids_),
+        ).astype(np.float64)
         self.popularity_ = counts
         if progress:
             progress("fit", 1.0)

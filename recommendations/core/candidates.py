@@ -3,6 +3,7 @@
 Functions on :class:`EventLog` take and return item keys; the ``*_matrix`` builders work on dense
 :class:`Sequences` indices (column ``j`` is item index ``j + 1``) and are what the recommender blends.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,13 +13,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS
-from recommendations.core.dataset import EVENT_TYPES, EventLog, ItemIndex, Sequences, build_sequences, clean_log
+from recommendations.core.dataset import (
+    EVENT_TYPES,
+    EventLog,
+    ItemIndex,
+    Sequences,
+    build_sequences,
+    clean_log,
+)
 
 DAY = 86400.0
 
 
-def popularity_scores(log: EventLog, event_weights: Mapping[str, float] | None = None,
-                      since: float | None = None) -> dict[str, float]:
+def popularity_scores(
+    log: EventLog, event_weights: Mapping[str, float] | None = None, since: float | None = None
+) -> dict[str, float]:
     """Sum of event weights per item (bot events excluded), optionally only events at or after ``since``."""
     w = event_weights or DEFAULT_EVENT_WEIGHTS
     log = clean_log(log, w)
@@ -29,8 +38,9 @@ def popularity_scores(log: EventLog, event_weights: Mapping[str, float] | None =
     return out
 
 
-def trending_scores(log: EventLog, now: float, half_life_days: float = 7.0,
-                    event_weights: Mapping[str, float] | None = None) -> dict[str, float]:
+def trending_scores(
+    log: EventLog, now: float, half_life_days: float = 7.0, event_weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
     """Event weights decayed exponentially with age: ``sum w * 0.5 ** ((now - ts) / half_life)``.
 
     Events after ``now`` are ignored (no look-ahead).
@@ -78,12 +88,20 @@ def _top_k_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
         vals.append(v)
     if not rows:
         return sp.csr_matrix(m.shape, dtype=np.float32)
-    return sp.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=m.shape)
+    return sp.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=m.shape
+    )
 
 
-def covisitation_matrix(seqs: Sequences, n_items: int, *, window: int = 5, session_gap_hours: float = 24.0,
-                        neighbours: int = 100, types: Mapping[int, float] | None = None) -> sp.csr_matrix:
+def covisitation_matrix(
+    seqs: Sequences,
+    n_items: int,
+    *,
+    window: int = 5,
+    session_gap_hours: float = 24.0,
+    neighbours: int = 100,
+    types: Mapping[int, float] | None = None,
+) -> sp.csr_matrix:
     """Symmetric item-item co-visitation within sessions, cosine-normalised.
 
     Pairs at most ``window`` steps apart in one shopper's sequence and at most ``session_gap_hours``
@@ -110,12 +128,37 @@ def covisitation_matrix(seqs: Sequences, n_items: int, *, window: int = 5, sessi
         vals += [v, v]
     if not rows:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n_items, n_items), dtype=np.float64)
+    m = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_items, n_items),
+        dtype=np.float64,
+    )
     counts = np.bincount(items - 1, minlength=n_items).astype(np.float64) if len(items) else np.zeros(n_items)
     norm = 1.0 / np.sqrt(np.maximum(counts, 1.0))
     m = sp.diags(norm) @ m @ sp.diags(norm)
     return _top_k_rows(m, neighbours)
+
+
+def itemknn_matrix(seqs: Sequences, n_items: int, *, neighbours: int = 100) -> sp.csr_matrix:
+    """Item-item cosine similarity of the shoppers' item sets (item-kNN), top ``neighbours`` per row.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_items, n_items), float32
+        Zero diagonal; row/column ``j`` is item index ``j + 1``.
+    """
+    rows = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs.items])
+    cols = np.concatenate(seqs.items) - 1 if seqs.n_events else np.zeros(0, dtype=np.int64)
+    x = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(seqs), n_items))
+    x.data[:] = 1.0  # distinct (shopper, item) pairs
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    gram = (x.T @ x).tocsr()
+    gram.setdiag(0.0)
+    gram.eliminate_zeros()
+    norm = 1.0 / np.sqrt(np.maximum(np.asarray(x.sum(0)).ravel(), 1.0))
+    sim = sp.diags(norm) @ gram @ sp.diags(norm)
+    return _top_k_rows(sim, neighbours)
 
 
 def transition_matrix(seqs: Sequences, n_items: int, *, neighbours: int = 100) -> sp.csr_matrix:
@@ -129,8 +172,11 @@ def transition_matrix(seqs: Sequences, n_items: int, *, neighbours: int = 100) -
     if len(items) < 2:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     ok = owner[1:] == owner[:-1]
-    m = sp.csr_matrix((np.ones(int(ok.sum())), (items[:-1][ok] - 1, items[1:][ok] - 1)),
-                      shape=(n_items, n_items), dtype=np.float64)
+    m = sp.csr_matrix(
+        (np.ones(int(ok.sum())), (items[:-1][ok] - 1, items[1:][ok] - 1)),
+        shape=(n_items, n_items),
+        dtype=np.float64,
+    )
     m = _top_k_rows(m, neighbours)
     sums = np.asarray(m.sum(1)).ravel()
     return (sp.diags(1.0 / np.maximum(sums, 1e-12)) @ m).astype(np.float32).tocsr()
@@ -156,12 +202,15 @@ def history_weights(seqs: Sequences, n_items: int, *, last: int = 20, decay: flo
         vals.append(decay ** ages[first])
     if not rows:
         return sp.csr_matrix((len(seqs), n_items), dtype=np.float32)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(len(seqs), n_items), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(seqs), n_items),
+        dtype=np.float32,
+    )
 
 
 def recent_history_scores(seqs: Sequences, n_items: int, *, decay: float = 0.8) -> np.ndarray:
-    """"Recently viewed" scores for repeat-friendly modes: the shopper's own items, newest highest.
+    """ "Recently viewed" scores for repeat-friendly modes: the shopper's own items, newest highest.
 
     Returns
     -------
@@ -214,8 +263,15 @@ class CoVisitation:
 BUY_TYPES = ("add_to_cart", "purchase")
 
 
-def covisitation(log: EventLog, *, window: int = 5, session_gap_hours: float = 24.0, neighbours: int = 100,
-                 event_weights: Mapping[str, float] | None = None, index: ItemIndex | None = None) -> CoVisitation:
+def covisitation(
+    log: EventLog,
+    *,
+    window: int = 5,
+    session_gap_hours: float = 24.0,
+    neighbours: int = 100,
+    event_weights: Mapping[str, float] | None = None,
+    index: ItemIndex | None = None,
+) -> CoVisitation:
     """Co-visitation and co-purchase relations of every item in ``log`` (or of ``index``'s items)."""
     w = dict(event_weights or DEFAULT_EVENT_WEIGHTS)
     clean = clean_log(log, w)
@@ -223,10 +279,17 @@ def covisitation(log: EventLog, *, window: int = 5, session_gap_hours: float = 2
         index = ItemIndex(sorted(set(clean.items)))
     type_w = {i + 1: w.get(t, 0.0) for i, t in enumerate(EVENT_TYPES)}
     seqs = build_sequences(clean, index, w)
-    sim = covisitation_matrix(seqs, len(index), window=window, session_gap_hours=session_gap_hours,
-                              neighbours=neighbours, types=type_w)
+    sim = covisitation_matrix(
+        seqs,
+        len(index),
+        window=window,
+        session_gap_hours=session_gap_hours,
+        neighbours=neighbours,
+        types=type_w,
+    )
     buy_w = {t: (1.0 if t in BUY_TYPES else 0.0) for t in EVENT_TYPES}
     buys = build_sequences(clean_log(clean, buy_w), index, buy_w)
-    together = covisitation_matrix(buys, len(index), window=max(window, 10), session_gap_hours=session_gap_hours,
-                                   neighbours=neighbours)
+    together = covisitation_matrix(
+        buys, len(index), window=max(window, 10), session_gap_hours=session_gap_hours, neighbours=neighbours
+    )
     return CoVisitation(list(index.item_ids), sim, together)

@@ -1,4 +1,5 @@
 """Hyperparameters of the behaviour recommender (plain dataclass, Django-free)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0,
-    "remove_from_cart": 0.0, "purchase": 5.0, "search": 0.0,
+    "view": 1.0,
+    "click": 1.0,
+    "wishlist": 2.0,
+    "add_to_cart": 3.0,
+    "remove_from_cart": 0.0,
+    "purchase": 5.0,
+    "search": 0.0,
 }
 
 # settings.RECOMMENDER keys whose field name is not simply the lower-cased key.
@@ -57,7 +63,8 @@ class NetworkConfig:
     refit_full : bool
         After early stopping, retrain on every event (validation targets included) for the best epoch count.
     blend : bool
-        Choose blend weights of the network with co-visitation / transitions / recency / popularity on validation.
+        Choose blend weights of the network and the candidate sources (co-visitation, item-kNN,
+        transitions, recency, popularity) on validation.
     covis_window : int
         Co-visitation counts pairs at most this many events apart within a session.
     session_gap_hours : float
@@ -100,8 +107,18 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("novel", "any"):
             raise ValueError(f"mode must be 'novel' or 'any', got {self.mode!r}")
-        for name in ("embedding_dim", "num_layers", "num_heads", "max_sequence_length", "batch_size",
-                     "epochs", "threads", "num_negatives", "windows_per_user", "neighbours"):
+        for name in (
+            "embedding_dim",
+            "num_layers",
+            "num_heads",
+            "max_sequence_length",
+            "batch_size",
+            "epochs",
+            "threads",
+            "num_negatives",
+            "windows_per_user",
+            "neighbours",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.embedding_dim % self.num_heads:

@@ -3,6 +3,7 @@
 Nothing here assumes integer keys: shoppers and items are strings; the models see dense indices
 from :class:`ItemIndex`, with index 0 reserved for padding.
 """
+
 from __future__ import annotations
 
 import csv
@@ -99,7 +100,9 @@ class EventLog:
                 try:
                     u, i, t, ts = (row[c].strip() for c in cols)
                 except IndexError:
-                    raise ValueError(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}") from None
+                    raise ValueError(
+                        f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}"
+                    ) from None
                 if not u or not i:
                     raise ValueError(f"{path}:{line_no}: empty user_id or item_id")
                 if t not in TYPE_INDEX:
@@ -121,8 +124,13 @@ class EventLog:
                 types.append(t)
                 times.append(tsf)
                 values.append(val)
-        return cls(np.array(users, dtype=object), np.array(items, dtype=object), np.array(types, dtype=object),
-                   np.array(times, dtype=np.float64), np.array(values, dtype=np.float64) if vcol is not None else None)
+        return cls(
+            np.array(users, dtype=object),
+            np.array(items, dtype=object),
+            np.array(types, dtype=object),
+            np.array(times, dtype=np.float64),
+            np.array(values, dtype=np.float64) if vcol is not None else None,
+        )
 
     @classmethod
     def from_histories(cls, histories: Mapping[str, History]) -> EventLog:
@@ -134,14 +142,23 @@ class EventLog:
                 items.append(item)
                 types.append(etype)
                 times.append(float(ts))
-        return cls(np.array(users, dtype=object), np.array(items, dtype=object),
-                   np.array(types, dtype=object), np.array(times, dtype=np.float64))
+        return cls(
+            np.array(users, dtype=object),
+            np.array(items, dtype=object),
+            np.array(types, dtype=object),
+            np.array(times, dtype=np.float64),
+        )
 
     def subset(self, mask: np.ndarray) -> EventLog:
         """Rows where ``mask`` (bool array of shape (n,) or integer indices) selects."""
-        return EventLog(self.users[mask], self.items[mask], self.event_types[mask], self.timestamps[mask],
-                        None if self.values is None else self.values[mask],
-                        None if self.is_bot is None else self.is_bot[mask])
+        return EventLog(
+            self.users[mask],
+            self.items[mask],
+            self.event_types[mask],
+            self.timestamps[mask],
+            None if self.values is None else self.values[mask],
+            None if self.is_bot is None else self.is_bot[mask],
+        )
 
     def order(self) -> np.ndarray:
         """Indices sorting by (user, timestamp), stable so equal timestamps keep the log's order."""
@@ -155,8 +172,9 @@ class EventLog:
         idx = self.order()
         if self.is_bot is not None:
             idx = idx[~self.is_bot[idx]]
-        for u, i, t, ts in zip(self.users[idx], self.items[idx], self.event_types[idx], self.timestamps[idx],
-                               strict=True):
+        for u, i, t, ts in zip(
+            self.users[idx], self.items[idx], self.event_types[idx], self.timestamps[idx], strict=True
+        ):
             out.setdefault(u, []).append((i, t, float(ts)))
         return out
 
@@ -214,8 +232,12 @@ class Sequences:
         return int(sum(len(s) for s in self.items))
 
     def take(self, rows: Sequence[int]) -> Sequences:
-        return Sequences([self.users[r] for r in rows], [self.items[r] for r in rows],
-                         [self.types[r] for r in rows], [self.times[r] for r in rows])
+        return Sequences(
+            [self.users[r] for r in rows],
+            [self.items[r] for r in rows],
+            [self.types[r] for r in rows],
+            [self.times[r] for r in rows],
+        )
 
 
 def gap_buckets(times: np.ndarray) -> np.ndarray:
@@ -238,8 +260,9 @@ def gap_buckets(times: np.ndarray) -> np.ndarray:
     return out
 
 
-def clean_log(log: EventLog, event_weights: Mapping[str, float],
-              known_items: Mapping[str, int] | None = None) -> EventLog:
+def clean_log(
+    log: EventLog, event_weights: Mapping[str, float], known_items: Mapping[str, int] | None = None
+) -> EventLog:
     """Drop bot-flagged events, unknown event types, zero-weight types, unknown items and exact duplicates.
 
     Parameters
@@ -266,8 +289,12 @@ def clean_log(log: EventLog, event_weights: Mapping[str, float],
     if len(log) > 1:
         # exact duplicates (same shopper, item, type and second) are double-sent events
         dup = np.zeros(len(log), dtype=bool)
-        dup[1:] = ((log.users[1:] == log.users[:-1]) & (log.items[1:] == log.items[:-1])
-                   & (log.event_types[1:] == log.event_types[:-1]) & (log.timestamps[1:] == log.timestamps[:-1]))
+        dup[1:] = (
+            (log.users[1:] == log.users[:-1])
+            & (log.items[1:] == log.items[:-1])
+            & (log.event_types[1:] == log.event_types[:-1])
+            & (log.timestamps[1:] == log.timestamps[:-1])
+        )
         log = log.subset(~dup)
     return log
 
@@ -284,8 +311,14 @@ def rare_item_filter(log: EventLog, min_item_users: int) -> EventLog:
     return log.subset(keep)
 
 
-def build_sequences(log: EventLog, index: ItemIndex, event_weights: Mapping[str, float], *,
-                    min_events: int = 1, max_length: int | None = None) -> Sequences:
+def build_sequences(
+    log: EventLog,
+    index: ItemIndex,
+    event_weights: Mapping[str, float],
+    *,
+    min_events: int = 1,
+    max_length: int | None = None,
+) -> Sequences:
     """Per-shopper sequences with consecutive repeats of the same item collapsed.
 
     A run of the same item keeps the first event's time and the heaviest event type (a view then an
@@ -320,8 +353,9 @@ def build_sequences(log: EventLog, index: ItemIndex, event_weights: Mapping[str,
             types.append(np.asarray(bt[sl], dtype=np.int64))
             times.append(np.asarray(bs[sl], dtype=np.float64))
 
-    for u, i, t, ts in zip(log.users[order], log.items[order], log.event_types[order], log.timestamps[order],
-                           strict=True):
+    for u, i, t, ts in zip(
+        log.users[order], log.items[order], log.event_types[order], log.timestamps[order], strict=True
+    ):
         if u != cur_user:
             flush()
             cur_user, bi, bt, bs = u, [], [], []
@@ -339,8 +373,12 @@ def build_sequences(log: EventLog, index: ItemIndex, event_weights: Mapping[str,
     return Sequences(users, items, types, times)
 
 
-def histories_to_sequences(histories: Sequence[History], index: ItemIndex,
-                           event_weights: Mapping[str, float], max_length: int | None = None) -> Sequences:
+def histories_to_sequences(
+    histories: Sequence[History],
+    index: ItemIndex,
+    event_weights: Mapping[str, float],
+    max_length: int | None = None,
+) -> Sequences:
     """Encode raw histories for inference: unknown items and zero-weight types are ignored.
 
     Returns one sequence per history, in order (possibly empty), users named ``"0".."n-1"``.

@@ -4,6 +4,7 @@ Iterative k-core on distinct (user, item) pairs, consecutive repeats collapsed, 
 (the last novel item, or the last item in ``any`` mode), ``tune_train`` + ``valid`` one step earlier,
 full ranking over every item in train, history masked in novel mode, a user without a list is a miss.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,7 +54,9 @@ def kcore(log: EventLog, k: int) -> EventLog:
         for u, i in pairs:
             uc[u] = uc.get(u, 0) + 1
             ic[i] = ic.get(i, 0) + 1
-        keep = np.array([uc[u] >= k and ic[i] >= k for u, i in zip(log.users, log.items, strict=True)], dtype=bool)
+        keep = np.array(
+            [uc[u] >= k and ic[i] >= k for u, i in zip(log.users, log.items, strict=True)], dtype=bool
+        )
         if keep.all():
             return log
         log = log.subset(keep)
@@ -112,8 +115,13 @@ def protocol_split(log: EventLog, k_core: int = 5, mode: str = "novel") -> Proto
         if v is not None:
             valid[user] = items[v]
             tune_rows.append(rows[:v])
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-    return ProtocolSplit(log.subset(cat(train_rows)), log.subset(cat(tune_rows)), test, valid, mode == "novel")
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    return ProtocolSplit(
+        log.subset(cat(train_rows)), log.subset(cat(tune_rows)), test, valid, mode == "novel"
+    )
 
 
 def holdout_last_events(log: EventLog, *, min_events: int = 3) -> tuple[EventLog, dict[str, str]]:
@@ -147,8 +155,9 @@ def holdout_last_events(log: EventLog, *, min_events: int = 3) -> tuple[EventLog
     return log.subset(keep), targets
 
 
-def evaluate(recommend_fn: RecommendFn, train: EventLog, targets: dict[str, str], *, mask_history: bool,
-             k: int = 10) -> dict:
+def evaluate(
+    recommend_fn: RecommendFn, train: EventLog, targets: dict[str, str], *, mask_history: bool, k: int = 10
+) -> dict:
     """Score ``recommend_fn`` on ``targets`` exactly like ``protocol.metrics``.
 
     Parameters
@@ -184,5 +193,10 @@ def evaluate(recommend_fn: RecommendFn, train: EventLog, targets: dict[str, str]
             mrr += 1 / (r + 1)
     n = max(len(users), 1)
     n_items = max(len(set(train.items)), 1)
-    return {f"HR@{k}": round(hits / n, 4), f"NDCG@{k}": round(ndcg / n, 4), f"MRR@{k}": round(mrr / n, 4),
-            f"coverage@{k}": round(len(shown) / n_items, 4), "users": len(users)}
+    return {
+        f"HR@{k}": round(hits / n, 4),
+        f"NDCG@{k}": round(ndcg / n, 4),
+        f"MRR@{k}": round(mrr / n, 4),
+        f"coverage@{k}": round(len(shown) / n_items, 4),
+        "users": len(users),
+    }

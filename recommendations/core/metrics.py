@@ -3,6 +3,7 @@
 Ranking metrics take ``ranks``: the 0-based position of each user's target in their list, or -1 when
 the target is absent (a user without a list is a miss).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,7 +93,7 @@ def roc_auc(y_true, y_score) -> float:
         end = start
         while end + 1 < len(s) and sorted_s[end + 1] == sorted_s[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))

@@ -1,4 +1,5 @@
 """Scalar features and time-cut labels for the purchase-propensity head (no look-ahead)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,9 +12,19 @@ HOUR = 3600.0
 DAY = 86400.0
 COUNTED_TYPES = ("view", "click", "add_to_cart", "remove_from_cart", "wishlist", "purchase")
 FEATURE_NAMES = (
-    ["recency_h", "events", "items", "active_days", "cart_not_bought", "hours_since_cart",
-     "hours_since_purchase", "events_24h", "span_days"]
-    + [f"n_{t}" for t in COUNTED_TYPES] + [f"n_{t}_24h" for t in COUNTED_TYPES]
+    [
+        "recency_h",
+        "events",
+        "items",
+        "active_days",
+        "cart_not_bought",
+        "hours_since_cart",
+        "hours_since_purchase",
+        "events_24h",
+        "span_days",
+    ]
+    + [f"n_{t}" for t in COUNTED_TYPES]
+    + [f"n_{t}_24h" for t in COUNTED_TYPES]
 )
 N_FEATURES = len(FEATURE_NAMES)
 _NEVER_H = 24.0 * 365
@@ -66,8 +77,8 @@ def scalar_features(histories: Sequence[History], now: float) -> np.ndarray:
         out[r, 6] = (now - last_buy) / HOUR if np.isfinite(last_buy) else _NEVER_H
         out[r, 7] = float(np.sum(times >= now - DAY))
         out[r, 8] = (times.max() - times.min()) / DAY
-        out[r, base:base + len(COUNTED_TYPES)] = counts
-        out[r, base + len(COUNTED_TYPES):] = counts24
+        out[r, base : base + len(COUNTED_TYPES)] = counts
+        out[r, base + len(COUNTED_TYPES) :] = counts24
     return np.log1p(np.minimum(out, _NEVER_H)).astype(np.float32)
 
 
@@ -78,8 +89,10 @@ def purchase_labels(histories: Sequence[History], start: float, end: float) -> n
     -------
     ndarray of shape (len(histories),), float32
     """
-    return np.array([float(any(t == "purchase" and start <= float(ts) < end for _, t, ts in h))
-                     for h in histories], dtype=np.float32)
+    return np.array(
+        [float(any(t == "purchase" and start <= float(ts) < end for _, t, ts in h)) for h in histories],
+        dtype=np.float32,
+    )
 
 
 def truncate(histories: Sequence[History], before: float) -> list[list[tuple[str, str, float]]]:

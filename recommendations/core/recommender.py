@@ -1,9 +1,10 @@
-"""``BehaviorRecommender``: the trained bundle of behaviour network, co-visitation, transitions and popularity.
+"""``BehaviorRecommender``: the trained bundle of network, co-visitation, item-kNN, transitions, popularity.
 
 ``fit`` holds out each shopper's last (novel) step as a time-based validation target, trains the network
 with early stopping on it, scores every candidate source on it, picks blend weights there, then refits on
 every event. All choices and their validation metrics are recorded in ``report_``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,20 +19,42 @@ import torch
 
 from recommendations.core import artifacts
 from recommendations.core.base import BaseRecommender, NotFittedError
-from recommendations.core.candidates import (CoVisitation, covisitation_matrix, history_weights,
-                                             transition_matrix)
+from recommendations.core.candidates import (
+    CoVisitation,
+    covisitation_matrix,
+    history_weights,
+    itemknn_matrix,
+    transition_matrix,
+)
 from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import (EVENT_TYPES, EventLog, History, ItemIndex, Sequences,
-                                          build_sequences, clean_log, histories_to_sequences,
-                                          rare_item_filter)
+from recommendations.core.dataset import (
+    EVENT_TYPES,
+    EventLog,
+    History,
+    ItemIndex,
+    Sequences,
+    build_sequences,
+    clean_log,
+    histories_to_sequences,
+    rare_item_filter,
+)
 from recommendations.core.metrics import hit_rate_at_k, mrr_at_k, ndcg_at_k
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.propensity import N_FEATURES, purchase_labels, scalar_features, truncate
-from recommendations.core.trainer import (Trainer, Validation, resolve_device, score_sequences,
-                                          seed_everything, torch_threads, validation_ranks)
+from recommendations.core.trainer import (
+    Trainer,
+    Validation,
+    resolve_device,
+    score_sequences,
+    seed_everything,
+    torch_threads,
+    validation_ranks,
+)
 
 DAY = 86400.0
-COMPONENTS = ("network", "covisitation", "transitions", "recent", "popularity")
+COMPONENTS = ("network", "covisitation", "itemknn", "transitions", "recent", "popularity")
+# popularity weight in every score: breaks ties among items the sources score alike (mostly zeros)
+TIE_BREAK = 1e-9
 Progress = Callable[[str, float], None]
 
 
@@ -57,16 +80,20 @@ def _simplex(k: int, steps: int) -> list[tuple[float, ...]]:
 
 def _csr_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, torch.Tensor]:
     m = m.tocsr()
-    return {f"{prefix}.indptr": torch.from_numpy(m.indptr.astype(np.int64)),
-            f"{prefix}.indices": torch.from_numpy(m.indices.astype(np.int64)),
-            f"{prefix}.data": torch.from_numpy(m.data.astype(np.float32)),
-            f"{prefix}.shape": torch.tensor(m.shape, dtype=torch.int64)}
+    return {
+        f"{prefix}.indptr": torch.from_numpy(m.indptr.astype(np.int64)),
+        f"{prefix}.indices": torch.from_numpy(m.indices.astype(np.int64)),
+        f"{prefix}.data": torch.from_numpy(m.data.astype(np.float32)),
+        f"{prefix}.shape": torch.tensor(m.shape, dtype=torch.int64),
+    }
 
 
 def _csr_from(prefix: str, t: dict[str, torch.Tensor]) -> sp.csr_matrix:
     shape = tuple(int(x) for x in t[f"{prefix}.shape"].tolist())
-    return sp.csr_matrix((t[f"{prefix}.data"].numpy(), t[f"{prefix}.indices"].numpy(),
-                          t[f"{prefix}.indptr"].numpy()), shape=shape)
+    return sp.csr_matrix(
+        (t[f"{prefix}.data"].numpy(), t[f"{prefix}.indices"].numpy(), t[f"{prefix}.indptr"].numpy()),
+        shape=shape,
+    )
 
 
 class BehaviorRecommender(BaseRecommender):
@@ -92,6 +119,9 @@ class BehaviorRecommender(BaseRecommender):
         epochs, seconds, interactions per second, sizes.
     """
 
+    #: shoppers sampled per time cut when training the propensity head (bounds time and memory)
+    max_propensity_examples_per_cut = 20_000
+
     def __init__(self, config: NetworkConfig | None = None) -> None:
         self.config = config
 
@@ -107,7 +137,7 @@ class BehaviorRecommender(BaseRecommender):
 
     @staticmethod
     def _holdout(seqs: Sequences, mode: str) -> tuple[Sequences, Sequences, np.ndarray, list[int]]:
-        """Per shopper, the last (novel) step becomes a validation target; training keeps the steps before it."""
+        """Per shopper, the last (novel) step becomes a validation target; training keeps earlier steps."""
         train = Sequences([], [], [], [])
         v_in = Sequences([], [], [], [])
         targets, rows = [], []
@@ -127,8 +157,18 @@ class BehaviorRecommender(BaseRecommender):
             if t is None:
                 train.users.append(u), train.items.append(it), train.types.append(tp), train.times.append(tm)
                 continue
-            train.users.append(u), train.items.append(it[:t]), train.types.append(tp[:t]), train.times.append(tm[:t])
-            v_in.users.append(u), v_in.items.append(it[:t]), v_in.types.append(tp[:t]), v_in.times.append(tm[:t])
+            (
+                train.users.append(u),
+                train.items.append(it[:t]),
+                train.types.append(tp[:t]),
+                train.times.append(tm[:t]),
+            )
+            (
+                v_in.users.append(u),
+                v_in.items.append(it[:t]),
+                v_in.types.append(tp[:t]),
+                v_in.times.append(tm[:t]),
+            )
             targets.append(int(it[t]))
             rows.append(r)
         return train, v_in, np.asarray(targets, dtype=np.int64), rows
@@ -136,24 +176,39 @@ class BehaviorRecommender(BaseRecommender):
     def _new_network(self, n_items: int) -> BehaviorNetwork:
         cfg = self._cfg()
         seed_everything(cfg.random_seed)
-        return BehaviorNetwork(n_items, cfg.embedding_dim, cfg.num_layers, cfg.num_heads, cfg.dropout,
-                               cfg.max_sequence_length, n_scalar=N_FEATURES)
+        return BehaviorNetwork(
+            n_items,
+            cfg.embedding_dim,
+            cfg.num_layers,
+            cfg.num_heads,
+            cfg.dropout,
+            cfg.max_sequence_length,
+            n_scalar=N_FEATURES,
+        )
 
     def _fit_candidates(self, seqs: Sequences, clean: EventLog, index: ItemIndex) -> dict:
         cfg = self._cfg()
         n = len(index)
         type_w = {i + 1: cfg.event_weights.get(t, 0.0) for i, t in enumerate(EVENT_TYPES)}
-        cov = covisitation_matrix(seqs, n, window=cfg.covis_window, session_gap_hours=cfg.session_gap_hours,
-                                  neighbours=cfg.neighbours, types=type_w)
+        cov = covisitation_matrix(
+            seqs,
+            n,
+            window=cfg.covis_window,
+            session_gap_hours=cfg.session_gap_hours,
+            neighbours=cfg.neighbours,
+            types=type_w,
+        )
         trans = transition_matrix(seqs, n, neighbours=cfg.neighbours)
+        knn = itemknn_matrix(seqs, n, neighbours=cfg.neighbours)
         items = np.concatenate(seqs.items) - 1 if seqs.n_events else np.zeros(0, dtype=np.int64)
         types = np.concatenate(seqs.types) if seqs.n_events else np.zeros(0, dtype=np.int64)
         tw = np.array([0.0] + [cfg.event_weights.get(t, 0.0) for t in EVENT_TYPES])
         pop = np.bincount(items, weights=tw[types], minlength=n).astype(np.float64)
-        return {"covisitation": cov, "transitions": trans, "popularity": pop}
+        return {"covisitation": cov, "itemknn": knn, "transitions": trans, "popularity": pop}
 
-    def _components(self, seqs: Sequences, logits: np.ndarray | None, cands: dict,
-                    names: Sequence[str]) -> dict[str, np.ndarray]:
+    def _components(
+        self, seqs: Sequences, logits: np.ndarray | None, cands: dict, names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
         """Row-normalised score of each candidate source, shape (len(seqs), n_items) float32 each."""
         n = len(cands["popularity"])
         out: dict[str, np.ndarray] = {}
@@ -161,7 +216,12 @@ class BehaviorRecommender(BaseRecommender):
             if name == "network":
                 m = _softmax(logits.astype(np.float64))
             elif name == "covisitation":
-                m = np.asarray((history_weights(seqs, n, last=20, decay=0.8) @ cands["covisitation"]).todense())
+                m = np.asarray(
+                    (history_weights(seqs, n, last=20, decay=0.8) @ cands["covisitation"]).todense()
+                )
+            elif name == "itemknn":
+                hist = history_weights(seqs, n, last=self._cfg().max_sequence_length, decay=1.0)
+                m = np.asarray((hist @ cands["itemknn"]).todense())
             elif name == "transitions":
                 m = np.asarray((history_weights(seqs, n, last=3, decay=0.3) @ cands["transitions"]).todense())
             elif name == "recent":
@@ -173,15 +233,22 @@ class BehaviorRecommender(BaseRecommender):
             out[name] = _row_normalise(np.asarray(m, dtype=np.float64)).astype(np.float32)
         return out
 
-    def _choose_blend(self, comps: dict[str, np.ndarray], validation: Validation) -> tuple[dict, dict]:
-        """Validation metrics of each source alone and of the best simplex blend."""
+    def _choose_blend(
+        self, comps: dict[str, np.ndarray], validation: Validation, popularity: np.ndarray
+    ) -> tuple[dict, dict]:
+        """Validation metrics of each source alone and of the best blend (simplex grid, then local moves)."""
         names = list(comps)
         stack = torch.from_numpy(np.stack([comps[n] for n in names]))
+        tie = torch.from_numpy(
+            (TIE_BREAK * popularity / (popularity.max(initial=0.0) + 1e-12)).astype(np.float32)
+        )
         metrics: dict[str, dict] = {}
+        cache: dict[tuple, float] = {}
 
         def evaluate(weights) -> tuple[float, np.ndarray]:
-            s = torch.tensordot(torch.tensor(weights, dtype=torch.float32), stack, dims=1)
+            s = torch.tensordot(torch.tensor(weights, dtype=torch.float32), stack, dims=1) + tie[None, :]
             ranks = validation_ranks(s, validation)
+            cache[tuple(round(w, 4) for w in weights)] = ndcg_at_k(ranks)
             return ndcg_at_k(ranks), ranks
 
         for k, name in enumerate(names):
@@ -190,13 +257,28 @@ class BehaviorRecommender(BaseRecommender):
             _, ranks = evaluate(w)
             metrics[name] = self._metrics(ranks)
         best_w, best = None, -1.0
-        grid = _simplex(len(names), 10 if len(names) <= 5 else 5) if self._cfg().blend else []
+        steps = 10 if len(_simplex(len(names), 10)) <= 400 else 5
+        grid = _simplex(len(names), steps) if self._cfg().blend else []
         for w in grid:
             if "popularity" in names and w[names.index("popularity")] > 0.3:
-                continue  # popularity only breaks ties; large weights never help and cost time
+                continue  # popularity mostly breaks ties; large weights never help and cost time
             score, _ = evaluate(w)
             if score > best + 1e-12:
                 best, best_w = score, w
+        # local refinement: move 0.05 of weight between two sources while it helps
+        for _ in range(10 if best_w is not None else 0):
+            improved = False
+            for a, b in itertools.permutations(range(len(names)), 2):
+                w = list(best_w)
+                if w[a] < 0.05 - 1e-9:
+                    continue
+                w[a], w[b] = round(w[a] - 0.05, 4), round(w[b] + 0.05, 4)
+                key = tuple(round(x, 4) for x in w)
+                score = cache[key] if key in cache else evaluate(w)[0]
+                if score > best + 1e-12:
+                    best, best_w, improved = score, tuple(w), True
+            if not improved:
+                break
         if best_w is None:
             best_w = tuple(1.0 if n == "network" else 0.0 for n in names)
         _, ranks = evaluate(best_w)
@@ -205,11 +287,14 @@ class BehaviorRecommender(BaseRecommender):
 
     @staticmethod
     def _metrics(ranks: np.ndarray) -> dict:
-        return {"HR@10": round(hit_rate_at_k(ranks), 5), "NDCG@10": round(ndcg_at_k(ranks), 5),
-                "MRR@10": round(mrr_at_k(ranks), 5)}
+        return {
+            "HR@10": round(hit_rate_at_k(ranks), 5),
+            "NDCG@10": round(ndcg_at_k(ranks), 5),
+            "MRR@10": round(mrr_at_k(ranks), 5),
+        }
 
     def fit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
-        """Clean ``log``, train the network and candidate sources, choose the blend, train the propensity head.
+        """Clean ``log``, train network and candidate sources, choose the blend, train the propensity head.
 
         Parameters
         ----------
@@ -238,31 +323,47 @@ class BehaviorRecommender(BaseRecommender):
         device = resolve_device(cfg.device)
         train_seqs, v_inputs, v_targets, _ = self._holdout(seqs, cfg.mode)
         if len(v_targets) > cfg.max_validation_users:
-            pick = np.sort(np.random.default_rng(cfg.random_seed).choice(len(v_targets), cfg.max_validation_users,
-                                                                         replace=False))
+            pick = np.sort(
+                np.random.default_rng(cfg.random_seed).choice(
+                    len(v_targets), cfg.max_validation_users, replace=False
+                )
+            )
             v_inputs, v_targets = v_inputs.take(pick), v_targets[pick]
         validation = Validation(v_inputs, v_targets, mask_history=cfg.mode == "novel")
-        report: dict = {"n_events": int(len(log)), "n_clean_events": int(len(clean)), "n_users": len(seqs),
-                        "n_items": n_items, "n_steps": seqs.n_events, "validation_users": int(len(v_targets)),
-                        "mode": cfg.mode, "device": str(device)}
+        report: dict = {
+            "n_events": len(log),
+            "n_clean_events": len(clean),
+            "n_users": len(seqs),
+            "n_items": n_items,
+            "n_steps": seqs.n_events,
+            "validation_users": len(v_targets),
+            "mode": cfg.mode,
+            "device": str(device),
+        }
         report_progress("prepare", 1.0)
 
         network = self._new_network(n_items)
         has_valid = len(v_targets) > 0
-        result = Trainer(cfg, report_progress, "train").fit(network, train_seqs, validation if has_valid else None)
-        report.update(epochs=result.best_epoch, epochs_run=result.epochs_run,
-                      interactions_per_second=round(result.interactions_per_second, 1),
-                      train_history=result.history, train_seconds=round(result.seconds, 2))
-        names = ["network", "covisitation", "transitions", "popularity"]
+        result = Trainer(cfg, report_progress, "train").fit(
+            network, train_seqs, validation if has_valid else None
+        )
+        report.update(
+            epochs=result.best_epoch,
+            epochs_run=result.epochs_run,
+            interactions_per_second=round(result.interactions_per_second, 1),
+            train_history=result.history,
+            train_seconds=round(result.seconds, 2),
+        )
+        names = ["network", "covisitation", "itemknn", "transitions", "popularity"]
         if cfg.mode == "any":
-            names.insert(3, "recent")
+            names.insert(4, "recent")
         if has_valid:
             report_progress("blend", 0.0)
             cands = self._fit_candidates(train_seqs, clean, index)
             with torch_threads(cfg.threads):
                 logits, _ = score_sequences(network.cpu(), v_inputs, torch.device("cpu"))
                 comps = self._components(v_inputs, logits, cands, names)
-                val_metrics, weights = self._choose_blend(comps, validation)
+                val_metrics, weights = self._choose_blend(comps, validation, cands["popularity"])
             best_single = max(names, key=lambda n: val_metrics[n]["NDCG@10"])
             report["validation"] = val_metrics
             if not cfg.blend:
@@ -278,8 +379,12 @@ class BehaviorRecommender(BaseRecommender):
                 report["reason"] = (
                     f"highest validation NDCG@10: {selected} {val_metrics[selected]['NDCG@10']}"
                     f" vs network alone {val_metrics['network']['NDCG@10']}"
-                    + (f" and best single source {best_single} {val_metrics[best_single]['NDCG@10']}"
-                       if use_blend else ""))
+                    + (
+                        f" and best single source {best_single} {val_metrics[best_single]['NDCG@10']}"
+                        if use_blend
+                        else ""
+                    )
+                )
             report_progress("blend", 1.0)
         else:
             weights = {n: float(n == "network") for n in names}
@@ -299,11 +404,17 @@ class BehaviorRecommender(BaseRecommender):
         self.index_ = index
         self.item_ids_ = list(index.item_ids)
         self.transitions_ = cands["transitions"]
+        self.itemknn_ = cands["itemknn"]
         self.popularity_ = cands["popularity"]
         buy_w = {t: (1.0 if t in ("add_to_cart", "purchase") else 0.0) for t in EVENT_TYPES}
         buys = build_sequences(clean_log(clean, buy_w), index, buy_w)
-        together = covisitation_matrix(buys, n_items, window=max(cfg.covis_window, 10),
-                                       session_gap_hours=cfg.session_gap_hours, neighbours=cfg.neighbours)
+        together = covisitation_matrix(
+            buys,
+            n_items,
+            window=max(cfg.covis_window, 10),
+            session_gap_hours=cfg.session_gap_hours,
+            neighbours=cfg.neighbours,
+        )
         self.covisitation_ = CoVisitation(self.item_ids_, cands["covisitation"], together)
         self._fit_trending(clean, index)
         report_progress("propensity", 0.0)
@@ -340,8 +451,9 @@ class BehaviorRecommender(BaseRecommender):
         mid = self.trend_days_ * DAY + DAY / 2
         keep = self.trend_days_ * DAY <= now
         decay = np.power(0.5, np.maximum(now - mid[keep], 0.0) / hl)
-        return np.bincount(self.trend_cols_[keep], weights=self.trend_weights_[keep] * decay,
-                           minlength=len(self.item_ids_))
+        return np.bincount(
+            self.trend_cols_[keep], weights=self.trend_weights_[keep] * decay, minlength=len(self.item_ids_)
+        )
 
     # ------------------------------------------------------------------ propensity
     def _propensity_examples(self, histories: list, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -377,15 +489,23 @@ class BehaviorRecommender(BaseRecommender):
             active = [k for k in active if any(c - 30 * DAY <= ts < c for _, _, ts in hists[k])]
             if not active:
                 continue
+            if len(active) > self.max_propensity_examples_per_cut:
+                active = sorted(
+                    rng.choice(active, self.max_propensity_examples_per_cut, replace=False).tolist()
+                )
             sub = [hists[k] for k in active]
-            h, x = self._propensity_examples(sub, c)
-            hs.append(h)
-            xs.append(x)
+            hs.append(sub)
+            xs.append(c)
             ys.append(purchase_labels(sub, c, c + horizon))
             groups.append(user_group[active])
         if not ys or not np.concatenate(ys).sum() or np.concatenate(ys).all():
-            return {"trained": False, "reason": "no purchase labels of both classes before the newest cut",
-                    "cuts": len(cuts)}
+            return {
+                "trained": False,
+                "reason": "no purchase labels of both classes before the newest cut",
+                "cuts": len(cuts),
+            }
+        for k, (sub, c) in enumerate(zip(hs, xs, strict=True)):
+            hs[k], xs[k] = self._propensity_examples(sub, c)
         H, X, Y, G = (np.concatenate(a) for a in (hs, xs, ys, groups))
         self.propensity_mean_ = X.mean(0).astype(np.float32)
         self.propensity_std_ = (X.std(0) + 1e-6).astype(np.float32)
@@ -395,15 +515,57 @@ class BehaviorRecommender(BaseRecommender):
             G = np.zeros(len(Y), dtype=bool)
             G[rng.choice(len(Y), max(1, len(Y) // 5), replace=False)] = True
         net = self.network_
-        params = list(net.prop_head.parameters()) + list(net.prop_linear.parameters())
+        th, tz, ty = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (H, Z, Y))
+        tr, va = torch.from_numpy(~G), torch.from_numpy(G)
+        from recommendations.core.metrics import roc_auc
+
+        # two candidates, chosen on held-out shoppers: a linear model of the scalar features alone
+        # (the MLP on the hidden state switched off), and the full head with the network's state
+        variants = {}
+        for variant in ("scalars", "network"):
+            loss, state = self._train_propensity_head(
+                net, th, tz, ty, tr, va, use_hidden=variant == "network"
+            )
+            with torch.no_grad():
+                pv = torch.sigmoid(net.propensity_logit(th[va], tz[va])).numpy()
+            variants[variant] = {
+                "valid_logloss": round(loss, 5),
+                "valid_roc_auc": round(roc_auc(Y[G], pv), 4),
+                "state": state,
+            }
+        chosen = min(variants, key=lambda v: variants[v]["valid_logloss"])
+        net.load_state_dict({**net.state_dict(), **variants[chosen]["state"]})
+        net.eval()
+        self.has_propensity_ = True
+        progress("propensity", 1.0)
+        return {
+            "trained": True,
+            "cuts": len(cuts),
+            "examples": len(Y),
+            "positive_rate": round(float(Y.mean()), 4),
+            "horizon_days": cfg.propensity_horizon_days,
+            "selected": chosen,
+            "reason": "lower validation log-loss on held-out shoppers",
+            "validation": {v: {k: x for k, x in d.items() if k != "state"} for v, d in variants.items()},
+        }
+
+    def _train_propensity_head(self, net, th, tz, ty, tr, va, *, use_hidden: bool) -> tuple[float, dict]:
+        """Full-batch Adam on the propensity head with early stopping on held-out log-loss."""
+        cfg = self._cfg()
         seed_everything(cfg.random_seed)
         for p in net.prop_head.modules():
             if isinstance(p, torch.nn.Linear):
                 p.reset_parameters()
         net.prop_linear.reset_parameters()
+        params = list(net.prop_linear.parameters())
+        last = net.prop_head[-1]
+        if use_hidden:
+            params += list(net.prop_head.parameters())
+        else:
+            with torch.no_grad():  # the MLP contributes exactly 0
+                last.weight.zero_()
+                last.bias.zero_()
         opt = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-3)
-        th, tz, ty = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (H, Z, Y))
-        tr, va = torch.from_numpy(~G), torch.from_numpy(G)
         best, best_state, bad = math.inf, None, 0
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         with torch_threads(cfg.threads):
@@ -425,16 +587,7 @@ class BehaviorRecommender(BaseRecommender):
                         break
         if best_state:
             net.load_state_dict({**net.state_dict(), **best_state})
-        net.eval()
-        self.has_propensity_ = True
-        from recommendations.core.metrics import roc_auc
-
-        with torch.no_grad():
-            pv = torch.sigmoid(net.propensity_logit(th[va], tz[va])).numpy()
-        progress("propensity", 1.0)
-        return {"trained": True, "cuts": len(cuts), "examples": len(Y), "positive_rate": round(float(Y.mean()), 4),
-                "horizon_days": cfg.propensity_horizon_days, "valid_logloss": round(best, 5),
-                "valid_roc_auc": round(roc_auc(Y[G], pv), 4)}
+        return best, best_state or {}
 
     def propensity(self, histories: Sequence[History], now: float) -> np.ndarray:
         """Probability that each shopper buys within ``propensity_horizon_days`` after ``now``.
@@ -458,7 +611,9 @@ class BehaviorRecommender(BaseRecommender):
         h, x = self._propensity_examples(histories, now)
         z = (x - self.propensity_mean_) / self.propensity_std_
         with torch.no_grad():
-            logit = self.network_.propensity_logit(torch.from_numpy(h), torch.from_numpy(z.astype(np.float32)))
+            logit = self.network_.propensity_logit(
+                torch.from_numpy(h), torch.from_numpy(z.astype(np.float32))
+            )
         return torch.sigmoid(logit).double().numpy()
 
     # ------------------------------------------------------------------ scoring
@@ -468,8 +623,12 @@ class BehaviorRecommender(BaseRecommender):
         logits = None
         if "network" in names:
             logits, _ = score_sequences(self.network_, seqs, torch.device("cpu"))
-        cands = {"covisitation": self.covisitation_.similar_matrix, "transitions": self.transitions_,
-                 "popularity": self.popularity_}
+        cands = {
+            "covisitation": self.covisitation_.similar_matrix,
+            "itemknn": self.itemknn_,
+            "transitions": self.transitions_,
+            "popularity": self.popularity_,
+        }
         comps = self._components(seqs, logits, cands, names)
         scores = np.zeros((len(seqs), len(self.item_ids_)), dtype=np.float64)
         for n in names:
@@ -479,7 +638,7 @@ class BehaviorRecommender(BaseRecommender):
         empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
         # empty histories get popularity (trending at ``now``); elsewhere it only breaks ties
         scores[empty] = pop[None, :]
-        scores[~empty] += 1e-9 * pop[None, :]
+        scores[~empty] += TIE_BREAK * pop[None, :]
         return scores
 
     def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
@@ -517,7 +676,9 @@ class BehaviorRecommender(BaseRecommender):
         ndarray of shape (len(histories), embedding_dim), float32 (zeros for empty histories)
         """
         self._check_fitted()
-        seqs = histories_to_sequences(list(histories), self.index_, self._cfg().event_weights, self._max_length())
+        seqs = histories_to_sequences(
+            list(histories), self.index_, self._cfg().event_weights, self._max_length()
+        )
         _, hidden = score_sequences(self.network_, seqs, torch.device("cpu"))
         empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
         hidden[empty] = 0.0
@@ -536,16 +697,22 @@ class BehaviorRecommender(BaseRecommender):
         tensors.update(_csr_tensors("covisitation", self.covisitation_.similar_matrix))
         tensors.update(_csr_tensors("together", self.covisitation_.together_matrix))
         tensors.update(_csr_tensors("transitions", self.transitions_))
+        tensors.update(_csr_tensors("itemknn", self.itemknn_))
         tensors["popularity"] = torch.from_numpy(np.asarray(self.popularity_, dtype=np.float64))
         tensors["trend.cols"] = torch.from_numpy(self.trend_cols_)
         tensors["trend.days"] = torch.from_numpy(self.trend_days_)
         tensors["trend.weights"] = torch.from_numpy(np.asarray(self.trend_weights_, dtype=np.float64))
         tensors["propensity.mean"] = torch.from_numpy(self.propensity_mean_)
         tensors["propensity.std"] = torch.from_numpy(self.propensity_std_)
-        meta = {"class": type(self).__name__, "config": self._cfg().to_dict(), "item_ids": self.item_ids_,
-                "blend_weights": self.blend_weights_, "report": self.report_,
-                "has_propensity": bool(self.has_propensity_),
-                "propensity_base_rate": float(self.propensity_base_rate_)}
+        meta = {
+            "class": type(self).__name__,
+            "config": self._cfg().to_dict(),
+            "item_ids": self.item_ids_,
+            "blend_weights": self.blend_weights_,
+            "report": self.report_,
+            "has_propensity": bool(self.has_propensity_),
+            "propensity_base_rate": float(self.propensity_base_rate_),
+        }
         return artifacts.save_artifact(directory, tensors, meta)
 
     @classmethod
@@ -563,11 +730,15 @@ class BehaviorRecommender(BaseRecommender):
             item_ids = [str(i) for i in meta["item_ids"]]
             self.index_ = ItemIndex(item_ids)
             net = self._new_network(len(item_ids))
-            net.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
+            net.load_state_dict(
+                {k[len("network.") :]: v for k, v in tensors.items() if k.startswith("network.")}
+            )
             self.network_ = net.eval()
-            self.covisitation_ = CoVisitation(item_ids, _csr_from("covisitation", tensors),
-                                              _csr_from("together", tensors))
+            self.covisitation_ = CoVisitation(
+                item_ids, _csr_from("covisitation", tensors), _csr_from("together", tensors)
+            )
             self.transitions_ = _csr_from("transitions", tensors)
+            self.itemknn_ = _csr_from("itemknn", tensors)
             self.popularity_ = tensors["popularity"].numpy()
             self.trend_cols_ = tensors["trend.cols"].numpy()
             self.trend_days_ = tensors["trend.days"].numpy()

@@ -1,4 +1,5 @@
 """The training loop, kept apart from the network: seeding, batches, Adam, early stopping, devices."""
+
 from __future__ import annotations
 
 import copy
@@ -43,6 +44,10 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def _cat_long(parts: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0, dtype=torch.long)
+
+
 @dataclass
 class Validation:
     """Next-item validation data: inputs, one target per shopper, masking rule.
@@ -70,8 +75,7 @@ class Validation:
                 hist = np.unique(seq[seq != self.targets[r]]) - 1
                 rows.append(np.full(len(hist), r, dtype=np.int64))
                 cols.append(hist.astype(np.int64))
-            cat = (lambda a: torch.from_numpy(np.concatenate(a)) if a else torch.zeros(0, dtype=torch.long))
-            self._mask = (cat(rows), cat(cols))
+            self._mask = (_cat_long(rows), _cat_long(cols))
         return self._mask
 
 
@@ -125,8 +129,9 @@ def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tup
 
 
 @torch.no_grad()
-def score_sequences(network: BehaviorNetwork, seqs: Sequences, device: torch.device,
-                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def score_sequences(
+    network: BehaviorNetwork, seqs: Sequences, device: torch.device, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Next-item logits and last hidden state for every sequence.
 
     Returns
@@ -138,7 +143,9 @@ def score_sequences(network: BehaviorNetwork, seqs: Sequences, device: torch.dev
     out_l, out_h = [], []
     for start in range(0, len(seqs), batch_size):
         rows = list(range(start, min(start + batch_size, len(seqs))))
-        items, types, gaps = (torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, network.max_length))
+        items, types, gaps = (
+            torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, network.max_length)
+        )
         h = network.last_hidden(items, types, gaps)
         out_h.append(h.float().cpu().numpy())
         out_l.append(network.scores(h).float().cpu().numpy())
@@ -149,7 +156,7 @@ def score_sequences(network: BehaviorNetwork, seqs: Sequences, device: torch.dev
 
 
 def validation_ranks(logits: np.ndarray | torch.Tensor, validation: Validation) -> np.ndarray:
-    """0-based rank of each target among all items (history masked when asked); ties count against.
+    """0-based rank of each target among all items (history masked when asked); ties rank above it.
 
     Parameters
     ----------
@@ -161,7 +168,9 @@ def validation_ranks(logits: np.ndarray | torch.Tensor, validation: Validation) 
         s[rows, cols] = float("-inf")
     tgt = torch.from_numpy(validation.targets - 1)
     target_scores = s[torch.arange(len(tgt)), tgt]
-    return ((s > target_scores[:, None]).sum(1)).numpy().astype(np.int64)
+    # pessimistic ties: every other item scoring the same ranks above the target (sparse sources
+    # score most items 0 and would otherwise look perfect)
+    return ((s >= target_scores[:, None]).sum(1) - 1).numpy().astype(np.int64)
 
 
 def ndcg_from_ranks(ranks: np.ndarray, k: int = 10) -> float:
@@ -185,8 +194,13 @@ class Trainer:
         self.progress = progress
         self.stage = stage
 
-    def fit(self, network: BehaviorNetwork, train: Sequences, validation: Validation | None = None,
-            epochs: int | None = None) -> TrainResult:
+    def fit(
+        self,
+        network: BehaviorNetwork,
+        train: Sequences,
+        validation: Validation | None = None,
+        epochs: int | None = None,
+    ) -> TrainResult:
         """Train ``network`` in place; with ``validation``, the best epoch's weights are restored.
 
         Parameters
@@ -222,12 +236,13 @@ class Trainer:
                 perm = torch.randperm(n_windows, generator=gen)
                 total = 0.0
                 for start in range(0, n_windows, cfg.batch_size):
-                    idx = perm[start:start + cfg.batch_size]
+                    idx = perm[start : start + cfg.batch_size]
                     items, types, gaps, labels = (t[idx].to(device, non_blocking=True) for t in tensors)
                     negatives = None
                     if sampled:
-                        negatives = torch.randint(1, network.n_items + 1, (cfg.num_negatives,),
-                                                  generator=gen).to(device)
+                        negatives = torch.randint(
+                            1, network.n_items + 1, (cfg.num_negatives,), generator=gen
+                        ).to(device)
                     loss = network.next_item_loss(items, types, gaps, labels, negatives)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -237,8 +252,12 @@ class Trainer:
                     torch.cuda.synchronize()
                 dt = time.perf_counter() - t0
                 train_seconds += dt
-                row = {"epoch": epoch, "loss": round(total / n_windows, 5), "seconds": round(dt, 3),
-                       "interactions_per_second": round(result.positions_per_epoch / max(dt, 1e-9), 1)}
+                row = {
+                    "epoch": epoch,
+                    "loss": round(total / n_windows, 5),
+                    "seconds": round(dt, 3),
+                    "interactions_per_second": round(result.positions_per_epoch / max(dt, 1e-9), 1),
+                }
                 result.epochs_run = epoch
                 if validation is not None and len(validation.targets):
                     logits, _ = score_sequences(network, validation.inputs, device)
@@ -260,7 +279,8 @@ class Trainer:
                 network.load_state_dict(best_state)
                 result.best_ndcg = best
         result.seconds = time.perf_counter() - t_start
-        result.interactions_per_second = (result.positions_per_epoch * result.epochs_run / train_seconds
-                                          if train_seconds else 0.0)
+        result.interactions_per_second = (
+            result.positions_per_epoch * result.epochs_run / train_seconds if train_seconds else 0.0
+        )
         network.eval()
         return result

@@ -5,11 +5,19 @@ Rebuilt in batch by ``recommendations.profiles.rebuild_profiles``; never edited 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-__all__ = ["Dashboard", "ProfileRun", "ProfileTag", "Segment", "UserProfile"]
+__all__ = ["ACTIVITY_ORDER", "Dashboard", "ProfileRun", "ProfileTag", "Segment", "UserProfile"]
+
+# Most recently active first, profiles without any activity last (the admin list's order).
+ACTIVITY_ORDER = Coalesce(
+    "last_activity_at", models.Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=models.DateTimeField())
+).desc()
 
 
 class ProfileRun(models.Model):
@@ -98,7 +106,10 @@ class UserProfile(models.Model):
     class Meta:
         verbose_name = "user profile"
         indexes = [
-            models.Index(fields=["-last_activity_at"], name="rec_profile_activity"),
+            # Exactly the admin list's ORDER BY (ACTIVITY_ORDER plus the pk tie-breaker the
+            # changelist appends), so a page of 100k profiles is an index scan with LIMIT, no sort.
+            # COALESCE instead of NULLS LAST: SQLite cannot put NULLS LAST in an index.
+            models.Index(ACTIVITY_ORDER, models.F("user").desc(), name="rec_profile_activity"),
             models.Index(fields=["propensity"], name="rec_profile_propensity"),
             models.Index(fields=["updated_at"], name="rec_profile_updated"),
             models.Index(

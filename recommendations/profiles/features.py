@@ -3,16 +3,25 @@
 One streamed query reads the users' events (bot-flagged ones included: they are what the
 outlier detector must see), one reads the catalogue's categories and prices through the
 adapter; everything else is vectorised in ``recommendations.core.profiles.features``.
+
+On Postgres the event query's rows are glued into a few hundred long text rows by the
+database and parsed by pandas: 1.5 million events arrive in a few seconds, where building a
+Python tuple and a ``datetime`` per row through the ORM took most of a rebuild. Other
+databases use the ORM.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models.functions import Extract
 
 from behavior.items import get_item_model
 from behavior.models import Event
@@ -21,6 +30,9 @@ from recommendations.core.profiles.features import ProfileEvents, category_media
 from recommendations.data import exclude_erased
 
 CHUNK_SIZE = 20_000
+# Postgres fast path: ASCII unit / record separators never occur in keys, types or numbers.
+_FIELD_SEP, _RECORD_SEP = "\x1f", "\x1e"
+_BUCKETS = 256
 
 
 @dataclass
@@ -80,10 +92,12 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
     ``restrict=False`` reads every user's events (a full rebuild: one scan, no huge IN list)
     and drops those of users not in ``user_pks``.
     """
-    position = {pk: i for i, pk in enumerate(user_pks)}
     queryset = exclude_erased(Event.objects.filter(user__isnull=False).order_by())
     if restrict:
         queryset = queryset.filter(user_id__in=list(user_pks))
+    if connections[queryset.db].vendor == "postgresql":
+        return _copy_profile_events(queryset, user_pks, catalogue)
+    position = {pk: i for i, pk in enumerate(user_pks)}
     rows = queryset.values_list(
         "user_id", "item_id", "event_type", "occurred_at", "value", "quantity", "is_bot"
     ).iterator(chunk_size=CHUNK_SIZE)
@@ -123,5 +137,73 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
         categories=categories,
         prices=prices,
         is_bot=np.asarray(bots, dtype=bool),
+        category_names=catalogue.category_names,
+    )
+
+
+def _dense(column: pd.Series, index_of: dict[Any, int]) -> np.ndarray:
+    """Map a column of keys to dense indices (-1 when unknown), looking up each distinct key once."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    lookup = np.asarray([index_of.get(key, -1) for key in uniques.tolist()] + [-1], dtype=np.int64)
+    return lookup[codes]  # code -1 (missing key) reads the trailing -1
+
+
+def _copy_profile_events(queryset: Any, user_pks: Sequence[Any], catalogue: Catalogue) -> ProfileEvents:
+    """Postgres: stream the events with COPY and parse them column-wise (no Python object per row)."""
+    # The annotation last: Django's SQL lists model columns first, then annotations.
+    queryset = queryset.annotate(ts=Extract("occurred_at", "epoch")).values_list(
+        "user_id", "item_id", "event_type", "value", "quantity", "is_bot", "ts"
+    )
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    # Postgres glues the events into a few hundred long text rows (one per hash bucket of
+    # users): the client handles ~256 rows instead of 1.5 million (one Python object or one
+    # COPY message per event cost most of a rebuild), and pandas parses the text in C.
+    fields = ", %s, ".join(
+        f"q.{name}::text" for name in ("user_id", "item_id", "event_type", "value", "quantity")
+    )
+    outer = (
+        f"SELECT string_agg(concat({fields}, %s, q.is_bot::int::text, %s, q.ts::text), %s) "
+        f"FROM ({sql}) q GROUP BY abs(hashtext(q.user_id::text)) %% {_BUCKETS}"
+    )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(outer, [_FIELD_SEP] * 6 + [_RECORD_SEP, *params])
+        blocks = [row[0] for row in cursor.fetchall() if row[0]]
+    text = _RECORD_SEP.join(blocks)
+    columns = ["user", "item", "type", "value", "quantity", "bot", "ts"]
+    if not text:
+        frame = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+    else:
+        # Keys are read as text and matched against str(pk): integer and string keys alike.
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=_FIELD_SEP,
+            lineterminator=_RECORD_SEP,
+            header=None,
+            names=columns,
+            dtype={"user": str, "item": str, "type": "category", "ts": np.float64, "value": np.float64},
+            keep_default_na=False,
+            na_values=[""],
+            quoting=3,  # csv.QUOTE_NONE
+        )
+    users = _dense(frame["user"], {str(pk): i for i, pk in enumerate(user_pks)})
+    keep = users >= 0  # a full rebuild scans everyone and drops users that are not profiled
+    items = _dense(frame["item"], {str(pk): i for pk, i in catalogue.index_of_item.items()})[keep]
+    known = items >= 0
+    categories = np.full(len(items), -1, dtype=np.int64)
+    prices = np.full(len(items), np.nan)
+    categories[known] = catalogue.item_categories[items[known]]
+    prices[known] = catalogue.item_prices[items[known]]
+    types = frame["type"].astype(object).to_numpy()[keep]
+    quantities = frame["quantity"].fillna(1).to_numpy(dtype=np.float64)[keep]
+    return ProfileEvents(
+        n_users=len(user_pks),
+        users=users[keep],
+        event_types=types,
+        timestamps=frame["ts"].to_numpy(dtype=np.float64)[keep],
+        values=frame["value"].to_numpy(dtype=np.float64)[keep],
+        quantities=np.where(quantities > 0, quantities, 1.0),
+        categories=categories,
+        prices=prices,
+        is_bot=(frame["bot"].astype(str).to_numpy() == "1")[keep],
         category_names=catalogue.category_names,
     )

@@ -19,6 +19,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from behavior.models import Event
 from recommendations.conf import recommender_settings
@@ -37,11 +38,18 @@ from recommendations.core.profiles.outliers import (
     outlier_reasons,
 )
 from recommendations.core.profiles.preprocessing import FeatureScaler
-from recommendations.core.profiles.segments import describe_segments, fit_segments, nearest_centre
+from recommendations.core.profiles.segments import (
+    SegmentModel,
+    SegmentSpace,
+    describe_segments,
+    fit_segments,
+    nearest_centre,
+)
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.profiles.features import load_catalogue, load_profile_events, profile_users
 from recommendations.profiles.tags import get_tag_rules
+from recommendations.profiles.writer import vacuum_profiles, write_profiles
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +57,9 @@ EMBEDDING_COMPONENTS = 4
 MODEL_BATCH = 2048
 # Outlier core points kept on the run for incremental rebuilds (a random subset is enough).
 MAX_STORED_CORE_POINTS = 3000
-_PROFILE_FIELDS = [
-    "segment",
-    "tags",
-    "features",
-    "propensity",
-    "propensity_source",
-    "is_outlier",
-    "outlier_reason",
-    "last_activity_at",
-    "updated_at",
-    "model_version",
-    "notes",
-]
+PROFILE_NATIVE_THREADS = 1
+# Users K-means learns the segment centres from (a fixed random sample of the eligible ones).
+SEGMENT_FIT_SAMPLE = 20_000
 
 
 @dataclass
@@ -101,6 +99,17 @@ def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = Fals
     ``PROFILE_INCREMENTAL_MAX_SHARE`` of the profiles changed.
     """
     started = time.monotonic()
+    # One native thread for K-means / DBSCAN / BLAS: on a busy 2-core machine OpenMP workers
+    # spin against each other (the silhouette search over k took 55 s with the default
+    # threads, 1.5 s with one). Every array here is small enough for one core.
+    with threadpool_limits(limits=PROFILE_NATIVE_THREADS):
+        result = _rebuild(user_ids, full, started)
+    if result.kind == ProfileRun.Kind.FULL:
+        vacuum_profiles()
+    return result
+
+
+def _rebuild(user_ids: Iterable[Any] | None, full: bool, started: float) -> RebuildResult:
     current = latest_full_run()
     if not full and current is not None:
         if user_ids is None:
@@ -249,26 +258,15 @@ def _rebuild_full(started: float) -> RebuildResult:
         is_outlier = np.zeros(len(user_pks), dtype=bool)
         is_outlier[np.flatnonzero(active)[flagged]] = True
 
-        fit_rows = active & ~is_outlier
-        if not fit_rows.any():
-            fit_rows = active
-        segment_model = fit_segments(
-            scaled[fit_rows],
-            k=recommender_settings.SEGMENT_K,
-            k_range=recommender_settings.SEGMENT_K_RANGE,
-            minibatch_threshold=int(recommender_settings.MINIBATCH_THRESHOLD),
-            silhouette_sample=int(recommender_settings.SEGMENT_SILHOUETTE_SAMPLE),
-            random_state=seed,
-        )
-        labels = np.full(len(user_pks), -1, dtype=np.int64)
-        if segment_model.k:
-            labels[active] = segment_model.predict(scaled[active])
+        space, segment_model, fit_rows, labels = _fit_segments(table, active, is_outlier, seed)
 
         resolved = resolve_thresholds(rules, table.columns, table.values[active])
         tags = evaluate_rules(resolved, table.columns, table.values)
 
         filled = scaler.fill(table.values)
-        segments_info = _segment_summaries(segment_model.centres, table.columns, filled, labels, fit_rows)
+        segments_info = _segment_summaries(
+            segment_model.k, table.columns, filled, scaled, labels, active & ~is_outlier
+        )
         rng = np.random.default_rng(seed)
         core = outlier_model.core_points
         core_labels = (
@@ -284,6 +282,8 @@ def _rebuild_full(started: float) -> RebuildResult:
                 c[len(AFFINITY_PREFIX) :] for c in table.columns if c.startswith(AFFINITY_PREFIX)
             ],
             "embedding_pca": pca,
+            "segment_space": space.to_dict(),
+            "segment_fit_users": int(fit_rows.sum()),
             "centres": segment_model.centres.tolist(),
             "segment_algorithm": segment_model.algorithm,
             "silhouette_by_k": {str(k): v for k, v in segment_model.silhouette_by_k.items()},
@@ -341,12 +341,61 @@ def _rebuild_full(started: float) -> RebuildResult:
     return _result(run, computed, is_outlier, tags, started)
 
 
+def _fit_segments(
+    table: FeatureTable, active: np.ndarray, is_outlier: np.ndarray, seed: int
+) -> tuple[SegmentSpace, SegmentModel, np.ndarray, np.ndarray]:
+    """Learn segments in the :class:`SegmentSpace` and place every active user; -1 = no segment.
+
+    Centres are learned from the users whose history is long enough to show what kind of
+    shopper they are (at least the median number of events), outliers excluded, on a fixed
+    sample of at most ``SEGMENT_FIT_SAMPLE`` rows (full K-means with several starts: the
+    mini-batch variant landed in poor local minima on this space). Everyone active is then
+    placed at the nearest centre. With the short histories included, the silhouette kept
+    rising up to the largest k (each single-category user is a corner of its own) and
+    split the planted types; measured on a shop generated with ``--seed 7``.
+    """
+    shares = table.category_shares if table.category_shares is not None else np.zeros((len(active), 0))
+    price_level = table.column("price_level")
+    space = SegmentSpace(list(table.category_names)).fit(shares[active], price_level[active])
+    matrix = space.transform(shares, table.category_names, price_level)
+    events = table.column("events")
+    candidates = active & ~is_outlier
+    if not candidates.any():
+        candidates = active
+    fit_rows = candidates.copy()
+    if candidates.any():
+        fit_rows &= events >= max(1.0, float(np.median(events[candidates])))
+    rows = np.flatnonzero(fit_rows)
+    if len(rows) > SEGMENT_FIT_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=SEGMENT_FIT_SAMPLE, replace=False))
+    segment_model = fit_segments(
+        matrix[rows],
+        k=recommender_settings.SEGMENT_K,
+        k_range=recommender_settings.SEGMENT_K_RANGE,
+        minibatch_threshold=max(int(recommender_settings.MINIBATCH_THRESHOLD), SEGMENT_FIT_SAMPLE),
+        silhouette_sample=int(recommender_settings.SEGMENT_SILHOUETTE_SAMPLE),
+        random_state=seed,
+    )
+    labels = np.full(len(active), -1, dtype=np.int64)
+    if segment_model.k:
+        labels[active] = segment_model.predict(matrix[active])
+    return space, segment_model, fit_rows, labels
+
+
 def _segment_summaries(
-    centres: np.ndarray, columns: list[str], filled: np.ndarray, labels: np.ndarray, members_mask: np.ndarray
+    k: int,
+    columns: list[str],
+    filled: np.ndarray,
+    scaled: np.ndarray,
+    labels: np.ndarray,
+    members_mask: np.ndarray,
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    k = len(centres)
+    """Name, description and per-feature centre of each segment (z = mean scaled value of its members)."""
     if not k:
         return []
+    members_mask = members_mask & (labels >= 0)
+    if not members_mask.any():
+        members_mask = labels >= 0
     population = filled[members_mask]
     overall = population.mean(axis=0)
     means = np.vstack(
@@ -354,6 +403,15 @@ def _segment_summaries(
             filled[(labels == s) & members_mask].mean(axis=0)
             if ((labels == s) & members_mask).any()
             else overall
+            for s in range(k)
+        ]
+    )
+    scaled_overall = scaled[members_mask].mean(axis=0)
+    centres = np.vstack(
+        [
+            scaled[labels == s].mean(axis=0) - scaled_overall
+            if (labels == s).any()
+            else np.zeros(len(columns))
             for s in range(k)
         ]
     )
@@ -412,7 +470,15 @@ def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: floa
         centres = np.asarray(params["centres"], dtype=np.float64)
         labels = np.full(len(user_pks), -1, dtype=np.int64)
         if len(centres) and active.any():
-            labels[active] = nearest_centre(scaled[active], centres)
+            if "segment_space" in params:
+                space = SegmentSpace.from_dict(params["segment_space"])
+                shares = table.category_shares
+                if shares is None:
+                    shares = np.zeros((len(user_pks), 0))
+                matrix = space.transform(shares, table.category_names, table.column("price_level"))
+            else:  # a full run from before segment spaces: its centres are in the scaled space
+                matrix = scaled
+            labels[active] = nearest_centre(matrix[active], centres)
         tags = evaluate_rules(params["tag_rules"], table.columns, values)
         segment_rows = {s.number: s for s in Segment.objects.filter(run=current)}
         with transaction.atomic():
@@ -443,6 +509,25 @@ def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: floa
 
 
 # --- writing ---------------------------------------------------------------------------------------
+def round_significant(values: np.ndarray, digits: int = 5) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (like ``float(f"{v:.5g}")``); NaN/inf -> NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    result = np.full(values.shape, np.nan)
+    finite = np.isfinite(values)
+    zero = finite & (values == 0)
+    result[zero] = 0.0
+    nonzero = finite & ~zero
+    v = values[nonzero]
+    shift = (digits - 1 - np.floor(np.log10(np.abs(v)))).astype(np.int64)
+    # Divide/multiply by an exact power of ten so the result is the double nearest the decimal.
+    up = shift >= 0
+    out = np.empty_like(v)
+    out[up] = np.round(v[up] * 10.0 ** shift[up]) / 10.0 ** shift[up]
+    out[~up] = np.round(v[~up] / 10.0 ** -shift[~up]) * 10.0 ** -shift[~up]
+    result[nonzero] = out
+    return result
+
+
 def _round(value: float) -> float | None:
     value = float(value)
     if math.isnan(value) or math.isinf(value):
@@ -475,51 +560,49 @@ def _write_profiles(
         )
         reasons = {int(i): text[:255] for i, text in zip(flagged, texts, strict=True)}
     stored_columns = [(j, c) for j, c in enumerate(table.columns) if not c.startswith(EMBEDDING_PREFIX)]
+    names = [c for _, c in stored_columns]
+    # Rounded column-wise (5 significant digits, NaN -> None), then one dict per user.
+    rounded = round_significant(table.values[:, [j for j, _ in stored_columns]]).tolist()
     recency = table.column("recency_days")
-    propensity = table.column("propensity")
-    batch_size = int(recommender_settings.PROFILE_BATCH_SIZE)
-    for start in range(0, len(computed.user_pks), batch_size):
-        profiles: list[UserProfile] = []
-        tag_rows: list[ProfileTag] = []
-        for i in range(start, min(start + batch_size, len(computed.user_pks))):
-            features = {column: _round(table.values[i, j]) for j, column in stored_columns}
-            features["top_categories"] = [[name, share] for name, share in table.top_categories[i]]
-            notes = list(table.notes[i])
-            if not computed.has_events[i]:
-                notes.append(
-                    "no events recorded for this account (anonymous browsing before login is not linked "
-                    "to it): not placed in a segment"
-                )
-            notes += computed.notes
-            last_activity = (
-                datetime.fromtimestamp(now_dt.timestamp() - recency[i] * 86_400.0, tz=UTC)
-                if computed.has_events[i]
-                else None
+    propensity = round_significant(table.column("propensity")).tolist()
+    now_ts = now_dt.timestamp()
+    no_events_note = (
+        "no events recorded for this account (anonymous browsing before login is not linked "
+        "to it): not placed in a segment"
+    )
+    rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[Any, str, float]] = []
+    for i, pk in enumerate(computed.user_pks):
+        features: dict[str, Any] = {
+            name: (None if value != value else value) for name, value in zip(names, rounded[i], strict=True)
+        }
+        features["top_categories"] = [[name, share] for name, share in table.top_categories[i]]
+        active = bool(computed.has_events[i])
+        notes = list(table.notes[i])
+        if not active:
+            notes.append(no_events_note)
+        notes += computed.notes
+        label = int(labels[i])
+        segment = segment_rows.get(label) if label >= 0 else None
+        user_propensity = propensity[i] if active and propensity[i] == propensity[i] else None
+        rows.append(
+            (
+                pk,
+                segment.pk if segment is not None else None,
+                tags[i],
+                features,
+                user_propensity,
+                computed.propensity_source,
+                bool(is_outlier[i]),
+                reasons.get(i, ""),
+                datetime.fromtimestamp(now_ts - recency[i] * 86_400.0, tz=UTC) if active else None,
+                now_dt,
+                computed.model_version,
+                notes,
             )
-            pk = computed.user_pks[i]
-            profiles.append(
-                UserProfile(
-                    user_id=pk,
-                    segment=segment_rows.get(int(labels[i])) if labels[i] >= 0 else None,
-                    tags=tags[i],
-                    features=features,
-                    propensity=_round(propensity[i]) if computed.has_events[i] else None,
-                    propensity_source=computed.propensity_source,
-                    is_outlier=bool(is_outlier[i]),
-                    outlier_reason=reasons.get(i, ""),
-                    last_activity_at=last_activity,
-                    updated_at=now_dt,
-                    model_version=computed.model_version,
-                    notes=notes,
-                )
-            )
-            tag_rows += [
-                ProfileTag(profile_id=pk, label=tag["label"][:120], weight=tag["weight"]) for tag in tags[i]
-            ]
-        UserProfile.objects.bulk_create(
-            profiles, update_conflicts=True, unique_fields=["user"], update_fields=_PROFILE_FIELDS
         )
-        ProfileTag.objects.bulk_create(tag_rows)
+        tag_rows += [(pk, tag["label"][:120], tag["weight"]) for tag in tags[i]]
+    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE))
     if full:
         # Profiles of users who are no longer profiled (deactivated) would keep stale segments.
         UserProfile.objects.exclude(updated_at=now_dt).update(segment=None)

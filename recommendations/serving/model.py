@@ -119,12 +119,11 @@ def anchors(
     if not known:
         return {key: recent_events[0] for key in recommended}
     history_vectors = vectors[[positions[k] for k, _ in known]]
-    result: dict[str, tuple[str, str]] = {}
-    for key in recommended:
-        row = positions.get(key)
-        if row is None:
-            result[key] = known[0]
-            continue
-        similarity = history_vectors @ vectors[row]
-        result[key] = known[int(np.argmax(similarity))]
+    result = {key: known[0] for key in recommended}
+    scored = [(key, positions[key]) for key in recommended if key in positions]
+    if scored:
+        # one (history x recommended) product instead of one dot product per recommended item
+        best = np.argmax(history_vectors @ vectors[[row for _, row in scored]].T, axis=0)
+        for (key, _row), index in zip(scored, best, strict=True):
+            result[key] = known[int(index)]
     return result

@@ -7,6 +7,7 @@ items, the diversity cap, and one impression per list.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,11 +20,17 @@ from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
 from recommendations.serving import explain, impressions, model, popularity
 from recommendations.serving.history import ShopperState, load_state
-from recommendations.serving.state import not_interested_keys, purchased_keys_cached
+from recommendations.serving.state import (
+    not_interested_keys,
+    precomputed_cache_key,
+    prefetch,
+    purchased_keys_cached,
+)
 from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
 
 Stage = Callable[[], Iterable[Candidate]]
 SHOWN_ATTRIBUTE = "_recommendations_shown"
+STATE_ATTRIBUTE = "_recommendations_state"
 
 
 class UnknownItem(LookupError):
@@ -51,6 +58,38 @@ def _shown_on_request(request: Any) -> set[str]:
         except AttributeError:
             return set()
     return shown
+
+
+def _request_state(request: Any, *, user: Any = None, visitor_id: str = "") -> ShopperState:
+    """The shopper's state, read once per request (several blocks on one page share it)."""
+    if request is None:
+        return load_state(user=user, visitor_id=visitor_id)
+    state = getattr(request, STATE_ATTRIBUTE, None)
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    user_id = getattr(user, "pk", None) if authenticated else None
+    if state is None or state.user_id != user_id or state.visitor_id != (visitor_id or ""):
+        state = load_state(user=user, visitor_id=visitor_id)
+        with contextlib.suppress(AttributeError):
+            setattr(request, STATE_ATTRIBUTE, state)
+    return state
+
+
+def _request_shopper(request: Any) -> tuple[Any, str]:
+    user = getattr(request, "user", None)
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    return user, getattr(request, "visitor_id", "") or ""
+
+
+def _bought_by_shopper(request: Any) -> set[str]:
+    """Items the request's shopper bought: never offered back to them, in any block."""
+    if request is None:
+        return set()
+    user, visitor_id = _request_shopper(request)
+    if user is None and not visitor_id:
+        return set()
+    state = _request_state(request, user=user, visitor_id=visitor_id)
+    return state.keys_with_type("purchase") | purchased_keys_cached(state.user_id, state.latest_ts)
 
 
 def _assemble(
@@ -208,11 +247,11 @@ def _relations_stage(anchors: list[str], kinds: tuple[str, ...], source: str, li
     return stage
 
 
-def _precomputed(user_id: Any) -> dict | None:
+def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     from recommendations.models import PrecomputedList
 
-    cache_key = f"rec:pre:{user_id}"
-    data = cache.get(cache_key)
+    cache_key = precomputed_cache_key(user_id)
+    data = prefetched.get(cache_key) if prefetched is not None else cache.get(cache_key)
     if data is None:
         row = PrecomputedList.objects.filter(user_id=user_id).first()
         data = (
@@ -249,11 +288,13 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
     return rows
 
 
-def _personal_stage(state: ShopperState, loaded: Any, n: int, version_box: list) -> Stage:
+def _personal_stage(
+    state: ShopperState, loaded: Any, n: int, version_box: list, prefetched: dict | None = None
+) -> Stage:
     source = "personal" if state.user_id is not None else "session"
 
     def stage() -> Iterator[Candidate]:
-        precomputed = _precomputed(state.user_id) if state.user_id is not None else None
+        precomputed = _precomputed(state.user_id, prefetched) if state.user_id is not None else None
         fresh = precomputed is not None and (
             state.latest_ts is None or state.latest_ts <= precomputed["computed_at"]
         )
@@ -321,17 +362,18 @@ def recommend_for(
     request = context.get("request")
     adapter = get_adapter()
     limit = clamp_limit(limit)
-    state = load_state(user=user, visitor_id=visitor_id)
+    state = _request_state(request, user=user, visitor_id=visitor_id)
     page_keys = _context_keys(context, adapter)
     cart_keys = adapter.get_cart_item_keys(request, context)
+    prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts)
     excluded = (
         {str(k) for k in exclude}
         | set(page_keys)
         | cart_keys
         | _shown_on_request(request)
         | state.keys_with_type("purchase")
-        | purchased_keys_cached(state.user_id, state.latest_ts)
-        | not_interested_keys(state.user_id, state.visitor_id)
+        | purchased_keys_cached(state.user_id, state.latest_ts, prefetched)
+        | not_interested_keys(state.user_id, state.visitor_id, prefetched)
     )
     loaded = model.get_active_model() if state.history or state.user_id is not None else None
     snapshot_category = context.get("category")
@@ -341,7 +383,7 @@ def recommend_for(
     excluded |= set(anchors)
     version_box: list = []
     stages: list[Stage] = [
-        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box),
+        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched),
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
     if category is None and anchors:
@@ -386,7 +428,12 @@ def _related_list(
     limit = clamp_limit(limit)
     key, instance = resolve_item(item)
     category = adapter.get_item_category(instance)
-    excluded = {key} | adapter.get_cart_item_keys(request, context) | _shown_on_request(request)
+    excluded = (
+        {key}
+        | adapter.get_cart_item_keys(request, context)
+        | _shown_on_request(request)
+        | _bought_by_shopper(request)
+    )
     version_box: list = []
     stages: list[Stage] = [_relations_stage([key], kinds, "covisitation", limit)]
     if "similar" in kinds:
@@ -469,11 +516,11 @@ def popular_items(
     adapter = get_adapter()
     limit = clamp_limit(limit)
     category_key = adapter.category_key(category)
-    excluded = _shown_on_request(request)
+    excluded = _shown_on_request(request) | _bought_by_shopper(request)
     chosen = _assemble(
         [_popular_stage(category_key)],
         limit=limit,
-        excluded=set(excluded),
+        excluded=excluded,
         adapter=adapter,
         newest_category=category_key,
         newest_any=category_key is None,

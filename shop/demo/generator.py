@@ -8,13 +8,18 @@ What is planted (the ground truth is stored in ``shop.PlantedShopper``; see PLAN
 - **Catalogue**: ~400 products in 14 named categories (brand + line + variant names,
   log-normal prices per category, ~4 % out of stock, ~3 % inactive), Zipf popularity
   within each category.
-- **Shopper types** (``shop.demo.shoppers.SHOPPER_TYPES``): tech enthusiast (phones,
-  laptops, audio, cameras; dear items), bargain hunter (every category, cheapest
-  quantile, long sessions, many searches), home cook (kitchen + coffee), outdoor &
-  sporty (sports + outdoor), book lover (books; short frequent sessions, high
-  conversion), window shopper (fashion + beauty; views, almost never buys). Each type
-  has category weights, a preferred price quantile, a session length, a view->cart
-  and a cart->purchase rate.
+- **Shopper types** (``shop.demo.shoppers.SHOPPER_TYPES``), each with its own favourite
+  categories (no two types share one; ~85-90 % of a type's views), its own price level
+  and its own funnel, so a type can be told from a short history: tech enthusiast
+  (phones, laptops, cameras; the dearest items), bargain hunter (audio + toys; the
+  cheapest items, longer sessions, many searches), home cook (kitchen + coffee), outdoor
+  & sporty (sports + outdoor; mid-priced), book lover (books; short sessions, the highest
+  conversion), window shopper (fashion + beauty; views and wishlists, almost never buys).
+- **Histories**: every registered shopper (bots aside) plays at least ``MIN_SESSIONS`` (2)
+  sessions and at least ``MIN_EVENTS`` (8) events, churners before they stop; the rest
+  of ``--events`` goes out by a log-normal activity (a long tail of heavy shoppers). The
+  floors hold from ``FLOOR_EVENTS_PER_USER`` (12) events per user; at the benchmark's 15
+  the median registered shopper has ~12 events.
 - **Funnels**: view -> add_to_cart (3-28 % by type) -> purchase (8-65 % of carts by
   type); 12 % of carted items are removed; a few wishlist events; searches with a query
   in ``context``. Purchases are grouped per session into ``Order`` rows.
@@ -25,8 +30,9 @@ What is planted (the ground truth is stored in ``shop.PlantedShopper``; see PLAN
 - **Sequential browsing**: within a session the next view stays in the same category
   60 % of the time (half of it a neighbour in price).
 - **Purchase propensity**: an abandoned cart brings the shopper back 0.2-4 days later
-  (50-60 % for buying types) to view and buy those items.
-- **Churn**: 15 % of non-bot shoppers stop visiting after 30-60 % of their active time.
+  (60-70 % for buying types) to view and buy those items.
+- **Churn**: 15 % of non-bot shoppers stop visiting after 30-60 % of their active time
+  (their history floor falls before that).
 - **Anonymous visitors** (visitor_id only, no user; 25 % as many as users) and **bots**
   (1 % of users: 40-150 catalogue-order views per session, one every 0.8-3 s, no carts,
   no purchases; their events are NOT flagged ``is_bot``: detection must use behaviour).
@@ -52,7 +58,7 @@ from django.utils.text import slugify
 from behavior.models import Event
 from shop.demo.catalog import CATEGORIES, ProductSpec, build_catalog
 from shop.demo.shoppers import BOT_TYPE, DEMO_SHOPPERS, SHOPPER_TYPES
-from shop.demo.simulation import DAY, CatalogIndex, ShopperPlan, Simulator
+from shop.demo.simulation import DAY, CatalogIndex, EventSink, ShopperPlan, Simulator
 from shop.demo.writer import insert_rows, is_postgres, reset_sequences
 from shop.models import Category, Order, OrderItem, PlantedShopper, Product
 
@@ -180,7 +186,9 @@ class _Sink:
             (
                 uuid.UUID(int=self.id_rng.getrandbits(128), version=4),
                 None if shopper.user_index is None else self.user_ids[shopper.user_index],
-                shopper.visitor_id,
+                # Signed-in shoppers are identified by their user; only visitors need the cookie id
+                # (it also keeps the visitor index small on large seeds).
+                shopper.visitor_id if shopper.user_index is None else "",
                 session_id,
                 None if product is None else self.product_ids[product],
                 event_type,
@@ -266,10 +274,42 @@ def _write_catalog(products: list[ProductSpec]) -> list[int]:
     return [p.pk for p in created]
 
 
+# Every registered shopper (bots aside) plays at least MIN_SESSIONS planned sessions and, with
+# extra sessions if those were short, at least MIN_EVENTS events: a type can only be told from
+# a history. The floors apply when --events / --users leaves room for them (FLOOR_EVENTS_PER_USER);
+# the rest of the budget goes out by a log-normal activity (a long tail of heavy shoppers).
+MIN_SESSIONS = 2
+MIN_EVENTS = 8
+DEMO_MIN_SESSIONS = 3  # the demo logins get a richer history
+FLOOR_EVENTS_PER_USER = 12
+ACTIVITY_SIGMA = 1.0
+FLOOR_TOP_UP = 0.5
+BOT_ACTIVITY = 10.0
+VISITOR_ACTIVITY = 0.25
+# Events one planned session produces, follow-ups included (measured on generated shops; the
+# generator keeps learning it while it plays, so the total lands near --events).
+SESSION_EVENTS = {
+    "tech_enthusiast": 4.6,
+    "bargain_hunter": 5.2,
+    "home_cook": 3.9,
+    "outdoor_sporty": 3.4,
+    "book_lover": 3.5,
+    "window_shopper": 4.0,
+    BOT_TYPE: 98.0,
+}
+
+
 def _plan_shoppers(
     options: SeedOptions, rng: random.Random, id_rng: random.Random, now: float
 ) -> tuple[list[ShopperPlan], list[ShopperPlan]]:
-    """Decide who everyone is: type, bot, churn, active window and event budget."""
+    """Decide who everyone is: type, bot, churn, active window, history floors and event budget.
+
+    A budget is a floor (``min_sessions`` sessions of the type's usual size; one session for
+    bots and anonymous visitors) plus a share of the remaining events proportional to a
+    log-normal activity times the active time. Below FLOOR_EVENTS_PER_USER events per user the
+    floors are scaled down and not enforced (tiny demo shops); above it they are, and where
+    they cost more than ``--events`` (about 12-14 events per user) the total overshoots.
+    """
     window = options.days * DAY
     t0 = now - window
     type_keys = list(SHOPPER_TYPES)
@@ -281,30 +321,97 @@ def _plan_shoppers(
     weights: list[float] = []
     for index in range(options.users):
         is_bot = index in bot_indices
-        if index < len(demo_names):
+        demo = index < len(demo_names)
+        if demo:
             kind = DEMO_SHOPPERS[demo_names[index]]
         else:
             kind = BOT_TYPE if is_bot else rng.choices(type_keys, shares)[0]
-        start = t0 if index < len(demo_names) or rng.random() < 0.8 else t0 + rng.uniform(0, 0.5) * window
-        churned = not is_bot and index >= len(demo_names) and rng.random() < options.churn_share
+        start = t0 if demo or rng.random() < 0.8 else t0 + rng.uniform(0, 0.5) * window
+        # Churners stop after 30-60 % of their active time: their floor sessions fall before that.
+        churned = not is_bot and not demo and rng.random() < options.churn_share
         end = start + rng.uniform(0.3, 0.6) * (now - start) if churned else now
-        activity = 10.0 if is_bot else SHOPPER_TYPES[kind].activity * rng.lognormvariate(0, 0.5)
-        if index < len(demo_names):
-            activity *= 2  # the demo logins get a rich history
-        users.append(ShopperPlan(index, f"{id_rng.getrandbits(128):032x}", kind, is_bot, start, end, 0))
+        if is_bot:
+            activity = BOT_ACTIVITY
+        else:
+            activity = SHOPPER_TYPES[kind].activity * rng.lognormvariate(0, ACTIVITY_SIGMA)
+        if demo:
+            activity *= 2
+        plan = ShopperPlan(index, f"{id_rng.getrandbits(128):032x}", kind, is_bot, start, end, 0)
+        plan.min_sessions = 1 if is_bot else DEMO_MIN_SESSIONS if demo else MIN_SESSIONS
+        plan.min_events = 0 if is_bot else MIN_EVENTS
+        users.append(plan)
         weights.append(activity * (end - start) / window)
     visitors: list[ShopperPlan] = []
     for _ in range(round(options.users * options.anonymous_share)):
         kind = rng.choices(type_keys, shares)[0]
         start = t0 + rng.uniform(0, 0.9) * window
-        visitors.append(ShopperPlan(None, f"{id_rng.getrandbits(128):032x}", kind, False, start, now, 0))
+        plan = ShopperPlan(None, f"{id_rng.getrandbits(128):032x}", kind, False, start, now, 0)
+        plan.min_sessions = 1  # a visitor in the data came at least once
+        visitors.append(plan)
         weights.append(
-            0.25 * SHOPPER_TYPES[kind].activity * rng.lognormvariate(0, 0.5) * (now - start) / window
+            VISITOR_ACTIVITY
+            * SHOPPER_TYPES[kind].activity
+            * rng.lognormvariate(0, ACTIVITY_SIGMA)
+            * (now - start)
+            / window
         )
-    scale = options.events / sum(weights)
-    for plan, weight in zip(users + visitors, weights, strict=True):
-        plan.budget = weight * scale
+    everyone = users + visitors
+    # A floor costs its sessions plus, on average, the extra sessions that bring short
+    # histories up to min_events (FLOOR_TOP_UP of min_events, measured).
+    floors = [
+        plan.min_sessions * SESSION_EVENTS[plan.shopper_type] + FLOOR_TOP_UP * plan.min_events
+        for plan in everyone
+    ]
+    reserved = sum(floors)
+    enforce = options.events >= FLOOR_EVENTS_PER_USER * options.users
+    if not enforce:
+        shrink = min(1.0, 0.5 * options.events / reserved)
+        floors = [f * shrink for f in floors]
+        for plan in everyone:
+            demo = plan.user_index is not None and plan.user_index < len(demo_names)
+            plan.min_sessions = DEMO_MIN_SESSIONS if demo else 1 if plan.is_bot else 0
+            plan.min_events = 0
+    scale = max(0.0, options.events - sum(floors)) / sum(weights)
+    for plan, floor, weight in zip(everyone, floors, weights, strict=True):
+        plan.budget = floor + weight * scale
     return users, visitors
+
+
+def _play_everyone(
+    everyone: list[ShopperPlan],
+    events: int,
+    simulator: Simulator,
+    sink: EventSink,
+    rng: random.Random,
+    say: Callable[[str], None],
+) -> None:
+    """Play every shopper's sessions into ``sink``, about ``events`` events in all (floors first)."""
+    # Events per planned session, learned as we go, and the share of the budgets still to
+    # spend that the events still to emit allow: together they land the total near --events
+    # whatever the floors and the follow-up sessions cost.
+    per_session = {k: [v, 1.0] for k, v in SESSION_EVENTS.items()}
+    target = float(events)
+    remaining = sum(plan.budget for plan in everyone)
+    step = max(1, len(everyone) // 10)
+    emitted = 0
+    for position, plan in enumerate(everyone):
+        estimate = per_session[plan.shopper_type]
+        pace = min(2.0, max(0.25, (target - emitted) / remaining)) if remaining > 0 else 0.25
+        remaining -= plan.budget
+        # Probabilistic rounding of the budget, never below the shopper's floor.
+        sessions = plan.budget * pace * estimate[1] / estimate[0]
+        planned = max(plan.min_sessions, int(sessions + rng.random()))
+        simulator.play(plan, planned, sink)
+        # Short sessions (a bounce, one view): come back until the history shows who this is.
+        extra = 0
+        while plan.emitted < plan.min_events and extra < 8:
+            simulator.play(plan, 1, sink)
+            extra += 1
+        estimate[0] += plan.emitted
+        estimate[1] += planned + extra
+        emitted += plan.emitted
+        if (position + 1) % step == 0:
+            say(f"behaviour: {position + 1}/{len(everyone)} shoppers, {emitted} events")
 
 
 def _create_users(users: list[ShopperPlan], now: float) -> list[int]:
@@ -385,22 +492,7 @@ def seed_demo(
         first_order = (Order.objects.aggregate(top=Max("id"))["top"] or 0) + 1
         sink = _Sink(user_ids, product_ids, products, id_rng, first_order)
         simulator = Simulator(CatalogIndex(products), rng, id_rng, now_ts)
-        # Events per planned session, learned as we go so the total lands near --events.
-        per_session = {k: [t.session_length * 1.3 + 1, 1.0] for k, t in SHOPPER_TYPES.items()}
-        per_session[BOT_TYPE] = [95.0, 1.0]
-        everyone = users + visitors
-        step = max(1, len(everyone) // 10)
-        for position, plan in enumerate(everyone):
-            estimate = per_session[plan.shopper_type]
-            planned = max(1, int(plan.budget * estimate[1] / estimate[0] + rng.random()))
-            simulator.play(plan, planned, sink)
-            estimate[0] += plan.emitted
-            estimate[1] += planned
-            if (position + 1) % step == 0:
-                say(
-                    f"behaviour: {position + 1}/{len(everyone)} shoppers, "
-                    f"{sink.event_count + len(sink.events)} events"
-                )
+        _play_everyone(users + visitors, options.events, simulator, sink, rng, say)
         sink.flush()
         reset_sequences(Order)
         report.events = sink.event_count

@@ -51,6 +51,10 @@ class ShopperPlan:
     end: float
     budget: float
     emitted: int = 0
+    # Floors of a registered shopper's history: planned sessions, then extra sessions until
+    # ``min_events`` events were emitted (see ``generator._plan_shoppers``).
+    min_sessions: int = 0
+    min_events: int = 0
     purchased: set[int] = field(default_factory=set)
 
 

@@ -31,7 +31,13 @@ def _complete(model: type[models.Model], names: Sequence[str]) -> tuple[list[mod
 
 
 def insert_rows(model: type[models.Model], names: Sequence[str], rows: Sequence[tuple]) -> None:
-    """Insert plain tuples (values in ``names`` order, foreign keys as ids) into the model's table."""
+    """Insert plain tuples (values in ``names`` order, foreign keys as ids) into the model's table.
+
+    Postgres: ``COPY``, with ``synchronous_commit = off`` for the rest of the caller's
+    transaction (the whole seed is one): its commit then does not wait for the WAL flush.
+    Safe for demo data only: after a Postgres crash it is simply generated again, and no
+    shopper was ever told that these rows were stored. Never used for real events.
+    """
     if not rows:
         return
     fields, defaults = _complete(model, names)
@@ -39,6 +45,8 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Sequence[
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         if is_postgres():
+            if connection.in_atomic_block:  # SET LOCAL outside a transaction would only warn
+                cursor.execute("SET LOCAL synchronous_commit = off")
             json_positions = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:

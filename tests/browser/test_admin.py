@@ -55,6 +55,9 @@ def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live
     # then the list is filtered and the profile shows its tags, reasons and recommendations
     assert "tag=fan+of+Garden" in page.url
     page.click("a:text('gardener')")
+    # count() does not wait: on a busy machine it ran before the change page had loaded
+    page.wait_for_url("**/change/**")
+    page.locator("#rec-tags").wait_for()
     assert page.locator("#rec-tags .rec-tag", has_text="fan of Garden").count() == 1
     assert "affinity:Garden = 1.0 > 0.5" in page.locator("#rec-tags").inner_text()
     assert page.locator("#rec-recommendations").is_visible()

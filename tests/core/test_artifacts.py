@@ -1,4 +1,5 @@
 """Artefacts: identical scores after a round trip; missing, corrupted and pickled files are refused."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,14 @@ import pytest
 
 from recommendations.core.artifacts import METADATA, WEIGHTS, ArtifactError, sha256_of
 from recommendations.core.recommender import BehaviorRecommender
-from tests.core.conftest import T0, fast_config
+from tests.core.conftest import T0
 
 HISTORIES = [[("sku-002", "view", T0), ("sku-003", "add_to_cart", T0 + 30)], []]
 
 
 @pytest.fixture(scope="module")
-def model(planted):
-    return BehaviorRecommender(fast_config(epochs=3, refit_full=False)).fit(planted)
+def model(network_model):
+    return network_model
 
 
 def test_round_trip_gives_identical_scores(model, tmp_path):
@@ -29,7 +30,9 @@ def test_round_trip_gives_identical_scores(model, tmp_path):
     # then
     assert loaded.recommend(HISTORIES, n=8, now=T0) == model.recommend(HISTORIES, n=8, now=T0)
     assert loaded.similar_items("sku-004", 5) == model.similar_items("sku-004", 5)
-    np.testing.assert_array_equal(loaded.propensity(HISTORIES, now=T0 + 60), model.propensity(HISTORIES, now=T0 + 60))
+    np.testing.assert_array_equal(
+        loaded.propensity(HISTORIES, now=T0 + 60), model.propensity(HISTORIES, now=T0 + 60)
+    )
     assert loaded.item_ids_ == model.item_ids_ and loaded.report_ == json.loads(json.dumps(model.report_))
     assert meta["weights_sha256"] == sha256_of(tmp_path / "v1" / WEIGHTS)
     assert {"torch", "numpy"} <= set(meta["libraries"])

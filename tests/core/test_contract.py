@@ -1,5 +1,8 @@
 """One contract every recommender algorithm passes (tiny synthetic data, fixed seeds)."""
+
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -106,9 +109,29 @@ def test_same_seed_gives_same_scores(log):
     histories = [[("sku-004", "view", T0), ("sku-005", "view", T0 + 5)]]
 
     # when
-    a = BehaviorRecommender(fast_config(epochs=3, refit_full=False)).fit(log).recommend(histories, n=5)
-    b = BehaviorRecommender(fast_config(epochs=3, refit_full=False)).fit(log).recommend(histories, n=5)
+    a = BehaviorRecommender(fast_config(epochs=2, refit_full=False)).fit(log).recommend(histories, n=5)
+    b = BehaviorRecommender(fast_config(epochs=2, refit_full=False)).fit(log).recommend(histories, n=5)
 
     # then
     assert [k for k, _ in a[0]] == [k for k, _ in b[0]]
     np.testing.assert_allclose([s for _, s in a[0]], [s for _, s in b[0]], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bundle(log):
+    return BehaviorRecommender(fast_config(epochs=1, refit_full=False)).fit(log)
+
+
+@pytest.mark.parametrize(
+    "source", ["network", "covisitation", "itemknn", "transitions", "recent", "popularity"]
+)
+def test_every_blend_source_scores_alone(bundle, source):
+    # given: the fitted bundle forced to use one source
+    model = copy.copy(bundle)
+    model.blend_weights_ = {name: float(name == source) for name in bundle.blend_weights_}
+
+    # when
+    recs = model.recommend([[("sku-001", "view", T0), ("sku-002", "view", T0 + 1)]], n=4)
+
+    # then
+    assert len(recs[0]) == 4

@@ -1,4 +1,5 @@
 """The protocol split and evaluation agree with /work/shared/eval/protocol.py."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -65,8 +66,13 @@ def test_split_matches_shared_protocol(tmp_path, k, mode):
 
 def test_evaluate_counts_missing_lists_as_misses_and_masks_history():
     # given: u1 history {a}, target b; u2 history {c}, target d; the recommender returns a fixed order
-    train = EventLog.from_histories({"u1": [("a", "view", 1.0)], "u2": [("c", "view", 1.0)],
-                                     "u3": [("b", "view", 1.0), ("d", "view", 2.0)]})
+    train = EventLog.from_histories(
+        {
+            "u1": [("a", "view", 1.0)],
+            "u2": [("c", "view", 1.0)],
+            "u3": [("b", "view", 1.0), ("d", "view", 2.0)],
+        }
+    )
     seen = {}
 
     def recommend(histories, n, exclude):
@@ -87,15 +93,19 @@ def test_evaluate_counts_missing_lists_as_misses_and_masks_history():
 
 def test_holdout_last_events_keeps_earlier_steps_only():
     # given
-    log = EventLog.from_histories({
-        "u1": [("a", "view", 1.0), ("b", "view", 2.0), ("c", "view", 3.0), ("a", "view", 4.0)],
-        "u2": [("a", "view", 1.0), ("b", "view", 2.0)],
-    })
+    log = EventLog.from_histories(
+        {
+            "u1": [("a", "view", 1.0), ("b", "view", 2.0), ("c", "view", 3.0), ("a", "view", 4.0)],
+            "u2": [("a", "view", 1.0), ("b", "view", 2.0)],
+        }
+    )
 
     # when
     train, targets = holdout_last_events(log, min_events=3)
 
     # then: u1's last novel item is c (a repeats); events from c on are removed
     assert targets == {"u1": "c"}
-    assert train.histories() == {"u1": [("a", "view", 1.0), ("b", "view", 2.0)],
-                                 "u2": [("a", "view", 1.0), ("b", "view", 2.0)]}
+    assert train.histories() == {
+        "u1": [("a", "view", 1.0), ("b", "view", 2.0)],
+        "u2": [("a", "view", 1.0), ("b", "view", 2.0)],
+    }

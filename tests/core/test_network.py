@@ -1,4 +1,5 @@
 """The behaviour network learns planted sequences; the propensity head beats chance."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,24 +10,25 @@ from recommendations.core.recommender import BehaviorRecommender
 from tests.core.conftest import T0, fast_config
 
 
-def test_network_learns_a_planted_deterministic_sequence(planted):
+def test_network_learns_a_planted_deterministic_sequence(network_model):
     # given: A -> B -> C ... cycles; the network alone must find the successor
-    config = fast_config(blend=False, refit_full=False)
-
     # when
-    model = BehaviorRecommender(config).fit(planted)
+    model = network_model
 
     # then
     assert model.report_["validation"]["network"]["HR@10"] >= 0.95
     assert model.blend_weights_["network"] == 1.0
-    recs = model.recommend([[("sku-004", "view", T0), ("sku-005", "view", T0 + 60)]], n=3,
-                           exclude=[{"sku-004", "sku-005"}])
+    recs = model.recommend(
+        [[("sku-004", "view", T0), ("sku-005", "view", T0 + 60)]], n=3, exclude=[{"sku-004", "sku-005"}]
+    )
     assert recs[0][0][0] == "sku-006"
 
 
 def test_sampled_softmax_learns_the_same_sequence(planted):
     # given: the catalogue is "large" for this config, so shared sampled negatives are used
-    config = fast_config(blend=False, refit_full=False, sampled_softmax_threshold=5, num_negatives=8)
+    config = fast_config(
+        blend=False, refit_full=False, sampled_softmax_threshold=5, num_negatives=8, epochs=15
+    )
 
     # when
     model = BehaviorRecommender(config).fit(planted)
@@ -35,14 +37,21 @@ def test_sampled_softmax_learns_the_same_sequence(planted):
     assert model.report_["validation"]["network"]["HR@10"] >= 0.9
 
 
-def test_report_records_each_source_and_the_choice(planted):
+def test_report_records_each_source_and_the_choice(network_model):
     # given / when
-    model = BehaviorRecommender(fast_config(epochs=4)).fit(planted)
-    report = model.report_
+    report = network_model.report_
 
     # then
-    assert set(report["validation"]) == {"network", "covisitation", "transitions", "popularity", "blend"}
-    assert report["selected"] in {"blend", "network", "covisitation", "transitions", "popularity"}
+    assert set(report["validation"]) == {
+        "network",
+        "covisitation",
+        "itemknn",
+        "transitions",
+        "popularity",
+        "blend",
+    }
+    assert report["selected"] == "network" and "disabled" in report["reason"]
+    assert report["validation"]["covisitation"]["HR@10"] >= 0.9  # the cycle is also pure co-visitation
     assert abs(sum(report["blend_weights"].values()) - 1.0) < 1e-9
     assert report["n_items"] == 20 and report["interactions_per_second"] > 0
     assert "refit_seconds" in report
@@ -65,7 +74,9 @@ def _propensity_log(n_users: int = 300, seed: int = 1) -> tuple[EventLog, list, 
                 rows.append((f"u{u}", item, "purchase", t + 0.4 * day))
         future_buyer.append(carter)
     u, i, t, ts = zip(*rows, strict=True)
-    log = EventLog(np.array(u, dtype=object), np.array(i, dtype=object), np.array(t, dtype=object), np.array(ts))
+    log = EventLog(
+        np.array(u, dtype=object), np.array(i, dtype=object), np.array(t, dtype=object), np.array(ts)
+    )
     return log, [f"u{k}" for k in range(n_users)], np.array(future_buyer), T0 + 6 * day
 
 
@@ -89,9 +100,9 @@ def test_propensity_head_beats_chance_on_planted_data():
     assert roc_auc(y, p) > 0.8
 
 
-def test_embeddings_have_the_documented_shapes(planted):
+def test_embeddings_have_the_documented_shapes(network_model):
     # given
-    model = BehaviorRecommender(fast_config(epochs=2, refit_full=False)).fit(planted)
+    model = network_model
 
     # when
     users = model.embed_users([[("sku-001", "view", T0)], []])

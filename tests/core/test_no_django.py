@@ -1,4 +1,5 @@
 """recommendations.core must import without Django configured and without importing Django."""
+
 from __future__ import annotations
 
 import os
@@ -10,13 +11,22 @@ from pathlib import Path
 def test_core_imports_without_django():
     # given: a clean interpreter with no settings module
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    code = ("import sys, recommendations.core, recommendations.core.recommender, recommendations.core.evaluation, "
-            "recommendations.core.candidates, recommendations.core.baselines; "
-            "print('django' in sys.modules)")
+    code = (
+        "import sys, recommendations.core, recommendations.core.recommender, "
+        "recommendations.core.evaluation, "
+        "recommendations.core.candidates, recommendations.core.baselines; "
+        "print('django' in sys.modules)"
+    )
 
     # when
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
 
     # then
     assert out.returncode == 0, out.stderr

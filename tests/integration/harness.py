@@ -5,6 +5,7 @@ Nothing here talks to the database through the test process's Django connection:
 creates ``itest_<random>``, migrates it with ``manage.py migrate`` in a subprocess, and reads
 it back with plain psycopg.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
+from tests.integration.seed import SEED  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -106,48 +108,97 @@ class Stack:
         return self.query(sql, params)[0][0]
 
     # --- processes --------------------------------------------------------------------------
-    def manage(self, *args: str, timeout: float = 120, env: dict | None = None) -> str:
+    def manage(self, *args: str, timeout: float = 300, env: dict | None = None) -> str:
         done = subprocess.run(
-            ["nice", "-n", "15", PYTHON, "manage.py", *args], cwd=ROOT, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            ["nice", "-n", "15", PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if done.returncode:
             pytest.fail(f"manage.py {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         return done.stdout
 
-    def script(self, code: str, *, timeout: float = 120, env: dict | None = None) -> str:
+    def script(self, code: str, *, timeout: float = 300, env: dict | None = None) -> str:
         """Run Python with Django set up (``manage.py shell -c``); return its stdout."""
         return self.manage("shell", "-c", code, timeout=timeout, env=env)
 
     def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = (self.tmp / f"{name}.log").open("w")
         process = subprocess.Popen(
-            ["nice", "-n", "15", *argv], cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            ["nice", "-n", "15", *argv],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         process.log_path = self.tmp / f"{name}.log"  # type: ignore[attr-defined]
         self.processes.append(process)
         return process
 
     def worker(self, name: str = "worker", env: dict | None = None, concurrency: int = 2) -> subprocess.Popen:
-        return self.spawn(name, [
-            str(BIN / "celery"), "-A", "shop", "worker", "-Q", "celery,training", "--loglevel", "INFO",
-            "--concurrency", str(concurrency), "--prefetch-multiplier", "1", "-n", f"{name}-{self.name}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ], env)
+        return self.spawn(
+            name,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "shop",
+                "worker",
+                "-Q",
+                "celery,training",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--prefetch-multiplier",
+                "1",
+                "-n",
+                f"{name}-{self.name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env,
+        )
 
     def beat(self, name: str = "beat") -> subprocess.Popen:
-        return self.spawn(name, [
-            str(BIN / "celery"), "-A", "shop", "beat", "--loglevel", "INFO",
-            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-            "--pidfile", str(self.tmp / f"{name}.pid"), "--max-interval", "1",
-        ])
+        return self.spawn(
+            name,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "shop",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pidfile",
+                str(self.tmp / f"{name}.pid"),
+                "--max-interval",
+                "1",
+            ],
+        )
 
     def gunicorn(self, port: int, workers: int = 2, name: str = "web") -> subprocess.Popen:
-        return self.spawn(name, [
-            str(BIN / "gunicorn"), "shop.wsgi:application", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--timeout", "30", "--graceful-timeout", "5",
-        ])
+        return self.spawn(
+            name,
+            [
+                str(BIN / "gunicorn"),
+                "shop.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "5",
+            ],
+        )
 
     @staticmethod
     def kill(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -188,31 +239,3 @@ def stack(tmp_path: Path, **kwargs: Any) -> Iterator[Stack]:
         yield env
     finally:
         env.close()
-
-
-# Seeds a small shop: 12 products, 15 shoppers with 8 events each (views, carts, purchases).
-SEED = """
-import random, uuid
-from datetime import timedelta
-from django.utils import timezone
-from django.contrib.auth import get_user_model
-from shop.models import Category, Product
-from behavior.services import ingest_events
-rng = random.Random(7)
-cat = Category.objects.create(name="Things", slug="things")
-products = [Product.objects.create(sku=f"P{i:02d}", name=f"Thing {i}", price=10 + i, stock=100, category=cat)
-            for i in range(12)]
-now = timezone.now()
-User = get_user_model()
-for u in range(15):
-    user = User.objects.create_user(f"shopper{u}", password="pw-secret-123")
-    start = rng.randrange(12)
-    events = []
-    for step in range(8):
-        item = products[(start + step + rng.randrange(2)) % 12]
-        kind = "purchase" if step % 4 == 3 else "view"
-        events.append({"event_type": kind, "item": item.sku, "user_id": user.pk,
-                       "occurred_at": (now - timedelta(hours=10 - step, minutes=u)).isoformat()})
-    ingest_events(events, trusted=True)
-print("seeded", Product.objects.count())
-"""

@@ -7,6 +7,7 @@ seconds, and low data minimums so a small seeded event set trains. Environment:
 - ``INTEGRATION_STALE_SECONDS`` (default 1800): a running training without heartbeat for this
   long is abandoned by the next run; ``INTEGRATION_HEARTBEAT_SECONDS`` (default 1).
 """
+
 import os
 
 from shop.settings import *  # noqa: F403
@@ -34,6 +35,12 @@ RECOMMENDER = {
     "ACTIVE_MODEL_CHECK_SECONDS": 1,
 }
 # Generous throttles: the tests hammer the API on purpose.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {  # noqa: F405
-    "events": "1000000/min", "recommendations": "1000000/min", "anon": "1000000/min", "user": "1000000/min",
-}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {
+        "events": "1000000/min",
+        "recommendations": "1000000/min",
+        "anon": "1000000/min",
+        "user": "1000000/min",
+    },
+}

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from recommendations.data import load_event_log, load_histories
-from tests.recommendations.test_training_support import item_factory  # noqa: F401
+from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.swappable]
 
@@ -29,7 +29,7 @@ def _rows(log):
     )
 
 
-def test_event_log_has_one_row_per_event_with_string_item_keys(event_factory, user_factory, item_factory):  # noqa: F811
+def test_event_log_has_one_row_per_event_with_string_item_keys(event_factory, user_factory, item_factory):
     # given two items and a user's three events
     shopper = user_factory(username="alice")
     first, second = item_factory(), item_factory()
@@ -56,7 +56,7 @@ def test_event_log_has_one_row_per_event_with_string_item_keys(event_factory, us
     assert log.is_bot.tolist() == [False, False, False]
 
 
-def test_anonymous_visitors_are_keyed_v_prefix_and_keyless_events_are_skipped(event_factory, item_factory):  # noqa: F811
+def test_anonymous_visitors_are_keyed_v_prefix_and_keyless_events_are_skipped(event_factory, item_factory):
     # given an anonymous visitor's event and an event with neither user nor visitor
     product = item_factory()
     event_factory(user=None, visitor_id="abc123", item=product)
@@ -70,7 +70,7 @@ def test_anonymous_visitors_are_keyed_v_prefix_and_keyless_events_are_skipped(ev
     assert log.items.tolist() == [item_key(product)]
 
 
-def test_bot_events_and_events_without_item_are_excluded(event_factory, user_factory, item_factory):  # noqa: F811
+def test_bot_events_and_events_without_item_are_excluded(event_factory, user_factory, item_factory):
     # given a human view, a bot view and a search without item
     shopper = user_factory(username="bob")
     product = item_factory()
@@ -86,7 +86,7 @@ def test_bot_events_and_events_without_item_are_excluded(event_factory, user_fac
     assert log.event_types.tolist() == ["view"]
 
 
-def test_window_keeps_only_recent_events(event_factory, user_factory, item_factory):  # noqa: F811
+def test_window_keeps_only_recent_events(event_factory, user_factory, item_factory):
     # given events 10 days and 1 day old
     shopper = user_factory(username="carol")
     old, recent = item_factory(), item_factory()
@@ -102,7 +102,7 @@ def test_window_keeps_only_recent_events(event_factory, user_factory, item_facto
     assert sorted(everything.items.tolist()) == sorted([item_key(old), item_key(recent)])
 
 
-def test_user_ids_restricts_to_those_users(event_factory, user_factory, item_factory):  # noqa: F811
+def test_user_ids_restricts_to_those_users(event_factory, user_factory, item_factory):
     # given two users and a visitor with events
     alice, bob = user_factory(username="alice"), user_factory(username="bob")
     product = item_factory()
@@ -117,7 +117,7 @@ def test_user_ids_restricts_to_those_users(event_factory, user_factory, item_fac
     assert log.users.tolist() == ["alice"]
 
 
-def test_streaming_in_small_chunks_loads_every_event(event_factory, user_factory, item_factory):  # noqa: F811
+def test_streaming_in_small_chunks_loads_every_event(event_factory, user_factory, item_factory):
     # given 7 events (more than several chunks of 2)
     shopper = user_factory(username="dave")
     products = [item_factory() for _ in range(7)]
@@ -141,7 +141,7 @@ def test_empty_table_gives_an_empty_log(db):
     assert log.timestamps.dtype == np.float64
 
 
-def test_histories_are_latest_events_oldest_first_per_shopper(event_factory, user_factory, item_factory):  # noqa: F811
+def test_histories_are_latest_events_oldest_first_per_shopper(event_factory, user_factory, item_factory):
     # given a user with 4 events, another user, a visitor and a bot event
     alice, bob = user_factory(username="alice"), user_factory(username="bob")
     products = [item_factory() for _ in range(4)]
@@ -165,7 +165,7 @@ def test_histories_are_latest_events_oldest_first_per_shopper(event_factory, use
     }
 
 
-def test_histories_of_everyone_and_by_primary_key(event_factory, user_factory, item_factory):  # noqa: F811
+def test_histories_of_everyone_and_by_primary_key(event_factory, user_factory, item_factory):
     # given a user and a visitor with one event each
     alice = user_factory(username="alice")
     product = item_factory()

@@ -1,4 +1,5 @@
 """The model registry: activation, rollback, the single-active constraint and safe loading."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,12 +22,7 @@ from recommendations.registry import (
     manifest_digest,
     rollback,
 )
-from tests.recommendations.test_training_support import (  # noqa: F401
-    fresh_registry,
-    media_root,
-    saved_model_dir,
-    version_factory,
-)
+from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +40,7 @@ def _overwrite(version: ModelVersion, name: str, payload: bytes) -> None:
 # --- activation and rollback --------------------------------------------------------------------
 
 
-def test_activation_retires_the_previous_active_version(version_factory):  # noqa: F811
+def test_activation_retires_the_previous_active_version(version_factory):
     # given v1 active and v2 a candidate
     first = version_factory(1, status="active")
     second = version_factory(2)
@@ -61,7 +57,7 @@ def test_activation_retires_the_previous_active_version(version_factory):  # noq
     assert first.status_reason == "replaced by v2 (admin:alice)"
 
 
-def test_rollback_reactivates_the_replaced_version_and_walks_back(version_factory):  # noqa: F811
+def test_rollback_reactivates_the_replaced_version_and_walks_back(version_factory):
     # given v1 then v2 then v3 activated in turn
     versions = [version_factory(n) for n in (1, 2, 3)]
     for version in versions:
@@ -84,17 +80,19 @@ def test_rollback_reactivates_the_replaced_version_and_walks_back(version_factor
     third = ModelVersion.objects.get(number=3)
     assert third.status_reason == "rolled back to v2 by admin:bob"
     assert ModelVersion.objects.get(number=2).status_reason == "rolled back to v1 by admin:bob"
-    assert ModelVersion.objects.get(number=1).status_reason == "re-activated by a rollback from v2 (admin:bob)"
+    assert (
+        ModelVersion.objects.get(number=1).status_reason == "re-activated by a rollback from v2 (admin:bob)"
+    )
 
 
-def test_rollback_without_an_active_version_does_nothing(version_factory):  # noqa: F811
+def test_rollback_without_an_active_version_does_nothing(version_factory):
     # given only a candidate / when rolled back / then nothing happens
     version_factory(1)
     assert rollback(by="test") is None
     assert _statuses() == [(1, "candidate")]
 
 
-def test_database_refuses_two_active_versions(version_factory):  # noqa: F811
+def test_database_refuses_two_active_versions(version_factory):
     # given an active version and a candidate
     version_factory(1, status="active")
     second = version_factory(2)
@@ -105,14 +103,16 @@ def test_database_refuses_two_active_versions(version_factory):  # noqa: F811
     assert _statuses() == [(1, "active"), (2, "candidate")]
 
 
-def test_activating_a_corrupt_version_changes_nothing(version_factory):  # noqa: F811
+def test_activating_a_corrupt_version_changes_nothing(version_factory):
     # given v1 active and v2 whose weights were damaged in the storage
     version_factory(1, status="active")
     second = version_factory(2)
     _overwrite(second, "weights.pt", b"garbage")
 
     # when v2 is activated / then it is refused and v1 stays active
-    with pytest.raises(RegistryError, match="v2 cannot be activated: artefact file weights.pt fails its checksum"):
+    with pytest.raises(
+        RegistryError, match=r"v2 cannot be activated: artefact file weights\.pt fails its checksum"
+    ):
         activate_version(second, by="admin:alice")
     assert _statuses() == [(1, "active"), (2, "candidate")]
 
@@ -121,7 +121,8 @@ def test_activating_a_corrupt_version_changes_nothing(version_factory):  # noqa:
 
 
 def test_active_model_is_loaded_once_and_follows_activation(
-    version_factory, django_capture_on_commit_callbacks  # noqa: F811
+    version_factory,
+    django_capture_on_commit_callbacks,
 ):
     # given v1 active (and the default few seconds between checks of the active version)
     version_factory(1, status="active")
@@ -141,11 +142,11 @@ def test_active_model_is_loaded_once_and_follows_activation(
     assert after.recommender.recommend([[("SKU-R001", "view", 1.7e9)]], 3)[0]
 
 
-def test_no_active_version_gives_none(db, fresh_registry):  # noqa: F811
+def test_no_active_version_gives_none(db, fresh_registry):
     assert get_active_model() is None
 
 
-def test_corrupt_artefact_is_refused_logged_once_and_recorded(version_factory, caplog):  # noqa: F811
+def test_corrupt_artefact_is_refused_logged_once_and_recorded(version_factory, caplog):
     # given an active version whose weights no longer match their checksum
     version = version_factory(1, status="active", status_reason="promoted")
     _overwrite(version, "weights.pt", b"not the weights")
@@ -158,8 +159,10 @@ def test_corrupt_artefact_is_refused_logged_once_and_recorded(version_factory, c
     # then None both times, one log line, and the error is on the version
     assert first is None and second is None
     refusals = [r for r in caplog.records if r.name == "recommendations.registry"]
-    assert [r.getMessage() for r in refusals] == ["model v1 refused: artefact file weights.pt fails its checksum "
-                                                  f"(sha256 {hashlib.sha256(b'not the weights').hexdigest()[:12]}…)"]
+    assert [r.getMessage() for r in refusals] == [
+        "model v1 refused: artefact file weights.pt fails its checksum "
+        f"(sha256 {hashlib.sha256(b'not the weights').hexdigest()[:12]}…)"
+    ]
     version.refresh_from_db()
     assert version.status_reason.startswith("Artefact refused on load (")
     assert "artefact file weights.pt fails its checksum" in version.status_reason
@@ -167,7 +170,7 @@ def test_corrupt_artefact_is_refused_logged_once_and_recorded(version_factory, c
     assert version.status == "active"
 
 
-def test_missing_artefact_is_refused(version_factory):  # noqa: F811
+def test_missing_artefact_is_refused(version_factory):
     # given an active version whose files were deleted from the storage
     version = version_factory(1, status="active")
     default_storage.delete(f"{version.artifact_path}/metadata.json")
@@ -189,7 +192,7 @@ class _Payload:
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_pickle_payload_as_weights_is_refused_and_never_executed(version_factory, tmp_path):  # noqa: F811
+def test_pickle_payload_as_weights_is_refused_and_never_executed(version_factory, tmp_path):
     # given an active version whose weights were replaced by a malicious pickle, with every
     # checksum (metadata, manifest, version row) forged to match, so only the loader stands guard
     version = version_factory(1, status="active")
@@ -220,7 +223,7 @@ def test_pickle_payload_as_weights_is_refused_and_never_executed(version_factory
     assert "weights.pt: refused (UnpicklingError" in version.status_reason
 
 
-def test_artefact_is_copied_from_a_storage_without_local_paths(version_factory, settings, tmp_path):  # noqa: F811
+def test_artefact_is_copied_from_a_storage_without_local_paths(version_factory, settings, tmp_path):
     # given a remote-like storage (no local path) holding an active version
     settings.STORAGES = {
         **settings.STORAGES,

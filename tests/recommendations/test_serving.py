@@ -94,6 +94,31 @@ def test_purchased_items_are_never_recommended(catalogue, event_factory, user_fa
 
 
 @pytest.mark.django_db
+def test_popular_and_related_blocks_leave_out_what_the_shopper_bought(
+    catalogue, event_factory, user_factory, page_request
+):
+    # given the most popular shoe, bought by the shopper, and bought with S1 by others
+    from recommendations.serving import bought_together, popular_items
+
+    buyer, others = user_factory(), user_factory()
+    shoes = catalogue["shoes"]
+    for shoe in shoes[:3]:
+        view(event_factory, shoe, user=others, event_type="purchase", session_id="s1")
+    view(event_factory, shoes[0], user=others, event_type="purchase", days=0.2)
+    view(event_factory, shoes[0], user=buyer, event_type="purchase", days=20)
+    refresh_popularity()
+    refresh_item_relations()
+    # when the shopper's page shows popular items and items bought with S1
+    popular = popular_items(limit=20, context={"request": page_request(user=buyer)})
+    related = bought_together("S1", limit=5, context={"request": page_request(user=buyer)})
+    anonymous = popular_items(limit=20, context={"request": page_request()})
+    # then the bought shoe is in neither list, while an anonymous visitor still sees it first
+    assert "S0" not in popular.keys
+    assert "S0" not in related.keys
+    assert anonymous.keys[0] == "S0"
+
+
+@pytest.mark.django_db
 def test_cart_out_of_stock_inactive_and_not_interested_are_excluded(
     catalogue, event_factory, user, page_request
 ):

@@ -1,4 +1,5 @@
 """The training service, its lock, its task, the admin's retrain action and the commands."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from behavior.items import item_key
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.registry import get_active_model
 from recommendations.training import (
@@ -20,16 +22,7 @@ from recommendations.training import (
     train_model,
     training_lock,
 )
-from tests.recommendations.test_training_support import (  # noqa: F401
-    fresh_registry,
-    item_factory,
-    media_root,
-    recommender_settings_override,
-    ring_events,
-    saved_model_dir,
-    tiny_network,
-    version_factory,
-)
+from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +47,7 @@ def _stored_files() -> list[str]:
 # --- outcomes of a run ------------------------------------------------------------------------
 
 
-def test_empty_event_table_ends_with_not_enough_data(tiny_network, fresh_registry):  # noqa: F811
+def test_empty_event_table_ends_with_not_enough_data(tiny_network, fresh_registry):
     # given no events at all / when a training runs
     run = train_model(triggered_by="test")
 
@@ -66,7 +59,8 @@ def test_empty_event_table_ends_with_not_enough_data(tiny_network, fresh_registr
     assert ModelVersion.objects.count() == 0
 
 
-def test_too_little_data_leaves_the_active_model_in_place(tiny_network, version_factory, ring_events):  # noqa: F811
+@pytest.mark.swappable
+def test_too_little_data_leaves_the_active_model_in_place(tiny_network, version_factory, ring_events):
     # given an active version and only 3 shoppers' events (below MIN_TRAINING_USERS = 5)
     active = version_factory(1, status="active")
     ring_events(users=3, steps=20)
@@ -81,7 +75,8 @@ def test_too_little_data_leaves_the_active_model_in_place(tiny_network, version_
     assert get_active_model().version_id == active.pk
 
 
-def test_successful_run_registers_an_active_version_with_metrics(tiny_network, fresh_registry, ring_events):  # noqa: F811
+@pytest.mark.swappable
+def test_successful_run_registers_an_active_version_with_metrics(tiny_network, fresh_registry, ring_events):
     # given 20 shoppers walking a ring of 30 items
     ring_events()
 
@@ -114,7 +109,10 @@ def test_successful_run_registers_an_active_version_with_metrics(tiny_network, f
 
 
 def test_promotion_guard_keeps_a_worse_model_as_candidate(
-    tiny_network, fresh_registry, ring_events, recommender_settings_override  # noqa: F811
+    tiny_network,
+    fresh_registry,
+    ring_events,
+    recommender_settings_override,
 ):
     # given version 1 trained and active
     ring_events()
@@ -143,24 +141,40 @@ def test_promotion_guard_keeps_a_worse_model_as_candidate(
     ("metrics", "active_metrics", "active_number", "promote", "reason"),
     [
         (
-            {"NDCG@10": 0.3}, None, None, True,
+            {"NDCG@10": 0.3},
+            None,
+            None,
+            True,
             "NDCG@10 0.3000 beats popularity (0.2000); no version was active",
         ),
         (
-            {"NDCG@10": 0.2}, None, None, False,
+            {"NDCG@10": 0.2},
+            None,
+            None,
+            False,
             "NDCG@10 0.2000 does not beat the popularity baseline (0.2000)",
         ),
         (
-            {"NDCG@10": 0.392}, {"NDCG@10": 0.4}, 3, True,
-            "NDCG@10 0.3920 beats popularity (0.2000) and is not worse than the active v3 (0.4000, tolerance 2.0%)",
+            {"NDCG@10": 0.392},
+            {"NDCG@10": 0.4},
+            3,
+            True,
+            "NDCG@10 0.3920 beats popularity (0.2000) and is not worse than the active v3 "
+            "(0.4000, tolerance 2.0%)",
         ),
         (
-            {"NDCG@10": 0.39}, {"NDCG@10": 0.4}, 3, False,
+            {"NDCG@10": 0.39},
+            {"NDCG@10": 0.4},
+            3,
+            False,
             "NDCG@10 0.3900 is worse than the active v3 (0.4000) beyond the tolerance of 2.0% "
             "(needs at least 0.3920)",
         ),
         (
-            {"NDCG@10": 0.3}, None, 3, True,
+            {"NDCG@10": 0.3},
+            None,
+            3,
+            True,
             "NDCG@10 0.3000 beats popularity (0.2000); the active v3 could not be scored (broken)",
         ),
         ({}, None, None, False, "the new model has no NDCG@10"),
@@ -183,7 +197,10 @@ def test_promotion_decision(metrics, active_metrics, active_number, promote, rea
 
 
 def test_failure_while_storing_fails_the_run_and_leaves_no_partial_artefact(
-    tiny_network, version_factory, ring_events, monkeypatch  # noqa: F811
+    tiny_network,
+    version_factory,
+    ring_events,
+    monkeypatch,
 ):
     # given an active version, enough events, and a storage that breaks on the second file
     active = version_factory(1, status="active")
@@ -215,7 +232,9 @@ def test_failure_while_storing_fails_the_run_and_leaves_no_partial_artefact(
 # --- one run at a time --------------------------------------------------------------------------
 
 
-def test_second_concurrent_training_returns_at_once_without_training(tiny_network, fresh_registry, ring_events):  # noqa: F811
+def test_second_concurrent_training_returns_at_once_without_training(
+    tiny_network, fresh_registry, ring_events
+):
     # given enough events and another training holding the lock
     ring_events()
     with training_lock() as held:
@@ -232,7 +251,7 @@ def test_second_concurrent_training_returns_at_once_without_training(tiny_networ
     assert ModelVersion.objects.count() == 0
 
 
-def test_lock_is_released_after_a_run(tiny_network, fresh_registry):  # noqa: F811
+def test_lock_is_released_after_a_run(tiny_network, fresh_registry):
     # given a finished run / when the lock is taken again
     train_model()
     with training_lock() as held:
@@ -240,7 +259,7 @@ def test_lock_is_released_after_a_run(tiny_network, fresh_registry):  # noqa: F8
         assert held is not None
 
 
-def test_stale_running_runs_are_abandoned_at_the_next_start(tiny_network, fresh_registry):  # noqa: F811
+def test_stale_running_runs_are_abandoned_at_the_next_start(tiny_network, fresh_registry):
     # given a run whose heartbeat stopped an hour ago and one that beat a minute ago
     stale = TrainingRun.objects.create(heartbeat_at=timezone.now() - timedelta(hours=1))
     alive = TrainingRun.objects.create(heartbeat_at=timezone.now() - timedelta(minutes=1))
@@ -261,7 +280,7 @@ def test_stale_running_runs_are_abandoned_at_the_next_start(tiny_network, fresh_
 # --- the task and the admin ---------------------------------------------------------------------
 
 
-def test_retrain_task_calls_the_training_service(tiny_network, fresh_registry):  # noqa: F811
+def test_retrain_task_calls_the_training_service(tiny_network, fresh_registry):
     # given no events / when the task runs (eagerly, as in the embedded setup)
     from recommendations.tasks import retrain_model
 
@@ -286,7 +305,11 @@ def test_retrain_task_is_registered_with_its_permanent_name_and_limits():
 
 
 def test_admin_retrain_action_only_enqueues_after_commit(
-    client, staff_user, tiny_network, version_factory, django_capture_on_commit_callbacks  # noqa: F811
+    client,
+    staff_user,
+    tiny_network,
+    version_factory,
+    django_capture_on_commit_callbacks,
 ):
     # given a version to select in the admin's change list
     version = version_factory(1)
@@ -307,7 +330,7 @@ def test_admin_retrain_action_only_enqueues_after_commit(
     assert TrainingRun.objects.get().triggered_by == f"admin:{staff_user.username}"
 
 
-def test_admin_lists_runs_and_versions(client, staff_user, version_factory):  # noqa: F811
+def test_admin_lists_runs_and_versions(client, staff_user, version_factory):
     # given a run with an error and a version / when staff open the lists and the run's page
     run = TrainingRun.objects.create(status="failed", error="ValueError: boom", timings={"load": 0.5})
     version_factory(1, status="active", training_run=run)
@@ -328,7 +351,9 @@ def test_admin_lists_runs_and_versions(client, staff_user, version_factory):  # 
 # --- commands -------------------------------------------------------------------------------------
 
 
-def test_retrain_command_prints_the_metrics_table_and_the_promotion(tiny_network, fresh_registry, ring_events):  # noqa: F811
+def test_retrain_command_prints_the_metrics_table_and_the_promotion(
+    tiny_network, fresh_registry, ring_events
+):
     # given enough events
     ring_events()
     out = StringIO()
@@ -348,7 +373,7 @@ def test_retrain_command_prints_the_metrics_table_and_the_promotion(tiny_network
     assert ModelVersion.objects.get().status == "active"
 
 
-def test_retrain_command_exits_non_zero_without_a_version(tiny_network, fresh_registry):  # noqa: F811
+def test_retrain_command_exits_non_zero_without_a_version(tiny_network, fresh_registry):
     # given no events / when the command runs / then it fails with the reason and exit status 3
     with pytest.raises(CommandError) as error:
         call_command("retrain", stdout=StringIO())
@@ -364,7 +389,7 @@ def _write_ring_csv(path, *, users=20, items=30, steps=8):
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_evaluate_command_prints_one_table(tiny_network, tmp_path):  # noqa: F811
+def test_evaluate_command_prints_one_table(tiny_network, tmp_path):
     # given a small events CSV
     csv_path = tmp_path / "events.csv"
     _write_ring_csv(csv_path)
@@ -377,10 +402,12 @@ def test_evaluate_command_prints_one_table(tiny_network, tmp_path):  # noqa: F81
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("model"))
     assert lines[start].split() == ["model", "NDCG@10", "HR@10", "MRR@10", "coverage@10"]
-    assert [line.split("  ")[0] for line in lines[start + 1:start + 4]] == [
-        "behaviour network", "popularity", "covisitation",
+    assert [line.split("  ")[0] for line in lines[start + 1 : start + 4]] == [
+        "behaviour network",
+        "popularity",
+        "covisitation",
     ]
-    for line in lines[start + 1:start + 4]:
+    for line in lines[start + 1 : start + 4]:
         values = [float(cell) for cell in line.split()[-4:]]
         assert all(0.0 <= value <= 1.0 for value in values)
     assert lines[start + 4] == "(20 test users, full ranking)"
@@ -398,21 +425,24 @@ def test_evaluate_command_rejects_a_missing_file_and_a_bad_header(tmp_path):
         call_command("evaluate", str(bad))
 
 
-def test_export_recommendations_writes_json_lines(tiny_network, fresh_registry, ring_events, tmp_path):  # noqa: F811
+@pytest.mark.swappable
+def test_export_recommendations_writes_json_lines(tiny_network, fresh_registry, ring_events, tmp_path):
     # given a trained, active model over 20 shoppers
     data = ring_events()
     train_model()
     out_path = tmp_path / "recs.jsonl"
 
     # when every user's top 5 are exported, seen items excluded
-    call_command("export_recommendations", "--limit", "5", "--out", str(out_path), "--exclude-seen", stdout=StringIO())
+    call_command(
+        "export_recommendations", "--limit", "5", "--out", str(out_path), "--exclude-seen", stdout=StringIO()
+    )
 
     # then one JSON line per user with items, scores and the model version, never a seen item
     lines = [json.loads(line) for line in out_path.read_text().splitlines()]
     assert [line["user_id"] for line in lines] == sorted(user.username for user in data["users"])
     seen = {}
     for event in data["events"]:
-        seen.setdefault(event.user.username, set()).add(event.item.sku if hasattr(event.item, "sku") else event.item.pk)
+        seen.setdefault(event.user.username, set()).add(item_key(event.item))
     for line in lines:
         assert set(line) == {"user_id", "items", "scores", "model_version"}
         assert line["model_version"] == 1
@@ -422,7 +452,9 @@ def test_export_recommendations_writes_json_lines(tiny_network, fresh_registry, 
         assert set(line["items"]) <= set(data["keys"])
 
 
-def test_export_recommendations_for_listed_users_and_unknown_user(tiny_network, fresh_registry, ring_events, tmp_path):  # noqa: F811
+def test_export_recommendations_for_listed_users_and_unknown_user(
+    tiny_network, fresh_registry, ring_events, tmp_path
+):
     # given events but no trained model, and a users file naming one known user
     ring_events(users=3)
     users_file = tmp_path / "users.txt"
@@ -431,7 +463,13 @@ def test_export_recommendations_for_listed_users_and_unknown_user(tiny_network, 
 
     # when exported for that user through the serving fallback
     call_command(
-        "export_recommendations", "--limit", "3", "--out", str(out_path), "--users", str(users_file),
+        "export_recommendations",
+        "--limit",
+        "3",
+        "--out",
+        str(out_path),
+        "--users",
+        str(users_file),
         stdout=StringIO(),
     )
 

@@ -20,6 +20,18 @@ from behavior.models import Event
 from recommendations.registry import clear_model_cache
 from tests import factories
 
+__all__ = [
+    "TINY_NETWORK",
+    "fresh_registry",
+    "item_factory",
+    "media_root",
+    "recommender_settings_override",
+    "ring_events",
+    "saved_model_dir",
+    "tiny_network",
+    "version_factory",
+]
+
 # A behaviour network small enough to train in about a second on two shared cores.
 TINY_NETWORK = {
     "EMBEDDING_DIM": 16,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -12,12 +14,25 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from behavior.models import Event
-from shop.demo.generator import SeedOptions, flush_demo_data, planted_complements, seed_demo
+from shop.demo.catalog import build_catalog
+from shop.demo.generator import (
+    MIN_EVENTS,
+    MIN_SESSIONS,
+    SeedOptions,
+    _plan_shoppers,
+    _play_everyone,
+    flush_demo_data,
+    planted_complements,
+    seed_demo,
+)
 from shop.demo.shoppers import SHOPPER_TYPES
+from shop.demo.simulation import CatalogIndex, Simulator
 from shop.models import Order, OrderItem, PlantedShopper, Product
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SMALL = SeedOptions(users=300, events=15_000, seed=7)
+# 25 events per user: above the generator's floor threshold, near the benchmark's 15.
+SMALL = SeedOptions(users=600, events=15_000, seed=7)
+BOTS = 6  # 1 % of SMALL.users
 
 
 def _signature() -> list[tuple]:
@@ -51,6 +66,17 @@ def _summary() -> dict:
             "occurred_at",
         )
     )
+    # Rank of each product's price within its category, in [0, 1] (0 = the cheapest).
+    by_category: dict[str, list[tuple]] = defaultdict(list)
+    for sku, category, price in Product.objects.values_list("sku", "category__name", "price"):
+        by_category[category].append((price, sku))
+    quantile = {
+        sku: rank / max(1, len(ranked) - 1)
+        for ranked in map(sorted, by_category.values())
+        for rank, (_, sku) in enumerate(ranked)
+    }
+    view_quantiles: dict[str, list[float]] = defaultdict(list)
+    sessions_per_user: dict[int, set] = defaultdict(set)
     views_by_type: dict[str, Counter] = defaultdict(Counter)
     counts_by_type: dict[str, Counter] = defaultdict(Counter)
     purchase_prices: dict[str, list] = defaultdict(list)
@@ -65,8 +91,10 @@ def _summary() -> dict:
         kind_of = "bot" if shopper.is_bot else shopper.shopper_type
         counts_by_type[kind_of][kind] += 1
         events_per_user[user_id] += 1
+        sessions_per_user[user_id].add(session)
         if kind == "view":
             views_by_type[kind_of][category] += 1
+            view_quantiles[kind_of].append(quantile[sku])
         if kind == "purchase":
             purchase_prices[kind_of].append(price)
             key = (user_id, sku)
@@ -91,6 +119,8 @@ def _summary() -> dict:
         "rate_by_type": rate_by_type,
         "planted": planted,
         "events_per_user": events_per_user,
+        "sessions_per_user": {u: len(s) for u, s in sessions_per_user.items()},
+        "view_quantiles": view_quantiles,
         "sessions": sessions,
         "total": len(rows),
         "anonymous": sum(1 for r in rows if r[0] is None and r[1]),
@@ -125,7 +155,7 @@ def test_sizes_are_as_asked(seeded):
     # then about 15000 events, 300 users, 400 products with a few inactive / out of stock
     assert 0.85 * 15_000 <= seeded["total"] <= 1.15 * 15_000
     assert seeded["report"].events == seeded["total"]
-    assert len(seeded["planted"]) == 300
+    assert len(seeded["planted"]) == SMALL.users
     assert seeded["products"] == 400
     assert 1 <= seeded["inactive"] <= 30 and 1 <= seeded["out_of_stock"] <= 40
     assert seeded["purchases"] == seeded["order_items"]
@@ -138,12 +168,88 @@ def test_each_type_views_its_planted_favourite_category_most(seeded, shopper_typ
     assert top in SHOPPER_TYPES[shopper_type].top_categories
 
 
-def test_bargain_hunters_buy_cheaper_and_browse_more_widely_than_tech_enthusiasts(seeded):
-    # then their median purchase price is lower and their views span more categories
+def test_bargain_hunters_buy_far_cheaper_than_tech_enthusiasts(seeded):
+    # then the bargain hunters' median purchase price is under a third of the tech enthusiasts'
     bargain = statistics.median(seeded["purchase_prices"]["bargain_hunter"])
     tech = statistics.median(seeded["purchase_prices"]["tech_enthusiast"])
     assert bargain < tech / 3
-    assert len(seeded["views_by_type"]["bargain_hunter"]) == 14
+
+
+def test_every_type_has_its_own_favourite_categories_that_hold_most_of_its_views(seeded):
+    # when taking each type's most viewed category and the share of its views in its favourites
+    tops = {k: seeded["views_by_type"][k].most_common(1)[0][0] for k in SHOPPER_TYPES}
+    shares = {
+        k: sum(n for c, n in seeded["views_by_type"][k].items() if c in SHOPPER_TYPES[k].preferences)
+        / sum(seeded["views_by_type"][k].values())
+        for k in SHOPPER_TYPES
+    }
+    # then no two types share their top category, and each type's favourites get >= 75 % of its views
+    assert len(set(tops.values())) == len(SHOPPER_TYPES)
+    assert min(shares.values()) >= 0.75, shares
+
+
+def test_types_view_items_at_their_own_price_level(seeded):
+    # when ordering the types by the mean within-category price rank of the items they view
+    means = {k: statistics.fmean(seeded["view_quantiles"][k]) for k in SHOPPER_TYPES}
+    # then the order is the planted price-level order, each level at least 0.03 apart
+    observed = sorted(means, key=means.get)
+    planted = sorted(SHOPPER_TYPES, key=lambda k: SHOPPER_TYPES[k].price_level)
+    assert observed == planted, means
+    ordered = [means[k] for k in observed]
+    assert min(b - a for a, b in itertools.pairwise(ordered)) >= 0.03, means
+    assert observed[0] == "bargain_hunter" and means["bargain_hunter"] < 0.3
+
+
+def test_every_registered_shopper_has_a_history_of_several_sessions(seeded):
+    # given every planted shopper who is not a bot, churned ones included
+    humans = [p.user_id for p in seeded["planted"].values() if not p.is_bot]
+    churned = [p.user_id for p in seeded["planted"].values() if p.churned]
+    # then each has at least MIN_EVENTS events in at least MIN_SESSIONS sessions
+    assert min(seeded["events_per_user"][u] for u in humans) >= MIN_EVENTS
+    assert min(seeded["sessions_per_user"].get(u, 0) for u in humans) >= MIN_SESSIONS
+    assert churned and all(seeded["events_per_user"][u] >= MIN_EVENTS for u in churned)
+    # and a long tail: the heaviest shoppers have several times the median history
+    counts = sorted(seeded["events_per_user"][u] for u in humans)
+    assert counts[-1] >= 4 * statistics.median(counts)
+
+
+class _CountingSink:
+    """Keeps the number of events per shopper (the simulation without a database)."""
+
+    def __init__(self) -> None:
+        self.per_user: Counter = Counter()
+        self.total = 0
+
+    def event(self, shopper, session_id, product, event_type, ts, value=None, quantity=1, context=None):
+        self.total += 1
+        if shopper.user_index is not None and not shopper.is_bot:
+            self.per_user[shopper.user_index] += 1
+
+    def order(self, shopper, ts, lines) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("users", "events"), [(5000, 75_000), (2000, 100_000)])
+def test_history_floors_hold_at_the_benchmark_ratio_and_the_total_stays_near_the_budget(users, events):
+    # given the planned shoppers of a shop with 15 (the benchmark's ratio) or 50 events per user
+    options = SeedOptions(users=users, events=events, seed=5)
+    rng, id_rng = random.Random(5), random.Random(6)
+    products = build_catalog(options.products, rng)
+    planned_users, visitors = _plan_shoppers(options, rng, id_rng, NOW.timestamp())
+    sink = _CountingSink()
+    # when they are played without a database
+    _play_everyone(
+        planned_users + visitors,
+        options.events,
+        Simulator(CatalogIndex(products), rng, id_rng, NOW.timestamp()),
+        sink,
+        rng,
+        lambda message: None,
+    )
+    # then every registered non-bot shopper has at least MIN_EVENTS events and the total is near --events
+    humans = [p.user_index for p in planned_users if not p.is_bot]
+    assert min(sink.per_user[u] for u in humans) >= MIN_EVENTS
+    assert 0.9 * events <= sink.total <= 1.1 * events
 
 
 def test_funnels_drop_off_by_type(seeded):
@@ -183,7 +289,7 @@ def test_bots_have_the_highest_event_rates_and_never_buy(seeded):
     # then every bot's events per session-minute beat every other type's median, and bots buy nothing
     bot_rates = seeded["rate_by_type"]["bot"]
     others = {k: statistics.median(v) for k, v in seeded["rate_by_type"].items() if k != "bot"}
-    assert len(bot_rates) == 3
+    assert len(bot_rates) == BOTS
     assert min(bot_rates) > 10 * max(others.values())
     assert min(bot_rates) > 20  # dozens of events per minute
     bot_counts = seeded["counts_by_type"]["bot"]
@@ -197,7 +303,7 @@ def test_bots_have_the_highest_event_rates_and_never_buy(seeded):
 def test_bot_events_are_not_flagged(seeded):
     # then no event carries the bot flag: detection has to come from behaviour
     assert seeded["flagged_bot_events"] == 0
-    assert sum(p.is_bot for p in seeded["planted"].values()) == 3
+    assert sum(p.is_bot for p in seeded["planted"].values()) == BOTS
 
 
 def test_anonymous_visitors_exist(seeded):
@@ -209,7 +315,7 @@ def test_anonymous_visitors_exist(seeded):
 def test_churned_shoppers_stop_visiting(seeded):
     # then about 15 % churned, and none of them has an event after their churn time
     churned = [p for p in seeded["planted"].values() if p.churned]
-    assert 0.08 * 300 <= len(churned) <= 0.25 * 300
+    assert 0.08 * SMALL.users <= len(churned) <= 0.25 * SMALL.users
     assert all(seeded["last_by_user"].get(p.user_id, p.churned_at) <= p.churned_at for p in churned)
 
 

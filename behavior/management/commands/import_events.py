@@ -8,8 +8,10 @@ could be stored or recognised as already stored.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -32,6 +34,10 @@ class Command(BaseCommand):
                             help="Rows read and stored per transaction (memory stays flat).")
         parser.add_argument("--max-reported", type=int, default=1000,
                             help="Rejected rows listed one by one (0 = all); the rest are counted.")
+        parser.add_argument("--defer-indexes", action="store_true",
+                            help="Postgres, large initial loads into a quiet database: one transaction "
+                                 "that drops the secondary event indexes and rebuilds them at the end "
+                                 "(faster, but locks the events table for the whole import).")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -58,10 +64,17 @@ class Command(BaseCommand):
             bar.set_postfix(rows=rows, refresh=False)
             bar.refresh()
 
+        # Move everything loaded so far (Django, the ML stack: ~300k objects) out of the
+        # garbage collector's sight: the import allocates millions of short-lived rows,
+        # and every full collection would walk those long-lived objects again (it halved
+        # the CPU per row). Only this command process is affected.
+        gc.freeze()
+        started = time.perf_counter()
         try:
             report = import_events_csv(
                 options["path"], create_missing=options["create_missing"],
                 chunk_size=options["chunk_size"], on_rejected=on_rejected, on_progress=on_progress,
+                defer_indexes=options["defer_indexes"],
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
@@ -70,11 +83,14 @@ class Command(BaseCommand):
 
         if report.rejected > reported:
             self.stderr.write(f"... and {report.rejected - reported} more rejected rows")
+        elapsed = time.perf_counter() - started
         self.stdout.write(
             f"{report.rows} rows: {report.accepted} stored, {report.duplicates} already stored, "
             f"{report.rejected} rejected"
             + (f"; created {report.users_created} users and {report.items_created} items"
                if options["create_missing"] else "")
+            # Import time alone (Django start-up excluded), for capacity planning.
+            + f"; {elapsed:.1f} s, {report.rows / max(elapsed, 1e-9):,.0f} rows/s"
         )
         if report.rows and report.accepted + report.duplicates == 0:
             raise CommandError(f"No row of {options['path']} could be imported ({report.rejected} rejected).")

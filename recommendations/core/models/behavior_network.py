@@ -5,6 +5,7 @@ embedding + log-scaled time-gap embedding; pre-layer-norm blocks; the next-item 
 item embedding. A second head predicts "buys within the horizon" from the last hidden state and a few
 scalar features. Scoring and loss only: the loop is in ``trainer.py``.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ class _Block(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0)
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0
+        )
         x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -53,8 +56,16 @@ class BehaviorNetwork(nn.Module):
         Scalar features of the propensity head.
     """
 
-    def __init__(self, n_items: int, dim: int = 64, layers: int = 2, heads: int = 1, dropout: float = 0.2,
-                 max_length: int = 50, n_scalar: int = 0) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        dim: int = 64,
+        layers: int = 2,
+        heads: int = 1,
+        dropout: float = 0.2,
+        max_length: int = 50,
+        n_scalar: int = 0,
+    ) -> None:
         super().__init__()
         self.n_items = n_items
         self.dim = dim
@@ -89,15 +100,21 @@ class BehaviorNetwork(nn.Module):
         FloatTensor of shape (B, L, dim)
             Position t sees steps <= t only.
         """
-        b, length = items.shape
+        length = items.shape[1]
         valid = items > 0
         pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
-        x = (self.item_emb(items) * math.sqrt(self.dim) + self.type_emb(types) + self.gap_emb(gaps)
-             + self.pos_emb(pos)[None])
+        x = (
+            self.item_emb(items) * math.sqrt(self.dim)
+            + self.type_emb(types)
+            + self.gap_emb(gaps)
+            + self.pos_emb(pos)[None]
+        )
         x = self.emb_drop(x) * valid[..., None]
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # a step attends to earlier real steps and always to itself (no fully-masked rows)
-        mask = (causal[None] & valid[:, None, :]) | torch.eye(length, dtype=torch.bool, device=items.device)[None]
+        mask = (causal[None] & valid[:, None, :]) | torch.eye(length, dtype=torch.bool, device=items.device)[
+            None
+        ]
         mask = mask[:, None]
         for block in self.blocks:
             x = block(x, mask) * valid[..., None]
@@ -111,8 +128,14 @@ class BehaviorNetwork(nn.Module):
         """Next-item logits over the whole catalogue, shape (..., n_items) (column j is item index j + 1)."""
         return hidden @ self.item_weights().T
 
-    def next_item_loss(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor,
-                       labels: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    def next_item_loss(
+        self,
+        items: torch.Tensor,
+        types: torch.Tensor,
+        gaps: torch.Tensor,
+        labels: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Mean cross-entropy of the next item at every labelled position, in one pass.
 
         Parameters

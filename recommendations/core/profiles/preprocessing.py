@@ -10,6 +10,7 @@ number as JSON so an incremental rebuild scales new users exactly like the full 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,7 +52,8 @@ class FeatureScaler:
         """Learn medians, transforms and scales from ``values`` (n_users, n_columns), NaN = missing."""
         values = np.asarray(values, dtype=np.float64)
         self.columns_ = list(columns)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has median 0 below
             medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
         self.medians_ = np.nan_to_num(medians, nan=0.0)
         self.log_ = np.array([name in HEAVY_TAILED for name in self.columns_], dtype=bool)

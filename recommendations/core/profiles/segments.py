@@ -193,3 +193,76 @@ def _detail(column: str, value: float, overall: float) -> str:
     if overall and abs(overall) > 1e-9:
         return f"{label} {value:.3g} ({value / overall:.1f}x the average {overall:.3g})"
     return f"{label} {value:.3g} (overall {overall:.3g})"
+
+
+@dataclass
+class SegmentSpace:
+    """The space segments are found in: what a shopper buys into, not how much they do.
+
+    Columns: the share of the user's weighted activity in *every* category (times
+    ``affinity_weight``), then ``log(price_level)`` (standardised, times ``price_weight``).
+
+    Why not every scaled feature (the first version did that: ARI 0.21 against the planted
+    shopper types): volume, recency and RFM columns vary continuously inside every type
+    (activity is log-normal per shopper, churn cuts histories at random), so K-means split
+    people by how much they did, not by what kind of shopper they are. Category shares sum
+    to one per user, so one type's categories dominate its rows whatever its volume, and
+    the price level separates the bargain hunters (cheap items in every category) from
+    the rest. The behaviour embedding is left out too: it mixes item identity and volume
+    and only blurred the segments in the measurement (it stays a stored/displayed feature).
+    Chosen on a demo shop generated with ``--seed 7`` (the bench evaluates ``--seed 42``).
+    """
+
+    categories: list[str]
+    affinity_weight: float = 3.0
+    price_weight: float = 1.0
+    price_center: float = 0.0
+    price_scale: float = 1.0
+
+    def fit(self, shares: np.ndarray, price_level: np.ndarray) -> SegmentSpace:
+        """Learn the price centre/scale (median, IQR of log price level among known values)."""
+        del shares  # shares are already comparable (fractions of one)
+        logs = _log_price(price_level)
+        known = logs[np.isfinite(logs)]
+        if len(known):
+            q25, q50, q75 = np.percentile(known, [25, 50, 75])
+            self.price_center = float(q50)
+            self.price_scale = float(q75 - q25) if q75 - q25 > 1e-9 else float(known.std() or 1.0)
+        return self
+
+    def transform(self, shares: np.ndarray, categories: Sequence[str], price_level: np.ndarray) -> np.ndarray:
+        """(n, len(self.categories) + 1) rows; ``shares`` columns follow ``categories`` (matched by name)."""
+        n = len(price_level)
+        aligned = np.zeros((n, len(self.categories)))
+        position = {name: j for j, name in enumerate(categories)}
+        for j, name in enumerate(self.categories):
+            if name in position and shares is not None and shares.shape[1]:
+                aligned[:, j] = shares[:, position[name]]
+        logs = _log_price(price_level)
+        price = np.where(np.isfinite(logs), (logs - self.price_center) / self.price_scale, 0.0)
+        return np.hstack([aligned * self.affinity_weight, (price * self.price_weight).reshape(-1, 1)])
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "categories": list(self.categories),
+            "affinity_weight": self.affinity_weight,
+            "price_weight": self.price_weight,
+            "price_center": self.price_center,
+            "price_scale": self.price_scale,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SegmentSpace:
+        return cls(
+            categories=list(data["categories"]),
+            affinity_weight=float(data["affinity_weight"]),
+            price_weight=float(data["price_weight"]),
+            price_center=float(data["price_center"]),
+            price_scale=float(data["price_scale"]),
+        )
+
+
+def _log_price(price_level: np.ndarray) -> np.ndarray:
+    values = np.asarray(price_level, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log(values), np.nan)

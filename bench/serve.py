@@ -1,0 +1,376 @@
+"""Serving benchmark: gunicorn + wrk on loopback against Postgres and Redis.
+
+One run: (re)creates the Postgres database ``bench_serve``, seeds a 10,000-item demo shop
+(``shop.demo.generator.seed_demo``), trains a small behaviour network (core + registry),
+refreshes popularity, item relations and the precomputed lists, creates logged-in sessions,
+then starts gunicorn and measures with ``wrk --latency`` at 16 connections:
+
+- ``/healthz`` (the ceiling of this machine and WSGI stack);
+- ``/api/recommendations/`` for users with a fresh precomputed list (the fast path);
+- ``/api/recommendations/`` for users with events newer than their list (the real-time path),
+  plus the model's own time per single history in-process (one torch thread);
+- ``refresh_recommendations`` users/s, and the product page (two blocks) in the test client.
+
+Prints one markdown table. Usage::
+
+    nice -n 10 .venv/bin/python bench/serve.py [--quick] [--workers 3] [--duration 10]
+
+Needs Postgres at 127.0.0.1:5432 (user postgres), Redis at 127.0.0.1:6379 (db 4), /usr/bin/wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PG = "postgres://postgres@127.0.0.1:5432"
+WRK = "/usr/bin/wrk"
+CONNECTIONS = 16
+
+LUA = r"""
+-- One session cookie per request, rotating through the list (offset per thread).
+local cookies = {}
+local counter = 0
+local offset = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 7919)
+end
+function init(args)
+  for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
+  offset = offset or 0
+end
+function request()
+  counter = counter + 1
+  local cookie = cookies[((counter + offset) % #cookies) + 1]
+  return wrk.format("GET", wrk.path, {["Cookie"] = cookie})
+end
+"""
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _recreate_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _configure(args: argparse.Namespace, media: str) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": f"{PG}/{args.database}",
+        "CACHE_URL": "redis://127.0.0.1:6379/4",
+        "CACHE_KEY_PREFIX": "bench-serve",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-serve-only-secret-key-not-for-production",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "CELERY_BROKER_URL": "",
+        "MEDIA_ROOT": media,
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
+        "CONN_MAX_AGE": "600",
+    }
+    os.environ.update(env)
+    return env
+
+
+def _train(quick: bool) -> object:
+    """A small network on every event, stored and activated through the registry."""
+    from recommendations import registry
+    from recommendations.core.config import NetworkConfig
+    from recommendations.core.recommender import BehaviorRecommender
+    from recommendations.data import load_event_log
+    from recommendations.models import ModelVersion
+
+    log = load_event_log()
+    config = NetworkConfig(epochs=1 if quick else 2, device="cpu", threads=2, patience=1)
+    recommender = BehaviorRecommender(config).fit(log)
+    with tempfile.TemporaryDirectory() as folder:
+        recommender.save(folder)
+        number = (ModelVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+        stored = registry.store_artifact(folder, number=number)
+    version = ModelVersion.objects.create(
+        number=number, artifact_path=stored.path, artifact_files=stored.files, sha256=stored.sha256
+    )
+    registry.activate_version(version, by="bench")
+    registry.clear_model_cache()
+    return registry.get_active_model()
+
+
+def _sessions(user_ids: list, path: Path) -> None:
+    """A logged-in session per user (as the login view would make), one Cookie line per user."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    lines = []
+    for user in get_user_model().objects.filter(pk__in=user_ids):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        lines.append(f"sessionid={session.session_key}; rec_vid=bench{user.pk:010d}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fresh_events(user_ids: list) -> None:
+    """One new view per user, newer than their precomputed list: the real-time path serves them."""
+    import uuid
+
+    from django.utils import timezone
+
+    from behavior.models import Event
+    from shop.models import Product
+
+    item_ids = list(Product.objects.filter(is_active=True).order_by("?").values_list("pk", flat=True)[:2000])
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [
+            Event(
+                event_id=uuid.uuid4(),
+                user_id=pk,
+                item_id=item_ids[i % len(item_ids)],
+                event_type="view",
+                occurred_at=now,
+            )
+            for i, pk in enumerate(user_ids)
+        ],
+        batch_size=2000,
+    )
+
+
+def _wrk(url: str, seconds: int, script: Path | None = None, cookies: Path | None = None) -> dict[str, float]:
+    command = [WRK, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    if cookies is not None:
+        command += ["--", str(cookies)]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    total = float(re.search(r"(\d+) requests in", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return {
+        "rps": rps,
+        "requests": total,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "non2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def _wait_for(url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer {url} within {seconds:.0f} s")
+
+
+def _model_times(loaded, histories: list, n: int) -> tuple[float, float]:
+    import torch
+
+    torch.set_num_threads(1)
+    recommender = loaded.recommender
+    for history in histories[:20]:
+        recommender.recommend([history], n)
+    times = []
+    for history in histories:
+        started = time.perf_counter()
+        recommender.recommend([history], n)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), _percentile(times, 0.99)
+
+
+def _product_page(skus: list[str], requests: int) -> tuple[float, float]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_USER_AGENT="Mozilla/5.0 (bench)")
+    client.get(f"/p/{skus[0]}/")  # visitor cookie and session
+    timings, queries = [], []
+    for i in range(requests):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = client.get(f"/p/{skus[(i * 7) % len(skus)]}/")
+            timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+        assert response.content.count(b'class="rec-block"') == 2, "the page lost a recommendation block"
+        queries.append(len(captured))
+    return statistics.median(timings), statistics.median(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer users/events and 5 s per wrk run")
+    parser.add_argument("--database", default="bench_serve", help="Postgres database name (recreated)")
+    parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=0, help="seconds per wrk run (default 10, quick 5)")
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database and model of the last run (no reseed)"
+    )
+    args = parser.parse_args()
+    duration = args.duration or (5 if args.quick else 10)
+    users = 1000 if args.quick else 3000
+    events = 60_000 if args.quick else 150_000
+    if not os.path.exists(WRK):
+        raise SystemExit(f"{WRK} is required")
+    workdir = Path(tempfile.gettempdir()) / f"bench-serve-{args.database}"
+    if not args.reuse:
+        shutil.rmtree(workdir, ignore_errors=True)
+        _recreate_database(args.database)
+    workdir.mkdir(exist_ok=True)
+    env = _configure(args, str(workdir / "media"))
+
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from recommendations.models import PrecomputedList
+    from recommendations.serving.popularity import refresh_popularity
+    from recommendations.serving.precompute import refresh_recommendations
+    from recommendations.serving.relations import refresh_item_relations
+    from shop.demo.generator import SeedOptions, seed_demo
+    from shop.models import Product
+
+    def say(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    from recommendations import registry
+
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    loaded = registry.get_active_model() if args.reuse else None
+    if loaded is None:
+        report = seed_demo(SeedOptions(users=users, events=events, products=args.products, days=60))
+        say(f"seeded {report.products} products, {report.users} users, {report.events} events")
+        loaded = _train(args.quick)
+    say(f"model v{loaded.version_number} on {len(loaded.recommender.item_ids_)} items")
+    refresh_popularity()
+    relations = refresh_item_relations()
+    say(f"popularity and relations refreshed: {relations}")
+    refresh_recommendations()  # warm-up (model load, first batch)
+    precompute = refresh_recommendations()
+    say(f"precomputed {precompute.users} lists in {precompute.seconds:.1f} s")
+
+    listed = list(PrecomputedList.objects.order_by("user_id").values_list("user_id", flat=True))
+    realtime_ids, fast_ids = listed[: len(listed) // 3], listed[len(listed) // 3 :]
+    fast_cookies, realtime_cookies = workdir / "fast.txt", workdir / "realtime.txt"
+    _sessions(fast_ids, fast_cookies)
+    _sessions(realtime_ids, realtime_cookies)
+    _fresh_events(realtime_ids)
+    script = workdir / "cookies.lua"
+    script.write_text(LUA)
+
+    from recommendations.data import load_histories
+
+    histories = [h for h in load_histories(users=realtime_ids[:500]).values() if h]
+    model_p50, model_p99 = _model_times(loaded, histories, 40)
+    skus = list(
+        Product.objects.filter(is_active=True, stock__gt=0).order_by("sku").values_list("sku", flat=True)
+    )
+    page_median, page_queries = _product_page(skus, 60 if args.quick else 200)
+    from django.db import connections
+
+    connections.close_all()
+
+    base = f"http://127.0.0.1:{args.port}"
+    gunicorn = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "shop.wsgi:application",
+            "-w",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--log-level",
+            "warning",
+            "--preload",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
+    try:
+        _wait_for(f"{base}/healthz", 180)
+        # warm every worker (model load, popularity snapshot) before measuring
+        _wrk(f"{base}/api/recommendations/", 2, script, fast_cookies)
+        _wrk(f"{base}/api/recommendations/", 2, script, realtime_cookies)
+        health = _wrk(f"{base}/healthz", duration)
+        fast = _wrk(f"{base}/api/recommendations/", duration, script, fast_cookies)
+        # a newer event for every real-time shopper: the warm-up's cached real-time lists are stale
+        _fresh_events(realtime_ids)
+        realtime = _wrk(f"{base}/api/recommendations/", duration, script, realtime_cookies)
+    finally:
+        os.killpg(gunicorn.pid, signal.SIGTERM)
+        gunicorn.wait(timeout=30)
+
+    share = fast["rps"] / health["rps"] * 100 if health["rps"] else float("nan")
+    rows = [
+        ("/healthz req/s", f"{health['rps']:.0f}", "-"),
+        ("precomputed API req/s", f"{fast['rps']:.0f}", ">= 1,500"),
+        ("precomputed API p50 / p99 ms", f"{fast['p50']:.2f} / {fast['p99']:.2f}", "p99 < 50"),
+        ("precomputed API vs /healthz", f"{share:.0f} %", ">= 50 %"),
+        ("real-time API req/s", f"{realtime['rps']:.0f}", ">= 300"),
+        ("real-time API p50 / p99 ms", f"{realtime['p50']:.2f} / {realtime['p99']:.2f}", "-"),
+        (
+            "real-time requests per shopper (1st = model run)",
+            f"{realtime['requests'] / len(realtime_ids):.1f}",
+            "-",
+        ),
+        ("model time per history p50 / p99 ms", f"{model_p50:.2f} / {model_p99:.2f}", "p50 < 2, p99 < 10"),
+        ("refresh_recommendations users/s", f"{precompute.users_per_second:.0f}", ">= 2,500"),
+        ("product page (2 blocks) median ms", f"{page_median:.1f}", "< 30"),
+        ("product page queries (median)", f"{page_queries:.0f}", "-"),
+        (
+            "non-2xx responses (all runs)",
+            f"{health['non2xx'] + fast['non2xx'] + realtime['non2xx']:.0f}",
+            "0",
+        ),
+    ]
+    print(
+        f"\nServing benchmark: {args.products} items, {len(listed)} users with lists "
+        f"({len(fast_ids)} fast-path, {len(realtime_ids)} real-time sessions), gunicorn -w {args.workers}, "
+        f"wrk -t2 -c{CONNECTIONS} -d{duration}s, {os.cpu_count()} CPUs, Postgres + Redis on loopback\n"
+    )
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    for measure, value, target in rows:
+        print(f"| {measure} | {value} | {target} |")
+
+
+if __name__ == "__main__":
+    main()

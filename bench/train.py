@@ -1,0 +1,191 @@
+"""Training speed of the behaviour network (CPU, 2 threads by default).
+
+1. interactions (labelled next-item positions) per second per epoch on a synthetic shop-like log;
+2. wall time of a whole BehaviorRecommender.fit on the Taobao `2 novel` protocol split, next to RecBole
+   SASRec's 678 s from /work/shared/eval/RESULTS.md (skipped when the shared data is absent);
+3. time and peak memory growth at 100k / 300k / 1M synthetic events (each size in a fresh subprocess so
+   the peak RSS is its own).
+
+usage: nice -n 5 .venv/bin/python bench/train.py [--threads 2] [--sizes 100000,300000,1000000]
+       [--epochs 2] [--skip-taobao] [--skip-growth]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recommendations.core.config import NetworkConfig  # noqa: E402
+from recommendations.core.dataset import EventLog  # noqa: E402
+from recommendations.core.recommender import BehaviorRecommender  # noqa: E402
+
+EVAL = Path(os.environ.get("SHARED_EVAL", "/work/shared/eval"))
+DATA = Path(os.environ.get("SHARED_DATA", "/work/shared/data"))
+
+
+def synthetic_shop(n_events: int, n_items: int = 2000, seed: int = 0) -> EventLog:
+    """Shop-like sessions: Zipf item popularity, category-local browsing, some carts and purchases."""
+    rng = np.random.default_rng(seed)
+    n_users = max(n_events // 25, 10)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    pop /= pop.sum()
+    users = np.empty(n_events, dtype=object)
+    items = np.empty(n_events, dtype=object)
+    types = np.empty(n_events, dtype=object)
+    times = np.empty(n_events, dtype=np.float64)
+    t0 = 1_700_000_000.0
+    k = 0
+    keys = np.array([f"SKU-{i:05d}" for i in range(n_items)], dtype=object)
+    while k < n_events:
+        u = int(rng.integers(0, n_users))
+        n = min(int(rng.integers(3, 30)), n_events - k)
+        cur = int(rng.choice(n_items, p=pop))
+        t = t0 + rng.random() * 60 * 86400
+        for _ in range(n):
+            # browse nearby items (same "category" block of 50) most of the time
+            cur = (
+                int((cur // 50) * 50 + rng.integers(0, 50)) % n_items
+                if rng.random() < 0.7
+                else int(rng.choice(n_items, p=pop))
+            )
+            r = rng.random()
+            users[k], items[k], times[k] = f"user-{u}", keys[cur], t
+            types[k] = "purchase" if r < 0.03 else "add_to_cart" if r < 0.1 else "view"
+            t += rng.exponential(90)
+            k += 1
+    return EventLog(users, items, types, times)
+
+
+def speed(threads: int, n_events: int, epochs: int) -> dict:
+    log = synthetic_shop(n_events)
+    cfg = NetworkConfig(threads=threads, device="cpu", epochs=epochs, patience=epochs, refit_full=False)
+    rec = BehaviorRecommender(cfg).fit(log)
+    hist = rec.report_["train_history"]
+    return {
+        "events": n_events,
+        "items": rec.report_["n_items"],
+        "epochs": len(hist),
+        "interactions_per_second_per_epoch": [h["interactions_per_second"] for h in hist],
+        "mean_interactions_per_second": rec.report_["interactions_per_second"],
+        "positions_per_epoch": round(hist[0]["interactions_per_second"] * hist[0]["seconds"]),
+        "fit_seconds": rec.report_["seconds"],
+    }
+
+
+def taobao(threads: int) -> dict | None:
+    if not (EVAL / "protocol.py").is_file() or not DATA.is_dir():
+        return None
+    sys.path.insert(0, str(EVAL))
+    import protocol
+    from convert import taobao as read
+
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        src = Path(tmp) / "taobao.csv"
+        read(DATA).to_csv(src, index=False)
+        protocol.split(src, Path(tmp) / "split", 2, "novel")
+        log = EventLog.from_csv(Path(tmp) / "split" / "train.csv")
+    cfg = NetworkConfig(threads=threads, device="cpu", min_item_users=1, min_user_events=1, dropout=0.5)
+    t0 = time.perf_counter()
+    rec = BehaviorRecommender(cfg).fit(log)
+    wall = time.perf_counter() - t0
+    return {
+        "train_events": len(log),
+        "wall_seconds": round(wall, 1),
+        "recbole_sasrec_seconds": 678,
+        "speedup": round(678 / wall, 1),
+        "epochs": rec.report_["epochs"],
+        "epochs_run": rec.report_["epochs_run"],
+        "interactions_per_second": rec.report_["interactions_per_second"],
+    }
+
+
+def growth_child(n_events: int, threads: int, epochs: int) -> None:
+    t0 = time.perf_counter()
+    log = synthetic_shop(n_events)
+    gen = time.perf_counter() - t0
+    cfg = NetworkConfig(threads=threads, device="cpu", epochs=epochs, patience=epochs, refit_full=False)
+    t1 = time.perf_counter()
+    rec = BehaviorRecommender(cfg).fit(log)
+    fit = time.perf_counter() - t1
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "events": n_events,
+                "items": rec.report_["n_items"],
+                "users": rec.report_["n_users"],
+                "epochs": rec.report_["epochs_run"],
+                "fit_seconds": round(fit, 1),
+                "seconds_per_epoch": round(
+                    sum(h["seconds"] for h in rec.report_["train_history"])
+                    / max(rec.report_["epochs_run"], 1),
+                    1,
+                ),
+                "interactions_per_second": rec.report_["interactions_per_second"],
+                "generate_seconds": round(gen, 1),
+                "peak_rss_mb": round(peak_kb / 1024, 1),
+            }
+        )
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--speed-events", type=int, default=100_000)
+    ap.add_argument("--sizes", default="100000,300000,1000000")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--skip-taobao", action="store_true")
+    ap.add_argument("--skip-growth", action="store_true")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        growth_child(a.child, a.threads, a.epochs)
+        return 0
+    out = {"threads": a.threads, "speed": speed(a.threads, a.speed_events, a.epochs)}
+    print(json.dumps({"speed": out["speed"]}), flush=True)
+    if not a.skip_taobao:
+        out["taobao_2_novel"] = taobao(a.threads) or "skipped: shared data absent"
+        print(json.dumps({"taobao_2_novel": out["taobao_2_novel"]}), flush=True)
+    if not a.skip_growth:
+        rows = []
+        for n in (int(x) for x in a.sizes.split(",")):
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(n),
+                    "--threads",
+                    str(a.threads),
+                    "--epochs",
+                    str(a.epochs),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            row = (
+                json.loads(proc.stdout.strip().splitlines()[-1])
+                if proc.returncode == 0
+                else {"events": n, "error": proc.stderr[-300:]}
+            )
+            rows.append(row)
+            print(json.dumps({"growth": row}), flush=True)
+        out["growth"] = rows
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""The Docker setup: compose file, Dockerfile, and the image's web preparation run directly."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
+SERVICES = ("web", "worker", "beat", "postgres", "redis")
+
+
+@pytest.fixture
+def compose() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((DOCKER / "compose.yml").read_text())
+
+
+def test_compose_has_every_service_with_a_healthcheck(compose):
+    # given / when
+    services = compose["services"]
+
+    # then
+    assert set(SERVICES) <= set(services)
+    missing = [name for name in SERVICES if "healthcheck" not in services[name]]
+    assert missing == []
+
+
+def test_compose_keeps_state_in_named_volumes(compose):
+    # given
+    services, volumes = compose["services"], compose.get("volumes") or {}
+
+    # when
+    mounted = {name: [v.split(":")[0] for v in services[name].get("volumes", [])] for name in SERVICES}
+
+    # then: database, broker and model artefacts survive a container rebuild
+    assert {"pgdata", "redisdata", "media"} <= set(volumes)
+    assert "pgdata" in mounted["postgres"] and "redisdata" in mounted["redis"]
+    assert all("media" in mounted[name] for name in ("web", "worker", "beat"))
+
+
+def test_compose_app_services_use_the_entrypoint_roles(compose):
+    # given
+    services = compose["services"]
+
+    # then
+    assert [services[name]["command"] for name in ("web", "worker", "beat")] == [
+        ["web"],
+        ["worker"],
+        ["beat"],
+    ]
+    assert services["web"]["environment"]["DEBUG"] == "0"
+
+
+def test_dockerfile_is_multi_stage_pinned_and_non_root():
+    # given
+    text = (DOCKER / "Dockerfile").read_text()
+
+    # when
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", text, flags=re.MULTILINE | re.IGNORECASE)
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+
+    # then
+    assert len(stages) >= 2
+    assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-\S+", base.group(1)), "base image pinned to a patch"
+    assert "latest" not in base.group(1)
+    assert users and users[-1] not in ("root", "0")
+    assert "COPY --from=" in text
+
+
+def _web_preparation_steps() -> list[list[str]]:
+    """The manage.py commands the entrypoint's ``web`` role runs before gunicorn."""
+    text = (DOCKER / "entrypoint.sh").read_text()
+    web = text.split("web)", 1)[1].split(";;", 1)[0]
+    steps = [line.strip().split(">", 1)[0].split() for line in web.splitlines() if "manage.py" in line]
+    return [step[step.index("manage.py") + 1 :] for step in steps]
+
+
+def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
+    # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "",
+        "CACHE_URL": "",
+        "SECURE_SSL_REDIRECT": "1",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_HSTS_PRELOAD": "1",
+        "SESSION_COOKIE_SECURE": "1",
+        "CSRF_COOKIE_SECURE": "1",
+    }
+    steps = _web_preparation_steps()
+    assert [step[0] for step in steps] == ["migrate", "install_schedule", "collectstatic"]
+
+    # when
+    results = [
+        subprocess.run(
+            [sys.executable, "manage.py", *step],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for step in [*steps, ["check", "--deploy", "--fail-level", "WARNING"]]
+    ]
+
+    # then
+    failures = [(r.args[2:], r.stdout[-1500:] + r.stderr[-1500:]) for r in results if r.returncode]
+    assert failures == []
