@@ -39,7 +39,8 @@ lint: install
 	$(PY) -m ruff format --check .
 
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

@@ -7,9 +7,15 @@
 2. ``manage.py import_events`` of generated CSVs (``--small-rows`` and ``--rows`` rows):
    rows/s and peak RSS of the command process, to show that memory stays flat.
 
-Usage: ``nice -n 10 .venv/bin/python bench/ingest.py [--quick]``. Needs Postgres at
-``--pg`` (default postgres://postgres@127.0.0.1:5432); creates and drops ``--db``.
+Usage: ``nice -n 10 .venv/bin/python bench/ingest.py [--quick] [--defer-indexes]``. Needs
+Postgres at ``--pg`` (default postgres://postgres@127.0.0.1:5432); creates and drops ``--db``.
 Targets: >= 10,000 events/s over HTTP, >= 5x the naive loop, import >= 50,000 rows/s.
+
+Besides wall-clock rates it prints CPU seconds per event of each party (gunicorn process
+tree, the Postgres backends of the bench database, the client processes; sampled with
+psutil), because on a shared machine wall time mostly measures the other tenants. The
+import figures separate Django start-up from the import itself (the command prints its
+own elapsed time). Ends with a Markdown table (copied into bench/RESULTS-ingest.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ then starts gunicorn and measures with ``wrk --latency`` at 16 connections:
 
 Prints one markdown table. Usage::
 
-    nice -n 10 .venv/bin/python bench/serve.py [--quick] [--workers 3] [--duration 10]
+    nice -n 10 .venv/bin/python bench/serve.py [--quick] [--reuse] [--workers 3] [--threads 4] [--duration 10]
 
 Needs Postgres at 127.0.0.1:5432 (user postgres), Redis at 127.0.0.1:6379 (db 4), /usr/bin/wrk.
 """
@@ -115,8 +115,13 @@ def _train(quick: bool) -> object:
 
 def _sessions(user_ids: list, path: Path) -> None:
     """A logged-in session per user (as the login view would make), one Cookie line per user."""
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+
+    # the configured engine (cached_db): the session lands in the cache too, as a login would
+    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
     lines = []
     for user in get_user_model().objects.filter(pk__in=user_ids):
@@ -235,6 +240,9 @@ def main() -> None:
     parser.add_argument("--database", default="bench_serve", help="Postgres database name (recreated)")
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (gthread; 1 = sync workers)"
+    )
     parser.add_argument("--duration", type=int, default=0, help="seconds per wrk run (default 10, quick 5)")
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument(
@@ -318,6 +326,7 @@ def main() -> None:
             f"127.0.0.1:{args.port}",
             "--log-level",
             "warning",
+            *(["-k", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []),
             "--preload",
         ],
         cwd=ROOT,
@@ -363,7 +372,8 @@ def main() -> None:
     ]
     print(
         f"\nServing benchmark: {args.products} items, {len(listed)} users with lists "
-        f"({len(fast_ids)} fast-path, {len(realtime_ids)} real-time sessions), gunicorn -w {args.workers}, "
+        f"({len(fast_ids)} fast-path, {len(realtime_ids)} real-time sessions), "
+        f"gunicorn -w {args.workers} --threads {args.threads}, "
         f"wrk -t2 -c{CONNECTIONS} -d{duration}s, {os.cpu_count()} CPUs, Postgres + Redis on loopback\n"
     )
     print("| measure | value | target |")

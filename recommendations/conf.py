@@ -113,8 +113,14 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "SEGMENT_SILHOUETTE_SAMPLE": 4000,
     "DBSCAN_SAMPLE_SIZE": 10_000,
     # --- serving: real-time path, impressions and item relations (serving engineer) ----------------
-    # Impressions buffered per process before one bulk INSERT (1 = written at the end of each request).
-    "IMPRESSION_BATCH_SIZE": 1,
+    # Impressions queued in Redis (shared by the web workers) before one bulk INSERT; other cache
+    # backends write a request's impressions when it finishes.
+    "IMPRESSION_BATCH_SIZE": 200,
+    # A web worker also writes the Redis queue when it has not done so for this many seconds.
+    "IMPRESSION_FLUSH_SECONDS": 5.0,
+    # Seconds the API may reuse a list assembled from a fresh precomputed list (stock changes
+    # show up after at most this long; a new event or a new precomputed list shows at once).
+    "LIST_CACHE_SECONDS": 30,
     # Related items kept per item and kind by recommendations.refresh_item_relations.
     "RELATED_ITEMS": 20,
     # Users scored per batch by recommendations.refresh_recommendations.

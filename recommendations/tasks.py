@@ -1,13 +1,23 @@
 """Celery tasks of the recommender: thin wrappers over services, with permanent names.
 
-Shared file: each concern appends its own section below.
+Each task takes only primitives, imports its service lazily (so importing the tasks
+module, e.g. by Celery's autodiscovery in a web process, does not load torch), and is
+idempotent so that a redelivery is harmless.
 """
+
+import random
+from dataclasses import asdict
+
+from celery import shared_task
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from recommendations.conf import recommender_settings
 
 
 # --- serving: precomputed lists, item relations, popularity (serving engineer) -------------------------
-from celery import shared_task
-
-
 @shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
 def refresh_recommendations() -> int:
     """Score every active user through the active model and store the lists (table + cache)."""
@@ -30,18 +40,13 @@ def refresh_item_relations() -> dict:
 # --- training ------------------------------------------------------------------------------------
 # The retrain task is routed to RECOMMENDER["TRAIN_QUEUE"] (see ``enqueue_retrain`` and the project's
 # CELERY_TASK_ROUTES); its time limits come from the same settings dict.
-import random  # noqa: E402
-
-from celery import shared_task  # noqa: E402
-from django.db import InterfaceError as _DbInterfaceError  # noqa: E402
-from django.db import OperationalError as _DbOperationalError  # noqa: E402
-from django.db import transaction  # noqa: E402
-from kombu.exceptions import OperationalError as _BrokerOperationalError  # noqa: E402
-
-from recommendations.conf import recommender_settings  # noqa: E402
-
 # Lost database or broker connections: worth another attempt; anything else is not.
-TRANSIENT_TRAINING_ERRORS = (_DbInterfaceError, _DbOperationalError, _BrokerOperationalError, ConnectionError)
+TRANSIENT_TRAINING_ERRORS = (
+    DatabaseInterfaceError,
+    DatabaseOperationalError,
+    BrokerOperationalError,
+    ConnectionError,
+)
 
 
 def _retry_countdown(retries: int) -> float:
@@ -96,11 +101,16 @@ def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> Non
 
 
 # --- profiles (profiles engineer) ------------------------------------------------------------------
-@shared_task(name="recommendations.rebuild_profiles", ignore_result=True, acks_late=True, soft_time_limit=3600)
+@shared_task(
+    name="recommendations.rebuild_profiles",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=3600,
+    time_limit=3900,
+)
 def rebuild_profiles(user_ids: list | None = None, full: bool = False) -> dict:
     """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless."""
-    from dataclasses import asdict
-
     from recommendations.profiles import rebuild_profiles as rebuild
 
     return asdict(rebuild(user_ids=user_ids, full=full))

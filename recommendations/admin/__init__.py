@@ -1,3 +1,2 @@
-"""Admin of the recommender: model registry, profiles and the dashboard (one module each)."""
-from recommendations.admin import dashboard, profiles, registry  # noqa: F401
-from recommendations.admin import privacy  # noqa: E402,F401
+"""Admin of the recommender: model registry, profiles, privacy and the dashboard (one module each)."""
+from recommendations.admin import dashboard, privacy, profiles, registry  # noqa: F401

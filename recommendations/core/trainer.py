@@ -130,29 +130,45 @@ def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tup
 
 @torch.no_grad()
 def score_sequences(
-    network: BehaviorNetwork, seqs: Sequences, device: torch.device, batch_size: int = 256
+    network: BehaviorNetwork,
+    seqs: Sequences,
+    device: torch.device,
+    batch_size: int = 256,
+    *,
+    with_logits: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Next-item logits and last hidden state for every sequence.
 
+    Parameters
+    ----------
+    with_logits : bool
+        ``False`` skips the catalogue-wide scoring (callers that need the hidden state only, e.g. the
+        propensity head, would otherwise pay an (n, n_items) matmul and copy); logits are then empty.
+
     Returns
     -------
-    logits : ndarray of shape (len(seqs), n_items), float32
+    logits : ndarray of shape (len(seqs), n_items), float32 (shape (0, n_items) without logits)
     hidden : ndarray of shape (len(seqs), dim), float32
     """
     network.eval()
-    out_l, out_h = [], []
-    for start in range(0, len(seqs), batch_size):
-        rows = list(range(start, min(start + batch_size, len(seqs))))
-        items, types, gaps = (
-            torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, network.max_length)
-        )
-        h = network.last_hidden(items, types, gaps)
-        out_h.append(h.float().cpu().numpy())
-        out_l.append(network.scores(h).float().cpu().numpy())
     n = network.n_items
-    if not out_l:
+    if not len(seqs):
         return np.zeros((0, n), dtype=np.float32), np.zeros((0, network.dim), dtype=np.float32)
-    return np.concatenate(out_l), np.concatenate(out_h)
+    # shortest first, each batch padded only to its own longest sequence: left padding is masked and
+    # positions count from the newest step, so trimming leading pad columns changes no output
+    lengths = np.minimum([len(it) for it in seqs.items], network.max_length)
+    order = np.argsort(lengths, kind="stable")
+    hidden = np.zeros((len(seqs), network.dim), dtype=np.float32)
+    logits = np.zeros((len(seqs), n), dtype=np.float32) if with_logits else np.zeros((0, n), dtype=np.float32)
+    for start in range(0, len(seqs), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(int(lengths[rows].max()), 1)
+        items, types, gaps = (torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, width))
+        h = network.last_hidden(items, types, gaps)
+        hidden[rows] = h.float().cpu().numpy()
+        if with_logits:
+            logits[rows] = network.scores(h).float().cpu().numpy()
+    return logits, hidden
 
 
 def validation_ranks(logits: np.ndarray | torch.Tensor, validation: Validation) -> np.ndarray:
@@ -237,7 +253,13 @@ class Trainer:
                 total = 0.0
                 for start in range(0, n_windows, cfg.batch_size):
                     idx = perm[start : start + cfg.batch_size]
-                    items, types, gaps, labels = (t[idx].to(device, non_blocking=True) for t in tensors)
+                    items, types, gaps, labels = (t[idx] for t in tensors)
+                    # drop leading columns that are padding in every row of the batch (exact: they are
+                    # masked and carry no label; positions count from the newest step)
+                    first = int(torch.argmax((items > 0).any(0).to(torch.int8)))
+                    items, types, gaps, labels = (
+                        t[:, first:].to(device, non_blocking=True) for t in (items, types, gaps, labels)
+                    )
                     negatives = None
                     if sampled:
                         negatives = torch.randint(

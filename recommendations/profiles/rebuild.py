@@ -46,10 +46,15 @@ from recommendations.core.profiles.segments import (
     nearest_centre,
 )
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
+from recommendations.locks import run_lock
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.profiles.features import load_catalogue, load_profile_events, profile_users
 from recommendations.profiles.tags import get_tag_rules
 from recommendations.profiles.writer import vacuum_profiles, write_profiles
+
+PROFILE_LOCK_NAME = "recommendations.rebuild_profiles"
+# A rebuild of 100k profiles takes about a minute; a dead process frees the lease after this.
+PROFILE_LEASE_SECONDS = 3600
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +104,25 @@ def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = Fals
     ``PROFILE_INCREMENTAL_MAX_SHARE`` of the profiles changed.
     """
     started = time.monotonic()
+    # Two schedulers, a redelivered task or a manual run must never rebuild at the same time:
+    # the loser returns at once with a "skipped" result instead of waiting.
+    with run_lock(PROFILE_LOCK_NAME, lease_seconds=PROFILE_LEASE_SECONDS) as lock:
+        if lock is None:
+            return RebuildResult(
+                run_id=0,
+                kind="skipped",
+                users=0,
+                segments=0,
+                outliers=0,
+                tagged=0,
+                seconds=round(time.monotonic() - started, 3),
+                propensity_source="",
+                notes=["another profile rebuild is running"],
+            )
+        return _locked_rebuild(user_ids, full, started)
+
+
+def _locked_rebuild(user_ids: Iterable[Any] | None, full: bool, started: float) -> RebuildResult:
     # One native thread for K-means / DBSCAN / BLAS: on a busy 2-core machine OpenMP workers
     # spin against each other (the silhouette search over k took 55 s with the default
     # threads, 1.5 s with one). Every array here is small enough for one core.

@@ -29,6 +29,10 @@ class ShopperState:
     def latest_ts(self) -> float | None:
         return self.history[-1][2] if self.history else None
 
+    @property
+    def oldest_ts(self) -> float | None:
+        return self.history[0][2] if self.history else None
+
     def keys_with_type(self, *event_types: str) -> set[str]:
         return {key for key, event_type, _ in self.history if event_type in event_types}
 

@@ -1,18 +1,26 @@
-"""Impressions: one row per served list, written in bulk after the response.
+"""Impressions: one row per served list, written in bulk, never on the request's critical path.
 
-Lists served during a request are buffered and written in one INSERT when the request
-finishes (``request_finished``), or at once when no request is in flight. The buffer
-may also hold up to ``IMPRESSION_BATCH_SIZE`` rows across requests (high-traffic setups)
-before one bulk write.
+With a Redis cache, a served list is queued in one Redis list shared by every web worker
+(``RPUSH``: one round trip, no transaction) and the queue is written in one multi-row INSERT
+when it holds ``IMPRESSION_BATCH_SIZE`` rows, when a worker has not written it for
+``IMPRESSION_FLUSH_SECONDS``, and by ``refresh_recommendations``. Other cache backends are
+per process, so a buffer there would be lost with the process: the lists served during a
+request are written in one INSERT when the request finishes (``request_finished``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import logging
 import threading
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.core.signals import request_finished
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -21,46 +29,115 @@ from recommendations.conf import recommender_settings
 
 logger = logging.getLogger(__name__)
 
-_buffer: list[Any] = []
+QUEUE_KEY = "rec:impressions"
+_buffer: list[dict] = []
 _lock = threading.Lock()
+_last_flush = time.monotonic()
+
+
+def redis_client() -> Any:
+    """The raw Redis client behind the default cache, or None for other backends."""
+    from django.core.cache import caches
+
+    default = caches["default"]  # the backend itself: ``cache`` is a proxy
+    if type(default).__name__ != "RedisCache":
+        return None
+    try:
+        return default._cache.get_client(None, write=True)
+    except Exception:  # pragma: no cover - a broken Redis falls back to the process buffer
+        return None
+
+
+def _queue_key() -> str:
+    return cache.make_key(QUEUE_KEY)
 
 
 def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "", deferred: bool) -> None:
     """Queue one impression for a served list; ``deferred`` waits for the end of the request."""
-    from recommendations.models import Impression
-
     if not result.items:
         return
-    row = Impression(
-        recommendation_id=result.recommendation_id,
-        user_id=user_id,
-        visitor_id=visitor_id[:64],
-        placement=result.placement[:64],
-        model_version=result.model_version,
-        item_keys=[entry.key for entry in result.items],
-        source=result.source,
-        created_at=timezone.now(),
-    )
+    row = {
+        "recommendation_id": str(result.recommendation_id),
+        "user_id": user_id,
+        "visitor_id": visitor_id[:64],
+        "placement": result.placement[:64],
+        "model_version": result.model_version,
+        "item_keys": [entry.key for entry in result.items],
+        "source": result.source,
+        "created_at": timezone.now().isoformat(),
+    }
+    client = redis_client()
+    queued = 0
+    if client is not None:
+        try:
+            queued = int(client.rpush(_queue_key(), json.dumps(row)))
+        except Exception:
+            logger.warning("Impression queue unavailable, buffering in process", exc_info=True)
+            client = None
+    if client is None:
+        with _lock:
+            _buffer.append(row)
+            queued = len(_buffer)
+    if not deferred or (client is not None and queued >= recommender_settings.IMPRESSION_BATCH_SIZE):
+        flush()
+
+
+def _take_queued() -> list[dict]:
+    """Every queued row (Redis list drained atomically, then this process's buffer)."""
+    rows: list[dict] = []
+    client = redis_client()
+    if client is not None:
+        try:
+            pipe = client.pipeline(transaction=True)
+            pipe.lrange(_queue_key(), 0, -1)
+            pipe.delete(_queue_key())
+            raw, _ = pipe.execute()
+            rows.extend(json.loads(item) for item in raw)
+        except Exception:
+            logger.warning("Could not read the impression queue", exc_info=True)
     with _lock:
-        _buffer.append(row)
-    if not deferred:
-        flush(force=False)
+        rows.extend(_buffer)
+        _buffer.clear()
+    return rows
+
+
+def _model(row: dict) -> Any:
+    from recommendations.models import Impression
+
+    return Impression(
+        recommendation_id=uuid.UUID(row["recommendation_id"]),
+        user_id=row["user_id"],
+        visitor_id=row["visitor_id"],
+        placement=row["placement"],
+        model_version=row["model_version"],
+        item_keys=row["item_keys"],
+        source=row["source"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
 
 
 def flush(*, force: bool = True) -> int:
-    """Write buffered impressions in one bulk INSERT; returns rows written."""
+    """Write queued impressions in one bulk INSERT; returns rows written.
+
+    Without ``force`` only this process's buffer is written, plus the shared queue when this
+    process has not written it for ``IMPRESSION_FLUSH_SECONDS`` (a full queue is written by
+    ``record_impression``): the end of a request on the Redis path costs no round trip.
+    """
     from recommendations.models import Impression
 
-    with _lock:
-        if not _buffer or (not force and len(_buffer) < recommender_settings.IMPRESSION_BATCH_SIZE):
-            return 0
-        rows = list(_buffer)
-        _buffer.clear()
+    global _last_flush
+    recently = time.monotonic() - _last_flush < recommender_settings.IMPRESSION_FLUSH_SECONDS
+    if not force and not _buffer and recently:
+        return 0
+    _last_flush = time.monotonic()
+    rows = [_model(row) for row in _take_queued()]
+    if not rows:
+        return 0
     try:
         # one multi-row INSERT is atomic on its own: no transaction (savepoint) needed
         Impression.objects.bulk_create(rows)
     except IntegrityError:
-        # e.g. a user deleted mid-request: keep the other rows, drop the broken one
+        # e.g. a user deleted meanwhile: keep the other rows, drop the broken one
         written = 0
         for row in rows:
             try:
@@ -81,8 +158,14 @@ def _on_request_finished(**_: Any) -> None:
 
 
 def pending() -> int:
-    return len(_buffer)
+    """Rows queued and not written yet (the shared Redis queue plus this process's buffer)."""
+    queued = len(_buffer)
+    client = redis_client()
+    if client is not None:
+        with contextlib.suppress(Exception):
+            queued += int(client.llen(_queue_key()))
+    return queued
 
 
 request_finished.connect(_on_request_finished, dispatch_uid="recommendations.impressions")
-atexit.register(lambda: flush(force=True) if _buffer else None)
+atexit.register(lambda: flush(force=False) if _buffer else None)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from behavior.items import items_by_key
 from recommendations.conf import recommender_settings
-from recommendations.serving import explain, model
+from recommendations.serving import explain, impressions, model
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def refresh_recommendations(
     started = time.perf_counter()
     loaded = model.get_active_model()
     if loaded is None:
+        impressions.flush()
         return PrecomputeResult(0, time.perf_counter() - started, None)
     ids = active_user_ids() if user_ids is None else list(user_ids)
     size = batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE
@@ -122,5 +123,7 @@ def refresh_recommendations(
         )
         done += len(rows)
     seconds = time.perf_counter() - started
+    # the periodic refresh also writes the impressions the web workers queued meanwhile
+    impressions.flush()
     logger.info("Precomputed %d lists in %.1fs with model version %s", done, seconds, loaded.version_number)
     return PrecomputeResult(done, seconds, loaded.version_number)

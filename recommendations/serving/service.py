@@ -8,6 +8,7 @@ items, the diversity cap, and one impression per list.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ from recommendations.conf import recommender_settings
 from recommendations.serving import explain, impressions, model, popularity
 from recommendations.serving.history import ShopperState, load_state
 from recommendations.serving.state import (
+    not_interested_cache_key,
     not_interested_keys,
     precomputed_cache_key,
     prefetch,
@@ -89,7 +91,9 @@ def _bought_by_shopper(request: Any) -> set[str]:
     if user is None and not visitor_id:
         return set()
     state = _request_state(request, user=user, visitor_id=visitor_id)
-    return state.keys_with_type("purchase") | purchased_keys_cached(state.user_id, state.latest_ts)
+    return state.keys_with_type("purchase") | purchased_keys_cached(
+        state.user_id, state.latest_ts, oldest_ts=state.oldest_ts
+    )
 
 
 def _assemble(
@@ -320,6 +324,69 @@ def _personal_stage(
     return stage
 
 
+def _list_cache_key(state: ShopperState, exclude: set[str], limit: int, placement: str) -> str:
+    """Where the API keeps a list assembled from a precomputed list for these inputs.
+
+    The shopper's latest event is part of the key (a new event is a new key); what the
+    value was built from (precomputed list, "not interested" marks) is checked on reading.
+    """
+    inputs = (state.latest_ts, limit, placement, sorted(exclude))
+    digest = hashlib.sha1(repr(inputs).encode(), usedforsecurity=False).hexdigest()
+    return f"rec:list:{state.user_id}:{digest}"
+
+
+def _list_basis(state: ShopperState, prefetched: dict) -> tuple | None:
+    """What a reusable list depends on, or None when the precomputed list is missing or stale."""
+    precomputed = _precomputed(state.user_id, prefetched)
+    if precomputed is None or (state.latest_ts is not None and state.latest_ts > precomputed["computed_at"]):
+        return None
+    marks = prefetched.get(not_interested_cache_key(state.user_id, state.visitor_id))
+    if marks is None:
+        # marks not cached (e.g. one was just added): build afresh, reuse from the next request
+        return None
+    return (precomputed["computed_at"], precomputed["version"], tuple(marks))
+
+
+def _to_cached(result: RecommendationResult, basis: tuple) -> dict:
+    """A served list without its id and item instances (tracked URLs get the id back on reuse)."""
+    return {
+        "basis": basis,
+        "id": result.recommendation_id,
+        "model_version": result.model_version,
+        "source": result.source,
+        "items": [
+            (e.key, e.score, e.reason, e.position, e.source, e.name, e.url, e.price, e.tracked_url)
+            for e in result.items
+        ],
+    }
+
+
+def _from_cached(cached: dict, *, placement: str) -> RecommendationResult:
+    recommendation_id = str(uuid.uuid4())
+    result = RecommendationResult(
+        recommendation_id=recommendation_id,
+        model_version=cached["model_version"],
+        source=cached["source"],
+        placement=placement,
+    )
+    for key, score, reason, position, source, name, url, price, tracked in cached["items"]:
+        result.items.append(
+            RecommendedItem(
+                key=key,
+                item=None,
+                score=score,
+                reason=reason,
+                position=position,
+                source=source,
+                name=name,
+                url=url,
+                price=price,
+                tracked_url=tracked.replace(cached["id"], recommendation_id),
+            )
+        )
+    return result
+
+
 def _context_keys(context: Mapping[str, Any], adapter: DefaultRecommenderAdapter) -> list[str]:
     keys: list[str] = []
     item = context.get("item")
@@ -350,8 +417,13 @@ def recommend_for(
     context: Mapping[str, Any] | None = None,
     exclude: Iterable[str] = (),
     record: bool | None = None,
+    reuse_list: bool = False,
 ) -> RecommendationResult:
     """A full, explained list for a user or an anonymous visitor, through the fallback chain.
+
+    ``reuse_list=True`` (the API) may answer a user whose precomputed list is fresh from the
+    list assembled for the same inputs up to ``LIST_CACHE_SECONDS`` ago, with a new
+    ``recommendation_id`` and without item instances (``RecommendedItem.item`` is None).
 
     ``context`` may hold ``request`` (cart, items already shown on the page, impressions after
     the response), ``item``/``items`` (the page's items: excluded and used as anchors) and
@@ -365,14 +437,29 @@ def recommend_for(
     state = _request_state(request, user=user, visitor_id=visitor_id)
     page_keys = _context_keys(context, adapter)
     cart_keys = adapter.get_cart_item_keys(request, context)
-    prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts)
+    list_key = None
+    # the API's plain "my list" request is the one worth reusing (no page, cart or category)
+    plain = not page_keys and not cart_keys and context.get("category") is None
+    if reuse_list and state.user_id is not None and plain and not _shown_on_request(request):
+        list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
+    prefetched = prefetch(
+        state.user_id, state.visitor_id, state.latest_ts, extra=[list_key] if list_key else []
+    )
+    basis = _list_basis(state, prefetched) if list_key else None
+    cached = prefetched.get(list_key) if basis is not None else None
+    if cached is not None and cached["basis"] == basis:
+        result = _from_cached(cached, placement=placement)
+        result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
+        return _finish(
+            result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record
+        )
     excluded = (
         {str(k) for k in exclude}
         | set(page_keys)
         | cart_keys
         | _shown_on_request(request)
         | state.keys_with_type("purchase")
-        | purchased_keys_cached(state.user_id, state.latest_ts, prefetched)
+        | purchased_keys_cached(state.user_id, state.latest_ts, prefetched, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id, prefetched)
     )
     loaded = model.get_active_model() if state.history or state.user_id is not None else None
@@ -397,6 +484,8 @@ def recommend_for(
     result = _result(chosen, placement=placement, model_version=version, adapter=adapter)
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
+    if basis is not None and result.source == "personal":
+        cache.set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
     result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
     return _finish(result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record)
 

@@ -21,8 +21,13 @@ def _not_interested_key(user_id: Any, visitor_id: str) -> str:
     return f"rec:ni:{_who(user_id, visitor_id)}"
 
 
-def _bought_key(user_id: Any, latest_ts: float | None) -> str:
-    return f"rec:bought:{user_id}:{latest_ts or 0}"
+def not_interested_cache_key(user_id: Any, visitor_id: str) -> str:
+    """The cache entry holding a shopper's "not interested" keys (part of ``prefetch``)."""
+    return _not_interested_key(user_id, visitor_id)
+
+
+def _bought_key(user_id: Any) -> str:
+    return f"rec:bought:{user_id}"
 
 
 def _cached(cache_key: str, prefetched: dict | None) -> Any:
@@ -32,11 +37,11 @@ def _cached(cache_key: str, prefetched: dict | None) -> Any:
     return prefetched.get(cache_key)
 
 
-def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None) -> dict:
-    """Every per-shopper cache entry a list needs, in ONE cache round trip."""
-    keys = []
+def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> dict:
+    """Every per-shopper cache entry a list needs (plus ``extra`` keys), in ONE cache round trip."""
+    keys = list(extra)
     if user_id is not None:
-        keys += [precomputed_cache_key(user_id), _bought_key(user_id, latest_ts)]
+        keys += [precomputed_cache_key(user_id), _bought_key(user_id)]
     if user_id is not None or visitor_id:
         keys.append(_not_interested_key(user_id, visitor_id))
     return cache.get_many(keys) if keys else {}
@@ -75,15 +80,26 @@ def mark_not_interested(*, user_id: Any, visitor_id: str, item_key: str) -> bool
     return True
 
 
-def purchased_keys_cached(user_id: Any, latest_ts: float | None, prefetched: dict | None = None) -> set[str]:
-    """A user's purchased items, cached per latest event (a new purchase is a new event)."""
+def purchased_keys_cached(
+    user_id: Any, latest_ts: float | None, prefetched: dict | None = None, *, oldest_ts: float | None = None
+) -> set[str]:
+    """A user's purchased items up to their event at ``latest_ts``, cached per user.
+
+    A cached set computed when the latest event was at ``as_of`` stays valid while the
+    caller's recent history (oldest event at ``oldest_ts``) reaches back to ``as_of``: every
+    later purchase is then in that history, which callers exclude themselves. A new event
+    therefore costs no purchase query unless the history no longer overlaps.
+    """
     from recommendations.serving.history import purchased_keys
 
     if user_id is None:
         return set()
-    cache_key = _bought_key(user_id, latest_ts)
-    keys = _cached(cache_key, prefetched)
-    if keys is None:
-        keys = sorted(purchased_keys(user_id))
-        cache.set(cache_key, keys, recommender_settings.CACHE_TIMEOUT)
+    cache_key = _bought_key(user_id)
+    cached = _cached(cache_key, prefetched)
+    if isinstance(cached, dict):
+        as_of = cached.get("as_of")
+        if as_of == latest_ts or (as_of is not None and oldest_ts is not None and oldest_ts <= as_of):
+            return set(cached["keys"])
+    keys = sorted(purchased_keys(user_id))
+    cache.set(cache_key, {"keys": keys, "as_of": latest_ts}, recommender_settings.CACHE_TIMEOUT)
     return set(keys)

@@ -157,3 +157,38 @@ def test_endpoints_are_in_the_openapi_schema(client):
         "/api/recommendations/not-interested/",
     ):
         assert path in paths or path in text
+
+
+@pytest.mark.django_db
+def test_precomputed_list_is_reused_with_a_new_id_until_a_mark_changes_it(client, catalogue, user):
+    # given a fresh precomputed list
+    from recommendations.models import Impression
+    from recommendations.serving import impressions
+
+    PrecomputedList.objects.create(
+        user=user,
+        item_keys=["S5", "S6", "S7"],
+        scores=[0.9, 0.8, 0.7],
+        reasons=["because you viewed Shoe 1"] * 3,
+        model_version=3,
+        computed_at=timezone.now(),
+    )
+    client.force_authenticate(user)
+    # when the same list is asked for twice, then an item is marked "not interested"
+    first = client.get("/api/recommendations/", {"limit": 2}).json()
+    second = client.get("/api/recommendations/", {"limit": 2}).json()
+    client.post("/api/recommendations/not-interested/", {"item": "S5"}, format="json")
+    third = client.get("/api/recommendations/", {"limit": 2}).json()
+    impressions.flush()
+    # then the reused list has its own id (and tracked links), the mark shows at once
+    assert [item["item"] for item in first["items"]] == ["S5", "S6"]
+    assert second["items"] == first["items"]
+    assert second["recommendation_id"] != first["recommendation_id"]
+    assert (second["source"], second["model_version"]) == ("personal", 3)
+    assert [item["item"] for item in third["items"]] == ["S6", "S7"]
+    rows = {str(row.recommendation_id): row.item_keys for row in Impression.objects.filter(user=user)}
+    assert rows == {
+        first["recommendation_id"]: ["S5", "S6"],
+        second["recommendation_id"]: ["S5", "S6"],
+        third["recommendation_id"]: ["S6", "S7"],
+    }

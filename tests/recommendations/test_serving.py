@@ -239,3 +239,74 @@ def test_product_page_with_two_blocks_uses_few_queries(
         impressions.flush()
     assert html.count('class="rec-item"') == 8
     assert html.count("data-recommendation-id=") == 2
+
+
+def _redis_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.django_db
+def test_impressions_queue_in_redis_and_are_written_in_bulk(catalogue, user, page_request, settings):
+    # given a Redis cache (db 4) and a queue of three lists
+    from tests.conftest import require_service
+
+    require_service("Redis", _redis_reachable())
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/4",
+            "KEY_PREFIX": "test-serving-impressions",
+        }
+    }
+    from django.core.cache import caches
+
+    caches["default"].delete(impressions.QUEUE_KEY)
+    impressions.flush()  # starts this process's flush interval now
+    request = page_request(user=user)
+    served = [
+        recommend_for(user=user, limit=2, placement=f"p{i}", context={"request": request}) for i in range(3)
+    ]
+    # when the request ends (queue below the batch size), then the refresh task writes them
+    impressions.flush(force=False)
+    queued = impressions.pending()
+    written_at_end_of_request = Impression.objects.count()
+    written = impressions.flush()
+    # then
+    assert queued == 3
+    assert written_at_end_of_request == 0
+    assert written == 3
+    rows = {str(row.recommendation_id): row for row in Impression.objects.all()}
+    assert set(rows) == {result.recommendation_id for result in served}
+    assert rows[served[1].recommendation_id].placement == "p1"
+    assert rows[served[1].recommendation_id].item_keys == served[1].keys
+    assert impressions.pending() == 0
+
+
+@pytest.mark.django_db
+def test_purchases_outside_the_recent_history_stay_excluded_without_a_query_per_event(
+    catalogue, event_factory, user_factory, settings
+):
+    # given a purchase older than the two most recent events the serving path reads
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.RECOMMENDER = {**getattr(settings, "RECOMMENDER", {}), "SESSION_EVENTS": 2}
+    buyer = user_factory()
+    view(event_factory, catalogue["shoes"][0], user=buyer, event_type="purchase", days=20)
+    view(event_factory, catalogue["hats"][1], user=buyer, days=1.0)
+    view(event_factory, catalogue["hats"][2], user=buyer, days=0.5)
+    first = recommend_for(user=buyer, limit=20)
+    # when the shopper has a new event
+    view(event_factory, catalogue["hats"][3], user=buyer, days=0.01)
+    with CaptureQueriesContext(connection) as captured:
+        second = recommend_for(user=buyer, limit=20)
+    # then the purchase is still left out, and no purchase query was needed for it
+    assert "S0" not in first.keys
+    assert "S0" not in second.keys
+    assert not [query for query in captured.captured_queries if "'purchase'" in query["sql"]]
