@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Django's command-line utility for the demo shop."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """Tracking policy a shop can override (allauth-style adapter)."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest

@@ -4,6 +4,7 @@ Events are an append-only record of what shoppers did, so nobody may add or edit
 in the admin. Deleting is allowed to superusers only: erasure requests and cleaning up
 a polluted import sometimes need it, and the rest of the staff can still view.
 """
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -15,8 +16,16 @@ from behavior.models import Event
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = (
-        "occurred_at", "event_type", "user", "visitor_id", "item", "value", "quantity",
-        "placement", "position", "is_bot",
+        "occurred_at",
+        "event_type",
+        "user",
+        "visitor_id",
+        "item",
+        "value",
+        "quantity",
+        "placement",
+        "position",
+        "is_bot",
     )
     list_filter = ("event_type", "is_bot", "placement", "occurred_at")
     date_hierarchy = "occurred_at"

@@ -18,6 +18,7 @@ so every reader and writer of events waits for the whole load. It is therefore o
 (``import_events --defer-indexes``), for initial loads into a quiet database, never a
 default. Other databases: a no-op.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,11 @@ def deferred_event_indexes() -> Iterator[None]:
                 cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
             for name, _ in definitions:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-        logger.info("Dropped %d secondary event indexes and %d foreign keys for the load",
-                    len(definitions), len(foreign_keys))
+        logger.info(
+            "Dropped %d secondary event indexes and %d foreign keys for the load",
+            len(definitions),
+            len(foreign_keys),
+        )
         yield
         with connection.cursor() as cursor:
             for _, statement in definitions:
@@ -87,5 +91,6 @@ def deferred_event_indexes() -> Iterator[None]:
             for name, definition in foreign_keys:
                 quoted = connection.ops.quote_name(name)
                 cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {quoted} {definition}")
-        logger.info("Rebuilt %d secondary event indexes and %d foreign keys",
-                    len(definitions), len(foreign_keys))
+        logger.info(
+            "Rebuilt %d secondary event indexes and %d foreign keys", len(definitions), len(foreign_keys)
+        )

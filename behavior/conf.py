@@ -6,6 +6,7 @@ strings and a reload on ``setting_changed`` so ``override_settings`` works in te
 same dict with the keys of the recommender. Unknown keys are reported by the system
 check ``recommendations.E001`` (the only place that knows every key).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,8 +37,19 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "COPY_INSERT_THRESHOLD": 2000,
     # Case-insensitive substrings of a User-Agent that mark a request as a bot.
     "BOT_USER_AGENT_PATTERNS": [
-        "bot", "crawler", "spider", "slurp", "headless", "python-requests", "curl/", "wget/",
-        "httpclient", "scrapy", "phantomjs", "facebookexternalhit", "preview",
+        "bot",
+        "crawler",
+        "spider",
+        "slurp",
+        "headless",
+        "python-requests",
+        "curl/",
+        "wget/",
+        "httpclient",
+        "scrapy",
+        "phantomjs",
+        "facebookexternalhit",
+        "preview",
     ],
     # Cookie holding the first-party anonymous visitor id.
     "VISITOR_COOKIE_NAME": "rec_vid",

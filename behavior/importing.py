@@ -21,6 +21,7 @@ booleans with False, a foreign key with the first existing related row (or a pla
 related row built by the same rules). Other field types cannot be guessed: such rows are
 rejected with a clear error. Shops with richer item models should create items first.
 """
+
 from __future__ import annotations
 
 import csv
@@ -122,8 +123,14 @@ def import_events_csv(
     """
     if defer_indexes:
         with deferred_event_indexes():
-            return import_events_csv(path, create_missing=create_missing, chunk_size=chunk_size,
-                                     on_rejected=on_rejected, on_progress=on_progress, now=now)
+            return import_events_csv(
+                path,
+                create_missing=create_missing,
+                chunk_size=chunk_size,
+                on_rejected=on_rejected,
+                on_progress=on_progress,
+                now=now,
+            )
     try:
         binary = open(path, "rb")  # noqa: SIM115 - closed in finally
     except OSError as exc:
@@ -133,8 +140,9 @@ def import_events_csv(
         reader = csv.reader(text)
         columns = _read_header(reader, path)
         report = ImportReport()
-        importer = _ChunkImporter(columns, create_missing=create_missing, report=report,
-                                  on_rejected=on_rejected, now=now)
+        importer = _ChunkImporter(
+            columns, create_missing=create_missing, report=report, on_rejected=on_rejected, now=now
+        )
         chunk: list[tuple[int, list[str]]] = []
         try:
             for row in reader:
@@ -187,8 +195,15 @@ def _read_header(reader: Iterator[list[str]], path: str) -> dict[str, int]:
 class _ChunkImporter:
     """Turns chunks of CSV rows into raw events and stores them through ``ingest_events``."""
 
-    def __init__(self, columns: dict[str, int], *, create_missing: bool, report: ImportReport,
-                 on_rejected: RejectCallback | None, now: datetime | None) -> None:
+    def __init__(
+        self,
+        columns: dict[str, int],
+        *,
+        create_missing: bool,
+        report: ImportReport,
+        on_rejected: RejectCallback | None,
+        now: datetime | None,
+    ) -> None:
         self.columns = columns
         self.width = max(columns.values()) + 1
         self.create_missing = create_missing
@@ -313,10 +328,25 @@ class _ChunkImporter:
                 duplicates += 1
                 continue
             seen.add(key)
-            rows.append((
-                key, user_pk, "" if username else session, session, item_pk, event_type, amount, 1,
-                moment, now, None, "", None, {}, False,
-            ))
+            rows.append(
+                (
+                    key,
+                    user_pk,
+                    "" if username else session,
+                    session,
+                    item_pk,
+                    event_type,
+                    amount,
+                    1,
+                    moment,
+                    now,
+                    None,
+                    "",
+                    None,
+                    {},
+                    False,
+                )
+            )
         for row_filter in services.ROW_FILTERS:  # privacy hook (erased shoppers), as in ingest_events
             rows = row_filter(rows)
         if rows:
@@ -366,11 +396,18 @@ class _ChunkImporter:
             except v.FieldError as exc:
                 self._reject(line, {"timestamp": [str(exc)]})
                 continue
-            parsed.append((
-                line, username, row[i_item].strip(), row[i_type].strip(), moment,
-                row[i_value].strip() if i_value is not None else "", session,
-                row[i_event].strip() if i_event is not None else "",
-            ))
+            parsed.append(
+                (
+                    line,
+                    username,
+                    row[i_item].strip(),
+                    row[i_type].strip(),
+                    moment,
+                    row[i_value].strip() if i_value is not None else "",
+                    session,
+                    row[i_event].strip() if i_event is not None else "",
+                )
+            )
         if not parsed:
             return
         users = self._users({p[1] for p in parsed if p[1]})
@@ -390,11 +427,18 @@ class _ChunkImporter:
                 micros = (moment - _EPOCH) // _MICROSECOND
                 content = f"{username}\x1f{item}\x1f{event_type}\x1f{micros}\x1f{value}\x1f{session}"
                 event_id = uuid.uuid5(IMPORT_NAMESPACE, content)
-            raws.append({
-                "event_id": event_id, "user_id": user_pk, "item": item, "event_type": event_type,
-                "occurred_at": moment, "value": value, "session_id": session,
-                "visitor_id": "" if username else session,
-            })
+            raws.append(
+                {
+                    "event_id": event_id,
+                    "user_id": user_pk,
+                    "item": item,
+                    "event_type": event_type,
+                    "occurred_at": moment,
+                    "value": value,
+                    "session_id": session,
+                    "visitor_id": "" if username else session,
+                }
+            )
             lines.append(line)
         if not raws:
             return
@@ -410,8 +454,9 @@ class _ChunkImporter:
         if not usernames:
             return {}
         manager = self.user_model._default_manager
-        found = dict(manager.filter(**{f"{self.username_field}__in": usernames})
-                     .values_list(self.username_field, "pk"))
+        found = dict(
+            manager.filter(**{f"{self.username_field}__in": usernames}).values_list(self.username_field, "pk")
+        )
         missing = usernames - found.keys()
         if missing and self.create_missing:
             max_length = self.user_model._meta.get_field(self.username_field).max_length or 150
@@ -422,8 +467,11 @@ class _ChunkImporter:
                     self.user_model(**{self.username_field: name, "password": unusable}) for name in creatable
                 ]
                 manager.bulk_create(new_users, ignore_conflicts=True)
-            created = dict(manager.filter(**{f"{self.username_field}__in": creatable})
-                           .values_list(self.username_field, "pk"))
+            created = dict(
+                manager.filter(**{f"{self.username_field}__in": creatable}).values_list(
+                    self.username_field, "pk"
+                )
+            )
             self.report.users_created += len(created)
             found.update(created)
         return found
@@ -441,7 +489,6 @@ class _ChunkImporter:
         with transaction.atomic():
             model._default_manager.bulk_create(items, ignore_conflicts=True)
         self.report.items_created += len(item_ids_by_key(missing))
-
 
 
 class PlaceholderError(ValueError):

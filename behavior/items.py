@@ -1,4 +1,5 @@
 """The swappable item model (``settings.RECOMMENDER_ITEM_MODEL``), like ``get_user_model``."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

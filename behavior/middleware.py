@@ -1,4 +1,5 @@
 """Gives every browser a first-party anonymous visitor id (``request.visitor_id``)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The append-only behaviour event log."""
+
 from __future__ import annotations
 
 import uuid

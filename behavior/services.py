@@ -19,6 +19,7 @@ The bulk paths count duplicates exactly from the database's row count; the ORM p
 counts them from the pre-check (a concurrent writer of the same id is still only stored
 once: the unique index on ``event_id`` decides, and the loser is counted as a duplicate).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,21 @@ logger = logging.getLogger(__name__)
 
 # Column order of a prepared row (attribute names of Event's concrete fields).
 COLUMNS: tuple[str, ...] = (
-    "event_id", "user_id", "visitor_id", "session_id", "item_id", "event_type", "value",
-    "quantity", "occurred_at", "received_at", "recommendation_id", "placement", "position",
-    "context", "is_bot",
+    "event_id",
+    "user_id",
+    "visitor_id",
+    "session_id",
+    "item_id",
+    "event_type",
+    "value",
+    "quantity",
+    "occurred_at",
+    "received_at",
+    "recommendation_id",
+    "placement",
+    "position",
+    "context",
+    "is_bot",
 )
 _CONTEXT_INDEX = COLUMNS.index("context")
 _STAGE_TABLE = "behavior_event_stage"
@@ -148,12 +161,25 @@ def ingest_events(
             result.duplicates += 1
             continue
         seen.add(event_id)
-        rows.append((
-            event_id, event_user, event_visitor, data.get("session_id") or session_id, item_pk,
-            data["event_type"], data.get("value"), data.get("quantity", 1),
-            data.get("occurred_at", now), now, data.get("recommendation_id"),
-            data.get("placement", ""), data.get("position"), data.get("context") or {}, bot,
-        ))
+        rows.append(
+            (
+                event_id,
+                event_user,
+                event_visitor,
+                data.get("session_id") or session_id,
+                item_pk,
+                data["event_type"],
+                data.get("value"),
+                data.get("quantity", 1),
+                data.get("occurred_at", now),
+                now,
+                data.get("recommendation_id"),
+                data.get("placement", ""),
+                data.get("position"),
+                data.get("context") or {},
+                bot,
+            )
+        )
 
     for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
         rows = row_filter(rows)
@@ -210,8 +236,11 @@ def _clean_event(
     if event_type is None:
         errors["event_type"] = ["This field is required."]
     elif (
-        "event_type" in data and "item_key" not in data and "item_pk" not in data
-        and "item" not in errors and v.item_required(event_type)
+        "event_type" in data
+        and "item_key" not in data
+        and "item_pk" not in data
+        and "item" not in errors
+        and v.item_required(event_type)
     ):
         errors["item"] = ["This field is required for this event type."]
     return errors, data
@@ -283,7 +312,7 @@ def _json_rows(rows: list[tuple]) -> list[tuple]:
     for row in rows:
         context = row[i]
         text = json.dumps(context, separators=(",", ":")) if context else "{}"
-        out.append((*row[:i], text, *row[i + 1:]))
+        out.append((*row[:i], text, *row[i + 1 :]))
     return out
 
 
@@ -393,8 +422,7 @@ def _insert_sqlite(rows: list[tuple]) -> int:
     fields = _concrete_fields()
     placeholders = ", ".join(["%s"] * len(fields))
     params = [
-        [f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True)]
-        for row in rows
+        [f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True)] for row in rows
     ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
@@ -454,8 +482,9 @@ def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
     return merged
 
 
-def prune_events(*, retention_days: int | None = None, batch_size: int = 10_000,
-                 now: datetime | None = None) -> int:
+def prune_events(
+    *, retention_days: int | None = None, batch_size: int = 10_000, now: datetime | None = None
+) -> int:
     """Delete events that occurred more than ``retention_days`` ago, in batches; return how many.
 
     ``retention_days`` defaults to ``EVENT_RETENTION_DAYS``; ``None`` there means keep

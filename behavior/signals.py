@@ -1,4 +1,5 @@
 """Signal handlers of the event pipeline (login merge lives in services; wired here)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Celery tasks of the event pipeline (thin wrappers around services)."""
+
 from __future__ import annotations
 
 from celery import shared_task

@@ -1,4 +1,5 @@
 """The helper the shop's views call: ``record_event(request, "view", product)``."""
+
 from __future__ import annotations
 
 import contextlib

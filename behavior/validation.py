@@ -5,6 +5,7 @@ events per second and a serializer per event costs more than the insert. Every
 error names the field it is about, like a serializer's ``errors`` dict, so the API
 answers ``{"index": i, "errors": {field: [reasons]}}`` per rejected event.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,22 @@ from behavior.models import ITEM_EVENT_TYPES, EventType
 EVENT_TYPES = frozenset(t.value for t in EventType)
 
 # The public field names of an event in JSON (DESIGN.md section 4).
-PUBLIC_FIELDS = frozenset({
-    "event_id", "event_type", "item", "occurred_at", "value", "quantity", "visitor_id",
-    "session_id", "recommendation_id", "placement", "position", "context",
-})
+PUBLIC_FIELDS = frozenset(
+    {
+        "event_id",
+        "event_type",
+        "item",
+        "occurred_at",
+        "value",
+        "quantity",
+        "visitor_id",
+        "session_id",
+        "recommendation_id",
+        "placement",
+        "position",
+        "context",
+    }
+)
 # Keys that would let a client speak for another shopper. The user always comes from
 # authentication, so these are rejected (loudly) rather than silently ignored.
 IDENTITY_FIELDS = frozenset({"user", "user_id", "username"})
@@ -232,8 +245,10 @@ def event_size_at_most(raw: Mapping[str, Any], limit: int) -> bool:
         bound += _MAX_CHAR_BYTES * len(key) + 4
         if isinstance(value, str):
             bound += _MAX_CHAR_BYTES * len(value) + 2
-        elif value is None or isinstance(value, bool | float) or (
-            isinstance(value, int) and -10**20 < value < 10**20
+        elif (
+            value is None
+            or isinstance(value, bool | float)
+            or (isinstance(value, int) and -(10**20) < value < 10**20)
         ):
             bound += _SCALAR_BOUND
         else:

@@ -54,8 +54,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     p.add_argument("--skip-http", action="store_true", help="skip the HTTP phase")
     p.add_argument("--skip-import", action="store_true", help="skip the import phase")
-    p.add_argument("--defer-indexes", action="store_true",
-                   help="also import a second large file with import_events --defer-indexes")
+    p.add_argument(
+        "--defer-indexes",
+        action="store_true",
+        help="also import a second large file with import_events --defer-indexes",
+    )
     p.add_argument("--naive", type=int, default=3000, help="events saved one by one")
     p.add_argument("--small-rows", type=int, default=100_000)
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -462,11 +465,14 @@ def run_http(args: argparse.Namespace, env: dict[str, str], skus: list[str], tab
         f"{first['accepted']:,} events in {first['seconds']:.1f}s = {first['events_per_s']:,.0f} events/s "
         f"({first['requests']} requests, {first['errors']} errors, {first['rejected']} rejected)"
     )
-    per_event = {name: cpu / n * 1e6 for name, cpu in
-                 (("gunicorn", web_cpu), ("postgres", pg_cpu), ("clients", first["client_cpu"]))}
+    per_event = {
+        name: cpu / n * 1e6
+        for name, cpu in (("gunicorn", web_cpu), ("postgres", pg_cpu), ("clients", first["client_cpu"]))
+    }
     server = (web_cpu + pg_cpu) / n * 1e6
     print(
-        "  CPU per event: " + ", ".join(f"{k} {v:.0f} us" for k, v in per_event.items())
+        "  CPU per event: "
+        + ", ".join(f"{k} {v:.0f} us" for k, v in per_event.items())
         + f"; server (gunicorn + postgres) {server:.0f} us = {1e6 / server:,.0f} events per CPU-second"
     )
     ratio = first["events_per_s"] / naive
@@ -478,20 +484,33 @@ def run_http(args: argparse.Namespace, env: dict[str, str], skus: list[str], tab
         f"({'OK, nothing stored twice' if stored_once else 'DUPLICATES STORED'})"
     )
     table += [
-        ("HTTP batch ingest, wall", f"{first['events_per_s']:,.0f} events/s "
-         f"({first['accepted']:,} events, {workers}, {args.clients} clients, {args.batch}/request, "
-         f"{first['errors']} errors)", ">= 10,000 events/s"),
-        ("HTTP batch ingest, server CPU per event", f"{per_event['gunicorn']:.0f} us gunicorn + "
-         f"{per_event['postgres']:.0f} us postgres = {1e6 / server:,.0f} events per CPU-second "
-         f"(clients {per_event['clients']:.0f} us)", "2 cores: <= 200 us"),
+        (
+            "HTTP batch ingest, wall",
+            f"{first['events_per_s']:,.0f} events/s "
+            f"({first['accepted']:,} events, {workers}, {args.clients} clients, {args.batch}/request, "
+            f"{first['errors']} errors)",
+            ">= 10,000 events/s",
+        ),
+        (
+            "HTTP batch ingest, server CPU per event",
+            f"{per_event['gunicorn']:.0f} us gunicorn + "
+            f"{per_event['postgres']:.0f} us postgres = {1e6 / server:,.0f} events per CPU-second "
+            f"(clients {per_event['clients']:.0f} us)",
+            "2 cores: <= 200 us",
+        ),
         ("naive Event.save() loop", f"{naive:,.0f} events/s; HTTP batches = {ratio:.1f}x", ">= 5x"),
-        ("re-send of the same batches", f"{resent['duplicates']:,} duplicates, "
-         f"{resent['accepted']} stored; rows {after_first:,} -> {after_resend:,}", "nothing stored twice"),
+        (
+            "re-send of the same batches",
+            f"{resent['duplicates']:,} duplicates, "
+            f"{resent['accepted']} stored; rows {after_first:,} -> {after_resend:,}",
+            "nothing stored twice",
+        ),
     ]
 
 
-def run_imports(args: argparse.Namespace, env: dict[str, str], skus: list[str], users: list[str],
-                table: list) -> None:
+def run_imports(
+    args: argparse.Namespace, env: dict[str, str], skus: list[str], users: list[str], table: list
+) -> None:
     """import_events of a small and a large generated file (optionally a large one with --defer-indexes)."""
     runs = [("small", args.small_rows, 1, ()), ("large", args.rows, 2, ())]
     if args.defer_indexes:
@@ -509,22 +528,26 @@ def run_imports(args: argparse.Namespace, env: dict[str, str], skus: list[str], 
                 f"CPU per row: command {r['python_cpu'] / rows * 1e6:.0f} us (incl. start-up), postgres "
                 f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB; {r['summary']}"
             )
-            table.append((
-                f"import_events {rows:,} rows ({label})",
-                f"{rate:,.0f} rows/s steady ({r['import_seconds']:.1f}s; start-up "
-                f"{r['startup_seconds']:.1f}s separate); CPU/row: command "
-                f"{r['python_cpu'] / rows * 1e6:.0f} us, postgres "
-                f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB",
-                ">= 50,000 rows/s, memory flat",
-            ))
+            table.append(
+                (
+                    f"import_events {rows:,} rows ({label})",
+                    f"{rate:,.0f} rows/s steady ({r['import_seconds']:.1f}s; start-up "
+                    f"{r['startup_seconds']:.1f}s separate); CPU/row: command "
+                    f"{r['python_cpu'] / rows * 1e6:.0f} us, postgres "
+                    f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB",
+                    ">= 50,000 rows/s, memory flat",
+                )
+            )
             path.unlink()
     small, large = results["small"], results["large"]
-    table.append((
-        "import peak RSS, small vs large",
-        f"{small['peak_rss_mb']:.0f} MB ({args.small_rows:,} rows) vs "
-        f"{large['peak_rss_mb']:.0f} MB ({args.rows:,} rows)",
-        "flat",
-    ))
+    table.append(
+        (
+            "import peak RSS, small vs large",
+            f"{small['peak_rss_mb']:.0f} MB ({args.small_rows:,} rows) vs "
+            f"{large['peak_rss_mb']:.0f} MB ({args.rows:,} rows)",
+            "flat",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--events", type=int, default=15_000)
     parser.add_argument("--database", default="", help="database URL (default: a temporary SQLite file)")
-    parser.add_argument("--sqlite-wal", action="store_true",
-                        help="SQLite only: journal_mode=WAL + synchronous=NORMAL on every connection "
-                             "(what a settings OPTIONS init_command would do): no fsync per event commit")
-    parser.add_argument("--profile", action="store_true",
-                        help="also print the SQL of one request and a cProfile of each page variant")
+    parser.add_argument(
+        "--sqlite-wal",
+        action="store_true",
+        help="SQLite only: journal_mode=WAL + synchronous=NORMAL on every connection "
+        "(what a settings OPTIONS init_command would do): no fsync per event commit",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the SQL of one request and a cProfile of each page variant",
+    )
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="bench-pages-")
     os.environ["DATABASE_URL"] = args.database or f"sqlite:///{workdir}/bench.sqlite3"

@@ -7,6 +7,7 @@ missing from ../shared/data.
 
 usage: python bench/run_all.py [--quick] [--only NAME[,NAME...]]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,10 +4,14 @@
 2. wall time of a whole BehaviorRecommender.fit on the Taobao `2 novel` protocol split, next to RecBole
    SASRec's 678 s from /work/shared/eval/RESULTS.md (skipped when the shared data is absent);
 3. time and peak memory growth at 100k / 300k / 1M synthetic events (each size in a fresh subprocess so
-   the peak RSS is its own).
+   the peak RSS is its own);
+4. with ``--demo USERS,EVENTS``: the issue's targets on the shop's generated demo data (a temporary
+   SQLite database): the recommender's HR@10 against popularity's on a time-based holdout (target
+   >= 2x), and purchase-propensity ROC-AUC out of time (fitted before a cut one horizon before the
+   newest event, scored on purchases after it; target >= 0.75).
 
 usage: nice -n 5 .venv/bin/python bench/train.py [--threads 2] [--sizes 100000,300000,1000000]
-       [--epochs 2] [--skip-taobao] [--skip-growth]
+       [--epochs 2] [--skip-taobao] [--skip-growth] [--demo 3000,150000]
 """
 
 from __future__ import annotations
@@ -141,6 +145,56 @@ def growth_child(n_events: int, threads: int, epochs: int) -> None:
     )
 
 
+def demo_child(users: int, events: int, threads: int) -> None:
+    """Seed the demo shop into the temporary database of ``DATABASE_URL`` and print the targets."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from recommendations.core.baselines import PopularityRecommender
+    from recommendations.core.evaluation import evaluate, holdout_last_events
+    from recommendations.core.metrics import roc_auc
+    from recommendations.core.propensity import purchase_labels
+    from recommendations.data import load_event_log
+    from shop.demo.generator import SeedOptions, seed_demo
+
+    call_command("migrate", verbosity=0)
+    seed_demo(SeedOptions(users=users, events=events))
+    log = load_event_log(window_days=None)
+    cfg = NetworkConfig(threads=threads, device="cpu")
+
+    def fn(model):
+        return lambda histories, n, exclude: model.recommend(histories, n, exclude=exclude)
+
+    t0 = time.perf_counter()
+    train, targets = holdout_last_events(log)
+    ours = evaluate(fn(BehaviorRecommender(cfg).fit(train)), train, targets, mask_history=True)
+    base = evaluate(fn(PopularityRecommender().fit(train)), train, targets, mask_history=True)
+    horizon = cfg.propensity_horizon_days * 86_400.0
+    cut = float(log.timestamps.max()) - horizon
+    model = BehaviorRecommender(cfg).fit(log.subset(log.timestamps < cut))
+    hist = log.histories()
+    shoppers = [hist[u] for u in hist if hist[u] and hist[u][0][2] < cut]
+    auc = roc_auc(purchase_labels(shoppers, cut, cut + horizon), model.propensity(shoppers, now=cut))
+    print(
+        json.dumps(
+            {
+                "events": len(log),
+                "holdout_users": ours["users"],
+                "HR@10": round(ours["HR@10"], 4),
+                "popularity_HR@10": round(base["HR@10"], 4),
+                "hr_ratio": round(ours["HR@10"] / max(base["HR@10"], 1e-12), 2),
+                "hr_target_met": ours["HR@10"] >= 2 * base["HR@10"],
+                "propensity_roc_auc": round(float(auc), 4),
+                "propensity_target_met": float(auc) >= 0.75,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -149,8 +203,24 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--skip-taobao", action="store_true")
     ap.add_argument("--skip-growth", action="store_true")
+    ap.add_argument("--demo", help="USERS,EVENTS: check the issue's targets on the generated demo shop")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--demo-child", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.demo_child:
+        users, events = (int(x) for x in a.demo_child.split(","))
+        demo_child(users, events, a.threads)
+        return 0
+    if a.demo:
+        with tempfile.TemporaryDirectory(prefix="train-demo-") as tmp:
+            env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3"}
+            cmd = [sys.executable, __file__, "--demo-child", a.demo, "--threads", str(a.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if proc.returncode:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            return proc.returncode
+        print(json.dumps({"demo": json.loads(proc.stdout.strip().splitlines()[-1])}), flush=True)
+        return 0
     if a.child:
         growth_child(a.child, a.threads, a.epochs)
         return 0

@@ -1,4 +1,5 @@
 """System checks of the recommender's settings (ids ``recommendations.E00x``)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ Every key has a default and a one-line comment. Code reads
 ``recommender_settings.KEY``; never ``getattr(settings, ...)`` at a call site.
 The event-pipeline keys (``behavior.conf.BEHAVIOR_DEFAULTS``) are part of the same dict.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,13 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # --- data and preprocessing ---------------------------------------------------------------
     # Weight of each event type in co-visitation, popularity and profile features.
     "EVENT_WEIGHTS": {
-        "view": 1.0, "click": 1.0, "wishlist": 2.0, "add_to_cart": 3.0,
-        "remove_from_cart": 0.0, "purchase": 5.0, "search": 0.0,
+        "view": 1.0,
+        "click": 1.0,
+        "wishlist": 2.0,
+        "add_to_cart": 3.0,
+        "remove_from_cart": 0.0,
+        "purchase": 5.0,
+        "search": 0.0,
     },
     # Only events of the last N days are used for training (None = all).
     "TRAINING_WINDOW_DAYS": 365,

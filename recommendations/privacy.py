@@ -186,8 +186,18 @@ def export_user_data(user: Any) -> dict[str, Any]:
         for row in Event.objects.filter(_events_of(user, visitors))
         .order_by("occurred_at", "pk")
         .values(
-            "event_id", "event_type", key_lookup, "occurred_at", "value", "quantity", "visitor_id",
-            "session_id", "recommendation_id", "placement", "position", "context",
+            "event_id",
+            "event_type",
+            key_lookup,
+            "occurred_at",
+            "value",
+            "quantity",
+            "visitor_id",
+            "session_id",
+            "recommendation_id",
+            "placement",
+            "position",
+            "context",
         )
     ]
     profile = UserProfile.objects.select_related("segment").filter(user_id=user.pk).first()
@@ -226,7 +236,8 @@ def export_user_data(user: Any) -> dict[str, Any]:
             ).order_by("created_at")
         ],
         "not_interested": sorted(
-            NotInterested.objects.filter(Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors))
-            .values_list("item_key", flat=True)
+            NotInterested.objects.filter(
+                Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
+            ).values_list("item_key", flat=True)
         ),
     }

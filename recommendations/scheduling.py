@@ -4,6 +4,7 @@ Staff change the schedule in the admin ("Periodic tasks"); ``install_schedule`` 
 the defaults and, on a re-run, updates only the rows it owns (matched by name), so it
 is safe to run at every deploy. Task names are permanent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,7 +69,11 @@ def install_schedule(jobs: tuple[ScheduledJob, ...] = DEFAULT_SCHEDULE) -> dict[
         if job.crontab is not None:
             minute, hour = job.crontab
             schedule_fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-                minute=minute, hour=hour, day_of_week="*", day_of_month="*", month_of_year="*",
+                minute=minute,
+                hour=hour,
+                day_of_week="*",
+                day_of_month="*",
+                month_of_year="*",
                 timezone="UTC",
             )
         else:

@@ -5,6 +5,7 @@ publishing is bounded by the project's ``CELERY_BROKER_CONNECTION_TIMEOUT`` and
 ``CELERY_TASK_PUBLISH_RETRY_POLICY``, and any broker error is logged and reported as
 ``False`` so the caller can show a message.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,11 @@ __all__ = ["enqueue"]
 
 # What a publish raises when the broker is down or unreachable.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, KombuError, ConnectionError, OSError, TimeoutError,
+    OperationalError,
+    KombuError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
 )
 
 

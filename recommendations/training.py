@@ -27,7 +27,6 @@ Promotion guard
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -36,7 +35,6 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,8 +42,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connections
 from django.db.models import Max
 from django.utils import timezone
 
@@ -57,6 +54,7 @@ from recommendations.core.dataset import EventLog, History
 from recommendations.core.evaluation import evaluate, holdout_last_events
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.data import load_event_log
+from recommendations.locks import RunLock, run_lock
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.registry import (
     RegistryError,
@@ -101,73 +99,19 @@ def network_config() -> NetworkConfig:
 
 # --- the lock -----------------------------------------------------------------------------------
 
-_LOCK_NAME = "recommendations.train_model"
-# pg advisory locks take a signed 64-bit key: a stable one derived from the lock's name.
-_ADVISORY_KEY = int.from_bytes(hashlib.sha256(_LOCK_NAME.encode()).digest()[:8], "big", signed=True)
-_LEASE_KEY = "recommendations:training-lease"
-
-
-class _AdvisoryLock:
-    """``pg_try_advisory_lock`` on a dedicated connection, held until ``release``."""
-
-    def __init__(self) -> None:
-        self.connection = connections.create_connection(DEFAULT_DB_ALIAS)
-
-    def acquire(self) -> bool:
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_ADVISORY_KEY])
-            acquired = bool(cursor.fetchone()[0])
-        if not acquired:
-            self.connection.close()
-        return acquired
-
-    def renew(self) -> None:
-        """Nothing to renew: the lock lives as long as the connection."""
-
-    def release(self) -> None:
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_KEY])
-        finally:
-            # Closing the session releases the lock even when the unlock above failed.
-            self.connection.close()
-
-
-class _CacheLease:
-    """A lease key in Django's cache, renewed by the heartbeat and expiring with a dead process."""
-
-    def __init__(self) -> None:
-        self.token = uuid.uuid4().hex
-
-    @staticmethod
-    def _timeout() -> int:
-        return int(recommender_settings.TRAINING_STALE_MINUTES * 60)
-
-    def acquire(self) -> bool:
-        return bool(cache.add(_LEASE_KEY, self.token, timeout=self._timeout()))
-
-    def renew(self) -> None:
-        # Renew only our own lease: after an expiry another run may hold the key.
-        if cache.get(_LEASE_KEY) == self.token:
-            cache.set(_LEASE_KEY, self.token, timeout=self._timeout())
-
-    def release(self) -> None:
-        if cache.get(_LEASE_KEY) == self.token:
-            cache.delete(_LEASE_KEY)
+TRAINING_LOCK_NAME = "recommendations.train_model"
 
 
 @contextmanager
-def training_lock() -> Iterator[_AdvisoryLock | _CacheLease | None]:
-    """Hold the one-training-at-a-time lock; yields None when another training holds it."""
-    lock: _AdvisoryLock | _CacheLease
-    lock = _AdvisoryLock() if connections[DEFAULT_DB_ALIAS].vendor == "postgresql" else _CacheLease()
-    if not lock.acquire():
-        yield None
-        return
-    try:
+def training_lock() -> Iterator[RunLock | None]:
+    """Hold the one-training-at-a-time lock; yields None when another training holds it.
+
+    The cache lease (non-Postgres databases) lives as long as a run may go without a
+    heartbeat before it is declared abandoned.
+    """
+    lease_seconds = int(recommender_settings.TRAINING_STALE_MINUTES * 60)
+    with run_lock(TRAINING_LOCK_NAME, lease_seconds=lease_seconds) as lock:
         yield lock
-    finally:
-        lock.release()
 
 
 class _Heartbeat:

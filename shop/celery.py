@@ -1,4 +1,5 @@
 """The project's Celery app: `celery -A shop worker` / `celery -A shop beat`."""
+
 import os
 
 from celery import Celery

@@ -1,4 +1,5 @@
 """Template context shared by every shop page."""
+
 from __future__ import annotations
 
 from typing import Any

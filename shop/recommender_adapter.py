@@ -1,4 +1,5 @@
 """Policy hooks of the demo shop."""
+
 from recommendations.adapter import DefaultRecommenderAdapter
 
 

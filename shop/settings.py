@@ -217,6 +217,9 @@ RECOMMENDER = {
     "ITEM_KEY_FIELD": "sku",
     "ADAPTER": "shop.recommender_adapter.ShopRecommenderAdapter",
 }
+# `make demo` caps the epochs so that the embedded demo trains in a few minutes on a laptop.
+if os.environ.get("RECOMMENDER_EPOCHS"):
+    RECOMMENDER["EPOCHS"] = int(os.environ["RECOMMENDER_EPOCHS"])
 
 LOGGING = {
     "version": 1,

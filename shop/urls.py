@@ -1,4 +1,5 @@
 """URLs of the demo project: the shop pages, the plugin APIs, the admin and the API docs."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

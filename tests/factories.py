@@ -1,4 +1,5 @@
 """factory_boy factories shared by the whole suite."""
+
 from __future__ import annotations
 
 import uuid

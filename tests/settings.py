@@ -5,6 +5,7 @@
 tasks eagerly; the integration tests start real worker and beat processes with the
 demo settings and the real broker.
 """
+
 import os
 import tempfile
 
@@ -15,6 +16,12 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="recommender-media-")
 # No throttling noise inside unit tests; the throttle tests override these.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {  # noqa: F405
-    "events": "100000/min", "recommendations": "100000/min", "anon": "100000/min", "user": "100000/min",
-}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {
+        "events": "100000/min",
+        "recommendations": "100000/min",
+        "anon": "100000/min",
+        "user": "100000/min",
+    },
+}

@@ -2,6 +2,7 @@
 
 Proves that the plugin never assumes ``shop.Product`` or an integer primary key.
 """
+
 from tests.settings import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405

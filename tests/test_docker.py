@@ -85,8 +85,10 @@ def _web_preparation_steps() -> list[list[str]]:
 
 def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
     # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+    # (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never has it)
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env = {
-        **os.environ,
+        **inherited,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),

@@ -1,4 +1,5 @@
 """Plugin hygiene: every model change ships with its migration."""
+
 from io import StringIO
 
 import pytest

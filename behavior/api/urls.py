@@ -1,4 +1,5 @@
 """URLs of the events API (included by the project under ``/api/``)."""
+
 from django.urls import path
 
 from behavior.api.views import EventIngestView

@@ -1,4 +1,5 @@
 """``POST /api/events/``: one event or ``{"events": [...]}`` from browsers and apps."""
+
 from __future__ import annotations
 
 import json

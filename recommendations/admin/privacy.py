@@ -1,4 +1,5 @@
 """Privacy in the admin: a "forget" action on the user admin, erasure audit and tombstones read-only."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -13,8 +14,9 @@ from recommendations.privacy import forget_user
 User = get_user_model()
 
 
-@admin.action(description="Forget selected users (erase recommender data, keep out of training)",
-              permissions=["delete"])
+@admin.action(
+    description="Forget selected users (erase recommender data, keep out of training)", permissions=["delete"]
+)
 def forget_selected_users(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
     """Erase every selected user's recommender data; the accounts themselves stay."""
     by = f"admin:{request.user.get_username()}"
@@ -22,7 +24,8 @@ def forget_selected_users(modeladmin: admin.ModelAdmin, request: HttpRequest, qu
     for user in queryset:
         total += forget_user(user, requested_by=by).total
     modeladmin.message_user(
-        request, f"Erased {queryset.count()} user(s): {total} row(s) deleted; see “Erasure audit records”.",
+        request,
+        f"Erased {queryset.count()} user(s): {total} row(s) deleted; see “Erasure audit records”.",
         messages.SUCCESS,
     )
 

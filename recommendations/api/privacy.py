@@ -1,4 +1,5 @@
 """``GET /api/privacy/users/<username>/export/`` (staff): one person's data as JSON."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model

@@ -1,4 +1,5 @@
 """URLs of the recommender's HTTP API (included under /api/ by the project)."""
+
 from django.urls import path
 
 urlpatterns: list = []
@@ -8,8 +9,11 @@ from recommendations.api import views as serving_views  # noqa: E402
 
 urlpatterns += [
     path("recommendations/", serving_views.RecommendationsView.as_view(), name="recommendations"),
-    path("recommendations/not-interested/", serving_views.NotInterestedView.as_view(),
-         name="recommendations-not-interested"),
+    path(
+        "recommendations/not-interested/",
+        serving_views.NotInterestedView.as_view(),
+        name="recommendations-not-interested",
+    ),
     path("items/popular/", serving_views.PopularItemsView.as_view(), name="items-popular"),
     path("items/<str:key>/similar/", serving_views.SimilarItemsView.as_view(), name="items-similar"),
 ]
@@ -27,6 +31,9 @@ urlpatterns += [
 from recommendations.api import privacy as privacy_views  # noqa: E402
 
 urlpatterns += [
-    path("privacy/users/<str:username>/export/", privacy_views.UserDataExportView.as_view(),
-         name="privacy-user-export"),
+    path(
+        "privacy/users/<str:username>/export/",
+        privacy_views.UserDataExportView.as_view(),
+        name="privacy-user-export",
+    ),
 ]

@@ -8,6 +8,7 @@
 Items are referenced by their public key (a string), never by a foreign key: the item
 model is swappable and its primary key may be anything.
 """
+
 from recommendations.models.privacy import *  # noqa: F403
 from recommendations.models.profiles import *  # noqa: F403
 from recommendations.models.registry import *  # noqa: F403

@@ -1,4 +1,5 @@
 """``POST /api/events/``: status codes, per-event errors, identity, limits, schema."""
+
 from __future__ import annotations
 
 import json
@@ -42,14 +43,21 @@ def test_single_event_is_accepted_with_202(client, product):
 def test_batch_with_mixed_events_stores_valid_ones_and_reports_the_rest(client, product):
     # given
     event_id = str(uuid.uuid4())
-    payload = {"events": [
-        {"event_type": "view", "item": product.sku, "event_id": event_id},
-        {"event_type": "view", "item": "NOPE"},
-        {"event_type": "click", "item": product.sku, "recommendation_id": str(uuid.uuid4()),
-         "placement": "home", "position": 2},
-        {"event_type": "view", "item": product.sku, "event_id": event_id},
-        42,
-    ]}
+    payload = {
+        "events": [
+            {"event_type": "view", "item": product.sku, "event_id": event_id},
+            {"event_type": "view", "item": "NOPE"},
+            {
+                "event_type": "click",
+                "item": product.sku,
+                "recommendation_id": str(uuid.uuid4()),
+                "placement": "home",
+                "position": 2,
+            },
+            {"event_type": "view", "item": product.sku, "event_id": event_id},
+            42,
+        ]
+    }
     # when
     response = _post(client, payload)
     # then
@@ -68,8 +76,11 @@ def test_batch_with_mixed_events_stores_valid_ones_and_reports_the_rest(client, 
 @pytest.mark.django_db
 def test_resending_a_batch_stores_nothing_twice(client, product):
     # given
-    payload = {"events": [{"event_type": "view", "item": product.sku, "event_id": str(uuid.uuid4())}
-                          for _ in range(25)]}
+    payload = {
+        "events": [
+            {"event_type": "view", "item": product.sku, "event_id": str(uuid.uuid4())} for _ in range(25)
+        ]
+    }
     _post(client, payload)
     # when
     response = _post(client, payload)
@@ -79,9 +90,22 @@ def test_resending_a_batch_stores_nothing_twice(client, product):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'"text"', b"null",
-                                  b"[" * 100_000, b'{"events": "x"}', b'{"events": []}',
-                                  b'{"events": [], "more": 1}', b"1" * 5000])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"[" * 100_000,
+        b'{"events": "x"}',
+        b'{"events": []}',
+        b'{"events": [], "more": 1}',
+        b"1" * 5000,
+    ],
+)
 def test_malformed_bodies_answer_400(client, body):
     # when
     response = _post(client, body)
@@ -118,10 +142,15 @@ def test_too_large_body_answers_413(client, product):
 @pytest.mark.django_db
 def test_oversize_single_event_is_rejected_alone(client, product):
     # when
-    response = _post(client, {"events": [
-        {"event_type": "view", "item": product.sku, "context": {"pad": "x" * 9000}},
-        {"event_type": "view", "item": product.sku},
-    ]})
+    response = _post(
+        client,
+        {
+            "events": [
+                {"event_type": "view", "item": product.sku, "context": {"pad": "x" * 9000}},
+                {"event_type": "view", "item": product.sku},
+            ]
+        },
+    )
     # then
     body = response.json()
     assert response.status_code == 202
@@ -131,22 +160,25 @@ def test_oversize_single_event_is_rejected_alone(client, product):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("event", "field"), [
-    ({"event_type": "view", "item": "A\u0000B"}, "item"),
-    ({"event_type": "view", "item": "<script>alert(1)</script>"}, "item"),
-    ({"event_type": "view", "item": "@", "placement": "<script>alert(1)</script>"}, "placement"),
-    ({"event_type": "view", "item": "@", "context": {"q": "\u0000"}}, "context"),
-    ({"event_type": ["view"], "item": "@"}, "event_type"),
-    ({"event_type": "view", "item": {"sku": "@"}}, "item"),
-    ({"event_type": "view", "item": "@", "value": 1e308 * 10}, "value"),
-    ({"event_type": "view", "item": "@", "value": 10**200}, "value"),
-    ({"event_type": "view", "item": "@", "quantity": 10**100}, "quantity"),
-    ({"event_type": "view", "item": "@", "position": 10**9}, "position"),
-    ({"event_type": "view", "item": "@", "occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
-    ({"event_type": "view", "item": "@", "occurred_at": 10**20}, "occurred_at"),
-    ({"event_type": "levitate", "item": "@"}, "event_type"),
-    ({"event_type": "view", "item": "NOT-IN-CATALOGUE"}, "item"),
-])
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"event_type": "view", "item": "A\u0000B"}, "item"),
+        ({"event_type": "view", "item": "<script>alert(1)</script>"}, "item"),
+        ({"event_type": "view", "item": "@", "placement": "<script>alert(1)</script>"}, "placement"),
+        ({"event_type": "view", "item": "@", "context": {"q": "\u0000"}}, "context"),
+        ({"event_type": ["view"], "item": "@"}, "event_type"),
+        ({"event_type": "view", "item": {"sku": "@"}}, "item"),
+        ({"event_type": "view", "item": "@", "value": 1e308 * 10}, "value"),
+        ({"event_type": "view", "item": "@", "value": 10**200}, "value"),
+        ({"event_type": "view", "item": "@", "quantity": 10**100}, "quantity"),
+        ({"event_type": "view", "item": "@", "position": 10**9}, "position"),
+        ({"event_type": "view", "item": "@", "occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
+        ({"event_type": "view", "item": "@", "occurred_at": 10**20}, "occurred_at"),
+        ({"event_type": "levitate", "item": "@"}, "event_type"),
+        ({"event_type": "view", "item": "NOT-IN-CATALOGUE"}, "item"),
+    ],
+)
 def test_bad_events_are_rejected_never_500(client, product, event, field):
     # given
     event = {k: (product.sku if v == "@" else v) for k, v in event.items()}
@@ -166,10 +198,15 @@ def test_user_comes_from_authentication_never_from_the_body(client, user, other_
     # given
     client.force_authenticate(user)
     # when
-    response = _post(client, {"events": [
-        {"event_type": "view", "item": product.sku, key: other_user.pk},
-        {"event_type": "view", "item": product.sku},
-    ]})
+    response = _post(
+        client,
+        {
+            "events": [
+                {"event_type": "view", "item": product.sku, key: other_user.pk},
+                {"event_type": "view", "item": product.sku},
+            ]
+        },
+    )
     # then
     assert response.json()["rejected"] == [
         {"index": 0, "errors": {key: ["The user is taken from authentication; remove this field."]}}

@@ -3,6 +3,7 @@
 Tests marked ``swappable`` run a second time with ``tests.settings_swapped`` (item model
 ``testapp.Book``, string primary key), so they must not use the shop's ProductFactory.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """The read-only event admin."""
+
 from __future__ import annotations
 
 import pytest

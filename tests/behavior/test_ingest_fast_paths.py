@@ -5,6 +5,7 @@
 - the CSV import's fast path stores the same rows as the per-event path;
 - the Postgres JSON insert stores every column exactly and counts duplicates (Postgres only).
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,6 @@ def test_event_size_bound_accepts_a_typical_event():
     assert v.event_size_at_most(raw, 8 * 1024) is True
 
 
-
 @pytest.mark.django_db
 @pytest.mark.swappable
 def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_item, user_factory):
@@ -77,8 +77,21 @@ def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_ite
     path = tmp_path / "events.csv"
     path.write_text(rows, encoding="utf-8")
     now = datetime(2024, 1, 1, tzinfo=UTC)
-    columns = ("event_id", "user_id", "visitor_id", "session_id", "item_id", "event_type", "value",
-               "quantity", "occurred_at", "received_at", "placement", "context", "is_bot")
+    columns = (
+        "event_id",
+        "user_id",
+        "visitor_id",
+        "session_id",
+        "item_id",
+        "event_type",
+        "value",
+        "quantity",
+        "occurred_at",
+        "received_at",
+        "placement",
+        "context",
+        "is_bot",
+    )
     # when
     fast = import_events_csv(str(path), now=now)
     stored_fast = sorted(Event.objects.values_list(*columns))
@@ -106,10 +119,40 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         pytest.skip("the JSON insert is the Postgres bulk path")
     now = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     rec = uuid.uuid4()
-    first = (uuid.uuid4(), None, "visitor-1", "s-1", product.pk, "purchase", Decimal("12.30"), 2, now, now,
-             rec, "home", 3, {"q": "shoes ☃", "n": [1, 2.5]}, True)
-    second = (uuid.uuid4(), None, "visitor-1", "", None, "search", None, 1, now, now,
-              None, "", None, {}, False)
+    first = (
+        uuid.uuid4(),
+        None,
+        "visitor-1",
+        "s-1",
+        product.pk,
+        "purchase",
+        Decimal("12.30"),
+        2,
+        now,
+        now,
+        rec,
+        "home",
+        3,
+        {"q": "shoes ☃", "n": [1, 2.5]},
+        True,
+    )
+    second = (
+        uuid.uuid4(),
+        None,
+        "visitor-1",
+        "",
+        None,
+        "search",
+        None,
+        1,
+        now,
+        now,
+        None,
+        "",
+        None,
+        {},
+        False,
+    )
     # when
     inserted = services._insert_postgres_json([first, second])
     again = services._insert_postgres_json([first])

@@ -1,4 +1,5 @@
 """Anonymous history is attached to the user at login (``user_logged_in``)."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import pytest
 
-from tests.conftest import require_service
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture
-def browser_page():
-    require_service("Chromium", os.path.exists(CHROMIUM))
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        yield page
-        browser.close()
 
 
 def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live_server, browser_page):

@@ -8,7 +8,6 @@ relations and popularity, as the Celery beat tasks would leave them.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -16,38 +15,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.conftest import require_service
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM = "/usr/bin/chromium"
-# A desktop browser's User-Agent: the default "HeadlessChrome" one is (rightly) flagged as a bot.
-USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
-)
 CATEGORIES = {"PHN": "Phones", "BOK": "Books", "COF": "Coffee", "GRD": "Garden"}
 PER_CATEGORY = 10
 HOME_BLOCK = "section.rec-block[data-placement=home]"
-
-
-@pytest.fixture
-def browser_page():
-    """A fresh Chromium page (own cookies), closed with its browser after the test."""
-    require_service("Chromium", os.path.exists(CHROMIUM))
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(user_agent=USER_AGENT)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
 
 
 @pytest.fixture

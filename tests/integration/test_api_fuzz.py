@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -23,6 +25,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 # Loaded when the module is collected: the schema view needs no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection_open():
+    """Calls go straight to the WSGI handler, whose ``request_started`` / ``request_finished``
+    signals would close the test's connection (it is inside the test transaction, so Django deems
+    it unusable). Django's own test client disconnects the same receiver for the same reason."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @schema.parametrize()

@@ -3,6 +3,7 @@ every event the client got a 2xx for is stored exactly once.
 
 WARNING: restarting Postgres drops every connection on the machine (other test runs too).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -27,8 +28,12 @@ BATCHES, PER_BATCH = 60, 10
 def _post(port: int, events: list[dict]) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", "/api/events/", body=json.dumps({"events": events}),
-                     headers={"Content-Type": "application/json", "User-Agent": "Mozilla/5.0"})
+        conn.request(
+            "POST",
+            "/api/events/",
+            body=json.dumps({"events": events}),
+            headers={"Content-Type": "application/json", "User-Agent": "Mozilla/5.0"},
+        )
         response = conn.getresponse()
         body = response.read()
         return response.status, (json.loads(body) if response.status < 300 else {})
@@ -59,8 +64,15 @@ def test_redelivered_batches_are_stored_exactly_once_through_crashes(tmp_path):
         master = env.gunicorn(port, workers=2)
         wait_for(lambda: _alive(port), timeout=90, what="gunicorn")
         batches = [
-            [{"event_id": str(uuid.uuid4()), "event_type": "view", "item": f"P{(b + i) % 12:02d}",
-              "visitor_id": f"itest-visitor-{b:03d}"} for i in range(PER_BATCH)]
+            [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "view",
+                    "item": f"P{(b + i) % 12:02d}",
+                    "visitor_id": f"itest-visitor-{b:03d}",
+                }
+                for i in range(PER_BATCH)
+            ]
             for b in range(BATCHES)
         ]
         acked: set[str] = set()
@@ -73,16 +85,22 @@ def test_redelivered_batches_are_stored_exactly_once_through_crashes(tmp_path):
 
         # when: two clients send every batch (one forwards, one backwards: duplicates, concurrent
         # re-delivery), a gunicorn worker is SIGKILLed, then Postgres restarts
-        threads = [threading.Thread(target=client, args=(order,))
-                   for order in (list(range(BATCHES)), list(reversed(range(BATCHES))))]
+        threads = [
+            threading.Thread(target=client, args=(order,))
+            for order in (list(range(BATCHES)), list(reversed(range(BATCHES))))
+        ]
         for thread in threads:
             thread.start()
         time.sleep(1.5)
         killed = psutil.Process(master.pid).children()[0].pid
         os.kill(killed, signal.SIGKILL)
         time.sleep(1.5)
-        restart = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
-                                 capture_output=True, text=True, timeout=120)
+        restart = subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         for thread in threads:
             thread.join(timeout=200)
         # and every batch once more after the storm (a client that never saw its answers)
@@ -91,8 +109,10 @@ def test_redelivered_batches_are_stored_exactly_once_through_crashes(tmp_path):
 
         # then
         assert restart.returncode == 0, restart.stderr
-        rows = env.query("SELECT event_id::text, count(*) FROM behavior_event "
-                         "WHERE visitor_id LIKE 'itest-visitor-%%' GROUP BY event_id")
+        rows = env.query(
+            "SELECT event_id::text, count(*) FROM behavior_event "
+            "WHERE visitor_id LIKE 'itest-visitor-%%' GROUP BY event_id"
+        )
         stored = {event_id: count for event_id, count in rows}
         assert all(count == 1 for count in stored.values())
         assert acked <= set(stored)

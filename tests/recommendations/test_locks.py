@@ -1,4 +1,5 @@
 """The one-at-a-time lock shared by long jobs."""
+
 import pytest
 
 from recommendations.locks import run_lock
@@ -13,7 +14,10 @@ def test_a_second_holder_of_the_same_lock_is_refused_until_release():
     with run_lock("test.job", lease_seconds=60) as first:
         assert first is not None
         # when a second caller asks for the same lock, and another name
-        with run_lock("test.job", lease_seconds=60) as second, run_lock("other.job", lease_seconds=60) as other:
+        with (
+            run_lock("test.job", lease_seconds=60) as second,
+            run_lock("other.job", lease_seconds=60) as other,
+        ):
             # then the same name is refused at once, another name is free
             assert second is None
             assert other is not None

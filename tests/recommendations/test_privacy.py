@@ -1,4 +1,5 @@
 """Erasure, export, tracking opt-out and retention scheduling (recommendations.privacy)."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,11 @@ def test_forget_user_deletes_every_kind_and_counts_them(person):
 
     # then
     assert result.counts == {
-        "events": 5, "profiles": 1, "precomputed_lists": 1, "impressions": 2, "not_interested": 1,
+        "events": 5,
+        "profiles": 1,
+        "precomputed_lists": 1,
+        "impressions": 2,
+        "not_interested": 1,
     }
     assert result.visitor_count == 1
     assert not Event.objects.filter(user=user).exists()
@@ -144,10 +149,21 @@ def test_events_slipped_in_after_erasure_are_excluded_from_training_and_serving(
     # given: a row written behind the ingestion path's back (e.g. a racing writer)
     user, _ = person
     forget_user(user, requested_by="t")
-    Event.objects.create(event_id=uuid.uuid4(), user=user, item=product_factory(sku="RACE"),
-                         event_type="view", occurred_at=timezone.now())
-    Event.objects.create(event_id=uuid.uuid4(), user=None, visitor_id="vid-alice-0001",
-                         item=product_factory(sku="RACE2"), event_type="view", occurred_at=timezone.now())
+    Event.objects.create(
+        event_id=uuid.uuid4(),
+        user=user,
+        item=product_factory(sku="RACE"),
+        event_type="view",
+        occurred_at=timezone.now(),
+    )
+    Event.objects.create(
+        event_id=uuid.uuid4(),
+        user=None,
+        visitor_id="vid-alice-0001",
+        item=product_factory(sku="RACE2"),
+        event_type="view",
+        occurred_at=timezone.now(),
+    )
 
     # when
     log = load_event_log()
@@ -287,9 +303,11 @@ def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factor
     entry = PeriodicTask.objects.get(task="behavior.prune_events")
 
     # when: the task is run exactly as beat would send it (its registered name, its stored args)
-    deleted = app.tasks[entry.task].apply(
-        args=json.loads(entry.args or "[]"), kwargs=json.loads(entry.kwargs or "{}")
-    ).get()
+    deleted = (
+        app.tasks[entry.task]
+        .apply(args=json.loads(entry.args or "[]"), kwargs=json.loads(entry.kwargs or "{}"))
+        .get()
+    )
 
     # then
     assert entry.enabled

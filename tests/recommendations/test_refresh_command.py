@@ -7,7 +7,9 @@ from recommendations.models import ItemRelation
 
 
 @pytest.mark.django_db
-def test_refresh_command_builds_relations_and_reports_a_missing_model(user_factory, product_factory, event_factory):
+def test_refresh_command_builds_relations_and_reports_a_missing_model(
+    user_factory, product_factory, event_factory
+):
     # given two products often viewed together in one session, and no trained model
     shopper = user_factory()
     phone, case = product_factory(), product_factory()

@@ -1,4 +1,5 @@
 """A second item model: a book whose primary key is a string, keyed by ISBN."""
+
 from django.db import models
 
 

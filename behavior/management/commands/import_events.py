@@ -5,6 +5,7 @@ with their line numbers on stderr, followed by a summary); 1 (CommandError) when
 is missing or unreadable, the header is wrong, or the file has rows and none of them
 could be stored or recognised as already stored.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,16 +29,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("path", help="CSV file to import.")
-        parser.add_argument("--create-missing", action="store_true",
-                            help="Create unknown users (unusable password) and placeholder items.")
-        parser.add_argument("--chunk-size", type=int, default=20_000,
-                            help="Rows read and stored per transaction (memory stays flat).")
-        parser.add_argument("--max-reported", type=int, default=1000,
-                            help="Rejected rows listed one by one (0 = all); the rest are counted.")
-        parser.add_argument("--defer-indexes", action="store_true",
-                            help="Postgres, large initial loads into a quiet database: one transaction "
-                                 "that drops the secondary event indexes and rebuilds them at the end "
-                                 "(faster, but locks the events table for the whole import).")
+        parser.add_argument(
+            "--create-missing",
+            action="store_true",
+            help="Create unknown users (unusable password) and placeholder items.",
+        )
+        parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=20_000,
+            help="Rows read and stored per transaction (memory stays flat).",
+        )
+        parser.add_argument(
+            "--max-reported",
+            type=int,
+            default=1000,
+            help="Rejected rows listed one by one (0 = all); the rest are counted.",
+        )
+        parser.add_argument(
+            "--defer-indexes",
+            action="store_true",
+            help="Postgres, large initial loads into a quiet database: one transaction "
+            "that drops the secondary event indexes and rebuilds them at the end "
+            "(faster, but locks the events table for the whole import).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -45,8 +60,15 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1.")
         max_reported = options["max_reported"]
         reported = 0
-        bar = tqdm(total=None, unit="B", unit_scale=True, desc="import_events", file=sys.stderr,
-                   disable=options["no_progress"] or options["verbosity"] == 0, mininterval=0.5)
+        bar = tqdm(
+            total=None,
+            unit="B",
+            unit_scale=True,
+            desc="import_events",
+            file=sys.stderr,
+            disable=options["no_progress"] or options["verbosity"] == 0,
+            mininterval=0.5,
+        )
         with contextlib.suppress(OSError):
             bar.total = os.path.getsize(options["path"])
 
@@ -72,8 +94,11 @@ class Command(BaseCommand):
         started = time.perf_counter()
         try:
             report = import_events_csv(
-                options["path"], create_missing=options["create_missing"],
-                chunk_size=options["chunk_size"], on_rejected=on_rejected, on_progress=on_progress,
+                options["path"],
+                create_missing=options["create_missing"],
+                chunk_size=options["chunk_size"],
+                on_rejected=on_rejected,
+                on_progress=on_progress,
                 defer_indexes=options["defer_indexes"],
             )
         except ImportFileError as exc:
@@ -87,8 +112,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{report.rows} rows: {report.accepted} stored, {report.duplicates} already stored, "
             f"{report.rejected} rejected"
-            + (f"; created {report.users_created} users and {report.items_created} items"
-               if options["create_missing"] else "")
+            + (
+                f"; created {report.users_created} users and {report.items_created} items"
+                if options["create_missing"]
+                else ""
+            )
             # Import time alone (Django start-up excluded), for capacity planning.
             + f"; {elapsed:.1f} s, {report.rows / max(elapsed, 1e-9):,.0f} rows/s"
         )

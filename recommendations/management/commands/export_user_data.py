@@ -1,4 +1,5 @@
 """``manage.py export_user_data USERNAME [--out PATH]``: one person's data as JSON."""
+
 from __future__ import annotations
 
 import json

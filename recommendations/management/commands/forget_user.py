@@ -1,4 +1,5 @@
 """``manage.py forget_user USERNAME``: erase everything the recommender holds about one person."""
+
 from __future__ import annotations
 
 import getpass

@@ -1,4 +1,5 @@
 """Create or update the default Celery beat schedule (idempotent)."""
+
 from django.core.management.base import BaseCommand
 
 from recommendations.scheduling import install_schedule

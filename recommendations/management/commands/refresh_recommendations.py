@@ -1,4 +1,5 @@
 """Refresh item relations, popularity and the precomputed per-user lists (as the Celery tasks do)."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
@@ -11,9 +12,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--lists-only", action="store_true", help="skip item relations and popularity"
-        )
+        parser.add_argument("--lists-only", action="store_true", help="skip item relations and popularity")
 
     def handle(self, *args, lists_only: bool = False, **options) -> None:
         from recommendations.serving.popularity import refresh_popularity

@@ -3,6 +3,7 @@
 `make demo` runs it after `seed_demo`; each step calls the same service as its Celery
 task (in-process here, because the embedded demo has no broker).
 """
+
 from __future__ import annotations
 
 from django.core.management import call_command
