@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # The demo always runs on the embedded SQLite database with eager tasks.
-DEMO_ENV := DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 CELERY_BROKER_URL= CACHE_URL= REDIS_URL=
+DEMO_ENV := DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 CELERY_BROKER_URL= CACHE_URL= REDIS_URL= RECOMMENDER_EPOCHS=5
 DEMO_USERS ?= 1500
 DEMO_EVENTS ?= 120000
 
