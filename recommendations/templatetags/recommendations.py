@@ -60,14 +60,13 @@ def recommended_items(
     )
 
 
-@register.simple_tag(takes_context=True)
-def similar_items(
-    context: template.Context, item: Any, limit: int | None = None, placement: str = "similar"
+def _related(
+    lookup: Any, context: template.Context, item: Any, limit: int | None, placement: str
 ) -> RecommendationResult:
-    """``{% similar_items product limit=6 as recs %}``."""
+    """An item-to-item list for the page's shopper; an unknown item gives an empty block."""
     request, _, _ = _shopper(context)
     try:
-        return serving.similar_items(
+        return lookup(
             item,
             limit=limit or recommender_settings.DEFAULT_LIMIT,
             placement=placement,
@@ -75,6 +74,14 @@ def similar_items(
         )
     except UnknownItem:
         return _empty(placement)
+
+
+@register.simple_tag(takes_context=True)
+def similar_items(
+    context: template.Context, item: Any, limit: int | None = None, placement: str = "similar"
+) -> RecommendationResult:
+    """``{% similar_items product limit=6 as recs %}``."""
+    return _related(serving.similar_items, context, item, limit, placement)
 
 
 @register.simple_tag(takes_context=True)
@@ -82,16 +89,7 @@ def bought_together(
     context: template.Context, item: Any, limit: int | None = None, placement: str = "bought_together"
 ) -> RecommendationResult:
     """``{% bought_together product limit=4 as recs %}``."""
-    request, _, _ = _shopper(context)
-    try:
-        return serving.bought_together(
-            item,
-            limit=limit or recommender_settings.DEFAULT_LIMIT,
-            placement=placement,
-            context={"request": request},
-        )
-    except UnknownItem:
-        return _empty(placement)
+    return _related(serving.bought_together, context, item, limit, placement)
 
 
 @register.simple_tag(takes_context=True)
