@@ -47,7 +47,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from recommendations.conf import recommender_settings
-from recommendations.core.base import BaseRecommender
+from recommendations.core.base import BaseRecommender, Progress
 from recommendations.core.baselines import CoVisitationRecommender, PopularityRecommender
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, History
@@ -264,13 +264,18 @@ class _NotEnoughData(Exception):
 
 
 def train_model(
-    *, triggered_by: str = "manual", window_days: int | None = None, task_id: str = ""
+    *,
+    triggered_by: str = "manual",
+    window_days: int | None = None,
+    task_id: str = "",
+    progress: Progress | None = None,
 ) -> TrainingRun:
     """Run one whole training and return its ``TrainingRun`` (see the module docstring).
 
     ``window_days`` defaults to ``TRAINING_WINDOW_DAYS``. The returned run carries a
     non-persisted attribute ``transient_error`` (True when it failed on a lost database
-    or broker connection, which the Celery task retries).
+    or broker connection, which the Celery task retries). ``progress(stage, fraction)`` is
+    called while the network trains (the ``retrain`` command prints it).
     """
     if window_days is None:
         window_days = recommender_settings.TRAINING_WINDOW_DAYS
@@ -298,11 +303,11 @@ def train_model(
         run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, **common)
         run.transient_error = False
         with _Heartbeat(run, lock):
-            _execute(run, window_days=window_days)
+            _execute(run, window_days=window_days, progress=progress)
     return run
 
 
-def _execute(run: TrainingRun, *, window_days: int | None) -> None:
+def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | None = None) -> None:
     timings: dict[str, float] = {}
     stored: StoredArtifact | None = None
     version_created = False
@@ -333,7 +338,7 @@ def _execute(run: TrainingRun, *, window_days: int | None) -> None:
 
         config = network_config()
         with stage("fit"):
-            recommender = BehaviorRecommender(config).fit(train_log)
+            recommender = BehaviorRecommender(config).fit(train_log, progress=progress)
 
         with stage("evaluate"):
             metrics = _evaluate(recommender_fn(recommender), train_log, targets)

@@ -481,3 +481,18 @@ def test_export_recommendations_for_listed_users_and_unknown_user(
     users_file.write_text("ring001\nnobody\n")
     with pytest.raises(CommandError, match=r"users\.txt:2: unknown user 'nobody'"):
         call_command("export_recommendations", "--out", str(out_path), "--users", str(users_file))
+
+
+def test_retrain_command_prints_training_progress(tiny_network, fresh_registry, ring_events):
+    # given enough events
+    ring_events()
+    out, err = StringIO(), StringIO()
+    # when the command runs
+    call_command("retrain", stdout=out, stderr=err)
+    # then each training stage is reported on stderr while the report stays on stdout
+    progress = err.getvalue().splitlines()
+    assert progress[0] == "  prepare: 0%"
+    assert "  train: 100%" in progress
+    assert progress[-1] == "  done: 100%"
+    assert "train:" not in out.getvalue()
+    assert "Promoted: v1 is active." in out.getvalue()

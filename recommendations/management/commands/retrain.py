@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -51,12 +52,24 @@ class Command(BaseCommand):
             help="Train on the events of the last N days (default: TRAINING_WINDOW_DAYS).",
         )
 
+    def _progress_printer(self) -> Callable[[str, float], None]:
+        """Print each training stage at every 10 % step (to stderr, so stdout stays the report)."""
+        last: dict[str, int] = {}
+
+        def report(stage: str, fraction: float) -> None:
+            step = int(max(0.0, min(fraction, 1.0)) * 10)
+            if last.get(stage) != step:
+                last[stage] = step
+                self.stderr.write(f"  {stage}: {step * 10}%")
+
+        return report
+
     def handle(self, *args: Any, **options: Any) -> None:
         window = options["window_days"]
         if window is not None and window < 1:
             raise CommandError("--window-days must be a positive number of days")
         self.stdout.write("Training the behaviour network…")
-        run = train_model(triggered_by="command", window_days=window)
+        run = train_model(triggered_by="command", window_days=window, progress=self._progress_printer())
         timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in (run.timings or {}).items())
         self.stdout.write(
             f"Run {run.pk}: {run.status}; {run.event_count or 0} events, {run.user_count or 0} shoppers, "
