@@ -2,12 +2,12 @@
 
 from django.urls import path
 
-urlpatterns: list = []
+from recommendations.api import privacy as privacy_views
+from recommendations.api import profiles as profile_views
+from recommendations.api import views as serving_views
 
-# --- serving (serving engineer) ---------------------------------------------------------------------
-from recommendations.api import views as serving_views  # noqa: E402
-
-urlpatterns += [
+urlpatterns = [
+    # serving
     path("recommendations/", serving_views.RecommendationsView.as_view(), name="recommendations"),
     path(
         "recommendations/not-interested/",
@@ -16,21 +16,10 @@ urlpatterns += [
     ),
     path("items/popular/", serving_views.PopularItemsView.as_view(), name="items-popular"),
     path("items/<str:key>/similar/", serving_views.SimilarItemsView.as_view(), name="items-similar"),
-]
-
-# --- profiles (profiles engineer) -------------------------------------------------------------------
-from recommendations.api import profiles as profile_views  # noqa: E402
-
-urlpatterns += [
-    # "me/" comes first: it must win over a username of "me".
+    # profiles: "me/" comes first, it must win over a username of "me"
     path("profiles/me/", profile_views.MyProfileView.as_view(), name="profile-me"),
     path("profiles/<str:username>/", profile_views.ProfileDetailView.as_view(), name="profile-detail"),
-]
-
-# --- privacy (operations engineer) ------------------------------------------------------------------
-from recommendations.api import privacy as privacy_views  # noqa: E402
-
-urlpatterns += [
+    # privacy (staff)
     path(
         "privacy/users/<str:username>/export/",
         privacy_views.UserDataExportView.as_view(),
