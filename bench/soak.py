@@ -1,14 +1,26 @@
-"""Soak test: mixed traffic against gunicorn on Postgres while a retrain and a profile rebuild run.
+"""Soak test: mixed traffic against gunicorn on Postgres + Redis while retrains and profile rebuilds run.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--quick]
+    nice -n 5 .venv/bin/python bench/soak.py [--minutes 10] [--baseline-seconds 60] [--quick]
 
-Loopback only. Creates the Postgres database ``bench_soak`` (dropped and re-created each
-run), seeds a small shop, starts gunicorn (2 workers), measures idle latency of
-``GET /api/recommendations/``, then for the duration sends ingestion POSTs, recommendation
-GETs and product page views from 4 client threads while ``train_model`` and
-``rebuild_profiles`` run in a subprocess. Prints: 5xx count, p50/p99 of recommendations
-idle vs under load (target: p99 within 2x), and events stored vs accepted (must be equal).
-Exit status 1 when a target is missed. Every process it starts is killed at the end.
+Loopback only. One run:
+
+1. (Re)creates the Postgres database ``bench_soak``, seeds the demo shop
+   (``seed_demo --users 1000 --events 80000`` by default), trains the first model, precomputes
+   lists and profiles (``prepare_demo``) and logs a set of demo shoppers in.
+2. Starts gunicorn with the production settings (Redis cache and sessions).
+3. Baseline: ``--baseline-seconds`` of the mixed traffic below with nothing in the background.
+4. Soak: ``--minutes`` of the same traffic while ``manage.py retrain`` and
+   ``manage.py rebuild_profiles --full`` run back to back in a loop for the whole duration
+   (the same services and the same lowered CPU priority as the Celery tasks).
+
+Traffic (``--clients`` threads, a new connection per request as a browser's first request
+would): event batches of 10 posted by anonymous visitors, ``GET /api/recommendations/`` of
+logged-in shoppers (precomputed lists) and of those visitors (real-time session path), and
+product pages. Prints: 5xx count, connection errors, p50/p99 of the recommendation requests
+in the baseline and during the soak (target: soak p99 within 2x of the baseline p99; the p99
+of sequential single requests on the idle server is printed too), and events stored vs
+accepted (must be equal). Exit status 1 when a target is missed. Every process it starts is
+killed at the end, and the database is dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,13 +41,35 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.integration.seed import SEED  # noqa: E402  (the same small shop as the tests)
-
 DB = "bench_soak"
 PG = "postgres://postgres@127.0.0.1:5432"
 UA = {"User-Agent": "Mozilla/5.0 (soak)"}
+
+# Logs shoppers with a precomputed list in (bench/sessions.py); run with ``manage.py shell -c``.
+LOGIN_SCRIPT = """
+import sys
+sys.path.insert(0, "bench")
+from sessions import login_sessions
+from recommendations.models import PrecomputedList
+ids = PrecomputedList.objects.order_by("user_id").values_list("user_id", flat=True)[:{count}]
+for key in login_sessions(ids).values():
+    print("COOKIE sessionid=" + key)
+"""
+
+# Retrain and rebuild profiles back to back until the file named by argv[1] disappears.
+JOBS_SCRIPT = """
+import os, subprocess, sys, time
+flag, manage = sys.argv[1], sys.argv[2:]
+while os.path.exists(flag):
+    for command in (["retrain"], ["rebuild_profiles", "--full"]):
+        started = time.monotonic()
+        done = subprocess.run([*manage, *command], capture_output=True, text=True)
+        print(" ".join(command), done.returncode, f"{time.monotonic() - started:.0f}s", flush=True)
+        if done.returncode not in (0, 2):
+            print(done.stdout[-500:], done.stderr[-1500:], flush=True)
+        if not os.path.exists(flag):
+            break
+"""
 
 
 def _free_port() -> int:
@@ -62,121 +97,205 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
+class Traffic:
+    """The mixed client load; one instance per phase so each phase has its own figures."""
+
+    def __init__(self, port: int, cookies: list[str], skus: list[str]) -> None:
+        self.port, self.cookies, self.skus = port, cookies, skus
+        self.lock = threading.Lock()
+        self.stats = {"5xx": 0, "requests": 0, "accepted": 0, "errors": 0}
+        self.latency: dict[str, list[float]] = {"personal": [], "session": []}
+
+    def _client(self, number: int, stop: float) -> None:
+        rng = random.Random(number)
+        visitor = f"soak-{number}-{uuid.uuid4().hex[:8]}"
+        step = 0
+        while time.monotonic() < stop:
+            step += 1
+            try:
+                kind = step % 4
+                if kind == 0:
+                    events = [
+                        {
+                            "event_type": "view",
+                            "item": rng.choice(self.skus),
+                            "visitor_id": visitor,
+                            "event_id": str(uuid.uuid4()),
+                        }
+                        for _ in range(10)
+                    ]
+                    status, _, body = _request(self.port, "POST", "/api/events/", {"events": events})
+                    if status == 202:
+                        with self.lock:
+                            self.stats["accepted"] += json.loads(body)["accepted"]
+                elif kind in (1, 3):
+                    personal = kind == 1
+                    cookie = rng.choice(self.cookies) if personal else f"rec_vid={visitor}"
+                    status, seconds, _ = _request(
+                        self.port, "GET", "/api/recommendations/?limit=10", headers={"Cookie": cookie}
+                    )
+                    with self.lock:
+                        self.latency["personal" if personal else "session"].append(seconds)
+                else:
+                    status, _, _ = _request(self.port, "GET", f"/p/{rng.choice(self.skus)}/")
+            except OSError:
+                with self.lock:
+                    self.stats["errors"] += 1
+                continue
+            with self.lock:
+                self.stats["requests"] += 1
+                self.stats["5xx"] += status >= 500
+
+    def run(self, seconds: float, clients: int) -> Traffic:
+        stop = time.monotonic() + seconds
+        threads = [threading.Thread(target=self._client, args=(n, stop)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self
+
+    @property
+    def recommendations(self) -> list[float]:
+        return self.latency["personal"] + self.latency["session"]
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.stats['requests']} requests, {self.stats['errors']} connection errors, "
+            f"{self.stats['5xx']} 5xx"
+        ]
+        for name, values in (("all", self.recommendations), *self.latency.items()):
+            parts.append(
+                f"{name} p50/p99 {_pct(values, 0.5):.1f}/{_pct(values, 0.99):.1f} ms (n={len(values)})"
+            )
+        return "; ".join(parts)
+
+
+def _manage(env: dict, *args: str, capture: bool = True) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=capture, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"manage.py {args[0]} failed ({done.returncode}):\n{(done.stderr or '')[-2000:]}")
+    return done.stdout or ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--quick", action="store_true", help="one minute")
+    parser.add_argument("--baseline-seconds", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="1 minute soak, 20 s baseline, a smaller shop")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=80_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
-    minutes = 1.0 if args.quick else args.minutes
+    if args.quick:
+        args.minutes, args.baseline_seconds = 1.0, 20.0
+        args.users, args.events = 400, 30_000
 
     import psycopg
 
+    flag = Path(f"/tmp/{DB}-{uuid.uuid4().hex}.running")
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.integration.settings_integration",
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
         "DATABASE_URL": f"{PG}/{DB}",
+        "CACHE_URL": args.redis,
+        "CACHE_KEY_PREFIX": f"soak-{uuid.uuid4().hex[:6]}",
         "CELERY_BROKER_URL": "",
-        "CACHE_URL": "",
         "DEBUG": "0",
         "SECRET_KEY": "soak-" + uuid.uuid4().hex,
         "MEDIA_ROOT": f"/tmp/{DB}-media",
         "LOG_LEVEL": "WARNING",
+        # the soak measures latency, not the throttle: keep every request under the limits
+        "THROTTLE_EVENTS": "1000000/min",
+        "THROTTLE_RECOMMENDATIONS": "1000000/min",
+        "THROTTLE_ANON": "1000000/min",
+        "THROTTLE_USER": "1000000/min",
+        # a retrain of the demo shop in about a minute, so that several run during the soak
+        "RECOMMENDER_EPOCHS": os.environ.get("RECOMMENDER_EPOCHS", "5"),
     }
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run([*manage, "shell", "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True)
-    port = _free_port()
-    processes = [
-        subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "shop.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--timeout",
-                "60",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    ]
+    processes: list[subprocess.Popen] = []
     try:
+        started = time.monotonic()
+        _manage(env, "migrate", "--noinput")
+        _manage(env, "seed_demo", "--users", str(args.users), "--events", str(args.events))
+        _manage(env, "prepare_demo")
+        cookies = [
+            line.split(" ", 1)[1]
+            for line in _manage(env, "shell", "-c", LOGIN_SCRIPT.replace("{count}", "200")).splitlines()
+            if line.startswith("COOKIE ")
+        ]
+        skus = json.loads(
+            _manage(
+                env,
+                "shell",
+                "-c",
+                "import json; from shop.models import Product; "
+                "skus = Product.objects.filter(is_active=True).values_list('sku', flat=True); "
+                "print(json.dumps(list(skus)))",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        print(
+            f"prepared in {time.monotonic() - started:.0f} s: {len(skus)} products, "
+            f"{len(cookies)} logged-in shoppers"
+        )
+
+        port = _free_port()
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "gunicorn"),
+                    "shop.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(args.workers),
+                    "--threads",
+                    str(args.threads),
+                    "--worker-class",
+                    "gthread",
+                    "--timeout",
+                    "60",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
-                if _request(port, "GET", "/api/items/popular/")[0] == 200:
+                if _request(port, "GET", "/healthz")[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise SystemExit("gunicorn did not start")
             time.sleep(0.5)
+        warmup = Traffic(port, cookies, skus).run(5, args.clients)  # every worker and connection warm
+        single = [
+            _request(
+                port, "GET", "/api/recommendations/?limit=10", headers={"Cookie": random.choice(cookies)}
+            )[1]
+            for _ in range(300)
+        ]
+        baseline = Traffic(port, cookies, skus).run(args.baseline_seconds, args.clients)
 
-        idle = [_request(port, "GET", "/api/recommendations/?limit=10")[1] for _ in range(200)]
-
-        lock = threading.Lock()
-        stats = {"5xx": 0, "requests": 0, "accepted": 0, "errors": 0}
-        loaded: list[float] = []
-        stop = time.monotonic() + minutes * 60
-
-        def client(number: int) -> None:
-            visitor = f"soak-{number}-{uuid.uuid4().hex[:8]}"
-            step = 0
-            while time.monotonic() < stop:
-                step += 1
-                try:
-                    kind = step % 3
-                    if kind == 0:
-                        events = [
-                            {
-                                "event_type": "view",
-                                "item": f"P{(step + i) % 12:02d}",
-                                "visitor_id": visitor,
-                                "event_id": str(uuid.uuid4()),
-                            }
-                            for i in range(10)
-                        ]
-                        status, _, body = _request(port, "POST", "/api/events/", {"events": events})
-                        if status == 202:
-                            with lock:
-                                stats["accepted"] += json.loads(body)["accepted"]
-                    elif kind == 1:
-                        status, seconds, _ = _request(
-                            port,
-                            "GET",
-                            "/api/recommendations/?limit=10",
-                            headers={"Cookie": f"rec_vid={visitor}"},
-                        )
-                        with lock:
-                            loaded.append(seconds)
-                    else:
-                        status, _, _ = _request(port, "GET", f"/p/P{step % 12:02d}/")
-                except OSError:
-                    with lock:
-                        stats["errors"] += 1
-                    continue
-                with lock:
-                    stats["requests"] += 1
-                    stats["5xx"] += status >= 500
-
+        flag.touch()
+        manage = [sys.executable, "manage.py"]
         jobs = subprocess.Popen(
-            [
-                *manage,
-                "shell",
-                "-c",
-                "from recommendations.training import train_model; "
-                "from recommendations.profiles import rebuild_profiles; "
-                "r = train_model(triggered_by='soak'); "
-                "print('train', r.status); print('profiles', rebuild_profiles(full=True))",
-            ],
+            [sys.executable, "-c", JOBS_SCRIPT, str(flag), *manage],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -185,39 +304,40 @@ def main() -> int:
             start_new_session=True,
         )
         processes.append(jobs)
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        try:
-            job_output = jobs.communicate(timeout=300)[0]
-        except subprocess.TimeoutExpired:
-            job_output = "(background jobs still running after the soak: killed)"
+        soak = Traffic(port, cookies, skus).run(args.minutes * 60, args.clients)
+        flag.unlink()
+        # the job running when the soak ends is cut short: its figures are not part of the soak
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(jobs.pid, signal.SIGKILL)
+        job_output = jobs.communicate(timeout=60)[0]
         with psycopg.connect(f"{PG}/{DB}") as conn:
             stored = conn.execute(
                 "SELECT count(*) FROM behavior_event WHERE visitor_id LIKE 'soak-%%'"
             ).fetchone()[0]
-        idle_p99, load_p99 = _pct(idle, 0.99), _pct(loaded, 0.99)
+        accepted = sum(phase.stats["accepted"] for phase in (warmup, baseline, soak))
+        baseline_p99, soak_p99 = _pct(baseline.recommendations, 0.99), _pct(soak.recommendations, 0.99)
+        fivexx = sum(phase.stats["5xx"] for phase in (warmup, baseline, soak))
         print(
-            f"soak: {minutes:g} min, {stats['requests']} requests, {stats['errors']} connection errors, "
-            f"{stats['5xx']} responses 5xx"
+            f"idle server, sequential requests: p50/p99 {_pct(single, 0.5):.1f}/{_pct(single, 0.99):.1f} ms"
         )
         print(
-            f"recommendations p50/p99 idle {_pct(idle, 0.5):.1f}/{idle_p99:.1f} ms; under load "
-            f"{_pct(loaded, 0.5):.1f}/{load_p99:.1f} ms ({load_p99 / idle_p99:.2f}x idle p99)"
+            f"baseline ({args.baseline_seconds:g} s, {args.clients} clients, no background jobs): "
+            f"{baseline.summary()}"
         )
-        print(f"events accepted {stats['accepted']}, stored {stored}")
+        print(f"soak ({args.minutes:g} min, retrain + rebuild_profiles looping): {soak.summary()}")
         print(
-            "background jobs:",
-            " | ".join(line for line in job_output.splitlines() if line.startswith(("train", "profiles")))[
-                :500
-            ],
+            f"recommendations p99: soak {soak_p99:.1f} ms vs baseline {baseline_p99:.1f} ms "
+            f"({soak_p99 / baseline_p99:.2f}x; vs idle sequential {soak_p99 / _pct(single, 0.99):.2f}x)"
         )
-        ok = stats["5xx"] == 0 and stored == stats["accepted"] and load_p99 <= 2 * idle_p99
+        print(f"events accepted {accepted}, stored {stored}")
+        lines = [line for line in job_output.splitlines() if line.strip()]
+        print(f"background jobs ({len(lines)} lines):", " | ".join(lines)[:1500])
+        ok = fivexx == 0 and stored == accepted and soak_p99 <= 2 * baseline_p99
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            flag.unlink()
         for process in processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

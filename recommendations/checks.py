@@ -26,6 +26,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="recommendations.E001",
             )
         )
+    niceness = user.get("BACKGROUND_NICENESS", 0)
+    if niceness is not None and (
+        isinstance(niceness, bool) or not isinstance(niceness, int) or not 0 <= niceness <= 19
+    ):
+        errors.append(
+            Error(
+                f"BACKGROUND_NICENESS must be None or an integer from 0 to 19, not {niceness!r}.",
+                id="recommendations.E004",
+            )
+        )
     from behavior.items import get_item_model, item_key_field
 
     try:

@@ -148,6 +148,9 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "ACTIVE_MODEL_CHECK_SECONDS": 5,
     # Local folder for artefacts copied from a remote storage (None = a folder in the temp dir).
     "MODEL_CACHE_DIR": None,
+    # Niceness (0-19) of processes running training, profile rebuilds and precomputation, so that
+    # web requests on the same cores keep their latency (None = leave the priority alone).
+    "BACKGROUND_NICENESS": 10,
     # --- operations engineer: privacy -------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,

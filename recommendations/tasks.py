@@ -14,6 +14,7 @@ from django.db import OperationalError as DatabaseOperationalError
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from recommendations.background import lower_task_priority
 from recommendations.conf import recommender_settings
 
 
@@ -23,6 +24,7 @@ def refresh_recommendations() -> int:
     """Score every active user through the active model and store the lists (table + cache)."""
     from recommendations.serving.precompute import refresh_recommendations as refresh
 
+    lower_task_priority()
     return refresh().users
 
 
@@ -71,6 +73,7 @@ def retrain_model(self, triggered_by: str = "schedule", window_days: int | None 
     """
     from recommendations.training import train_model
 
+    lower_task_priority()
     try:
         run = train_model(triggered_by=triggered_by, window_days=window_days, task_id=self.request.id or "")
     except TRANSIENT_TRAINING_ERRORS as exc:  # e.g. the database was unreachable before the run existed
@@ -113,4 +116,5 @@ def rebuild_profiles(user_ids: list | None = None, full: bool = False) -> dict:
     """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless."""
     from recommendations.profiles import rebuild_profiles as rebuild
 
+    lower_task_priority()
     return asdict(rebuild(user_ids=user_ids, full=full))

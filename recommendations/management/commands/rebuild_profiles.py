@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from recommendations.background import lower_cpu_priority
 from recommendations.core.profiles.tags import RuleError
 from recommendations.profiles import rebuild_profiles
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Unknown user(s): {', '.join(missing)}")
             user_ids = list(found.values())
         self.stdout.write("Rebuilding profiles…")
+        lower_cpu_priority()
         try:
             result = rebuild_profiles(user_ids=user_ids, full=full)
         except RuleError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from recommendations.background import lower_cpu_priority
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.training import train_model
 
@@ -69,6 +70,7 @@ class Command(BaseCommand):
         if window is not None and window < 1:
             raise CommandError("--window-days must be a positive number of days")
         self.stdout.write("Training the behaviour network…")
+        lower_cpu_priority()
         run = train_model(triggered_by="command", window_days=window, progress=self._progress_printer())
         timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in (run.timings or {}).items())
         self.stdout.write(

@@ -1,0 +1,97 @@
+"""Background jobs lower their own CPU priority, on every thread, and never raise it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from recommendations.checks import check_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs in a child process: lowering the priority of the test process itself would slow the suite.
+PROBE = """
+import json, os, sys, threading
+from recommendations.background import lower_cpu_priority
+
+started = threading.Event()
+release = threading.Event()
+def worker():
+    started.set()
+    release.wait()
+early = threading.Thread(target=worker)
+early.start()
+started.wait()
+applied = lower_cpu_priority(int(sys.argv[1]))
+late = threading.Thread(target=release.wait)
+late.start()
+niceness = {int(t): os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}
+release.set()
+early.join(); late.join()
+print(json.dumps({"applied": applied, "threads": sorted(niceness.values())}))
+"""
+
+
+def _probe(target: int, *, start_niceness: int = 0) -> dict:
+    command = [sys.executable, "-c", PROBE, str(target)]
+    if start_niceness:
+        command = ["nice", "-n", str(start_niceness), *command]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux behaviour")
+def test_every_thread_existing_and_new_gets_the_background_niceness() -> None:
+    result = _probe(7)
+    assert result["applied"] == 7
+    # main thread, the thread started before the call and the one started after it
+    assert result["threads"] == [7, 7, 7]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux behaviour")
+def test_a_process_started_nicer_keeps_its_lower_priority() -> None:
+    result = _probe(5, start_niceness=12)
+    assert result["applied"] == 12
+    assert result["threads"] == [12, 12, 12]
+
+
+def test_niceness_none_leaves_the_priority_alone() -> None:
+    from recommendations.background import lower_cpu_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    with override_settings(RECOMMENDER={"BACKGROUND_NICENESS": None}):
+        assert lower_cpu_priority() is None
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+@pytest.mark.parametrize("value", [-1, 20, "10", 2.5, True])
+def test_invalid_niceness_is_a_startup_error(value: object) -> None:
+    with override_settings(RECOMMENDER={"BACKGROUND_NICENESS": value}):
+        errors = [e for e in check_settings() if e.id == "recommendations.E004"]
+    assert len(errors) == 1
+    assert "BACKGROUND_NICENESS" in errors[0].msg
+
+
+@pytest.mark.parametrize("value", [None, 0, 10, 19])
+def test_valid_niceness_passes_the_check(value: object) -> None:
+    with override_settings(RECOMMENDER={"BACKGROUND_NICENESS": value}):
+        assert not [e for e in check_settings() if e.id == "recommendations.E004"]
+
+
+@pytest.mark.django_db
+def test_an_eager_task_leaves_the_calling_process_priority_alone() -> None:
+    """Without a broker the web process itself runs the task: it must not slow itself down."""
+    from recommendations.tasks import rebuild_profiles
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    with override_settings(RECOMMENDER={"BACKGROUND_NICENESS": 19}):
+        result = rebuild_profiles.delay(full=True).get()
+    assert result["users"] == 0
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
