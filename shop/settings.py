@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (the Docker image) without a CDN.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Answers a logged-in shopper's plain GET /api/recommendations/ from Redis when it can do
+    # so exactly; everything else goes on (it must come before the session middleware).
+    "recommendations.middleware.FastRecommendationsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -137,8 +140,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Sessions read through the cache (Redis in production) and written through to the database:
-# the per-request session lookup of the recommendation API stays off the database.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# the per-request session lookup of the recommendation API stays off the database. The demo's
+# engine is Django's cached_db whose reads fall back to the database while Redis is down.
+SESSION_ENGINE = "shop.sessions"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -48,6 +48,13 @@ def redis_client() -> Any:
         return None
 
 
+def redis_loads(raw: bytes) -> Any:
+    """A value as the default (Redis) cache would return it from its stored bytes."""
+    from django.core.cache import caches
+
+    return caches["default"]._cache._serializer.loads(raw)
+
+
 def _queue_key() -> str:
     return cache.make_key(QUEUE_KEY)
 
@@ -60,13 +67,25 @@ def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "",
         "recommendation_id": str(result.recommendation_id),
         "user_id": user_id,
         "visitor_id": visitor_id[:64],
+        **list_fields(result),
+        "created_at": timezone.now().isoformat(),
+    }
+    push(row, deferred=deferred)
+
+
+def list_fields(result: Any) -> dict:
+    """The fields of an impression row that describe the list itself (not who saw it, or when)."""
+    return {
         "placement": result.placement[:64],
         "model_version": result.model_version,
         "item_keys": [entry.key for entry in result.items],
         "source": result.source,
-        "created_at": timezone.now().isoformat(),
     }
-    client = redis_client()
+
+
+def push(row: dict, *, deferred: bool, client: Any = None) -> None:
+    """Queue one impression row (Redis, else this process); write the queue when it is full."""
+    client = client or redis_client()
     queued = 0
     if client is not None:
         try:

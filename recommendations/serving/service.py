@@ -20,19 +20,24 @@ from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
 from recommendations.serving import explain, impressions, model, popularity
+from recommendations.serving.freshness import marker_text
 from recommendations.serving.history import ShopperState, load_state
 from recommendations.serving.state import (
+    Prefetched,
+    cache_set,
     not_interested_cache_key,
     not_interested_keys,
     precomputed_cache_key,
     prefetch,
     purchased_keys_cached,
 )
-from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
+from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem, ReusableList
 
 Stage = Callable[[], Iterable[Candidate]]
 SHOWN_ATTRIBUTE = "_recommendations_shown"
 STATE_ATTRIBUTE = "_recommendations_state"
+# Set on the request when the served list may be replayed by the API's fast path.
+REUSABLE_ATTRIBUTE = "_recommendations_reusable"
 
 
 class UnknownItem(LookupError):
@@ -215,9 +220,26 @@ def _finish(
 
 
 # --- candidate stages ------------------------------------------------------------------------------
+def _snapshot() -> popularity.PopularitySnapshot:
+    """The popularity snapshot; an empty one while the cache is down (newest items fill in)."""
+    try:
+        return popularity.get_snapshot()
+    except Exception as exc:
+        model.log_once(f"popularity:{type(exc).__name__}", "Popularity snapshot unavailable: %s", exc)
+        return popularity.PopularitySnapshot()
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception as exc:
+        model.log_once(f"cache:{type(exc).__name__}", "Cache unavailable, using the database: %s", exc)
+        return None
+
+
 def _popular_stage(category: str | None) -> Stage:
     def stage() -> Iterator[Candidate]:
-        snapshot = popularity.get_snapshot()
+        snapshot = _snapshot()
         if category:
             label = snapshot.labels.get(category, "")
             for key, score in snapshot.by_category.get(category, []):
@@ -255,7 +277,7 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     from recommendations.models import PrecomputedList
 
     cache_key = precomputed_cache_key(user_id)
-    data = prefetched.get(cache_key) if prefetched is not None else cache.get(cache_key)
+    data = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
     if data is None:
         row = PrecomputedList.objects.filter(user_id=user_id).first()
         data = (
@@ -269,14 +291,14 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
                 "computed_at": row.computed_at.timestamp(),
             }
         )
-        cache.set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
+        cache_set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
     return data or None
 
 
 def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
     """Score the shopper's latest events through the active network (cached per latest event)."""
     cache_key = f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}:{n}"
-    rows = cache.get(cache_key)
+    rows = _cache_get(cache_key)
     if rows is not None:
         return rows
     model.limit_threads_for_web()
@@ -288,7 +310,7 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
         anchor = anchor_of.get(key)
         reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
         rows.append([key, float(score), reason])
-    cache.set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
+    cache_set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
     return rows
 
 
@@ -387,6 +409,30 @@ def _from_cached(cached: dict, *, placement: str) -> RecommendationResult:
     return result
 
 
+def _offer_reuse(
+    request: Any, state: ShopperState, prefetched: Prefetched, result: RecommendationResult
+) -> None:
+    """Tell the API's fast path that this list may be replayed, and what it was built from.
+
+    Only when both entries it depends on came from the cache in this request's round trip
+    (their fingerprints are known); a new event, precomputed list or mark changes the basis.
+    """
+    if request is None or state.user_id is None:
+        return
+    precomputed_key = precomputed_cache_key(state.user_id)
+    marks_key = not_interested_cache_key(state.user_id, state.visitor_id)
+    if precomputed_key not in prefetched.digests or marks_key not in prefetched.digests:
+        return
+    reusable = ReusableList(
+        user_id=state.user_id,
+        latest=marker_text(state.latest_ts),
+        basis=(prefetched.digests[precomputed_key], prefetched.digests[marks_key]),
+        result=result,
+    )
+    with contextlib.suppress(AttributeError):
+        setattr(request, REUSABLE_ATTRIBUTE, reusable)
+
+
 def _context_keys(context: Mapping[str, Any], adapter: DefaultRecommenderAdapter) -> list[str]:
     keys: list[str] = []
     item = context.get("item")
@@ -450,6 +496,7 @@ def recommend_for(
     if cached is not None and cached["basis"] == basis:
         result = _from_cached(cached, placement=placement)
         result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
+        _offer_reuse(request, state, prefetched, result)
         return _finish(
             result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record
         )
@@ -474,7 +521,7 @@ def recommend_for(
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
     if category is None and anchors:
-        snapshot = popularity.get_snapshot()
+        snapshot = _snapshot()
         category = next((snapshot.item_category[k] for k in anchors if k in snapshot.item_category), None)
     if category:
         stages.append(_popular_stage(category))
@@ -485,7 +532,8 @@ def recommend_for(
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     if basis is not None and result.source == "personal":
-        cache.set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
+        cache_set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
+        _offer_reuse(request, state, prefetched, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
     return _finish(result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record)
 
