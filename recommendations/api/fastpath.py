@@ -62,7 +62,6 @@ from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
-from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
 from recommendations.serving.freshness import digest, marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
@@ -352,7 +351,7 @@ def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResp
         + body[:cut]
         + body[cut + len(recommendation_id) :]
     )
-    pipe.set(list_key(user_id), stored, ex=recommender_settings.LIST_CACHE_SECONDS)
+    pipe.set(list_key(user_id), stored, ex=max(1, reusable.seconds))
     raise_markers(client, {user_id: reusable.latest}, pipeline=pipe)
 
 

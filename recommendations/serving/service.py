@@ -315,8 +315,17 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
 
 
 def _personal_stage(
-    state: ShopperState, loaded: Any, n: int, version_box: list, prefetched: dict | None = None
+    state: ShopperState,
+    loaded: Any,
+    n: int,
+    version_box: list,
+    prefetched: dict | None = None,
+    used: list | None = None,
 ) -> Stage:
+    """The shopper's own list: a fresh precomputed one, else the network on their latest events.
+
+    ``used`` receives "realtime" when the network scored the list.
+    """
     source = "personal" if state.user_id is not None else "session"
 
     def stage() -> Iterator[Candidate]:
@@ -333,6 +342,8 @@ def _personal_stage(
             return
         if loaded is not None and state.history:
             version_box.append(loaded.version_number)
+            if used is not None:
+                used.append("realtime")
             for key, score, reason in _realtime(state, loaded, n):
                 yield Candidate(key, score, reason, source)
         elif precomputed is not None:
@@ -410,7 +421,12 @@ def _from_cached(cached: dict, *, placement: str) -> RecommendationResult:
 
 
 def _offer_reuse(
-    request: Any, state: ShopperState, prefetched: Prefetched, result: RecommendationResult
+    request: Any,
+    state: ShopperState,
+    prefetched: Prefetched,
+    result: RecommendationResult,
+    *,
+    seconds: int | None = None,
 ) -> None:
     """Tell the API's fast path that this list may be replayed, and what it was built from.
 
@@ -428,6 +444,7 @@ def _offer_reuse(
         latest=marker_text(state.latest_ts),
         basis=(prefetched.digests[precomputed_key], prefetched.digests[marks_key]),
         result=result,
+        seconds=recommender_settings.LIST_CACHE_SECONDS if seconds is None else seconds,
     )
     with contextlib.suppress(AttributeError):
         setattr(request, REUSABLE_ATTRIBUTE, reusable)
@@ -516,8 +533,9 @@ def recommend_for(
     # what the shopper is looking at right now is not worth recommending back to them
     excluded |= set(anchors)
     version_box: list = []
+    used: list = []
     stages: list[Stage] = [
-        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched),
+        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched, used),
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
     if category is None and anchors:
@@ -534,6 +552,14 @@ def recommend_for(
     if basis is not None and result.source == "personal":
         cache_set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
         _offer_reuse(request, state, prefetched, result)
+    elif list_key and used and result.source == "personal":
+        # built by the network from the latest events: the same inputs give the same list until
+        # a new event, list or mark, or another active version (which a process notices within
+        # ACTIVE_MODEL_CHECK_SECONDS, so the replay lives no longer)
+        seconds = min(
+            recommender_settings.LIST_CACHE_SECONDS, recommender_settings.ACTIVE_MODEL_CHECK_SECONDS
+        )
+        _offer_reuse(request, state, prefetched, result, seconds=seconds)
     result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
     return _finish(result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record)
 

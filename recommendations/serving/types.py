@@ -58,10 +58,12 @@ class ReusableList:
     """A served list the API's fast path may replay: whose, and what it was built from.
 
     ``latest`` is the shopper's latest-event marker text; ``basis`` fingerprints the cache
-    entries of their precomputed list and "not interested" marks.
+    entries of their precomputed list and "not interested" marks; ``seconds`` bounds how
+    long the replay may live.
     """
 
     user_id: Any
     latest: str
     basis: tuple[str, str]
     result: RecommendationResult
+    seconds: int

@@ -310,6 +310,10 @@ def test_a_new_event_sends_the_next_request_to_the_real_time_path(
     assert body["source"] == "personal"
     assert _items(response) == recommend_for(user=user, limit=10).keys
     assert not {"H0", "H1", "H2"} & set(_items(response))
+    # and the next request replays that real-time list (same inputs) without a query
+    replay, replay_queries = _get(client)
+    assert replay_queries == 0
+    assert _without_id(replay) == _without_id(response)
 
 
 @pytest.mark.django_db
