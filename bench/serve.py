@@ -428,8 +428,8 @@ def main() -> None:
         gunicorn.wait(timeout=30)
 
     # in-process CPU per request through the whole Django stack (no HTTP server, no load generator)
-    fast_lines = fast_cookies.read_text().split()
-    realtime_lines = realtime_cookies.read_text().split()
+    fast_lines = fast_cookies.read_text().splitlines()
+    realtime_lines = realtime_cookies.read_text().splitlines()
     cpu_health = _in_process_cpu(fast_lines, "/healthz", 500)
     cpu_fast = _in_process_cpu(fast_lines, "/api/recommendations/", 500)
     cpu_realtime_p50, cpu_realtime_mean = _in_process_realtime_cpu(realtime_lines[:200], realtime_ids[:200])
