@@ -237,9 +237,16 @@ def _cache_get(key: str) -> Any:
         return None
 
 
-def _popular_stage(category: str | None) -> Stage:
+def _first_category(snapshot: popularity.PopularitySnapshot, keys: list[str]) -> str | None:
+    return next((snapshot.item_category[k] for k in keys if k in snapshot.item_category), None)
+
+
+def _popular_stage(category_or_rule: str | Callable[[Any], str | None] | None) -> Stage:
+    """Popular items overall or of a category (given, or chosen from the snapshot by a rule)."""
+
     def stage() -> Iterator[Candidate]:
         snapshot = _snapshot()
+        category = category_or_rule(snapshot) if callable(category_or_rule) else category_or_rule
         if category:
             label = snapshot.labels.get(category, "")
             for key, score in snapshot.by_category.get(category, []):
@@ -304,7 +311,7 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
     model.limit_threads_for_web()
     scored = model.recommend(loaded, [state.history], n)[0]
     anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
-    names = {key: str(item) for key, item in items_by_key({a for a, _ in anchor_of.values()}).items()}
+    names = _item_names({a for a, _ in anchor_of.values()})
     rows = []
     for key, score in scored:
         anchor = anchor_of.get(key)
@@ -312,6 +319,28 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
         rows.append([key, float(score), reason])
     cache_set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
     return rows
+
+
+_names: dict[str, tuple[str, float]] = {}
+NAME_SECONDS = 300
+
+
+def _item_names(keys: set[str]) -> dict[str, str]:
+    """Display names of items for explanations, kept per process for ``NAME_SECONDS``.
+
+    The anchors of "because you viewed X" are the shopper's recent items: the same few
+    thousand popular items again and again, whose names rarely change.
+    """
+    now = time.monotonic()
+    names = {key: entry[0] for key in keys if (entry := _names.get(key)) is not None and entry[1] > now}
+    missing = keys - names.keys()
+    if missing:
+        if len(_names) > 50_000:
+            _names.clear()
+        for key, item in items_by_key(missing).items():
+            names[key] = str(item)
+            _names[key] = (names[key], now + NAME_SECONDS)
+    return names
 
 
 def _personal_stage(
@@ -538,11 +567,11 @@ def recommend_for(
         _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched, used),
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
-    if category is None and anchors:
-        snapshot = _snapshot()
-        category = next((snapshot.item_category[k] for k in anchors if k in snapshot.item_category), None)
     if category:
         stages.append(_popular_stage(category))
+    elif anchors:
+        # the anchors' category, looked up only when the list gets this far
+        stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors)))
     stages.append(_popular_stage(None))
     chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter)
     version = version_box[0] if version_box else None
