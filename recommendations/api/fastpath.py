@@ -115,6 +115,7 @@ _config_cache: dict[str, _Config | None] = {}
 def _build_config() -> _Config | None:
     """The fast path's settings, or None where it cannot be exact (then it stays off)."""
     from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
     engine = import_module(settings.SESSION_ENGINE)
     prefix = getattr(getattr(engine, "SessionStore", None), "cache_key_prefix", None)
@@ -123,7 +124,7 @@ def _build_config() -> _Config | None:
         or settings.SESSION_SAVE_EVERY_REQUEST
         or settings.DISALLOWED_USER_AGENTS  # CommonMiddleware's check would be skipped
         or MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS
-        or type(caches["default"]).__name__ != "RedisCache"
+        or not isinstance(caches["default"], RedisCache)
         or settings.CACHES[settings.SESSION_CACHE_ALIAS] != settings.CACHES["default"]
     ):
         return None

@@ -42,10 +42,11 @@ def redis_client() -> Any:
     the round trip it was used for.
     """
     from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
     default = caches["default"]  # the backend itself: ``cache`` is a proxy
     client = getattr(default, "_recommendations_client", None)
-    if client is not None or type(default).__name__ != "RedisCache":
+    if client is not None or not isinstance(default, RedisCache):
         return client
     try:
         client = default._cache.get_client(None, write=True)
