@@ -7,10 +7,11 @@ stack, which stays the reference behaviour. On the way back :func:`remember` sto
 the next request needs: the user's session auth hash and the response itself (status,
 headers, body with the recommendation id cut out) with what the list was built from.
 
-Round trips: (1) the session's cache entry; (2) one pipeline: the user's auth-hash entry,
-their latest-event marker, the replayable response, the cache entries the list was built
-from (precomputed list, "not interested" marks) and the throttle counter (INCR + EXPIRE);
-(3) the impression (RPUSH), only when the list is served.
+Round trips: (1) the session's cache entry; (2) one Lua script that counts the request for
+the throttle (INCR + EXPIRE), checks the user's cached auth hash, their latest-event marker
+and the fingerprints of the entries the list was built from (precomputed list, "not
+interested" marks) against the stored response, and queues the impression (RPUSH) only
+when it returns the stored response to be served.
 
 It serves only when all of these hold:
 
@@ -62,8 +63,9 @@ from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
+from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
-from recommendations.serving.freshness import digest, marker_key, raise_markers
+from recommendations.serving.freshness import marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
 from recommendations.serving.service import REUSABLE_ATTRIBUTE
 from recommendations.serving.state import not_interested_cache_key, precomputed_cache_key
@@ -249,35 +251,94 @@ def _answer(
         return None
     user_id, session_hash = identity
     counter = CounterScopedRateThrottle.counter(RecommendationsView.throttle_scope, user_id)
-    pipe = client.pipeline(transaction=False)
-    pipe.mget(
-        [
+    recommendation_id = str(uuid.uuid4())
+    row_start = json.dumps(
+        {
+            "recommendation_id": recommendation_id,
+            "user_id": user_id,
+            "visitor_id": visitor_id[:64],
+            "created_at": timezone.now().isoformat(),
+        }
+    )[:-1]
+    list_entry = list_key(user_id)
+    count, auth_raw, stored, queued = _serve_script(client)(
+        keys=[
             auth_key(user_id, config),
             _make_key(marker_key(user_id)),
-            list_key(user_id),
+            list_entry,
             _make_key(precomputed_cache_key(user_id)),
             _make_key(not_interested_cache_key(user_id, "")),
-        ]
+            counter[0] if counter is not None else list_entry,
+            impressions.queue_key(),
+        ],
+        args=[
+            session_hash,
+            counter[1] + 1 if counter is not None else 0,
+            counter[2] if counter is not None else "",
+            row_start + ",",
+        ],
     )
-    if counter is not None:
-        pipe.incr(counter[0])
-        pipe.expire(counter[0], counter[1] + 1)
-    replies = pipe.execute()
-    auth_raw, marker, stored, precomputed, marks = replies[0]
     auth_valid = _auth_matches(auth_raw, session_hash)
     setattr(request, CANDIDATE_ATTRIBUTE, _Candidate(user_id, auth_raw, auth_valid))
     if counter is not None:
-        count = int(replies[1])
-        setattr(request, PRECOUNTED_ATTRIBUTE, (counter[0], count))
-        if count > counter[2]:
-            return None  # the DRF throttle answers 429 with its own body and Retry-After
-    if not auth_valid or None in (marker, stored, precomputed, marks):
-        return None
-    head, _, body = stored.partition(b"\n")
+        setattr(request, PRECOUNTED_ATTRIBUTE, (counter[0], int(count)))
+    if stored is None:
+        return None  # throttled (DRF answers 429 with its body and Retry-After) or not servable
+    _latest, _precomputed, _marks, _impression, head, body = stored.split(b"\n", 5)
     entry = json.loads(head)
-    if entry["latest"] != marker.decode() or entry["basis"] != [digest(precomputed), digest(marks)]:
-        return None
-    return _replay(entry, body, client=client, user_id=user_id, visitor_id=visitor_id)
+    recommendation = recommendation_id.encode()
+    cut = entry["cut"]
+    response = HttpResponse(body[:cut] + recommendation + body[cut:], status=entry["status"])
+    for name, value in entry["headers"]:
+        response.headers[name] = value
+    if int(queued) >= recommender_settings.IMPRESSION_BATCH_SIZE:
+        impressions.flush()
+    return response
+
+
+# One round trip that decides and records: KEYS auth, marker, stored response, precomputed list,
+# marks, throttle counter, impression queue; ARGV session hash, counter ttl, allowed requests
+# ("" = no throttle), the impression row's start. Returns {count, auth entry, stored response or
+# false, queue length}; the impression is queued only when the stored response is served.
+# Stored response: latest \n sha1(precomputed) \n sha1(marks) \n impression fields \n head \n body.
+_SERVE_LUA = r"""
+local count = 0
+if ARGV[3] ~= '' then
+  count = redis.call('INCR', KEYS[6])
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[2]))
+  if count > tonumber(ARGV[3]) then return {count, redis.call('GET', KEYS[1]), false, 0} end
+end
+local auth = redis.call('GET', KEYS[1])
+local stored = redis.call('GET', KEYS[3])
+if (not auth) or (not stored) then return {count, auth, false, 0} end
+local bar = string.find(auth, '|', 1, true)
+local current = bar and string.sub(auth, bar + 1) or ''
+if current == '' or current ~= ARGV[1] then return {count, auth, false, 0} end
+local marker = redis.call('GET', KEYS[2])
+local precomputed = redis.call('GET', KEYS[4])
+local marks = redis.call('GET', KEYS[5])
+if (not marker) or (not precomputed) or (not marks) then return {count, auth, false, 0} end
+local p1 = string.find(stored, '\n', 1, true)
+local p2 = string.find(stored, '\n', p1 + 1, true)
+local p3 = string.find(stored, '\n', p2 + 1, true)
+local p4 = string.find(stored, '\n', p3 + 1, true)
+if string.sub(stored, 1, p1 - 1) ~= marker
+  or string.sub(stored, p1 + 1, p2 - 1) ~= redis.sha1hex(precomputed)
+  or string.sub(stored, p2 + 1, p3 - 1) ~= redis.sha1hex(marks) then
+  return {count, auth, false, 0}
+end
+local queued = redis.call('RPUSH', KEYS[7], ARGV[4] .. string.sub(stored, p3 + 1, p4 - 1) .. '}')
+return {count, auth, stored, queued}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _serve_script(client: Any) -> Any:
+    """The serving script registered with this client (EVALSHA, loaded again if Redis lost it)."""
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_SERVE_LUA)
+    return script
 
 
 def _auth_matches(auth_raw: bytes | None, session_hash: str) -> bool:
@@ -285,24 +346,6 @@ def _auth_matches(auth_raw: bytes | None, session_hash: str) -> bool:
         return False
     _token, _, current_hash = auth_raw.decode().partition("|")
     return bool(current_hash) and constant_time_compare(current_hash, session_hash)
-
-
-def _replay(entry: dict, body: bytes, *, client: Any, user_id: Any, visitor_id: str) -> HttpResponse:
-    """The stored response with a new recommendation id; its impression is queued."""
-    recommendation_id = str(uuid.uuid4())
-    cut = entry["cut"]
-    response = HttpResponse(body[:cut] + recommendation_id.encode() + body[cut:], status=entry["status"])
-    for name, value in entry["headers"]:
-        response.headers[name] = value
-    row = {
-        "recommendation_id": recommendation_id,
-        "user_id": user_id,
-        "visitor_id": visitor_id[:64],
-        **entry["impression"],
-        "created_at": timezone.now().isoformat(),
-    }
-    impressions.push(row, deferred=True, client=client)
-    return response
 
 
 def remember(request: HttpRequest, response: HttpResponse) -> None:
@@ -338,19 +381,16 @@ def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResp
     if body.count(recommendation_id) != 1:
         return
     cut = body.index(recommendation_id)
-    entry = {
-        "latest": reusable.latest,
-        "basis": list(reusable.basis),
-        "status": response.status_code,
-        "headers": list(response.items()),
-        "cut": cut,
-        "impression": impressions.list_fields(reusable.result),
-    }
-    stored = (
-        json.dumps(entry, separators=(",", ":")).encode()
-        + b"\n"
-        + body[:cut]
-        + body[cut + len(recommendation_id) :]
+    head = {"status": response.status_code, "headers": list(response.items()), "cut": cut}
+    impression = json.dumps(impressions.list_fields(reusable.result), separators=(",", ":"))[1:-1]
+    stored = b"\n".join(
+        [
+            reusable.latest.encode(),
+            *(part.encode() for part in reusable.basis),
+            impression.encode(),
+            json.dumps(head, separators=(",", ":")).encode(),
+            body[:cut] + body[cut + len(recommendation_id) :],
+        ]
     )
     pipe.set(list_key(user_id), stored, ex=max(1, reusable.seconds))
     raise_markers(client, {user_id: reusable.latest}, pipeline=pipe)

@@ -47,8 +47,12 @@ def marker_key(user_id: Any) -> str:
 
 
 def digest(raw: bytes) -> str:
-    """A short fingerprint of a cache entry's stored bytes (unchanged bytes, unchanged entry)."""
-    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+    """A fingerprint of a cache entry's stored bytes (unchanged bytes, unchanged entry).
+
+    SHA-1 hex because the fast path's Lua script compares it with ``redis.sha1hex``; it
+    only detects change, nobody chooses these bytes to collide.
+    """
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
 def raise_markers(client: Any, latest_by_user: dict[Any, str], *, pipeline: Any = None) -> None:

@@ -63,7 +63,8 @@ def redis_loads(raw: bytes) -> Any:
     return caches["default"]._cache._serializer.loads(raw)
 
 
-def _queue_key() -> str:
+def queue_key() -> str:
+    """The Redis key of the shared impression queue (with the cache's prefix)."""
     return cache.make_key(QUEUE_KEY)
 
 
@@ -97,7 +98,7 @@ def push(row: dict, *, deferred: bool, client: Any = None) -> None:
     queued = 0
     if client is not None:
         try:
-            queued = int(client.rpush(_queue_key(), json.dumps(row)))
+            queued = int(client.rpush(queue_key(), json.dumps(row)))
         except Exception:
             logger.warning("Impression queue unavailable, buffering in process", exc_info=True)
             client = None
@@ -116,8 +117,8 @@ def _take_queued() -> list[str]:
     if client is not None:
         try:
             pipe = client.pipeline(transaction=True)
-            pipe.lrange(_queue_key(), 0, -1)
-            pipe.delete(_queue_key())
+            pipe.lrange(queue_key(), 0, -1)
+            pipe.delete(queue_key())
             raw, _ = pipe.execute()
             rows.extend(item.decode() for item in raw)
         except Exception:
@@ -227,7 +228,7 @@ def pending() -> int:
     client = redis_client()
     if client is not None:
         with contextlib.suppress(Exception):
-            queued += int(client.llen(_queue_key()))
+            queued += int(client.llen(queue_key()))
     return queued
 
 
