@@ -302,12 +302,20 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     return data or None
 
 
-def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
-    """Score the shopper's latest events through the active network (cached per latest event)."""
-    cache_key = f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}:{n}"
-    rows = _cache_get(cache_key)
-    if rows is not None:
-        return rows
+def _realtime_cache_key(state: ShopperState, loaded: Any) -> str:
+    return f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}"
+
+
+def _realtime(state: ShopperState, loaded: Any, n: int, prefetched: dict | None = None) -> list[list]:
+    """Score the shopper's latest events through the active network (cached per latest event).
+
+    The cached rows (read in the request's one ``prefetch``) serve any request for at most
+    as many items as they were scored for.
+    """
+    cache_key = _realtime_cache_key(state, loaded)
+    cached = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
+    if isinstance(cached, dict) and cached.get("n", 0) >= n:
+        return cached["rows"][:n]
     model.limit_threads_for_web()
     scored = model.recommend(loaded, [state.history], n)[0]
     anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
@@ -317,7 +325,7 @@ def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
         anchor = anchor_of.get(key)
         reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
         rows.append([key, float(score), reason])
-    cache_set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
+    cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT)
     return rows
 
 
@@ -373,7 +381,7 @@ def _personal_stage(
             version_box.append(loaded.version_number)
             if used is not None:
                 used.append("realtime")
-            for key, score, reason in _realtime(state, loaded, n):
+            for key, score, reason in _realtime(state, loaded, n, prefetched):
                 yield Candidate(key, score, reason, source)
         elif precomputed is not None:
             # no usable model: an older list is still better than none
@@ -534,9 +542,11 @@ def recommend_for(
     plain = not page_keys and not cart_keys and context.get("category") is None
     if reuse_list and state.user_id is not None and plain and not _shown_on_request(request):
         list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
-    prefetched = prefetch(
-        state.user_id, state.visitor_id, state.latest_ts, extra=[list_key] if list_key else []
-    )
+    loaded = model.get_active_model() if state.history or state.user_id is not None else None
+    extra = [list_key] if list_key else []
+    if loaded is not None and state.history:
+        extra.append(_realtime_cache_key(state, loaded))
+    prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts, extra=extra)
     basis = _list_basis(state, prefetched) if list_key else None
     cached = prefetched.get(list_key) if basis is not None else None
     if cached is not None and cached["basis"] == basis:
@@ -555,7 +565,6 @@ def recommend_for(
         | purchased_keys_cached(state.user_id, state.latest_ts, prefetched, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id, prefetched)
     )
-    loaded = model.get_active_model() if state.history or state.user_id is not None else None
     snapshot_category = context.get("category")
     category = adapter.category_key(snapshot_category) if snapshot_category is not None else None
     anchors = page_keys + sorted(cart_keys) + _recent_distinct(state.history, 5)
