@@ -451,3 +451,26 @@ def test_stored_entry_is_not_served_for_another_user(redis_cache, catalogue, use
     assert queries > 0
     assert _items(response)[:3] == ["H1", "H2", "H3"]
     assert json.loads(response.content)["source"] == "personal"
+
+
+@pytest.mark.django_db
+def test_history_merged_at_login_sends_the_next_request_to_django(
+    redis_cache, catalogue, user, precomputed, django_capture_on_commit_callbacks
+):
+    # given a warmed-up session, and anonymous views of the same browser made after the list
+    from behavior.services import ingest_events, merge_visitor_into_user
+
+    precomputed(user, ["S5", "S6", "S7"])
+    client = _logged_in(user)
+    _warm(client)
+    ingest_events(
+        [{"event_type": "view", "item": "H1"}], visitor_id="visitor-anon-0001", user_agent="Mozilla/5.0"
+    )
+    # when they become the user's at login (signal after the commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        merged = merge_visitor_into_user("visitor-anon-0001", user)
+    response, queries = _get(client)
+    # then the list is rebuilt by the full stack from the merged history
+    assert merged == 1
+    assert queries > 0
+    assert "H1" not in _items(response)
