@@ -67,6 +67,7 @@ from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
 from recommendations.serving.freshness import marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
+from recommendations.serving.model import log_once
 from recommendations.serving.service import REUSABLE_ATTRIBUTE
 from recommendations.serving.state import not_interested_cache_key, precomputed_cache_key
 
@@ -231,8 +232,8 @@ def answer(request: HttpRequest) -> HttpResponse | None:
         return None
     try:
         return _answer(request, config, client, session_key, visitor_id)
-    except Exception as exc:  # Redis down or a surprise: the full stack answers
-        logger.warning("Recommendations fast path skipped: %s", exc)
+    except Exception as exc:  # Redis down or a surprise: the full stack answers (logged once)
+        log_once(f"fastpath:{type(exc).__name__}", "Recommendations fast path skipped: %s", exc)
         return None
 
 
@@ -369,7 +370,7 @@ def remember(request: HttpRequest, response: HttpResponse) -> None:
         _store_list(pipe, client, request, response, user.pk)
         pipe.execute()
     except Exception as exc:
-        logger.warning("Recommendations fast path not filled: %s", exc)
+        log_once(f"fastpath-fill:{type(exc).__name__}", "Recommendations fast path not filled: %s", exc)
 
 
 def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResponse, user_id: Any) -> None:

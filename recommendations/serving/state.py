@@ -10,6 +10,7 @@ from django.core.cache import cache
 from recommendations.conf import recommender_settings
 from recommendations.serving.freshness import digest
 from recommendations.serving.impressions import redis_client, redis_loads
+from recommendations.serving.model import log_once
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def _cached(cache_key: str, prefetched: dict | None) -> Any:
     if prefetched is None:
         try:
             return cache.get(cache_key)
-        except Exception:
-            logger.warning("Cache unavailable, %s read from the database", cache_key, exc_info=True)
+        except Exception as exc:
+            log_once(f"cache-get:{type(exc).__name__}", "Cache unavailable, reading the database: %s", exc)
             return None
     return prefetched.get(cache_key)
 
@@ -75,8 +76,8 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
         if client is None:
             return Prefetched(cache.get_many(keys))
         raw_values = client.mget([cache.make_key(key) for key in keys])
-    except Exception:
-        logger.warning("Cache unavailable, serving from the database", exc_info=True)
+    except Exception as exc:
+        log_once(f"prefetch:{type(exc).__name__}", "Cache unavailable, serving from the database: %s", exc)
         return Prefetched()
     found = Prefetched()
     for key, raw in zip(keys, raw_values, strict=True):
@@ -90,8 +91,8 @@ def cache_set(key: str, value: Any, timeout: int | None) -> None:
     """``cache.set`` that logs instead of failing the request when the cache is down."""
     try:
         cache.set(key, value, timeout)
-    except Exception:
-        logger.warning("Cache unavailable, %s not stored", key, exc_info=True)
+    except Exception as exc:
+        log_once(f"cache-set:{type(exc).__name__}", "Cache unavailable, entries not stored: %s", exc)
 
 
 def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None = None) -> set[str]:
