@@ -284,15 +284,46 @@ def store_rows(
     path skips looking for stored ones.
     """
     vendor = connection.vendor
-    if not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD:
-        if vendor == "postgresql":
-            if len(rows) >= behavior_settings.COPY_INSERT_THRESHOLD:
-                return _insert_postgres_copy(rows, durable=durable), []
-            return _insert_postgres_json(rows), []
-        if vendor == "sqlite":
-            return _insert_sqlite(rows), []
-    events = _insert_orm(rows, fresh_ids=fresh_ids)
-    return len(events), events if return_events else []
+    events: list[Event] = []
+    if not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD and vendor == "postgresql":
+        if len(rows) >= behavior_settings.COPY_INSERT_THRESHOLD:
+            inserted = _insert_postgres_copy(rows, durable=durable)
+        else:
+            inserted = _insert_postgres_json(rows)
+    elif not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD and vendor == "sqlite":
+        inserted = _insert_sqlite(rows)
+    else:
+        events = _insert_orm(rows, fresh_ids=fresh_ids)
+        inserted = len(events)
+    if inserted:
+        _announce(_latest_by_user(rows))
+    return inserted, events if return_events else []
+
+
+def _latest_by_user(rows: list[tuple]) -> dict[Any, datetime]:
+    """Newest ``occurred_at`` per user over rows that recommendations read (no bots, an item)."""
+    latest: dict[Any, datetime] = {}
+    for row in rows:
+        user, item, moment = row[1], row[4], row[8]
+        if user is None or item is None or row[14]:
+            continue
+        if user not in latest or moment > latest[user]:
+            latest[user] = moment
+    return latest
+
+
+def _announce(latest_by_user: dict[Any, datetime]) -> None:
+    """Send ``events_stored`` once the storing transaction commits (at once in autocommit)."""
+    if not latest_by_user:
+        return
+    from behavior.signals import events_stored  # signals imports this module
+
+    def send() -> None:
+        for receiver, response in events_stored.send_robust(sender=Event, latest_by_user=latest_by_user):
+            if isinstance(response, Exception):
+                logger.error("events_stored receiver %r failed: %s", receiver, response)
+
+    transaction.on_commit(send)
 
 
 def _concrete_fields() -> list[models.Field]:
@@ -477,6 +508,14 @@ def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
         return 0
     with transaction.atomic():
         merged = Event.objects.filter(visitor_id=visitor_id, user__isnull=True).update(user=user)
+        if merged:
+            newest = (
+                Event.objects.filter(user=user, visitor_id=visitor_id, is_bot=False, item__isnull=False)
+                .order_by()
+                .aggregate(newest=models.Max("occurred_at"))["newest"]
+            )
+            if newest is not None:
+                _announce({user.pk: newest})
     if merged:
         logger.info("Merged %d anonymous events of visitor %s into user %s", merged, visitor_id, user.pk)
     return merged

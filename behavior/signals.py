@@ -6,12 +6,19 @@ import logging
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from behavior import services
 from behavior.conf import behavior_settings
 
 logger = logging.getLogger(__name__)
+
+# Sent after the transaction that stored events commits (``behavior.services.store_rows``
+# and the login merge), never for bots' or item-less events:
+# ``latest_by_user={user_pk: newest occurred_at (aware datetime)}``. Receivers keep caches
+# keyed on "the shopper's latest event" fresh (the recommender's fast path). A receiver
+# error is logged and never fails the ingestion.
+events_stored = Signal()
 
 
 @receiver(user_logged_in, dispatch_uid="behavior.merge_visitor_at_login")

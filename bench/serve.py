@@ -14,8 +14,13 @@ then starts gunicorn and measures with ``wrk --latency`` at 16 connections:
 Prints one markdown table. Usage::
 
     nice -n 10 .venv/bin/python bench/serve.py [--quick] [--reuse] [--workers 3] [--threads 4] [--duration 10]
+        [--redis-db 4] [--database bench_serve]
 
-Needs Postgres at 127.0.0.1:5432 (user postgres), Redis at 127.0.0.1:6379 (db 4), /usr/bin/wrk.
+Besides wall figures it prints CPU per request: the gunicorn processes' CPU time (user + system,
+psutil) during each wrk run divided by the requests served, and in-process CPU per request
+(``time.process_time`` around the test client) for /healthz, the fast path and a real-time
+request that runs the network. Needs Postgres at 127.0.0.1:5432 (user postgres), Redis at
+127.0.0.1:6379, /usr/bin/wrk.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,7 +82,7 @@ def _recreate_database(name: str) -> None:
 def _configure(args: argparse.Namespace, media: str) -> dict[str, str]:
     env = {
         "DATABASE_URL": f"{PG}/{args.database}",
-        "CACHE_URL": "redis://127.0.0.1:6379/4",
+        "CACHE_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
         "CACHE_KEY_PREFIX": "bench-serve",
         "DEBUG": "0",
         "SECRET_KEY": "bench-serve-only-secret-key-not-for-production",
@@ -135,29 +141,107 @@ def _sessions(user_ids: list, path: Path) -> None:
 
 
 def _fresh_events(user_ids: list) -> None:
-    """One new view per user, newer than their precomputed list: the real-time path serves them."""
-    import uuid
+    """One new view per user, newer than their precomputed list: the real-time path serves them.
 
+    Stored through the ingest path (as the API and the import do), so ``events_stored``
+    raises the shoppers' latest-event markers after the commit.
+    """
     from django.utils import timezone
 
-    from behavior.models import Event
+    from behavior.services import ingest_events
     from shop.models import Product
 
-    item_ids = list(Product.objects.filter(is_active=True).order_by("?").values_list("pk", flat=True)[:2000])
+    skus = list(Product.objects.filter(is_active=True).order_by("?").values_list("sku", flat=True)[:2000])
     now = timezone.now()
-    Event.objects.bulk_create(
+    result = ingest_events(
         [
-            Event(
-                event_id=uuid.uuid4(),
-                user_id=pk,
-                item_id=item_ids[i % len(item_ids)],
-                event_type="view",
-                occurred_at=now,
-            )
+            {"event_type": "view", "item": skus[i % len(skus)], "user_id": pk, "occurred_at": now}
             for i, pk in enumerate(user_ids)
         ],
-        batch_size=2000,
+        trusted=True,
+        now=now,
     )
+    assert result.accepted == len(user_ids), result.rejected[:3]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the gunicorn workers)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _fast_entries(user_ids: list) -> int:
+    """How many of these users have a replayable response in Redis (the fast path is warm)."""
+    from django.core.cache import caches
+
+    from recommendations.api.fastpath import list_key
+
+    client = caches["default"]._cache.get_client(None, write=True)
+    return sum(1 for value in client.mget([list_key(pk) for pk in user_ids]) if value is not None)
+
+
+def _warm_sessions(url: str, cookie_lines: list[str], rounds: int = 2) -> None:
+    """Every session's first requests, which go through the full stack and fill the fast path.
+
+    (A wrk run starts its cookie rotation at the same place each time, so short wrk warm-ups
+    only ever reach the same few hundred sessions.)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(line: str) -> None:
+        request = urllib.request.Request(url, headers={"Cookie": line, "User-Agent": "Mozilla/5.0 (bench)"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    for _ in range(rounds):
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(fetch, cookie_lines))
+
+
+def _client(cookie_line: str) -> Any:
+    """A test client sending one line of the cookie file."""
+    from django.test import Client
+
+    client = Client(HTTP_USER_AGENT="Mozilla/5.0 (bench)")
+    for part in cookie_line.split("; "):
+        name, _, value = part.partition("=")
+        client.cookies[name] = value
+    return client
+
+
+def _in_process_cpu(cookie_lines: list[str], path: str, requests: int) -> float:
+    """Mean CPU ms per request through the whole Django stack in this process (test client)."""
+    clients = [_client(line) for line in cookie_lines[:50]]
+    for _ in range(3):  # a session's first requests fill the fast path's entries
+        for client in clients:
+            client.get(path)
+    started = time.process_time()
+    for i in range(requests):
+        response = clients[i % len(clients)].get(path)
+        assert response.status_code == 200, response.status_code
+    return (time.process_time() - started) * 1000 / requests
+
+
+def _in_process_realtime_cpu(cookie_lines: list[str], user_ids: list) -> tuple[float, float]:
+    """CPU ms of a real-time request right after a new event (the network runs), p50 and mean."""
+    _fresh_events(user_ids)
+    times = []
+    for line in cookie_lines[: len(user_ids)]:
+        client = _client(line)
+        started = time.process_time()
+        response = client.get("/api/recommendations/")
+        times.append((time.process_time() - started) * 1000)
+        assert response.status_code == 200
+    return statistics.median(times), statistics.fmean(times)
 
 
 def _wrk(url: str, seconds: int, script: Path | None = None, cookies: Path | None = None) -> dict[str, float]:
@@ -238,6 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer users/events and 5 s per wrk run")
     parser.add_argument("--database", default="bench_serve", help="Postgres database name (recreated)")
+    parser.add_argument("--redis-db", type=int, default=4, help="Redis database number of the cache")
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument(
@@ -333,19 +418,36 @@ def main() -> None:
         env={**os.environ, **env},
         start_new_session=True,
     )
+
+    def measured(*wrk_args: object) -> dict[str, float]:
+        """A wrk run plus the gunicorn processes' CPU ms per request during it."""
+        before = _cpu_seconds(gunicorn.pid)
+        figures = _wrk(*wrk_args)
+        figures["cpu_ms"] = (_cpu_seconds(gunicorn.pid) - before) * 1000 / max(1.0, figures["requests"])
+        return figures
+
     try:
         _wait_for(f"{base}/healthz", 180)
-        # warm every worker (model load, popularity snapshot) before measuring
-        _wrk(f"{base}/api/recommendations/", 2, script, fast_cookies)
+        # warm every worker (model load, popularity snapshot) and the fast path's entries (each
+        # session's first requests go through the full stack, which fills them)
         _wrk(f"{base}/api/recommendations/", 2, script, realtime_cookies)
-        health = _wrk(f"{base}/healthz", duration)
-        fast = _wrk(f"{base}/api/recommendations/", duration, script, fast_cookies)
-        # a newer event for every real-time shopper: the warm-up's cached real-time lists are stale
+        _warm_sessions(f"{base}/api/recommendations/", fast_cookies.read_text().splitlines())
+        say(f"fast path warm for {_fast_entries(fast_ids)} of {len(fast_ids)} users")
+        health = measured(f"{base}/healthz", duration)
+        fast = measured(f"{base}/api/recommendations/", duration, script, fast_cookies)
+        # a newer event for every real-time shopper: the warm-up's lists are stale
         _fresh_events(realtime_ids)
-        realtime = _wrk(f"{base}/api/recommendations/", duration, script, realtime_cookies)
+        realtime = measured(f"{base}/api/recommendations/", duration, script, realtime_cookies)
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(timeout=30)
+
+    # in-process CPU per request through the whole Django stack (no HTTP server, no load generator)
+    fast_lines = fast_cookies.read_text().splitlines()
+    realtime_lines = realtime_cookies.read_text().splitlines()
+    cpu_health = _in_process_cpu(fast_lines, "/healthz", 500)
+    cpu_fast = _in_process_cpu(fast_lines, "/api/recommendations/", 500)
+    cpu_realtime_p50, cpu_realtime_mean = _in_process_realtime_cpu(realtime_lines[:200], realtime_ids[:200])
 
     share = fast["rps"] / health["rps"] * 100 if health["rps"] else float("nan")
     rows = [
@@ -361,6 +463,21 @@ def main() -> None:
             "-",
         ),
         ("model time per history p50 / p99 ms", f"{model_p50:.2f} / {model_p99:.2f}", "p50 < 2, p99 < 10"),
+        (
+            "gunicorn CPU ms per request: /healthz / precomputed / real-time",
+            f"{health['cpu_ms']:.2f} / {fast['cpu_ms']:.2f} / {realtime['cpu_ms']:.2f}",
+            "-",
+        ),
+        (
+            "in-process CPU ms per request: /healthz / precomputed (fast path)",
+            f"{cpu_health:.3f} / {cpu_fast:.3f}",
+            "-",
+        ),
+        (
+            "in-process CPU ms, real-time request after a new event p50 / mean",
+            f"{cpu_realtime_p50:.2f} / {cpu_realtime_mean:.2f}",
+            "-",
+        ),
         ("refresh_recommendations users/s", f"{precompute.users_per_second:.0f}", ">= 2,500"),
         ("product page (2 blocks) median ms", f"{page_median:.1f}", "< 30"),
         ("product page queries (median)", f"{page_queries:.0f}", "-"),
@@ -374,7 +491,8 @@ def main() -> None:
         f"\nServing benchmark: {args.products} items, {len(listed)} users with lists "
         f"({len(fast_ids)} fast-path, {len(realtime_ids)} real-time sessions), "
         f"gunicorn -w {args.workers} --threads {args.threads}, "
-        f"wrk -t2 -c{CONNECTIONS} -d{duration}s, {os.cpu_count()} CPUs, Postgres + Redis on loopback\n"
+        f"wrk -t2 -c{CONNECTIONS} -d{duration}s, {os.cpu_count()} CPUs, Postgres + Redis on loopback, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
     )
     print("| measure | value | target |")
     print("|---|---|---|")

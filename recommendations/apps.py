@@ -8,3 +8,9 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         from recommendations import checks  # noqa: F401
+        from recommendations.api import fastpath
+        from recommendations.serving import freshness
+
+        # keep the API fast path's caches true: latest-event markers, users' session auth hashes
+        freshness.connect()
+        fastpath.connect()

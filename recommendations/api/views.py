@@ -21,6 +21,10 @@ from recommendations.serving.impressions import redis_client
 from recommendations.serving.service import UnknownItem
 from recommendations.serving.state import mark_not_interested
 
+# Set by the fast path (recommendations.api.fastpath) when it already counted this request:
+# ``(counter key, count)``; the throttle then uses that count instead of counting twice.
+PRECOUNTED_ATTRIBUTE = "_recommendations_throttle_precount"
+
 
 class CounterScopedRateThrottle(ScopedRateThrottle):
     """DRF's scoped throttle as a fixed-window counter in Redis: one round trip per request.
@@ -30,6 +34,23 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
     counter (INCR + EXPIRE in one pipeline) allows the same number of requests per window.
     Without a Redis cache it is DRF's own throttle.
     """
+
+    @classmethod
+    def counter(cls, scope: str, ident: Any) -> tuple[str, int, int] | None:
+        """``(counter key, window seconds, allowed requests)`` of ``scope`` for ``ident`` now.
+
+        The same key for the same identity as :meth:`allow_request` computes (the fast path
+        counts in its own pipeline); None when the scope has no rate.
+        """
+        throttle = cls()
+        throttle.scope = scope
+        rate = throttle.get_rate()
+        if rate is None:
+            return None
+        num_requests, duration = throttle.parse_rate(rate)
+        window = int(throttle.timer() // duration)
+        key = throttle.cache_format % {"scope": scope, "ident": ident}
+        return throttle.cache.make_key(f"{key}:{window}"), duration, num_requests
 
     def allow_request(self, request: Any, view: Any) -> bool:
         client = redis_client()
@@ -45,13 +66,17 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
             return True
         window = int(self.timer() // self.duration)
         counter = self.cache.make_key(f"{self.key}:{window}")
-        try:
-            pipe = client.pipeline(transaction=False)
-            pipe.incr(counter)
-            pipe.expire(counter, self.duration + 1)
-            count, _ = pipe.execute()
-        except Exception:  # a broken Redis must not turn every request away
-            return True
+        precounted = getattr(request._request, PRECOUNTED_ATTRIBUTE, None)
+        if precounted is not None and precounted[0] == counter:
+            count = precounted[1]
+        else:
+            try:
+                pipe = client.pipeline(transaction=False)
+                pipe.incr(counter)
+                pipe.expire(counter, self.duration + 1)
+                count, _ = pipe.execute()
+            except Exception:  # a broken Redis must not turn every request away
+                return True
         self.window_end = (window + 1) * self.duration
         return int(count) <= self.num_requests
 

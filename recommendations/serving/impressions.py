@@ -36,19 +36,35 @@ _last_flush = time.monotonic()
 
 
 def redis_client() -> Any:
-    """The raw Redis client behind the default cache, or None for other backends."""
+    """The raw Redis client behind the default cache, or None for other backends.
+
+    Kept on the (per-thread) backend instance: building a client per call cost more than
+    the round trip it was used for.
+    """
     from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
     default = caches["default"]  # the backend itself: ``cache`` is a proxy
-    if type(default).__name__ != "RedisCache":
-        return None
+    client = getattr(default, "_recommendations_client", None)
+    if client is not None or not isinstance(default, RedisCache):
+        return client
     try:
-        return default._cache.get_client(None, write=True)
+        client = default._cache.get_client(None, write=True)
     except Exception:  # pragma: no cover - a broken Redis falls back to the process buffer
         return None
+    default._recommendations_client = client
+    return client
 
 
-def _queue_key() -> str:
+def redis_loads(raw: bytes) -> Any:
+    """A value as the default (Redis) cache would return it from its stored bytes."""
+    from django.core.cache import caches
+
+    return caches["default"]._cache._serializer.loads(raw)
+
+
+def queue_key() -> str:
+    """The Redis key of the shared impression queue (with the cache's prefix)."""
     return cache.make_key(QUEUE_KEY)
 
 
@@ -60,17 +76,29 @@ def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "",
         "recommendation_id": str(result.recommendation_id),
         "user_id": user_id,
         "visitor_id": visitor_id[:64],
+        **list_fields(result),
+        "created_at": timezone.now().isoformat(),
+    }
+    push(row, deferred=deferred)
+
+
+def list_fields(result: Any) -> dict:
+    """The fields of an impression row that describe the list itself (not who saw it, or when)."""
+    return {
         "placement": result.placement[:64],
         "model_version": result.model_version,
         "item_keys": [entry.key for entry in result.items],
         "source": result.source,
-        "created_at": timezone.now().isoformat(),
     }
-    client = redis_client()
+
+
+def push(row: dict, *, deferred: bool, client: Any = None) -> None:
+    """Queue one impression row (Redis, else this process); write the queue when it is full."""
+    client = client or redis_client()
     queued = 0
     if client is not None:
         try:
-            queued = int(client.rpush(_queue_key(), json.dumps(row)))
+            queued = int(client.rpush(queue_key(), json.dumps(row)))
         except Exception:
             logger.warning("Impression queue unavailable, buffering in process", exc_info=True)
             client = None
@@ -82,21 +110,21 @@ def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "",
         flush()
 
 
-def _take_queued() -> list[dict]:
-    """Every queued row (Redis list drained atomically, then this process's buffer)."""
-    rows: list[dict] = []
+def _take_queued() -> list[str]:
+    """Every queued row as JSON text (Redis list drained atomically, then this process's buffer)."""
+    rows: list[str] = []
     client = redis_client()
     if client is not None:
         try:
             pipe = client.pipeline(transaction=True)
-            pipe.lrange(_queue_key(), 0, -1)
-            pipe.delete(_queue_key())
+            pipe.lrange(queue_key(), 0, -1)
+            pipe.delete(queue_key())
             raw, _ = pipe.execute()
-            rows.extend(json.loads(item) for item in raw)
+            rows.extend(item.decode() for item in raw)
         except Exception:
             logger.warning("Could not read the impression queue", exc_info=True)
     with _lock:
-        rows.extend(_buffer)
+        rows.extend(json.dumps(row) for row in _buffer)
         _buffer.clear()
     return rows
 
@@ -116,6 +144,31 @@ def _model(row: dict) -> Any:
     )
 
 
+def _insert_json(rows: list[str]) -> int:
+    """Postgres: the queued JSON rows in ONE statement, decoded by the database, not the ORM.
+
+    ``json_populate_recordset`` maps each object's keys onto the table's columns (the id
+    keeps its default); building 200 model instances cost more than the INSERT itself.
+    """
+    from django.db import connection
+
+    from recommendations.models import Impression
+
+    table = connection.ops.quote_name(Impression._meta.db_table)
+    columns = ", ".join(
+        connection.ops.quote_name(field.column)
+        for field in Impression._meta.concrete_fields
+        if not field.primary_key
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} "
+            f"FROM json_populate_recordset(NULL::{table}, %s::json)",
+            ["[" + ",".join(rows) + "]"],
+        )
+        return cursor.rowcount
+
+
 def flush(*, force: bool = True) -> int:
     """Write queued impressions in one bulk INSERT; returns rows written.
 
@@ -123,6 +176,8 @@ def flush(*, force: bool = True) -> int:
     process has not written it for ``IMPRESSION_FLUSH_SECONDS`` (a full queue is written by
     ``record_impression``): the end of a request on the Redis path costs no round trip.
     """
+    from django.db import connection
+
     from recommendations.models import Impression
 
     global _last_flush
@@ -130,9 +185,19 @@ def flush(*, force: bool = True) -> int:
     if not force and not _buffer and recently:
         return 0
     _last_flush = time.monotonic()
-    rows = [_model(row) for row in _take_queued()]
-    if not rows:
+    queued = _take_queued()
+    if not queued:
         return 0
+    try:
+        if connection.vendor == "postgresql":
+            # one statement is atomic on its own (as the bulk_create below): no savepoint
+            return _insert_json(queued)
+    except IntegrityError:
+        pass  # e.g. a user deleted meanwhile: the row by row path below keeps the others
+    except Exception:  # impressions are best effort: never fail a page for them
+        logger.exception("Could not write %d impressions", len(queued))
+        return 0
+    rows = [_model(json.loads(row)) for row in queued]
     try:
         # one multi-row INSERT is atomic on its own: no transaction (savepoint) needed
         Impression.objects.bulk_create(rows)
@@ -163,7 +228,7 @@ def pending() -> int:
     client = redis_client()
     if client is not None:
         with contextlib.suppress(Exception):
-            queued += int(client.llen(_queue_key()))
+            queued += int(client.llen(queue_key()))
     return queued
 
 

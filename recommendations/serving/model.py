@@ -20,7 +20,8 @@ _lock = threading.Lock()
 _threads_limited = False
 
 
-def _log_once(key: str, message: str, *args: Any) -> None:
+def log_once(key: str, message: str, *args: Any) -> None:
+    """Log a warning the first time ``key`` is seen in this process (failures are not per request)."""
     if key not in _logged:
         _logged.add(key)
         logger.warning(message, *args)
@@ -31,12 +32,12 @@ def get_active_model() -> Any:
     try:
         from recommendations.registry import get_active_model as registry_get_active_model
     except ImportError as exc:
-        _log_once("import", "Recommender registry unavailable, serving fallbacks: %s", exc)
+        log_once("import", "Recommender registry unavailable, serving fallbacks: %s", exc)
         return None
     try:
         return registry_get_active_model()
     except Exception as exc:  # a broken registry must degrade to fallbacks, never a 500
-        _log_once(f"load:{type(exc).__name__}", "Active model could not be loaded: %s", exc)
+        log_once(f"load:{type(exc).__name__}", "Active model could not be loaded: %s", exc)
         return None
 
 
@@ -57,7 +58,7 @@ def recommend(
     try:
         return loaded.recommender.recommend(histories, n, exclude=exclude)
     except Exception as exc:
-        _log_once(
+        log_once(
             f"recommend:{loaded.version_id}",
             "Model version %s failed to score: %s",
             loaded.version_number,
@@ -70,7 +71,7 @@ def similar(loaded: Any, key: str, n: int) -> list[tuple[str, float]]:
     try:
         return loaded.recommender.similar_items(key, n)
     except Exception as exc:
-        _log_once(
+        log_once(
             f"similar:{loaded.version_id}",
             "Model version %s failed on similar items: %s",
             loaded.version_number,
@@ -87,7 +88,7 @@ def _embedding_index(loaded: Any) -> tuple[dict[str, int], np.ndarray] | None:
         vectors = np.asarray(loaded.recommender.item_embeddings(), dtype=np.float32)
         keys = list(loaded.recommender.item_ids_)
     except Exception as exc:
-        _log_once(f"embed:{loaded.version_id}", "No item embeddings for explanations: %s", exc)
+        log_once(f"embed:{loaded.version_id}", "No item embeddings for explanations: %s", exc)
         return None
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.maximum(norms, 1e-8)

@@ -20,19 +20,24 @@ from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
 from recommendations.serving import explain, impressions, model, popularity
+from recommendations.serving.freshness import marker_text
 from recommendations.serving.history import ShopperState, load_state
 from recommendations.serving.state import (
+    Prefetched,
+    cache_set,
     not_interested_cache_key,
     not_interested_keys,
     precomputed_cache_key,
     prefetch,
     purchased_keys_cached,
 )
-from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
+from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem, ReusableList
 
 Stage = Callable[[], Iterable[Candidate]]
 SHOWN_ATTRIBUTE = "_recommendations_shown"
 STATE_ATTRIBUTE = "_recommendations_state"
+# Set on the request when the served list may be replayed by the API's fast path.
+REUSABLE_ATTRIBUTE = "_recommendations_reusable"
 
 
 class UnknownItem(LookupError):
@@ -215,9 +220,33 @@ def _finish(
 
 
 # --- candidate stages ------------------------------------------------------------------------------
-def _popular_stage(category: str | None) -> Stage:
+def _snapshot() -> popularity.PopularitySnapshot:
+    """The popularity snapshot; an empty one while the cache is down (newest items fill in)."""
+    try:
+        return popularity.get_snapshot()
+    except Exception as exc:
+        model.log_once(f"popularity:{type(exc).__name__}", "Popularity snapshot unavailable: %s", exc)
+        return popularity.PopularitySnapshot()
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception as exc:
+        model.log_once(f"cache:{type(exc).__name__}", "Cache unavailable, using the database: %s", exc)
+        return None
+
+
+def _first_category(snapshot: popularity.PopularitySnapshot, keys: list[str]) -> str | None:
+    return next((snapshot.item_category[k] for k in keys if k in snapshot.item_category), None)
+
+
+def _popular_stage(category_or_rule: str | Callable[[Any], str | None] | None) -> Stage:
+    """Popular items overall or of a category (given, or chosen from the snapshot by a rule)."""
+
     def stage() -> Iterator[Candidate]:
-        snapshot = popularity.get_snapshot()
+        snapshot = _snapshot()
+        category = category_or_rule(snapshot) if callable(category_or_rule) else category_or_rule
         if category:
             label = snapshot.labels.get(category, "")
             for key, score in snapshot.by_category.get(category, []):
@@ -255,7 +284,7 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     from recommendations.models import PrecomputedList
 
     cache_key = precomputed_cache_key(user_id)
-    data = prefetched.get(cache_key) if prefetched is not None else cache.get(cache_key)
+    data = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
     if data is None:
         row = PrecomputedList.objects.filter(user_id=user_id).first()
         data = (
@@ -269,32 +298,71 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
                 "computed_at": row.computed_at.timestamp(),
             }
         )
-        cache.set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
+        cache_set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
     return data or None
 
 
-def _realtime(state: ShopperState, loaded: Any, n: int) -> list[list]:
-    """Score the shopper's latest events through the active network (cached per latest event)."""
-    cache_key = f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}:{n}"
-    rows = cache.get(cache_key)
-    if rows is not None:
-        return rows
+def _realtime_cache_key(state: ShopperState, loaded: Any) -> str:
+    return f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}"
+
+
+def _realtime(state: ShopperState, loaded: Any, n: int, prefetched: dict | None = None) -> list[list]:
+    """Score the shopper's latest events through the active network (cached per latest event).
+
+    The cached rows (read in the request's one ``prefetch``) serve any request for at most
+    as many items as they were scored for.
+    """
+    cache_key = _realtime_cache_key(state, loaded)
+    cached = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
+    if isinstance(cached, dict) and cached.get("n", 0) >= n:
+        return cached["rows"][:n]
     model.limit_threads_for_web()
     scored = model.recommend(loaded, [state.history], n)[0]
     anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
-    names = {key: str(item) for key, item in items_by_key({a for a, _ in anchor_of.values()}).items()}
+    names = _item_names({a for a, _ in anchor_of.values()})
     rows = []
     for key, score in scored:
         anchor = anchor_of.get(key)
         reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
         rows.append([key, float(score), reason])
-    cache.set(cache_key, rows, recommender_settings.CACHE_TIMEOUT)
+    cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT)
     return rows
 
 
+_names: dict[str, tuple[str, float]] = {}
+NAME_SECONDS = 300
+
+
+def _item_names(keys: set[str]) -> dict[str, str]:
+    """Display names of items for explanations, kept per process for ``NAME_SECONDS``.
+
+    The anchors of "because you viewed X" are the shopper's recent items: the same few
+    thousand popular items again and again, whose names rarely change.
+    """
+    now = time.monotonic()
+    names = {key: entry[0] for key in keys if (entry := _names.get(key)) is not None and entry[1] > now}
+    missing = keys - names.keys()
+    if missing:
+        if len(_names) > 50_000:
+            _names.clear()
+        for key, item in items_by_key(missing).items():
+            names[key] = str(item)
+            _names[key] = (names[key], now + NAME_SECONDS)
+    return names
+
+
 def _personal_stage(
-    state: ShopperState, loaded: Any, n: int, version_box: list, prefetched: dict | None = None
+    state: ShopperState,
+    loaded: Any,
+    n: int,
+    version_box: list,
+    prefetched: dict | None = None,
+    used: list | None = None,
 ) -> Stage:
+    """The shopper's own list: a fresh precomputed one, else the network on their latest events.
+
+    ``used`` receives "realtime" when the network scored the list.
+    """
     source = "personal" if state.user_id is not None else "session"
 
     def stage() -> Iterator[Candidate]:
@@ -311,7 +379,9 @@ def _personal_stage(
             return
         if loaded is not None and state.history:
             version_box.append(loaded.version_number)
-            for key, score, reason in _realtime(state, loaded, n):
+            if used is not None:
+                used.append("realtime")
+            for key, score, reason in _realtime(state, loaded, n, prefetched):
                 yield Candidate(key, score, reason, source)
         elif precomputed is not None:
             # no usable model: an older list is still better than none
@@ -387,6 +457,36 @@ def _from_cached(cached: dict, *, placement: str) -> RecommendationResult:
     return result
 
 
+def _offer_reuse(
+    request: Any,
+    state: ShopperState,
+    prefetched: Prefetched,
+    result: RecommendationResult,
+    *,
+    seconds: int | None = None,
+) -> None:
+    """Tell the API's fast path that this list may be replayed, and what it was built from.
+
+    Only when both entries it depends on came from the cache in this request's round trip
+    (their fingerprints are known); a new event, precomputed list or mark changes the basis.
+    """
+    if request is None or state.user_id is None:
+        return
+    precomputed_key = precomputed_cache_key(state.user_id)
+    marks_key = not_interested_cache_key(state.user_id, state.visitor_id)
+    if precomputed_key not in prefetched.digests or marks_key not in prefetched.digests:
+        return
+    reusable = ReusableList(
+        user_id=state.user_id,
+        latest=marker_text(state.latest_ts),
+        basis=(prefetched.digests[precomputed_key], prefetched.digests[marks_key]),
+        result=result,
+        seconds=recommender_settings.LIST_CACHE_SECONDS if seconds is None else seconds,
+    )
+    with contextlib.suppress(AttributeError):
+        setattr(request, REUSABLE_ATTRIBUTE, reusable)
+
+
 def _context_keys(context: Mapping[str, Any], adapter: DefaultRecommenderAdapter) -> list[str]:
     keys: list[str] = []
     item = context.get("item")
@@ -442,14 +542,17 @@ def recommend_for(
     plain = not page_keys and not cart_keys and context.get("category") is None
     if reuse_list and state.user_id is not None and plain and not _shown_on_request(request):
         list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
-    prefetched = prefetch(
-        state.user_id, state.visitor_id, state.latest_ts, extra=[list_key] if list_key else []
-    )
+    loaded = model.get_active_model() if state.history or state.user_id is not None else None
+    extra = [list_key] if list_key else []
+    if loaded is not None and state.history:
+        extra.append(_realtime_cache_key(state, loaded))
+    prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts, extra=extra)
     basis = _list_basis(state, prefetched) if list_key else None
     cached = prefetched.get(list_key) if basis is not None else None
     if cached is not None and cached["basis"] == basis:
         result = _from_cached(cached, placement=placement)
         result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
+        _offer_reuse(request, state, prefetched, result)
         return _finish(
             result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record
         )
@@ -462,22 +565,22 @@ def recommend_for(
         | purchased_keys_cached(state.user_id, state.latest_ts, prefetched, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id, prefetched)
     )
-    loaded = model.get_active_model() if state.history or state.user_id is not None else None
     snapshot_category = context.get("category")
     category = adapter.category_key(snapshot_category) if snapshot_category is not None else None
     anchors = page_keys + sorted(cart_keys) + _recent_distinct(state.history, 5)
     # what the shopper is looking at right now is not worth recommending back to them
     excluded |= set(anchors)
     version_box: list = []
+    used: list = []
     stages: list[Stage] = [
-        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched),
+        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched, used),
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
-    if category is None and anchors:
-        snapshot = popularity.get_snapshot()
-        category = next((snapshot.item_category[k] for k in anchors if k in snapshot.item_category), None)
     if category:
         stages.append(_popular_stage(category))
+    elif anchors:
+        # the anchors' category, looked up only when the list gets this far
+        stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors)))
     stages.append(_popular_stage(None))
     chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter)
     version = version_box[0] if version_box else None
@@ -485,7 +588,16 @@ def recommend_for(
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     if basis is not None and result.source == "personal":
-        cache.set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
+        cache_set(list_key, _to_cached(result, basis), recommender_settings.LIST_CACHE_SECONDS)
+        _offer_reuse(request, state, prefetched, result)
+    elif list_key and used and result.source == "personal":
+        # built by the network from the latest events: the same inputs give the same list until
+        # a new event, list or mark, or another active version (which a process notices within
+        # ACTIVE_MODEL_CHECK_SECONDS, so the replay lives no longer)
+        seconds = min(
+            recommender_settings.LIST_CACHE_SECONDS, recommender_settings.ACTIVE_MODEL_CHECK_SECONDS
+        )
+        _offer_reuse(request, state, prefetched, result, seconds=seconds)
     result.elapsed_ms = (time.perf_counter() - started) * 1000  # type: ignore[attr-defined]
     return _finish(result, request=request, user_id=state.user_id, visitor_id=state.visitor_id, record=record)
 

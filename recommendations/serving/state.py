@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import cache
 
 from recommendations.conf import recommender_settings
+from recommendations.serving.freshness import digest
+from recommendations.serving.impressions import redis_client, redis_loads
+from recommendations.serving.model import log_once
+
+logger = logging.getLogger(__name__)
 
 
 def _who(user_id: Any, visitor_id: str) -> str:
@@ -33,18 +39,60 @@ def _bought_key(user_id: Any) -> str:
 def _cached(cache_key: str, prefetched: dict | None) -> Any:
     """A value from one ``get_many`` done beforehand (absent there = a miss), else from the cache."""
     if prefetched is None:
-        return cache.get(cache_key)
+        try:
+            return cache.get(cache_key)
+        except Exception as exc:
+            log_once(f"cache-get:{type(exc).__name__}", "Cache unavailable, reading the database: %s", exc)
+            return None
     return prefetched.get(cache_key)
 
 
-def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> dict:
-    """Every per-shopper cache entry a list needs (plus ``extra`` keys), in ONE cache round trip."""
+class Prefetched(dict):
+    """Cache values read in one round trip; ``digests`` fingerprints their stored bytes (Redis only).
+
+    The API's fast path compares these fingerprints with the bytes it reads itself, so it
+    knows that a list assembled from them is still built from the current entries.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.digests: dict[str, str] = {}
+
+
+def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> Prefetched:
+    """Every per-shopper cache entry a list needs (plus ``extra`` keys), in ONE cache round trip.
+
+    A cache error reads as all misses: the callers then ask the database.
+    """
     keys = list(extra)
     if user_id is not None:
         keys += [precomputed_cache_key(user_id), _bought_key(user_id)]
     if user_id is not None or visitor_id:
         keys.append(_not_interested_key(user_id, visitor_id))
-    return cache.get_many(keys) if keys else {}
+    if not keys:
+        return Prefetched()
+    client = redis_client()
+    try:
+        if client is None:
+            return Prefetched(cache.get_many(keys))
+        raw_values = client.mget([cache.make_key(key) for key in keys])
+    except Exception as exc:
+        log_once(f"prefetch:{type(exc).__name__}", "Cache unavailable, serving from the database: %s", exc)
+        return Prefetched()
+    found = Prefetched()
+    for key, raw in zip(keys, raw_values, strict=True):
+        if raw is not None:
+            found[key] = redis_loads(raw)
+            found.digests[key] = digest(raw)
+    return found
+
+
+def cache_set(key: str, value: Any, timeout: int | None) -> None:
+    """``cache.set`` that logs instead of failing the request when the cache is down."""
+    try:
+        cache.set(key, value, timeout)
+    except Exception as exc:
+        log_once(f"cache-set:{type(exc).__name__}", "Cache unavailable, entries not stored: %s", exc)
 
 
 def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None = None) -> set[str]:
@@ -62,7 +110,7 @@ def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None =
             else NotInterested.objects.filter(visitor_id=visitor_id, user__isnull=True)
         )
         keys = sorted(set(queryset.values_list("item_key", flat=True)))
-        cache.set(cache_key, keys, recommender_settings.CACHE_TIMEOUT)
+        cache_set(cache_key, keys, recommender_settings.CACHE_TIMEOUT)
     return set(keys)
 
 
@@ -101,5 +149,5 @@ def purchased_keys_cached(
         if as_of == latest_ts or (as_of is not None and oldest_ts is not None and oldest_ts <= as_of):
             return set(cached["keys"])
     keys = sorted(purchased_keys(user_id))
-    cache.set(cache_key, {"keys": keys, "as_of": latest_ts}, recommender_settings.CACHE_TIMEOUT)
+    cache_set(cache_key, {"keys": keys, "as_of": latest_ts}, recommender_settings.CACHE_TIMEOUT)
     return set(keys)

@@ -51,3 +51,19 @@ class RecommendationResult:
     @property
     def keys(self) -> list[str]:
         return [entry.key for entry in self.items]
+
+
+@dataclass
+class ReusableList:
+    """A served list the API's fast path may replay: whose, and what it was built from.
+
+    ``latest`` is the shopper's latest-event marker text; ``basis`` fingerprints the cache
+    entries of their precomputed list and "not interested" marks; ``seconds`` bounds how
+    long the replay may live.
+    """
+
+    user_id: Any
+    latest: str
+    basis: tuple[str, str]
+    result: RecommendationResult
+    seconds: int
