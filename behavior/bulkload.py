@@ -26,6 +26,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
@@ -115,44 +116,186 @@ def copy_text(value: Any) -> str:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_sql(table: str) -> str:
-    """``COPY table (event columns in services.COLUMNS order) FROM STDIN``."""
+def _copy_fields() -> list[Any]:
+    """The event model's fields in ``services.COLUMNS`` order."""
     by_attname = {f.attname: f for f in Event._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(by_attname[name].column) for name in services.COLUMNS)
-    return f"COPY {table} ({columns}) FROM STDIN"
+    return [by_attname[name] for name in services.COLUMNS]
 
 
-def store_chunk(rows: list[tuple], payload: bytes | None) -> int:
-    """Store one chunk of prepared rows in one transaction; return how many were new.
+def _column_list() -> str:
+    """The event columns in ``services.COLUMNS`` order, quoted, for SQL."""
+    return ", ".join(connection.ops.quote_name(f.column) for f in _copy_fields())
 
-    ``payload`` is the same rows in text ``COPY`` format (``services.COLUMNS`` order), or
-    None. On Postgres the payload is copied straight into the events table inside a
-    savepoint: no staging table, no ``ON CONFLICT`` probe per row. When an event id is
-    already stored (a re-import, or the same row in two chunks), the savepoint is rolled
-    back and the chunk goes through ``services.store_rows`` (staging table plus
-    ``INSERT ... ON CONFLICT DO NOTHING``), which counts the duplicates exactly. The
-    commit does not wait for the WAL flush (``durable=False``, see ``services.store_rows``).
+
+@dataclass(frozen=True)
+class ReferenceLock:
+    """One single-column foreign key of the events table, checked for a whole chunk at once.
+
+    ``sql`` takes the chunk's distinct non-null values of column ``index`` (of
+    ``services.COLUMNS``) and answers how many referenced rows exist, locking them
+    ``FOR KEY SHARE`` until the commit: the very lock and check of Postgres' per-row
+    foreign-key trigger, once per chunk instead of once per row.
     """
-    if payload is None or connection.vendor != "postgresql":
-        return services.store_rows(rows, durable=False)[0] if rows else 0
+
+    index: int
+    sql: str
+
+
+def reference_locks() -> list[ReferenceLock] | None:
+    """Lock queries standing in for the events table's foreign-key triggers, or None.
+
+    None (keep the triggers) unless the role may ``SET session_replication_role``
+    (superuser, or PG 15's ``GRANT SET ON PARAMETER``), every foreign key is a
+    single column of ``services.COLUMNS``, and the table has no trigger or rule of its
+    own that replica mode would also switch off. Postgres only.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    table = Event._meta.db_table
+    columns = {f.column: i for i, f in enumerate(_copy_fields())}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+        allowed = cursor.fetchone()[0]
+        if not allowed and connection.pg_version >= 150000:
+            cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+            allowed = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal)"
+            " + (SELECT count(*) FROM pg_rules WHERE tablename = %s)",
+            [table, table],
+        )
+        if not allowed or cursor.fetchone()[0]:
+            return None
+        cursor.execute(
+            "SELECT a.attname, r.relname, ra.attname, format_type(ra.atttypid, ra.atttypmod), "
+            "cardinality(c.conkey) FROM pg_constraint c "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "JOIN pg_class r ON r.oid = c.confrelid "
+            "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
+            [table],
+        )
+        keys = cursor.fetchall()
+    quote = connection.ops.quote_name
+    locks = []
+    for column, referenced, referenced_column, type_name, width in keys:
+        if width != 1 or column not in columns:
+            return None
+        locks.append(
+            ReferenceLock(
+                index=columns[column],
+                sql=f"SELECT count(*) FROM (SELECT 1 FROM {quote(referenced)} "
+                # IN (SELECT unnest(...)): the array is parsed once (as "= ANY(...)" it is
+                # not a constant, and a sequential scan would parse it for every row).
+                f"WHERE {quote(referenced_column)} IN (SELECT unnest(%s::text::{type_name}[])) "
+                "FOR KEY SHARE) AS locked",
+            )
+        )
+    return locks
+
+
+@dataclass
+class CopyChunk:
+    """One chunk ready for ``COPY``: its rows as COPY text, how many, and what they refer to.
+
+    ``references`` pairs each :class:`ReferenceLock` with the chunk's distinct values of
+    its column, taken while the rows still existed: the row tuples themselves are not kept
+    (a chunk waiting for a writer costs its text only).
+    """
+
+    payload: bytes
+    count: int
+    references: list[tuple[ReferenceLock, list[Any]]]
+
+    @classmethod
+    def of(cls, rows: list[tuple], payload: bytes, locks: list[ReferenceLock] | None) -> CopyChunk:
+        references = [(lock, list({row[lock.index] for row in rows} - {None})) for lock in locks or ()]
+        return cls(payload, len(rows), references)
+
+
+def array_literal(values: list[Any]) -> str:
+    """``values`` as the text of a Postgres array (``{"1","2"}``), every element quoted.
+
+    Thousands of ids per chunk: one string parameter costs a fraction of adapting the
+    list value by value, and the quoted form suits any key type (the query casts it).
+    """
+    quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{text}"' for text in quoted) + "}"
+
+
+def _lock_references(chunk: CopyChunk) -> bool:
+    """Lock every row the chunk refers to; False if one is missing (then the triggers decide)."""
+    with connection.cursor() as cursor:
+        for lock, values in chunk.references:
+            if values:
+                cursor.execute(lock.sql, [array_literal(values)])
+                if cursor.fetchone()[0] != len(values):
+                    return False
+    return True
+
+
+def copy_chunk(chunk: CopyChunk) -> int:
+    """Copy one chunk into the events table in one transaction; return how many rows were new.
+
+    The payload is copied straight into the events table inside a savepoint: no staging
+    table, no ``ON CONFLICT`` probe per row. When an event id is already stored (a
+    re-import, or the same row in two chunks), the savepoint is rolled back and the chunk
+    goes through a staging table and ``INSERT ... ON CONFLICT DO NOTHING``, which counts
+    the duplicates exactly. The commit does not wait for the WAL flush (as
+    ``services.store_rows(durable=False)``: a crash loses the last moments of an import
+    that re-running restores).
+
+    With ``references`` and a chunk that is a transaction of its own, the referenced
+    users and items are checked and locked once for the chunk, and the per-row
+    foreign-key triggers are switched off for this transaction only (``SET LOCAL
+    session_replication_role = replica``, as ``pg_restore --disable-triggers`` does):
+    they cost Postgres about a third of its work per row. A missing referenced row
+    leaves the triggers on, which then fail the chunk as they always did.
+    """
+    # Only a chunk that commits on its own may switch the triggers off: SET LOCAL lasts
+    # until the end of the outermost transaction, which a caller's would outlive.
+    bypass = bool(chunk.references) and not connection.in_atomic_block
+    table = connection.ops.quote_name(Event._meta.db_table)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
+        if bypass and _lock_references(chunk):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
         try:
-            table = connection.ops.quote_name(Event._meta.db_table)
-            with (
-                transaction.atomic(),
-                connection.wrap_database_errors,  # psycopg's errors as Django's, like execute()
-                connection.cursor() as cursor,
-                cursor.copy(_copy_sql(table)) as copy,
-            ):
-                copy.write(payload)
-            return len(rows)
+            with transaction.atomic():
+                _copy(chunk.payload, table)
+            return chunk.count
         except IntegrityError as exc:
             if not isinstance(exc.__cause__, psycopg_errors().UniqueViolation):
                 raise
-        return services.store_rows(rows, durable=False)[0]
+        with connection.cursor() as cursor:
+            # One staging table per connection, emptied at every commit (no catalogue churn).
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS AS "
+                f"SELECT * FROM {table} WITH NO DATA"
+            )
+            _copy(chunk.payload, _STAGE_TABLE)
+            columns = _column_list()
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
+                f"ON CONFLICT (event_id) DO NOTHING"
+            )
+            inserted = cursor.rowcount
+            cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
+        return inserted
+
+
+_STAGE_TABLE = "behavior_event_import_stage"
+
+
+def _copy(payload: bytes, table: str) -> None:
+    with (
+        connection.wrap_database_errors,  # psycopg's errors as Django's, like execute()
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({_column_list()}) FROM STDIN") as copy,
+    ):
+        copy.write(payload)
 
 
 def psycopg_errors() -> Any:
@@ -163,7 +306,7 @@ def psycopg_errors() -> Any:
 
 
 class ChunkLoader:
-    """Stores chunks with :func:`store_chunk`, in writer threads where that is safe.
+    """Stores chunks (:func:`copy_chunk` on Postgres), in writer threads where that is safe.
 
     Threads pay off on Postgres: the server indexes one chunk while Python prepares the
     next (psycopg releases the GIL while it waits for the server), and two writers keep
@@ -187,8 +330,10 @@ class ChunkLoader:
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
-        # Chunks may come with their COPY text (see store_chunk): worth preparing on Postgres only.
+        # Chunks may come with their COPY text (see copy_chunk): worth preparing on Postgres only.
         self.copy_text = connection.vendor == "postgresql"
+        # Computed here, in the importing thread, once for the whole load.
+        self.locks = reference_locks() if self.copy_text else None
         if writers > 0 and connection.vendor == "postgresql" and not connection.in_atomic_block:
             self._jobs: queue.Queue = queue.Queue(maxsize=writers)
             self._threads = [
@@ -199,13 +344,16 @@ class ChunkLoader:
                 thread.start()
 
     def submit(self, rows: list[tuple], payload: bytes | None) -> None:
-        """Store one chunk now (inline) or queue it for a writer."""
+        """Store one chunk (``payload``: its COPY text, or None) now, or queue it for a writer."""
         if self._error is not None:
             raise self._error
-        if not self._threads:
-            self._count(len(rows), store_chunk(rows, payload))
+        job: CopyChunk | list[tuple] = rows
+        if payload is not None and self.copy_text:
+            job = CopyChunk.of(rows, payload, self.locks)
+        if self._threads:
+            self._jobs.put(job)
         else:
-            self._jobs.put((rows, payload))
+            self._count(job, _store(job))
 
     def close(self) -> None:
         """Wait for the queued chunks, end the writers; raise the first writer error."""
@@ -223,9 +371,9 @@ class ChunkLoader:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _count(self, offered: int, inserted: int) -> None:
+    def _count(self, job: CopyChunk | list[tuple], inserted: int) -> None:
         with self._lock:
-            self.offered += offered
+            self.offered += job.count if isinstance(job, CopyChunk) else len(job)
             self.inserted += inserted
 
     def _work(self) -> None:
@@ -233,19 +381,25 @@ class ChunkLoader:
             while (job := self._jobs.get()) is not None:
                 if self._error is None:
                     try:
-                        self._count(len(job[0]), self._store_retrying(*job))
+                        self._count(job, self._store_retrying(job))
                     except BaseException as exc:  # handed to the importing thread
                         self._error = self._error or exc
         finally:
             connections.close_all()  # this thread's connections only
 
-    def _store_retrying(self, rows: list[tuple], payload: bytes | None) -> int:
+    def _store_retrying(self, job: CopyChunk | list[tuple]) -> int:
         for attempt in range(self.RETRIES + 1):
             try:
-                return store_chunk(rows, payload)
+                return _store(job)
             except OperationalError as exc:
                 deadlock = isinstance(exc.__cause__, psycopg_errors().DeadlockDetected)
                 if attempt == self.RETRIES or not deadlock:
                     raise
                 logger.info("Import chunk deadlocked with another writer; retrying")
         raise AssertionError("unreachable")
+
+
+def _store(job: CopyChunk | list[tuple]) -> int:
+    if isinstance(job, CopyChunk):
+        return copy_chunk(job)
+    return services.store_rows(job, durable=False)[0] if job else 0

@@ -97,9 +97,9 @@ def _day_text(day: int) -> str:
 
 def _time_of_day_text() -> list[str]:
     if not _TIME_OF_DAY:
-        _TIME_OF_DAY.extend(
-            f"{h:02d}:{m:02d}:{s:02d}+00" for h in range(24) for m in range(60) for s in range(60)
-        )
+        minutes = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+        seconds = [f"{s:02d}+00" for s in range(60)]
+        _TIME_OF_DAY.extend([minute + second for minute in minutes for second in seconds])
     return _TIME_OF_DAY
 
 
