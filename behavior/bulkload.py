@@ -239,11 +239,11 @@ def copy_chunk(chunk: CopyChunk) -> int:
 
     The payload is copied straight into the events table inside a savepoint: no staging
     table, no ``ON CONFLICT`` probe per row. When an event id is already stored (a
-    re-import, or the same row in two chunks), the savepoint is rolled back and the chunk
-    goes through a staging table and ``INSERT ... ON CONFLICT DO NOTHING``, which counts
-    the duplicates exactly. The commit does not wait for the WAL flush (as
-    ``services.store_rows(durable=False)``: a crash loses the last moments of an import
-    that re-running restores).
+    re-import, or the same row in two chunks), the savepoint is rolled back, the stored
+    ids are looked up in one query and the other rows copied: duplicates are counted
+    exactly and the unique index on ``event_id`` still decides. The commit does not wait
+    for the WAL flush (as ``services.store_rows(durable=False)``: a crash loses the last
+    moments of an import, which re-running it restores).
 
     With ``references`` and a chunk that is a transaction of its own, the referenced
     users and items are checked and locked once for the chunk, and the per-row
@@ -262,31 +262,41 @@ def copy_chunk(chunk: CopyChunk) -> int:
         if bypass and _lock_references(chunk):
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL session_replication_role = replica")
-        try:
-            with transaction.atomic():
-                _copy(chunk.payload, table)
-            return chunk.count
-        except IntegrityError as exc:
-            if not isinstance(exc.__cause__, psycopg_errors().UniqueViolation):
-                raise
-        with connection.cursor() as cursor:
-            # One staging table per connection, emptied at every commit (no catalogue churn).
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS AS "
-                f"SELECT * FROM {table} WITH NO DATA"
-            )
-            _copy(chunk.payload, _STAGE_TABLE)
-            columns = _column_list()
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
-                f"ON CONFLICT (event_id) DO NOTHING"
-            )
-            inserted = cursor.rowcount
-            cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
-        return inserted
+        payload, count = chunk.payload, chunk.count
+        for attempt in range(_COPY_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    _copy(payload, table)
+                return count
+            except IntegrityError as exc:
+                stored = isinstance(exc.__cause__, psycopg_errors().UniqueViolation)
+                if not stored or attempt == _COPY_ATTEMPTS - 1:
+                    raise
+            # Some event ids are stored already: copy the rest (a writer of the same ids
+            # may commit in between, hence the attempts).
+            payload, count = _without_stored_events(payload, table)
+            if not count:
+                return 0
+        raise AssertionError("unreachable")
 
 
-_STAGE_TABLE = "behavior_event_import_stage"
+# Attempts at copying one chunk whose event ids other writers keep storing meanwhile.
+_COPY_ATTEMPTS = 4
+
+
+def _without_stored_events(payload: bytes, table: str) -> tuple[bytes, int]:
+    """The COPY lines of ``payload`` whose event id (the first field) is not stored; how many."""
+    lines = payload.split(b"\n")[:-1]  # COPY text escapes newlines in values: one line per row
+    ids = array_literal([line.split(b"\t", 1)[0].decode() for line in lines])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT k.i FROM unnest(%s::text::uuid[]) WITH ORDINALITY AS k(id, i) "
+            f"WHERE EXISTS (SELECT 1 FROM {table} e WHERE e.event_id = k.id)",
+            [ids],
+        )
+        stored = {i - 1 for (i,) in cursor.fetchall()}
+    kept = [line for i, line in enumerate(lines) if i not in stored]
+    return b"".join(line + b"\n" for line in kept), len(kept)
 
 
 def _copy(payload: bytes, table: str) -> None:

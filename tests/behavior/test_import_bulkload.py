@@ -112,6 +112,21 @@ def test_threaded_reimport_stores_nothing_twice(tmp_path, make_item, user_factor
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writers", [0, 2])
+def test_chunk_partly_stored_before_stores_only_its_new_rows(tmp_path, make_item, user_factory, writers):
+    # given: rows 0-4 imported; then one chunk with rows 2-7
+    make_item("K-1")
+    user_factory(username="dora")
+    lines = [f"dora,K-1,view,{1700000000 + i},," for i in range(8)]
+    import_events_csv(_write(tmp_path, lines[:5]), writers=writers)
+    # when
+    report = import_events_csv(_write(tmp_path, lines[2:]), writers=writers)
+    # then
+    assert (report.accepted, report.duplicates) == (3, 3)
+    assert Event.objects.count() == 8
+
+
+@pytest.mark.django_db(transaction=True)
 def test_threaded_import_stores_what_the_inline_import_stores(tmp_path, make_item, user_factory):
     # given: every kind of row of the fast path (anonymous, no item, a value, a repeat)
     make_item("K-1")
