@@ -325,7 +325,7 @@ class ChunkLoader:
     inside a transaction whose uncommitted rows other connections could not see) every
     chunk is stored before ``submit`` returns.
 
-    At most ``writers`` chunks wait in the queue (memory stays flat). A writer's error is
+    At most one chunk waits for a writer (memory stays flat). A writer's error is
     raised by the next ``submit`` or by ``close``; chunks already queued are still stored,
     as they would have been before the error inline (every chunk is all or nothing, and
     the import is idempotent, so re-running it completes the rest).
@@ -345,7 +345,8 @@ class ChunkLoader:
         # Computed here, in the importing thread, once for the whole load.
         self.locks = reference_locks() if self.copy_text else None
         if writers > 0 and connection.vendor == "postgresql" and not connection.in_atomic_block:
-            self._jobs: queue.Queue = queue.Queue(maxsize=writers)
+            # One chunk waiting is enough to keep the writers busy (memory stays flat).
+            self._jobs: queue.Queue = queue.Queue(maxsize=1)
             self._threads = [
                 threading.Thread(target=self._work, name=f"import-writer-{i}", daemon=True)
                 for i in range(writers)

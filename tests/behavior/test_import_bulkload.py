@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import IntegrityError, connection
 
-from behavior import bulkload
+from behavior import bulkload, services
 from behavior.bulkload import ChunkLoader, CopyChunk, array_literal, copy_chunk, copy_text, reference_locks
 from behavior.importing import import_events_csv
 from behavior.models import Event
@@ -152,6 +152,24 @@ def test_threaded_import_stores_what_the_inline_import_stores(tmp_path, make_ite
     # then
     assert (threaded.accepted, threaded.duplicates) == (inline.accepted, inline.duplicates) == (4, 1)
     assert stored_threaded == stored_inline
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threaded_import_applies_the_row_filters(tmp_path, make_item, user_factory, monkeypatch):
+    # given: a privacy filter (services.ROW_FILTERS) that drops erin's rows
+    make_item("K-1")
+    erin = user_factory(username="erin")
+    user_factory(username="fred")
+    monkeypatch.setattr(
+        services, "ROW_FILTERS", [*services.ROW_FILTERS, lambda rows: [r for r in rows if r[1] != erin.pk]]
+    )
+    names = ["erin", "fred"] * 4
+    path = _write(tmp_path, [f"{name},K-1,view,{1700000000 + i},," for i, name in enumerate(names)])
+    # when
+    report = import_events_csv(path, chunk_size=3, writers=2)
+    # then
+    assert report.accepted == 4
+    assert set(Event.objects.values_list("user__username", flat=True)) == {"fred"}
 
 
 @pytest.mark.django_db(transaction=True)
