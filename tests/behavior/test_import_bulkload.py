@@ -250,12 +250,16 @@ def test_array_literal_round_trips_awkward_keys():
     # given
     _postgres_only()
     values = ['a"b', "c\\d", "plain", "1", "é ☃", "{x,y}"]
+    numbers = [3, 10**12, 0]
     # when
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::text::text[]", [array_literal(values)])
-        back = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT %s::text::text[], %s::text::bigint[]", [array_literal(values), array_literal(numbers)]
+        )
+        back, numbers_back = cursor.fetchone()
     # then
     assert back == values
+    assert numbers_back == numbers
 
 
 def test_copy_text_escapes_what_copy_would_misread():
