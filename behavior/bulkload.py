@@ -1,4 +1,8 @@
-"""Offline bulk loads: the events table's secondary indexes and foreign keys rebuilt after a load.
+"""Bulk loads of events: chunks copied by writer threads; offline, indexes rebuilt after a load.
+
+:class:`ChunkLoader` and :func:`copy_chunk` store the chunks of ``import_events`` (one
+transaction each; see their docstrings). :func:`deferred_event_indexes` is the opt-in
+mode for initial loads:
 
 Inserting a row into ``behavior_event`` updates eight indexes; for a load of millions of
 rows, maintaining the five non-unique b-trees row by row costs more than building them

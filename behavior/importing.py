@@ -11,8 +11,11 @@ the optional columns ``value,session_id,event_id``, in any order.
   once. Two identical rows in one file are therefore one event.
 
 The file is read and stored in chunks (``chunk_size`` rows): memory stays flat whatever
-the file size. Each chunk goes through :func:`behavior.services.ingest_events`, whose
-Postgres path is ``COPY`` into a staging table plus ``INSERT ... ON CONFLICT DO NOTHING``.
+the file size, and each chunk is stored in one transaction, all or nothing. Rows that
+pass the fast path's checks (the same rules as :func:`behavior.services.ingest_events`)
+are written as ``COPY`` text and stored by :class:`behavior.bulkload.ChunkLoader` (on
+Postgres: straight ``COPY`` into the events table, by writer threads while the next
+chunk is read); every other row takes ``ingest_events`` itself, for its exact errors.
 
 ``create_missing`` creates unknown users (unusable password) and placeholder items. A
 placeholder item gets its key field set; every other *required* field (no default, not
