@@ -1,4 +1,8 @@
-"""Offline bulk loads: the events table's secondary indexes and foreign keys rebuilt after a load.
+"""Bulk loads of events: chunks copied by writer threads; offline, indexes rebuilt after a load.
+
+:class:`ChunkLoader` and :func:`copy_chunk` store the chunks of ``import_events`` (one
+transaction each; see their docstrings). :func:`deferred_event_indexes` is the opt-in
+mode for initial loads:
 
 Inserting a row into ``behavior_event`` updates eight indexes; for a load of millions of
 rows, maintaining the five non-unique b-trees row by row costs more than building them
@@ -22,11 +26,16 @@ default. Other databases: a no-op.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
+from behavior import services
 from behavior.models import Event
 
 logger = logging.getLogger(__name__)
@@ -94,3 +103,320 @@ def deferred_event_indexes() -> Iterator[None]:
         logger.info(
             "Rebuilt %d secondary event indexes and %d foreign keys", len(definitions), len(foreign_keys)
         )
+
+
+# --- chunked loads: one transaction per chunk, optionally in writer threads -----------------
+
+
+def copy_text(value: Any) -> str:
+    """``value`` as a field of Postgres' text ``COPY`` format (``\\N`` for NULL, escapes applied)."""
+    if value is None:
+        return r"\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value).translate(_COPY_ESCAPES)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_fields() -> list[Any]:
+    """The event model's fields in ``services.COLUMNS`` order."""
+    by_attname = {f.attname: f for f in Event._meta.concrete_fields}
+    return [by_attname[name] for name in services.COLUMNS]
+
+
+def _column_list() -> str:
+    """The event columns in ``services.COLUMNS`` order, quoted, for SQL."""
+    return ", ".join(connection.ops.quote_name(f.column) for f in _copy_fields())
+
+
+@dataclass(frozen=True)
+class ReferenceLock:
+    """One single-column foreign key of the events table, checked for a whole chunk at once.
+
+    ``sql`` takes the chunk's distinct non-null values of column ``index`` (of
+    ``services.COLUMNS``) and answers how many referenced rows exist, locking them
+    ``FOR KEY SHARE`` until the commit: the very lock and check of Postgres' per-row
+    foreign-key trigger, once per chunk instead of once per row.
+    """
+
+    index: int
+    sql: str
+
+
+def reference_locks() -> list[ReferenceLock] | None:
+    """Lock queries standing in for the events table's foreign-key triggers, or None.
+
+    None (keep the triggers) unless the role may ``SET session_replication_role``
+    (superuser, or PG 15's ``GRANT SET ON PARAMETER``), every foreign key is a
+    single column of ``services.COLUMNS``, and the table has no trigger or rule of its
+    own that replica mode would also switch off. Postgres only.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    table = Event._meta.db_table
+    columns = {f.column: i for i, f in enumerate(_copy_fields())}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+        allowed = cursor.fetchone()[0]
+        if not allowed and connection.pg_version >= 150000:
+            cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+            allowed = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal)"
+            " + (SELECT count(*) FROM pg_rules WHERE tablename = %s)",
+            [table, table],
+        )
+        if not allowed or cursor.fetchone()[0]:
+            return None
+        cursor.execute(
+            "SELECT a.attname, r.relname, ra.attname, format_type(ra.atttypid, ra.atttypmod), "
+            "cardinality(c.conkey) FROM pg_constraint c "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "JOIN pg_class r ON r.oid = c.confrelid "
+            "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
+            [table],
+        )
+        keys = cursor.fetchall()
+    quote = connection.ops.quote_name
+    locks = []
+    for column, referenced, referenced_column, type_name, width in keys:
+        if width != 1 or column not in columns:
+            return None
+        locks.append(
+            ReferenceLock(
+                index=columns[column],
+                sql=f"SELECT count(*) FROM (SELECT 1 FROM {quote(referenced)} "
+                # IN (SELECT unnest(...)): the array is parsed once (as "= ANY(...)" it is
+                # not a constant, and a sequential scan would parse it for every row).
+                f"WHERE {quote(referenced_column)} IN (SELECT unnest(%s::text::{type_name}[])) "
+                "FOR KEY SHARE) AS locked",
+            )
+        )
+    return locks
+
+
+@dataclass
+class CopyChunk:
+    """One chunk ready for ``COPY``: its rows as COPY text, how many, and what they refer to.
+
+    ``references`` pairs each :class:`ReferenceLock` with the chunk's distinct values of
+    its column, taken while the rows still existed: the row tuples themselves are not kept
+    (a chunk waiting for a writer costs its text only).
+    """
+
+    payload: bytes
+    count: int
+    references: list[tuple[ReferenceLock, list[Any]]]
+
+    @classmethod
+    def of(cls, rows: list[tuple], payload: bytes, locks: list[ReferenceLock] | None) -> CopyChunk:
+        references = [(lock, list({row[lock.index] for row in rows} - {None})) for lock in locks or ()]
+        return cls(payload, len(rows), references)
+
+
+def array_literal(values: list[Any]) -> str:
+    """``values`` as the text of a Postgres array: ``{1,2}`` for integers, else ``{"a","b"}``.
+
+    Thousands of ids per chunk: one string parameter costs a fraction of adapting the
+    list value by value, and the quoted form suits any other key type (the query casts it).
+    """
+    if set(map(type, values)) <= {int}:  # the usual integer keys need no quoting
+        return "{" + ",".join(map(str, values)) + "}"
+    quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{text}"' for text in quoted) + "}"
+
+
+def _lock_references(chunk: CopyChunk) -> bool:
+    """Lock every row the chunk refers to; False if one is missing (then the triggers decide)."""
+    with connection.cursor() as cursor:
+        for lock, values in chunk.references:
+            if values:
+                cursor.execute(lock.sql, [array_literal(values)])
+                if cursor.fetchone()[0] != len(values):
+                    return False
+    return True
+
+
+def copy_chunk(chunk: CopyChunk) -> int:
+    """Copy one chunk into the events table in one transaction; return how many rows were new.
+
+    The payload is copied straight into the events table inside a savepoint: no staging
+    table, no ``ON CONFLICT`` probe per row. When an event id is already stored (a
+    re-import, or the same row in two chunks), the savepoint is rolled back, the stored
+    ids are looked up in one query and the other rows copied: duplicates are counted
+    exactly and the unique index on ``event_id`` still decides. The commit does not wait
+    for the WAL flush (as ``services.store_rows(durable=False)``: a crash loses the last
+    moments of an import, which re-running it restores).
+
+    With ``references`` and a chunk that is a transaction of its own, the referenced
+    users and items are checked and locked once for the chunk, and the per-row
+    foreign-key triggers are switched off for this transaction only (``SET LOCAL
+    session_replication_role = replica``, as ``pg_restore --disable-triggers`` does):
+    they cost Postgres about a third of its work per row. A missing referenced row
+    leaves the triggers on, which then fail the chunk as they always did.
+    """
+    # Only a chunk that commits on its own may switch the triggers off: SET LOCAL lasts
+    # until the end of the outermost transaction, which a caller's would outlive.
+    bypass = bool(chunk.references) and not connection.in_atomic_block
+    table = connection.ops.quote_name(Event._meta.db_table)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        if bypass and _lock_references(chunk):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+        payload, count = chunk.payload, chunk.count
+        for attempt in range(_COPY_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    _copy(payload, table)
+                return count
+            except IntegrityError as exc:
+                stored = isinstance(exc.__cause__, psycopg_errors().UniqueViolation)
+                if not stored or attempt == _COPY_ATTEMPTS - 1:
+                    raise
+            # Some event ids are stored already: copy the rest (a writer of the same ids
+            # may commit in between, hence the attempts).
+            payload, count = _without_stored_events(payload, table)
+            if not count:
+                return 0
+        raise AssertionError("unreachable")
+
+
+# Attempts at copying one chunk whose event ids other writers keep storing meanwhile.
+_COPY_ATTEMPTS = 4
+
+
+def _without_stored_events(payload: bytes, table: str) -> tuple[bytes, int]:
+    """The COPY lines of ``payload`` whose event id (the first field) is not stored; how many."""
+    lines = payload.split(b"\n")[:-1]  # COPY text escapes newlines in values: one line per row
+    ids = array_literal([line.split(b"\t", 1)[0].decode() for line in lines])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT k.i FROM unnest(%s::text::uuid[]) WITH ORDINALITY AS k(id, i) "
+            f"WHERE EXISTS (SELECT 1 FROM {table} e WHERE e.event_id = k.id)",
+            [ids],
+        )
+        stored = {i - 1 for (i,) in cursor.fetchall()}
+    kept = [line for i, line in enumerate(lines) if i not in stored]
+    return b"".join(line + b"\n" for line in kept), len(kept)
+
+
+def _copy(payload: bytes, table: str) -> None:
+    with (
+        connection.wrap_database_errors,  # psycopg's errors as Django's, like execute()
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({_column_list()}) FROM STDIN") as copy,
+    ):
+        copy.write(payload)
+
+
+def psycopg_errors() -> Any:
+    """``psycopg.errors`` (imported lazily: only the Postgres paths need it)."""
+    import psycopg
+
+    return psycopg.errors
+
+
+class ChunkLoader:
+    """Stores chunks (:func:`copy_chunk` on Postgres), in writer threads where that is safe.
+
+    Threads pay off on Postgres: the server indexes one chunk while Python prepares the
+    next (psycopg releases the GIL while it waits for the server), and two writers keep
+    two backends busy. Each writer has its own connection, so each chunk is its own
+    transaction, exactly as inline. Inline (``writers=0``, other databases, or a caller
+    inside a transaction whose uncommitted rows other connections could not see) every
+    chunk is stored before ``submit`` returns.
+
+    At most one chunk waits for a writer (memory stays flat). A writer's error is
+    raised by the next ``submit`` or by ``close``; chunks already queued are still stored,
+    as they would have been before the error inline (every chunk is all or nothing, and
+    the import is idempotent, so re-running it completes the rest).
+    """
+
+    # Deadlock between two writers (the same event id in two chunks in flight): retried.
+    RETRIES = 3
+
+    def __init__(self, writers: int = 2) -> None:
+        self.inserted = 0
+        self.offered = 0
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+        # Chunks may come with their COPY text (see copy_chunk): worth preparing on Postgres only.
+        self.copy_text = connection.vendor == "postgresql"
+        # Computed here, in the importing thread, once for the whole load.
+        self.locks = reference_locks() if self.copy_text else None
+        if writers > 0 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # One chunk waiting is enough to keep the writers busy (memory stays flat).
+            self._jobs: queue.Queue = queue.Queue(maxsize=1)
+            self._threads = [
+                threading.Thread(target=self._work, name=f"import-writer-{i}", daemon=True)
+                for i in range(writers)
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def submit(self, rows: list[tuple], payload: bytes | None) -> None:
+        """Store one chunk (``payload``: its COPY text, or None) now, or queue it for a writer."""
+        if self._error is not None:
+            raise self._error
+        job: CopyChunk | list[tuple] = rows
+        if payload is not None and self.copy_text:
+            job = CopyChunk.of(rows, payload, self.locks)
+        if self._threads:
+            self._jobs.put(job)
+        else:
+            self._count(job, _store(job))
+
+    def close(self) -> None:
+        """Wait for the queued chunks, end the writers; raise the first writer error."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> ChunkLoader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _count(self, job: CopyChunk | list[tuple], inserted: int) -> None:
+        with self._lock:
+            self.offered += job.count if isinstance(job, CopyChunk) else len(job)
+            self.inserted += inserted
+
+    def _work(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                if self._error is None:
+                    try:
+                        self._count(job, self._store_retrying(job))
+                    except BaseException as exc:  # handed to the importing thread
+                        self._error = self._error or exc
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def _store_retrying(self, job: CopyChunk | list[tuple]) -> int:
+        for attempt in range(self.RETRIES + 1):
+            try:
+                return _store(job)
+            except OperationalError as exc:
+                deadlock = isinstance(exc.__cause__, psycopg_errors().DeadlockDetected)
+                if attempt == self.RETRIES or not deadlock:
+                    raise
+                logger.info("Import chunk deadlocked with another writer; retrying")
+        raise AssertionError("unreachable")
+
+
+def _store(job: CopyChunk | list[tuple]) -> int:
+    if isinstance(job, CopyChunk):
+        return copy_chunk(job)
+    return services.store_rows(job, durable=False)[0] if job else 0

@@ -11,8 +11,11 @@ the optional columns ``value,session_id,event_id``, in any order.
   once. Two identical rows in one file are therefore one event.
 
 The file is read and stored in chunks (``chunk_size`` rows): memory stays flat whatever
-the file size. Each chunk goes through :func:`behavior.services.ingest_events`, whose
-Postgres path is ``COPY`` into a staging table plus ``INSERT ... ON CONFLICT DO NOTHING``.
+the file size, and each chunk is stored in one transaction, all or nothing. Rows that
+pass the fast path's checks (the same rules as :func:`behavior.services.ingest_events`)
+are written as ``COPY`` text and stored by :class:`behavior.bulkload.ChunkLoader` (on
+Postgres: straight ``COPY`` into the events table, by writer threads while the next
+chunk is read); every other row takes ``ingest_events`` itself, for its exact errors.
 
 ``create_missing`` creates unknown users (unusable password) and placeholder items. A
 placeholder item gets its key field set; every other *required* field (no default, not
@@ -40,7 +43,7 @@ from django.utils import timezone
 
 from behavior import services
 from behavior import validation as v
-from behavior.bulkload import deferred_event_indexes
+from behavior.bulkload import ChunkLoader, copy_text, deferred_event_indexes
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
 from behavior.models import ITEM_EVENT_TYPES
 
@@ -55,19 +58,8 @@ _MICROSECOND = datetime.resolution
 # Most user/item ids kept between chunks (then the cache starts afresh): bounds memory.
 _CACHE_LIMIT = 500_000
 _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
-# RFC 4122 version 5 and variant bits, as uuid.UUID(bytes=..., version=5) sets them.
-_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
-_UUID5_SET = (0x8000 << 48) | (5 << 76)
-
-
-def _readable_time(text: str) -> bool:
-    if text.isascii() and text.isdigit():
-        return True
-    try:
-        v.parse_timestamp(text)
-    except v.FieldError:
-        return False
-    return True
+# RFC 4122 variant bits (10xx) of the 17th hex digit, as uuid.UUID(bytes=..., version=5) sets them.
+_UUID_VARIANT = {digit: f"{int(digit, 16) & 0x3 | 0x8:x}" for digit in "0123456789abcdef"}
 
 
 def _plausible(key: str) -> bool:
@@ -80,8 +72,61 @@ def content_event_id(content: str) -> str:
     The same bits as :func:`uuid.uuid5` (a test pins the equality): these ids are the
     idempotency key of every import ever made, so they must never change.
     """
-    digest = sha1(_NAMESPACE_BYTES + content.encode("utf-8")).digest()
-    return f"{(int.from_bytes(digest[:16], 'big') & _UUID5_CLEAR) | _UUID5_SET:032x}"
+    # The first 16 bytes of the digest in hex, with the version digit set to 5 and the
+    # variant bits of the 17th digit: string slicing costs less than integer masking.
+    digest = sha1(_NAMESPACE_BYTES + content.encode("utf-8")).hexdigest()
+    return f"{digest[:12]}5{digest[13:16]}{_UUID_VARIANT[digest[16]]}{digest[17:32]}"
+
+
+# COPY text of the columns every imported row shares after received_at (services.COLUMNS order):
+# recommendation_id NULL, placement "", position NULL, context {}, is_bot false.
+_NULL = r"\N"
+_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\n"
+# Cache entries of users and items: (pk, the pk as COPY text). Anonymous rows / rows without item.
+_ANONYMOUS = (None, _NULL)
+_NO_ITEM = (None, _NULL)
+# "YYYY-MM-DD " of a unix day number, and "HH:MM:SS+00" of every second of a day: a
+# timestamp's COPY text is then two look-ups instead of formatting a datetime.
+_DAY_TEXT: dict[int, str] = {}
+_TIME_OF_DAY: list[str] = []
+
+
+def _day_text(day: int) -> str:
+    if len(_DAY_TEXT) > 100_000:
+        _DAY_TEXT.clear()
+    text = _DAY_TEXT[day] = f"{_EPOCH + timedelta(days=day):%Y-%m-%d} "
+    return text
+
+
+def _time_of_day_text() -> list[str]:
+    if not _TIME_OF_DAY:
+        minutes = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+        seconds = [f"{s:02d}+00" for s in range(60)]
+        _TIME_OF_DAY.extend([minute + second for minute in minutes for second in seconds])
+    return _TIME_OF_DAY
+
+
+def _remember(cache: dict[str, tuple[Any, str]], found: dict[str, Any]) -> None:
+    """Add key -> (pk, COPY text of pk) entries; start afresh beyond ``_CACHE_LIMIT`` (bounded memory)."""
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    for key, pk in found.items():
+        cache[key] = (pk, copy_text(pk))
+
+
+class _Batch:
+    """The rows of one chunk being prepared by the fast path."""
+
+    def __init__(self, now: datetime, *, copy_text: bool) -> None:
+        self.now = now
+        self.now_text = now.isoformat()
+        # Unix seconds of the latest accepted time (a whole second is later iff it is greater).
+        self.latest_second = (v.Limits.for_now(now, historical=True).latest - _EPOCH) // timedelta(seconds=1)
+        self.copy_text = copy_text
+        self.rows: list[tuple] = []
+        self.lines: list[str] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
 
 
 class ImportFileError(ValueError):
@@ -112,6 +157,7 @@ def import_events_csv(
     on_progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
     defer_indexes: bool = False,
+    writers: int = 2,
 ) -> ImportReport:
     """Import one CSV file in chunks; see the module docstring for the format and rules.
 
@@ -120,6 +166,8 @@ def import_events_csv(
     :class:`ImportFileError` for a missing/unreadable file or a bad header.
     ``defer_indexes`` runs the whole import in one transaction with the secondary event
     indexes rebuilt at the end (see :mod:`behavior.bulkload`: locks the events table).
+    ``writers``: threads that store chunks while the next one is prepared (Postgres,
+    outside a transaction; see :class:`behavior.bulkload.ChunkLoader`); 0 stores inline.
     """
     if defer_indexes:
         with deferred_event_indexes():
@@ -140,24 +188,33 @@ def import_events_csv(
         reader = csv.reader(text)
         columns = _read_header(reader, path)
         report = ImportReport()
-        importer = _ChunkImporter(
-            columns, create_missing=create_missing, report=report, on_rejected=on_rejected, now=now
-        )
-        chunk: list[tuple[int, list[str]]] = []
-        try:
-            for row in reader:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue  # blank line
-                chunk.append((reader.line_num, row))
-                if len(chunk) >= chunk_size:
-                    importer.run(chunk)
-                    chunk = []
-                    if on_progress:
-                        on_progress(report.rows, binary.tell())
-        except csv.Error as exc:
-            raise ImportFileError(f"Unreadable CSV at line {reader.line_num}: {exc}") from exc
-        if chunk:
-            importer.run(chunk)
+        with ChunkLoader(writers) as loader:
+            importer = _ChunkImporter(
+                columns,
+                create_missing=create_missing,
+                report=report,
+                on_rejected=on_rejected,
+                now=now,
+                loader=loader,
+            )
+            chunk: list[tuple[int, list[str]]] = []
+            try:
+                for row in reader:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank line
+                    chunk.append((reader.line_num, row))
+                    if len(chunk) >= chunk_size:
+                        importer.run(chunk)
+                        chunk = []
+                        if on_progress:
+                            on_progress(report.rows, binary.tell())
+            except csv.Error as exc:
+                raise ImportFileError(f"Unreadable CSV at line {reader.line_num}: {exc}") from exc
+            if chunk:
+                importer.run(chunk)
+        # Every chunk is stored now (the writers are joined): count what the fast path stored.
+        report.accepted += loader.inserted
+        report.duplicates += loader.offered - loader.inserted
         if on_progress:
             on_progress(report.rows, binary.tell())
         return report
@@ -203,6 +260,7 @@ class _ChunkImporter:
         report: ImportReport,
         on_rejected: RejectCallback | None,
         now: datetime | None,
+        loader: ChunkLoader,
     ) -> None:
         self.columns = columns
         self.width = max(columns.values()) + 1
@@ -212,10 +270,12 @@ class _ChunkImporter:
         self.now = now
         self.user_model = get_user_model()
         self.username_field = self.user_model.USERNAME_FIELD
+        self.loader = loader
         # Keys already resolved in earlier chunks (a million-row file names the same few
-        # thousand users and items again and again); only positive answers are kept.
-        self.user_cache: dict[str, Any] = {}
-        self.item_cache: dict[str, Any] = {}
+        # thousand users and items again and again): key -> (pk, pk as COPY text); only
+        # positive answers are kept.
+        self.users: dict[str, tuple[Any, str]] = {}
+        self.items: dict[str, tuple[Any, str]] = {}
 
     def _reject(self, line: int, errors: dict[str, list[str]]) -> None:
         self.report.rejected += 1
@@ -240,105 +300,120 @@ class _ChunkImporter:
     def _run_fast(self, chunk: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
         """Store the rows that are certainly valid; return the others for the generic path.
 
-        The hot loop of a large import: plain string checks, cached user/item ids, uuid5
-        from one sha1, rows built as tuples and written with COPY. Any row that a check
-        does not accept outright (short/long rows, an unknown user or item, an unusual
-        timestamp, a bad value...) goes to :meth:`_run_generic`, the original per-event
-        validation, so the accepted values and every error message stay exactly as they were.
+        The hot loop of a large import (see :meth:`_prepare`). Users and items come from
+        caches filled by earlier chunks; rows naming one not cached yet pass again once the
+        missing keys are looked up (and created under ``--create-missing``) in one query.
+        Any row that a check does not accept outright (short/long rows, an unknown user or
+        item, an unusual timestamp, a bad value...) goes to :meth:`_run_generic`, the
+        original per-event validation, so the accepted values and every error message
+        stay exactly as they were.
+        """
+        batch = _Batch(self.now or timezone.now(), copy_text=self.loader.copy_text)
+        slow: list[tuple[int, list[str]]] = []
+        misses = self._prepare(chunk, batch, slow, final=False)
+        if misses:
+            self._resolve(misses)
+            self._prepare(misses, batch, slow, final=True)
+        self.report.duplicates += batch.duplicates
+        rows = batch.rows
+        for row_filter in services.ROW_FILTERS:  # privacy hook (erased shoppers), as in ingest_events
+            rows = row_filter(rows)
+        if rows:
+            # The preformatted COPY text is only valid for the rows exactly as prepared.
+            payload = "".join(batch.lines).encode() if rows is batch.rows and batch.lines else None
+            self.loader.submit(rows, payload)
+        return slow
+
+    def _prepare(
+        self, chunk: list[tuple[int, list[str]]], batch: _Batch, slow: list, *, final: bool
+    ) -> list[tuple[int, list[str]]]:
+        """Add the rows that pass every fast check to ``batch``; the others to ``slow``.
+
+        Returns the rows that passed every check except a user or item that is not
+        cached (unless ``final``: then they are slow too). Rows are checked in full
+        before their user and item are looked at, so only rows that the generic path
+        would also accept that far may create users or items under ``--create-missing``.
+        Per row: plain string checks, dict look-ups, uuid5 from one sha1, one tuple (the
+        row for ``services.ROW_FILTERS`` and the non-COPY paths) and, on Postgres, its
+        ``COPY`` line.
         """
         col = self.columns
         i_user, i_item, i_type, i_time = col["user_id"], col["item_id"], col["event_type"], col["timestamp"]
         i_value, i_session, i_event = col.get("value"), col.get("session_id"), col.get("event_id")
         width = len(col)
-        slow: list[tuple[int, list[str]]] = []
-        candidates = []
-        for line, row in chunk:
-            # The generic path's first stage (shape, identity, readable time): only rows
-            # passing it may create users/items under --create-missing, as before.
-            if (
-                len(row) != width
-                or not (row[i_user].strip() or (i_session is not None and row[i_session].strip()))
-                or not _readable_time(row[i_time].strip())
-            ):
-                slow.append((line, row))
-            else:
-                candidates.append((line, row))
-        if not candidates:
-            return slow
-        # Only plausible keys are looked up (a NUL would be a database error, not a miss);
-        # rows with the others fail the checks below and get the generic path's message.
-        names = {n for n in (row[i_user].strip() for _, row in candidates) if _plausible(n)}
-        users = self._cached_users(names)
-        item_keys = {k for k in (row[i_item].strip() for _, row in candidates) if _plausible(k)}
-        if self.create_missing:
-            self._create_items(item_keys)
-        items = self._cached_items(item_keys)
-
-        now = self.now or timezone.now()
-        latest = v.Limits.for_now(now, historical=True).latest
+        users, items = self.users, self.items
         event_types, item_types = v.EVENT_TYPES, ITEM_EVENT_TYPES
         id_pattern = v._ID_PATTERN.match
-        seen: set[str] = set()
-        rows: list[tuple] = []
-        duplicates = 0
-        for line, row in candidates:
+        max_id = v.MAX_ID_LENGTH
+        latest, now, now_text, copy = batch.latest_second, batch.now, batch.now_text, batch.copy_text
+        seen, rows, lines = batch.seen, batch.rows, batch.lines
+        day_text, time_of_day = _DAY_TEXT, _time_of_day_text()
+        from_timestamp = datetime.fromtimestamp  # == _EPOCH + timedelta(seconds=...) for whole seconds
+        misses: list[tuple[int, list[str]]] = []
+        for entry in chunk:
+            row = entry[1]
+            if len(row) != width:
+                slow.append(entry)
+                continue
             username = row[i_user].strip()
             item = row[i_item].strip()
             event_type = row[i_type].strip()
             stamp = row[i_time].strip()
-            value = row[i_value].strip() if i_value is not None else ""
             session = row[i_session].strip() if i_session is not None else ""
-            event_id = row[i_event].strip() if i_event is not None else ""
-            user_pk = users.get(username) if username else None
-            item_pk = items.get(item) if item else None
             if (
-                (username and user_pk is None)
-                or (not username and not session)
+                (not username and not session)
                 or event_type not in event_types
-                or (item and (item_pk is None or len(item) > v.MAX_ITEM_KEY_LENGTH))
                 or (not item and event_type in item_types)
-                or (session and (len(session) > v.MAX_ID_LENGTH or not id_pattern(session)))
+                or (session and (len(session) > max_id or not id_pattern(session)))
                 or not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 11)
+                or (seconds := int(stamp)) > latest
             ):
-                slow.append((line, row))
+                slow.append(entry)
                 continue
-            seconds = int(stamp)
-            moment = _EPOCH + timedelta(seconds=seconds)
-            if seconds > 10**11 or moment > latest:
-                slow.append((line, row))
+            user = users.get(username) if username else _ANONYMOUS
+            found = items.get(item) if item else _NO_ITEM
+            if user is None or found is None:
+                if final or not _plausible(username or "-") or not _plausible(item or "-"):
+                    slow.append(entry)
+                else:
+                    misses.append(entry)
                 continue
+            value = row[i_value].strip() if i_value is not None else ""
             amount = None
             if value:
                 try:
                     amount = v.clean_value(value)
                 except v.FieldError:
-                    slow.append((line, row))
+                    slow.append(entry)
                     continue
+            event_id = row[i_event].strip() if i_event is not None else ""
             if event_id:
                 try:
                     key = v.clean_uuid(event_id).hex
                 except v.FieldError:
-                    slow.append((line, row))
+                    slow.append(entry)
                     continue
             else:
-                micros = seconds * 1_000_000  # == (moment - _EPOCH) // _MICROSECOND, as in _run_generic
-                content = f"{username}\x1f{item}\x1f{event_type}\x1f{micros}\x1f{value}\x1f{session}"
-                key = content_event_id(content)
+                # seconds * 10**6 == (moment - _EPOCH) // _MICROSECOND, as in _run_generic
+                key = content_event_id(
+                    f"{username}\x1f{item}\x1f{event_type}\x1f{seconds * 1_000_000}\x1f{value}\x1f{session}"
+                )
             if key in seen:
-                duplicates += 1
+                batch.duplicates += 1
                 continue
             seen.add(key)
+            visitor = "" if username else session
             rows.append(
                 (
                     key,
-                    user_pk,
-                    "" if username else session,
+                    user[0],
+                    visitor,
                     session,
-                    item_pk,
+                    found[0],
                     event_type,
                     amount,
                     1,
-                    moment,
+                    from_timestamp(seconds, UTC),
                     now,
                     None,
                     "",
@@ -347,32 +422,27 @@ class _ChunkImporter:
                     False,
                 )
             )
-        for row_filter in services.ROW_FILTERS:  # privacy hook (erased shoppers), as in ingest_events
-            rows = row_filter(rows)
-        if rows:
-            inserted, _ = services.store_rows(rows, durable=False)
-            self.report.accepted += inserted
-            duplicates += len(rows) - inserted
-        self.report.duplicates += duplicates
-        return slow
+            if copy:
+                day, second = divmod(seconds, 86_400)
+                date = day_text.get(day) or _day_text(day)
+                amount_text = _NULL if amount is None else amount
+                lines.append(
+                    f"{key}\t{user[1]}\t{visitor}\t{session}\t{found[1]}\t{event_type}\t{amount_text}"
+                    f"\t1\t{date}{time_of_day[second]}\t{now_text}{_CONSTANT_TAIL}"
+                )
+        return misses
 
-    def _cached_users(self, usernames: set[str]) -> dict[str, Any]:
-        """Username -> pk for ``usernames``, querying only names not seen in earlier chunks."""
-        missing = usernames - self.user_cache.keys()
-        if missing:
-            if len(self.user_cache) > _CACHE_LIMIT:
-                self.user_cache.clear()
-            self.user_cache.update(self._users(missing))
-        return self.user_cache
-
-    def _cached_items(self, keys: set[str]) -> dict[str, Any]:
-        """Item key -> pk for ``keys``, querying only keys not seen in earlier chunks."""
-        missing = keys - self.item_cache.keys()
-        if missing:
-            if len(self.item_cache) > _CACHE_LIMIT:
-                self.item_cache.clear()
-            self.item_cache.update(item_ids_by_key(missing))
-        return self.item_cache
+    def _resolve(self, misses: list[tuple[int, list[str]]]) -> None:
+        """Look up (or create, under ``--create-missing``) the users and items of ``misses``."""
+        i_user, i_item = self.columns["user_id"], self.columns["item_id"]
+        names = {n for n in (row[i_user].strip() for _, row in misses) if n and n not in self.users}
+        keys = {k for k in (row[i_item].strip() for _, row in misses) if k and k not in self.items}
+        if names:
+            _remember(self.users, self._users(names))
+        if keys:
+            if self.create_missing:
+                self._create_items(keys)
+            _remember(self.items, item_ids_by_key(keys))
 
     def _run_generic(self, chunk: list[tuple[int, list[str]]]) -> None:
         """The per-event path of :func:`behavior.services.ingest_events` (exact error messages)."""

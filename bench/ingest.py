@@ -7,7 +7,8 @@
 2. ``manage.py import_events`` of generated CSVs (``--small-rows`` and ``--rows`` rows):
    rows/s and peak RSS of the command process, to show that memory stays flat.
 
-Usage: ``nice -n 10 .venv/bin/python bench/ingest.py [--quick] [--defer-indexes]``. Needs
+Usage: ``nice -n 10 .venv/bin/python bench/ingest.py [--quick] [--defer-indexes]``; only the
+import: ``--skip-http`` (and ``--small-rows``/``--rows`` for smaller files). Needs
 Postgres at ``--pg`` (default postgres://postgres@127.0.0.1:5432); creates and drops ``--db``.
 Targets: >= 10,000 events/s over HTTP, >= 5x the naive loop, import >= 50,000 rows/s.
 
@@ -62,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--naive", type=int, default=3000, help="events saved one by one")
     p.add_argument("--small-rows", type=int, default=100_000)
     p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--writers", type=int, default=2, help="import_events --writers (Postgres writer threads)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="cap of the HTTP phase")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     p.add_argument("--keep-db", action="store_true")
@@ -359,6 +361,7 @@ def run_import(path: Path, env: dict[str, str], args: argparse.Namespace, *extra
 
     import psutil
 
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(
         [PY, "manage.py", "import_events", str(path), "--no-progress", *extra],
@@ -386,15 +389,18 @@ def run_import(path: Path, env: dict[str, str], args: argparse.Namespace, *extra
     if proc.returncode != 0:
         raise RuntimeError(f"import_events failed: {err[-2000:]}")
     summary = out.strip().splitlines()[-1]
-    match = re.search(r"; ([0-9.]+) s, [0-9,]+ rows/s", summary)
+    match = re.search(r"; ([0-9.]+) s, [0-9,]+ rows/s(?:, ([0-9.]+) s CPU)?", summary)
     import_seconds = float(match.group(1)) if match else elapsed
+    import_cpu = float(match.group(2)) if match and match.group(2) else cpu
     return {
         "seconds": elapsed,
         "import_seconds": import_seconds,
         "startup_seconds": elapsed - import_seconds,
         "peak_rss_mb": peak / 2**20,
         "python_cpu": cpu,
+        "import_cpu": import_cpu,
         "pg_cpu": pg_cpu,
+        "load": (load_before, os.getloadavg()[0]),
         "summary": summary,
     }
 
@@ -512,9 +518,10 @@ def run_imports(
     args: argparse.Namespace, env: dict[str, str], skus: list[str], users: list[str], table: list
 ) -> None:
     """import_events of a small and a large generated file (optionally a large one with --defer-indexes)."""
-    runs = [("small", args.small_rows, 1, ()), ("large", args.rows, 2, ())]
+    writers = ("--writers", str(args.writers))
+    runs = [("small", args.small_rows, 1, writers), ("large", args.rows, 2, writers)]
     if args.defer_indexes:
-        runs.append(("large, --defer-indexes", args.rows, 3, ("--defer-indexes",)))
+        runs.append(("large, --defer-indexes", args.rows, 3, ("--defer-indexes", *writers)))
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         results = {}
         for label, rows, seed, extra in runs:
@@ -522,19 +529,22 @@ def run_imports(
             write_csv(path, rows, skus, users, seed)
             r = results[label] = run_import(path, env, args, *extra)
             rate = rows / r["import_seconds"]
+            python_us, pg_us = r["import_cpu"] / rows * 1e6, r["pg_cpu"] / rows * 1e6
             print(
                 f"import_events {rows:,} rows ({label}): {r['seconds']:.1f}s wall = start-up "
                 f"{r['startup_seconds']:.1f}s + import {r['import_seconds']:.1f}s ({rate:,.0f} rows/s); "
-                f"CPU per row: command {r['python_cpu'] / rows * 1e6:.0f} us (incl. start-up), postgres "
-                f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB; {r['summary']}"
+                f"CPU per row: python {python_us:.1f} us (import only; "
+                f"{r['python_cpu'] / rows * 1e6:.0f} us with start-up), postgres {pg_us:.1f} us; "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB; load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; "
+                f"{r['summary']}"
             )
             table.append(
                 (
                     f"import_events {rows:,} rows ({label})",
                     f"{rate:,.0f} rows/s steady ({r['import_seconds']:.1f}s; start-up "
-                    f"{r['startup_seconds']:.1f}s separate); CPU/row: command "
-                    f"{r['python_cpu'] / rows * 1e6:.0f} us, postgres "
-                    f"{r['pg_cpu'] / rows * 1e6:.0f} us; peak RSS {r['peak_rss_mb']:.0f} MB",
+                    f"{r['startup_seconds']:.1f}s separate); CPU/row: python {python_us:.1f} us, "
+                    f"postgres {pg_us:.1f} us (= {1e6 / (python_us + pg_us):,.0f} rows per CPU-second); "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB; load {r['load'][0]:.1f}",
                     ">= 50,000 rows/s, memory flat",
                 )
             )

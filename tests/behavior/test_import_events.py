@@ -187,6 +187,11 @@ def test_bad_header_exits_non_zero(tmp_path, content, message):
         _run(path)
 
 
+def test_negative_writers_exits_non_zero(tmp_path):
+    with pytest.raises(CommandError, match="--writers"):
+        _run(_write(tmp_path, "user_id,item_id,event_type,timestamp\n"), "--writers", "-1")
+
+
 def test_missing_file_exits_non_zero(tmp_path):
     with pytest.raises(CommandError, match="Cannot open"):
         _run(str(tmp_path / "nope.csv"))
