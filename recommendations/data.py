@@ -10,7 +10,8 @@ Bot-flagged events and events without an item never leave the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,11 +31,14 @@ VISITOR_PREFIX = "v:"
 
 __all__ = [
     "VISITOR_PREFIX",
+    "HistoryBatch",
+    "active_users_queryset",
     "exclude_erased",
     "item_key_lookup",
     "load_event_log",
     "load_histories",
     "shopper_key",
+    "stream_user_histories",
     "usable_events",
 ]
 
@@ -247,3 +251,109 @@ def _collect(
         # Oldest first; the insertion order breaks ties between events of the same instant.
         rows_of_shopper.sort()
         histories[shopper] = [(key, event_type, stamp) for stamp, _, key, event_type in rows_of_shopper]
+
+
+@dataclass
+class HistoryBatch:
+    """The latest events of a batch of users as flat columns (the precompute's input).
+
+    Row ``r`` is ``user_ids[r]``; ``owners`` is ascending and each row's events are oldest first
+    (ties in primary-key order), exactly the order ``load_histories`` gives one history.
+    """
+
+    user_ids: list[Any]
+    owners: np.ndarray  # (n,) int64
+    items: np.ndarray  # (n,) object: item keys (str)
+    event_types: np.ndarray  # (n,) object: canonical event type names
+    timestamps: np.ndarray  # (n,) float64 unix seconds
+
+    def histories(self) -> list[list[tuple[str, str, float]]]:
+        """The same events as ``load_histories`` histories, one per row (for checks and fallbacks)."""
+        out: list[list[tuple[str, str, float]]] = [[] for _ in self.user_ids]
+        for owner, key, event_type, stamp in zip(
+            self.owners.tolist(),
+            self.items.tolist(),
+            self.event_types.tolist(),
+            self.timestamps.tolist(),
+            strict=True,
+        ):
+            out[owner].append((key, event_type, stamp))
+        return out
+
+
+def active_users_queryset(days: int) -> models.QuerySet:
+    """Primary keys of users with (human) events in the last ``days`` days, as a subquery."""
+    since = timezone.now() - timedelta(days=days)
+    return (
+        Event.objects.filter(occurred_at__gte=since, user__isnull=False, is_bot=False)
+        .order_by()
+        .values("user_id")
+    )
+
+
+def stream_user_histories(
+    *,
+    user_ids: Iterable[Any] | None = None,
+    active_days: int | None = None,
+    limit: int = 50,
+    batch_users: int = 512,
+    chunk_size: int | None = None,
+) -> Iterator[HistoryBatch]:
+    """The latest ``limit`` events of every user, in batches of ``batch_users`` users, in bounded memory.
+
+    One query streams every wanted user's events through a server-side cursor, ordered by user and
+    time (the per-user cut is a window function in the database); rows become column arrays, never
+    model instances or per-event tuples kept around. Users without usable events are absent.
+
+    Parameters
+    ----------
+    user_ids : the users to read (primary keys); default: those active in the last ``active_days``
+        days (every user with events when that is None too).
+    """
+    queryset = usable_events().filter(user__isnull=False)
+    if user_ids is not None:
+        queryset = queryset.filter(user_id__in=list(user_ids))
+    elif active_days is not None:
+        queryset = queryset.filter(user_id__in=active_users_queryset(active_days))
+    if limit <= 0:
+        return
+    ranked = queryset.annotate(
+        recency=Window(
+            RowNumber(), partition_by=[F("user_id")], order_by=[F("occurred_at").desc(), F("pk").desc()]
+        )
+    ).filter(recency__lte=limit)
+    # the window annotation is selected explicitly (see _collect)
+    rows = ranked.values_list(
+        "user_id", item_key_lookup(), "event_type", "occurred_at", "pk", "recency"
+    ).order_by("user_id", "occurred_at", "pk")
+    users: list[Any] = []
+    owners: list[int] = []
+    keys: list[str] = []
+    types: list[str] = []
+    stamps: list[float] = []
+    current: Any = object()  # no user yet
+    for user_id, key, event_type, occurred_at, _pk, _rank in rows.iterator(
+        chunk_size=chunk_size or recommender_settings.DATA_CHUNK_SIZE
+    ):
+        if user_id != current:
+            if len(users) >= batch_users:
+                yield _history_batch(users, owners, keys, types, stamps)
+                users, owners, keys, types, stamps = [], [], [], [], []
+            current = user_id
+            users.append(user_id)
+        owners.append(len(users) - 1)
+        keys.append(key)
+        types.append(event_type)
+        stamps.append(occurred_at.timestamp())
+    if users:
+        yield _history_batch(users, owners, keys, types, stamps)
+
+
+def _history_batch(users: list, owners: list, keys: list, types: list, stamps: list) -> HistoryBatch:
+    return HistoryBatch(
+        user_ids=users,
+        owners=np.array(owners, dtype=np.int64),
+        items=np.array([str(key) for key in keys], dtype=object),
+        event_types=np.array(types, dtype=object),
+        timestamps=np.array(stamps, dtype=np.float64),
+    )
