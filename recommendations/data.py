@@ -10,6 +10,7 @@ Bot-flagged events and events without an item never leave the database.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,8 +18,9 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -301,59 +303,138 @@ def stream_user_histories(
 ) -> Iterator[HistoryBatch]:
     """The latest ``limit`` events of every user, in batches of ``batch_users`` users, in bounded memory.
 
-    One query streams every wanted user's events through a server-side cursor, ordered by user and
-    time (the per-user cut is a window function in the database); rows become column arrays, never
-    model instances or per-event tuples kept around. Users without usable events are absent.
+    The users are listed first (one query); then one query per batch reads their latest events,
+    the per-user cut done by a window function in the database, which sorts only the batch's
+    events (an index range per user) instead of every event at once. Rows become column arrays,
+    never model instances or per-event tuples kept around. Users without usable events are absent.
 
     Parameters
     ----------
     user_ids : the users to read (primary keys); default: those active in the last ``active_days``
         days (every user with events when that is None too).
     """
-    queryset = usable_events().filter(user__isnull=False)
-    if user_ids is not None:
-        queryset = queryset.filter(user_id__in=list(user_ids))
-    elif active_days is not None:
-        queryset = queryset.filter(user_id__in=active_users_queryset(active_days))
     if limit <= 0:
         return
-    ranked = queryset.annotate(
-        recency=Window(
-            RowNumber(), partition_by=[F("user_id")], order_by=[F("occurred_at").desc(), F("pk").desc()]
+    if user_ids is None:
+        users = (
+            active_users_queryset(active_days)
+            if active_days is not None
+            else usable_events().filter(user__isnull=False).values("user_id")
         )
-    ).filter(recency__lte=limit)
-    # the window annotation is selected explicitly (see _collect)
-    rows = ranked.values_list(
-        "user_id", item_key_lookup(), "event_type", "occurred_at", "pk", "recency"
-    ).order_by("user_id", "occurred_at", "pk")
-    users: list[Any] = []
-    owners: list[int] = []
-    keys: list[str] = []
-    types: list[str] = []
-    stamps: list[float] = []
-    current: Any = object()  # no user yet
-    for user_id, key, event_type, occurred_at, _pk, _rank in rows.iterator(
-        chunk_size=chunk_size or recommender_settings.DATA_CHUNK_SIZE
-    ):
-        if user_id != current:
-            if len(users) >= batch_users:
-                yield _history_batch(users, owners, keys, types, stamps)
-                users, owners, keys, types, stamps = [], [], [], [], []
-            current = user_id
-            users.append(user_id)
-        owners.append(len(users) - 1)
-        keys.append(key)
-        types.append(event_type)
-        stamps.append(occurred_at.timestamp())
-    if users:
-        yield _history_batch(users, owners, keys, types, stamps)
+        user_ids = users.distinct().order_by("user_id").values_list("user_id", flat=True)
+    wanted = list(user_ids)
+    size = chunk_size or recommender_settings.DATA_CHUNK_SIZE
+    keys_of = _ItemKeys()
+    for start in range(0, len(wanted), batch_users):
+        ranked = (
+            _of_users(usable_events(), wanted[start : start + batch_users])
+            .annotate(
+                recency=Window(
+                    RowNumber(),
+                    partition_by=[F("user_id")],
+                    order_by=[F("occurred_at").desc(), F("pk").desc()],
+                )
+            )
+            .filter(recency__lte=limit)
+        )
+        parts = list(_history_chunks(ranked, size, keys_of))
+        if parts:
+            yield _history_batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def _history_batch(users: list, owners: list, keys: list, types: list, stamps: list) -> HistoryBatch:
+def _of_users(queryset: models.QuerySet, user_ids: list) -> models.QuerySet:
+    """Events of these users: ``user_id = ANY(array)`` on PostgreSQL (one parameter, not one per id,
+    which the driver would otherwise substitute one by one), ``IN (...)`` elsewhere."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(user_id__in=user_ids)
+    column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('user_id')}"
+    return queryset.extra(where=[f"{column} = ANY(%s)"], params=[user_ids])
+
+
+def _user_starts(users: np.ndarray) -> np.ndarray:
+    """Index of each user's first row in rows grouped by user."""
+    if not len(users):
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.flatnonzero(users[1:] != users[:-1]) + 1]).astype(np.int64)
+
+
+def _history_chunks(
+    ranked: models.QuerySet, size: int, keys_of: _ItemKeys
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Rows ``(user_id, item key, event type, unix seconds)`` by user, newest first, as column chunks.
+
+    Newest first is the window's own order, so the database sorts once. On PostgreSQL the ORM's SQL
+    runs on a server-side cursor, the time converted to epoch seconds by the database (the same
+    correctly rounded float as ``datetime.timestamp()``) and items read as the foreign key, mapped
+    to keys through one lookup per new item: no datetime, model object or join per row. Other
+    databases go through the ORM iterator.
+    """
+    order = ("user_id", "-occurred_at", "-pk")
+    if connection.vendor != "postgresql":
+        # the window annotation is selected explicitly (see _collect)
+        rows = ranked.values_list("user_id", item_key_lookup(), "event_type", "occurred_at", "recency")
+        iterator = rows.order_by(*order).iterator(chunk_size=size)
+        while chunk := list(itertools.islice(iterator, size)):
+            users, keys, types, times, _ = zip(*chunk, strict=True)
+            yield _columns(users, keys, types, [t.timestamp() for t in times])
+        return
+    column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('occurred_at')}"
+    epoch = RawSQL(f"EXTRACT(EPOCH FROM {column})::float8", (), output_field=models.FloatField())
+    rows = ranked.annotate(epoch=epoch).values_list("user_id", "item_id", "event_type", "epoch", "recency")
+    sql, params = rows.order_by(*order).query.sql_with_params()
+    # a client-side cursor: one batch's rows are bounded, and a held server-side cursor would
+    # materialise them once more at commit
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(size):
+            users, items, types, stamps, _ = zip(*chunk, strict=True)
+            yield _columns(users, keys_of(items), types, stamps)
+
+
+class _ItemKeys:
+    """Item primary key -> public key, fetched once per item (nothing to fetch when the key is the pk)."""
+
+    def __init__(self) -> None:
+        model = get_item_model()
+        self.field = item_key_field()
+        self.is_pk = self.field == model._meta.pk.name
+        self.manager = model._base_manager  # every item an event names, whatever the default filters
+        self.keys: dict[Any, str] = {}
+
+    def __call__(self, item_ids: tuple) -> list[str]:
+        if self.is_pk:
+            return [str(i) for i in item_ids]
+        keys = self.keys
+        missing = set(item_ids).difference(keys)
+        if missing:
+            rows = self.manager.filter(pk__in=missing).values_list("pk", self.field)
+            keys.update((pk, str(key)) for pk, key in rows)
+        return [keys.get(i, "") for i in item_ids]
+
+
+def _columns(users: tuple, keys: tuple, types: tuple, stamps: Any) -> tuple[np.ndarray, ...]:
+    key_array = np.empty(len(keys), dtype=object)
+    key_array[:] = [k if isinstance(k, str) else str(k) for k in keys]
+    type_array = np.empty(len(types), dtype=object)
+    type_array[:] = types
+    return np.array(users), key_array, type_array, np.array(stamps, dtype=np.float64)
+
+
+def _history_batch(
+    users: np.ndarray, keys: np.ndarray, types: np.ndarray, stamps: np.ndarray
+) -> HistoryBatch:
+    """Rows of whole users, each user's newest first, turned oldest first."""
+    starts = _user_starts(users)
+    new_user = np.zeros(len(users), dtype=np.int64)
+    new_user[starts] = 1
+    owners = np.cumsum(new_user) - 1
+    ends = np.append(starts[1:], len(users))
+    # position p of a user's rows [s, e) takes the row at s + e - 1 - p
+    order = starts[owners] + ends[owners] - 1 - np.arange(len(users))
     return HistoryBatch(
-        user_ids=users,
-        owners=np.array(owners, dtype=np.int64),
-        items=np.array([str(key) for key in keys], dtype=object),
-        event_types=np.array(types, dtype=object),
-        timestamps=np.array(stamps, dtype=np.float64),
+        user_ids=users[starts].tolist(),
+        owners=owners,
+        items=keys[order],
+        event_types=types[order],
+        timestamps=stamps[order],
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -112,7 +114,12 @@ def refresh_recommendations(
         limit=recommender_settings.SESSION_EVENTS,
         batch_users=batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE,
     )
-    names: dict[str, str] = {}
+    # the next batch is read while this one is scored (the database works while torch does);
+    # inside a transaction (tests, callers' atomic blocks) another connection would not see
+    # its rows, so everything then runs in this thread
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        batches = _read_ahead(batches)
+    explainer = _Explainer(loaded)
     done = 0
     # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
     # thread mostly waits at barriers (and spins on a busy machine); the cores are better left to
@@ -122,9 +129,10 @@ def refresh_recommendations(
     try:
         for batch in watch.timed("load", batches):
             with watch("score"):
-                ranked = _rank(loaded, batch, recommender_settings.TOP_N)
+                items = _item_columns(loaded, batch)
+                ranked = _rank(loaded, batch, items, recommender_settings.TOP_N)
             with watch("explain"):
-                reasons = _reasons(loaded, batch, ranked[0], names)
+                reasons = explainer.reasons(batch, items, ranked[0])
             with watch("write"):
                 _store(loaded, batch, ranked, reasons)
             done += len(batch.user_ids)
@@ -137,18 +145,59 @@ def refresh_recommendations(
     return PrecomputeResult(done, seconds, loaded.version_number, watch.result())
 
 
+_DONE = object()
+
+
+def _read_ahead(iterator: Iterator) -> Iterator:
+    """``iterator``'s items, produced one item ahead in a thread with its own database connection."""
+    from django.db import connections
+
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                if not offer(item):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+        finally:
+            connections.close_all()  # this thread's connection only (connections are per thread)
+
+    thread = threading.Thread(target=produce, name="precompute-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _item_columns(loaded: Any, batch: Any) -> np.ndarray:
     """Dense model index of each event's item (0 = not in the model)."""
     index = loaded.recommender.index_.index
     return np.fromiter((index.get(key, 0) for key in batch.items), dtype=np.int64, count=len(batch.items))
 
 
-def _rank(loaded: Any, batch: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _rank(loaded: Any, batch: Any, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Top ``n`` model columns per user (purchased items left out); empty lists if the model fails."""
     recommender = loaded.recommender
     rows = len(batch.user_ids)
     try:
-        items = _item_columns(loaded, batch)
         types = np.fromiter(
             (TYPE_INDEX.get(t, 0) for t in batch.event_types), dtype=np.int64, count=len(batch.event_types)
         )
@@ -206,34 +255,53 @@ def anchor_slots(
     return np.where(known.any(axis=1)[:, None], best, 0)
 
 
-def _reasons(loaded: Any, batch: Any, columns: np.ndarray, names: dict[str, str]) -> np.ndarray:
-    """One explanation per recommended item: "because you viewed X" from its anchor, else trending."""
-    rows, k = columns.shape
-    out = np.full((rows, k), explain.TRENDING, dtype=object)
-    if not k or not len(batch.owners):
-        return out
-    codes: dict[str, int] = {}
-    key_codes = np.fromiter(
-        (codes.setdefault(key, len(codes)) for key in batch.items), dtype=np.int64, count=len(batch.items)
-    )
-    positions, counts = recent_distinct(batch.owners, key_codes, rows, ANCHOR_EVENTS)
-    filled = positions >= 0
-    model_columns = _item_columns(loaded, batch) - 1
-    slot_columns = np.where(filled, model_columns[np.where(filled, positions, 0)], -2)
-    index = model._embedding_index(loaded)
-    vectors = index[1] if index is not None else None
-    if index is not None and list(index[0]) != list(loaded.recommender.item_ids_):
-        vectors = None  # the explanation index must follow the model's columns
-    slots = anchor_slots(vectors, slot_columns, columns)
-    wanted = {batch.items[p] for p in positions[filled].tolist()} - names.keys()
-    names.update({key: str(item) for key, item in items_by_key(wanted).items()})
-    slot_reasons = np.full(positions.shape, explain.TRENDING, dtype=object)
-    for r, s in zip(*np.nonzero(filled), strict=True):
-        p = positions[r, s]
-        key = batch.items[p]
-        slot_reasons[r, s] = explain.because(batch.event_types[p], names.get(key, key))
-    has_history = (counts > 0)[:, None]
-    return np.where(has_history, np.take_along_axis(slot_reasons, slots, axis=1), out)
+class _Explainer:
+    """Explanations of a refresh's batches; item names and reason texts are looked up once per refresh."""
+
+    def __init__(self, loaded: Any) -> None:
+        index = model._embedding_index(loaded)
+        # the explanation vectors must follow the model's columns (they do: both come from item_ids_)
+        usable = index is not None and len(index[0]) == len(loaded.recommender.item_ids_)
+        self.vectors = index[1] if usable else None
+        self.names: dict[str, str] = {}
+        self.texts: dict[tuple[str, str], str] = {}
+
+    def reasons(self, batch: Any, items: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """One reason per recommended cell: "because you viewed X" from its anchor, else trending.
+
+        ``items`` are the events' model columns + 1 (0 = unknown item), ``columns`` the lists.
+        """
+        rows, k = columns.shape
+        out = np.full((rows, k), explain.TRENDING, dtype=object)
+        if not k or not len(batch.owners):
+            return out
+        codes: dict[str, int] = {}
+        key_codes = np.fromiter(
+            (codes.setdefault(key, len(codes)) for key in batch.items), dtype=np.int64, count=len(batch.items)
+        )
+        positions, counts = recent_distinct(batch.owners, key_codes, rows, ANCHOR_EVENTS)
+        filled = positions >= 0
+        slot_columns = np.where(filled, items[np.where(filled, positions, 0)] - 1, -2)
+        slots = anchor_slots(self.vectors, slot_columns, columns)
+        # only the slots some item points at need a text (and their item a name)
+        used = np.zeros(positions.shape, dtype=bool)
+        np.put_along_axis(used, slots, True, axis=1)
+        used &= filled & (counts > 0)[:, None]
+        events = positions[used]
+        keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
+        wanted = set(keys) - self.names.keys()
+        if wanted:
+            found = {key: str(item) for key, item in items_by_key(wanted).items()}
+            self.names.update({key: found.get(key, key) for key in wanted})
+        slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
+        slot_texts[used] = [self._text(key, event_type) for key, event_type in zip(keys, types, strict=True)]
+        return np.where((counts > 0)[:, None], np.take_along_axis(slot_texts, slots, axis=1), out)
+
+    def _text(self, key: str, event_type: str) -> str:
+        text = self.texts.get((key, event_type))
+        if text is None:
+            text = self.texts[key, event_type] = explain.because(event_type, self.names[key])
+        return text
 
 
 def _store(loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reasons: np.ndarray) -> None:
