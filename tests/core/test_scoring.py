@@ -31,11 +31,20 @@ def blended():
     return recommender
 
 
-def reference_scores(recommender: BehaviorRecommender, seqs, now) -> np.ndarray:
-    """The blend written plainly: dense components from ``_components``, summed in NumPy."""
+def reference_scores(
+    recommender: BehaviorRecommender, seqs, now, *, full_network: bool = False
+) -> np.ndarray:
+    """The blend written plainly: dense components from ``_components``, summed in NumPy.
+
+    The logits come from ``network_logits`` (tested against ``last_hidden`` on its own), or with
+    ``full_network`` from the trainer's ``score_sequences`` (equal up to float32 rounding).
+    """
     w = recommender.blend_weights_
     names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
-    logits, _ = score_sequences(recommender.network_, seqs, torch.device("cpu"))
+    if full_network:
+        logits, _ = score_sequences(recommender.network_, seqs, torch.device("cpu"))
+    else:
+        logits = scoring.network_logits(recommender.network_, seqs).numpy().copy()
     cands = {
         "covisitation": recommender.covisitation_.similar_matrix,
         "itemknn": recommender.itemknn_,
@@ -85,10 +94,13 @@ def test_tensor_blend_equals_the_numpy_blend(blended, weights, now):
     # when
     got = blended._score(seqs, now)
     expected = reference_scores(blended, seqs, now)
+    full = reference_scores(blended, seqs, now, full_network=True)
     blended.blend_weights_ = dict(ALL_SOURCES)
-    # then the same scores (float64 rounding of the softmax aside) and the same top 10
+    # then the same scores (float64 rounding of the softmax aside) and the same top 10, also
+    # against the whole network's logits (float32 rounding of the hidden state aside)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
-    assert top_n(got, 10)[0].tolist() == top_n(expected, 10)[0].tolist()
+    np.testing.assert_allclose(got, full, rtol=1e-5, atol=0)
+    assert top_n(got, 10)[0].tolist() == top_n(expected, 10)[0].tolist() == top_n(full, 10)[0].tolist()
 
 
 def test_recommend_equals_ranking_the_reference_scores_with_exclusions(blended):
@@ -130,3 +142,27 @@ def test_top_k_orders_ties_by_column_and_pads_with_minus_infinity():
     assert idx[0].tolist() == [1, 2, 0]
     assert vals[0].tolist() == [3.0, 3.0, 1.0]
     assert idx[1][0] == 1 and vals[1][0] == 2.0 and np.isneginf(vals[1][1:]).all()
+
+
+@pytest.mark.parametrize(("layers", "heads", "width"), [(1, 1, 6), (2, 1, 12), (2, 2, 9), (3, 4, 1)])
+def test_last_hidden_states_equal_the_network_last_hidden(layers, heads, width):
+    # given a random network in eval mode and left-padded inputs (one row all padding)
+    from recommendations.core.models.behavior_network import BehaviorNetwork
+
+    torch.manual_seed(layers * 10 + heads)
+    network = BehaviorNetwork(50, dim=16, layers=layers, heads=heads, dropout=0.3, max_length=12).eval()
+    rng = np.random.default_rng(width)
+    lengths = rng.integers(0, width + 1, 9)
+    items = np.zeros((9, width), dtype=np.int64)
+    for r, n in enumerate(lengths):
+        if n:
+            items[r, width - n :] = rng.integers(1, 51, n)
+    types = np.where(items > 0, rng.integers(1, 8, items.shape), 0)
+    gaps = np.where(items > 0, rng.integers(1, 32, items.shape), 0)
+    inputs = [torch.from_numpy(a) for a in (items, types, gaps)]
+    # when
+    with torch.inference_mode():
+        expected = network.last_hidden(*inputs)
+        got = scoring.last_hidden_states(network, *inputs)
+    # then the same states up to float32 rounding
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
