@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -114,11 +115,13 @@ def refresh_recommendations(
         limit=recommender_settings.SESSION_EVENTS,
         batch_users=batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE,
     )
-    # the next batch is read while this one is scored (the database works while torch does);
-    # inside a transaction (tests, callers' atomic blocks) another connection would not see
-    # its rows, so everything then runs in this thread
+    # the next batch is read, and the previous one written, while this one is scored (the
+    # database and the cache work while torch does); inside a transaction (tests, a caller's
+    # atomic block) other connections would not see its rows, so everything then runs here
+    store: Any = partial(_store, loaded)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         batches = _read_ahead(batches)
+        store = _WriteBehind(store)
     explainer = _Explainer(loaded)
     done = 0
     # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
@@ -134,10 +137,13 @@ def refresh_recommendations(
             with watch("explain"):
                 reasons = explainer.reasons(batch, items, ranked[0])
             with watch("write"):
-                _store(loaded, batch, ranked, reasons)
+                store(batch, ranked, reasons)
             done += len(batch.user_ids)
     finally:
         torch.set_num_threads(threads)
+        if isinstance(store, _WriteBehind):
+            with watch("write"):
+                store.close()
     seconds = time.perf_counter() - started
     # the periodic refresh also writes the impressions the web workers queued meanwhile
     impressions.flush()
@@ -185,6 +191,46 @@ def _read_ahead(iterator: Iterator) -> Iterator:
     finally:
         stop.set()
         thread.join()
+
+
+class _WriteBehind:
+    """Calls ``store(*job)`` for each submitted job in a thread with its own database connection.
+
+    At most one job waits while another is stored, so memory stays bounded; the first error stops
+    the storing and is raised to the caller by the next ``__call__`` or by ``close``.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.jobs: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="precompute-write-behind", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        try:
+            while (job := self.jobs.get()) is not _DONE:
+                if self.error is None:
+                    try:
+                        self.store(*job)
+                    except BaseException as exc:  # raised in the caller's thread
+                        self.error = exc
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    def __call__(self, *job: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put(job)
+
+    def close(self) -> None:
+        """Wait for every submitted job; raise the first error."""
+        self.jobs.put(_DONE)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _item_columns(loaded: Any, batch: Any) -> np.ndarray:

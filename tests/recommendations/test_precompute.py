@@ -178,3 +178,27 @@ def test_refresh_outside_a_transaction_reads_ahead_with_the_same_lists(
     assert result.users == len(shoppers)
     assert PrecomputedList.objects.count() == len(shoppers)
     _assert_lists_match_serving(active_model, shoppers)
+
+
+def test_write_behind_stores_in_order_and_raises_the_first_error():
+    # given a store that fails on its third job
+    from recommendations.serving.precompute import _WriteBehind
+
+    stored = []
+
+    def store(n):
+        if n == 3:
+            raise ValueError("disk full")
+        stored.append(n)
+
+    writer = _WriteBehind(store)
+    # when five jobs are submitted and the writer is closed
+    with pytest.raises(ValueError, match="disk full"):
+        try:
+            for n in range(5):
+                writer(n)
+        finally:
+            writer.close()
+    # then the jobs before the error were stored in order, none after it, and the thread is done
+    assert stored == [0, 1, 2]
+    assert not writer.thread.is_alive()
