@@ -294,9 +294,10 @@ def anchor_slots(
     safe = torch.from_numpy(np.where(known, history_columns, 0))
     table = torch.from_numpy(vectors)
     with torch.inference_mode():
-        sims = torch.bmm(table[safe], table[torch.from_numpy(recommended_columns)].transpose(1, 2))
-        sims[torch.from_numpy(~known)] = float("-inf")
-        best = sims.argmax(dim=1).numpy()
+        # (users, k, slots): the slot axis last and contiguous for the argmax
+        sims = torch.bmm(table[torch.from_numpy(recommended_columns)], table[safe].transpose(1, 2))
+        sims.masked_fill_(torch.from_numpy(~known)[:, None, :], float("-inf"))
+        best = sims.argmax(dim=2).numpy()
     # a user without a known recent item: the newest recent item explains everything
     return np.where(known.any(axis=1)[:, None], best, 0)
 
@@ -321,10 +322,14 @@ class _Explainer:
         out = np.full((rows, k), explain.TRENDING, dtype=object)
         if not k or not len(batch.owners):
             return out
-        codes: dict[str, int] = {}
-        key_codes = np.fromiter(
-            (codes.setdefault(key, len(codes)) for key in batch.items), dtype=np.int64, count=len(batch.items)
-        )
+        # one code per distinct key: the model index, or a negative code per key the model lacks
+        key_codes = items.copy()
+        unknown = np.flatnonzero(items == 0)
+        if len(unknown):
+            codes: dict[str, int] = {}
+            key_codes[unknown] = [
+                -1 - codes.setdefault(key, len(codes)) for key in batch.items[unknown].tolist()
+            ]
         positions, counts = recent_distinct(batch.owners, key_codes, rows, ANCHOR_EVENTS)
         filled = positions >= 0
         slot_columns = np.where(filled, items[np.where(filled, positions, 0)] - 1, -2)
