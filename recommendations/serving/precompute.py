@@ -54,20 +54,28 @@ class PrecomputeResult:
 
 
 class _Stopwatch:
-    """Wall and CPU time per stage, summed over batches."""
+    """Wall and CPU time per stage, summed over batches; CPU is the measuring thread's own.
+
+    The stages of the calling thread are :data:`STAGES` ("load" and "write" are then the time it
+    waits for the read-ahead and write-behind threads); those threads report as "load (thread)"
+    and "write (thread)".
+    """
 
     def __init__(self) -> None:
         self.totals = {stage: [0.0, 0.0] for stage in STAGES}
+        self.lock = threading.Lock()
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            total = self.totals[stage]
-            total[0] += time.perf_counter() - wall
-            total[1] += time.process_time() - cpu
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            with self.lock:
+                total = self.totals.setdefault(stage, [0.0, 0.0])
+                total[0] += wall
+                total[1] += cpu
 
     def timed(self, stage: str, iterator: Iterator) -> Iterator:
         """``iterator``'s own time (fetching the next item) counted as ``stage``."""
@@ -79,7 +87,8 @@ class _Stopwatch:
             yield item
 
     def result(self) -> dict[str, tuple[float, float]]:
-        return {stage: (round(w, 4), round(c, 4)) for stage, (w, c) in self.totals.items()}
+        with self.lock:
+            return {stage: (round(w, 4), round(c, 4)) for stage, (w, c) in self.totals.items()}
 
 
 def active_user_ids() -> list:
@@ -120,8 +129,8 @@ def refresh_recommendations(
     # atomic block) other connections would not see its rows, so everything then runs here
     store: Any = partial(_store, loaded)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        batches = _read_ahead(batches)
-        store = _WriteBehind(store)
+        batches = _read_ahead(watch.timed("load (thread)", batches))
+        store = _WriteBehind(store, watch)
     explainer = _Explainer(loaded)
     done = 0
     # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
@@ -200,8 +209,9 @@ class _WriteBehind:
     the storing and is raised to the caller by the next ``__call__`` or by ``close``.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, watch: _Stopwatch | None = None) -> None:
         self.store = store
+        self.watch = watch
         self.jobs: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="precompute-write-behind", daemon=True)
@@ -214,7 +224,8 @@ class _WriteBehind:
             while (job := self.jobs.get()) is not _DONE:
                 if self.error is None:
                     try:
-                        self.store(*job)
+                        with self.watch("write (thread)") if self.watch else contextlib.nullcontext():
+                            self.store(*job)
                     except BaseException as exc:  # raised in the caller's thread
                         self.error = exc
         finally:
