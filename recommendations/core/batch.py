@@ -153,8 +153,11 @@ def recency_weights(seqs: Sequences, n_items: int, *, last: int = 20, decay: flo
     owners, cols, ages = owners[order], cols[order], ages[order]
     first = np.ones(len(cols), dtype=bool)
     first[1:] = (owners[1:] != owners[:-1]) | (cols[1:] != cols[:-1])
-    values = decay ** ages[first].astype(np.float64)
-    return sp.csr_matrix((values, (owners[first], cols[first])), shape=(n, n_items), dtype=np.float32)
+    values = (decay ** ages[first].astype(np.float64)).astype(np.float32)
+    # already sorted by row then column without duplicates: the CSR arrays directly (no COO pass)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners[first], minlength=n), out=indptr[1:])
+    return sp.csr_matrix((values, cols[first], indptr), shape=(n, n_items))
 
 
 def recent_distinct(

@@ -99,7 +99,8 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
     )
     order = np.argsort(lengths, kind="stable")
     hidden = torch.empty(n, network.dim)
-    network.eval()
+    if network.training:
+        network.eval()
     with torch.inference_mode():
         for start in range(0, n, bucket):
             rows = order[start : start + bucket]
