@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -56,9 +55,9 @@ class PrecomputeResult:
 class _Stopwatch:
     """Wall and CPU time per stage, summed over batches; CPU is the measuring thread's own.
 
-    The stages of the calling thread are :data:`STAGES` ("load" and "write" are then the time it
-    waits for the read-ahead and write-behind threads); those threads report as "load (thread)"
-    and "write (thread)".
+    The stages are :data:`STAGES`. With the read-ahead and write-behind threads, "load" and
+    "write" are the time the scoring thread waits for them, the threads' own time is reported as
+    "load (thread)" and "write (thread)" (the latter includes "explain", which runs there).
     """
 
     def __init__(self) -> None:
@@ -91,17 +90,6 @@ class _Stopwatch:
             return {stage: (round(w, 4), round(c, 4)) for stage, (w, c) in self.totals.items()}
 
 
-def active_user_ids() -> list:
-    """Users with events in the last ACTIVE_USER_DAYS days."""
-    from recommendations.data import active_users_queryset
-
-    return list(
-        active_users_queryset(recommender_settings.ACTIVE_USER_DAYS)
-        .distinct()
-        .values_list("user_id", flat=True)
-    )
-
-
 def refresh_recommendations(
     *, user_ids: list | None = None, batch_size: int | None = None
 ) -> PrecomputeResult:
@@ -127,11 +115,18 @@ def refresh_recommendations(
     # the next batch is read, and the previous one written, while this one is scored (the
     # database and the cache work while torch does); inside a transaction (tests, a caller's
     # atomic block) other connections would not see its rows, so everything then runs here
-    store: Any = partial(_store, loaded)
+    explainer = _Explainer(loaded)
+
+    def explain_and_store(batch: Any, items: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]) -> None:
+        with watch("explain"):
+            reasons = explainer.reasons(batch, items, ranked[0])
+        _store(loaded, batch, ranked, reasons)
+
+    store: Any = explain_and_store
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # explanations and writes run in the write-behind thread: the scoring thread only scores
         batches = _read_ahead(watch.timed("load (thread)", batches))
         store = _WriteBehind(store, watch)
-    explainer = _Explainer(loaded)
     done = 0
     # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
     # thread mostly waits at barriers (and spins on a busy machine); the cores are better left to
@@ -143,16 +138,16 @@ def refresh_recommendations(
             with watch("score"):
                 items = _item_columns(loaded, batch)
                 ranked = _rank(loaded, batch, items, recommender_settings.TOP_N)
-            with watch("explain"):
-                reasons = explainer.reasons(batch, items, ranked[0])
             with watch("write"):
-                store(batch, ranked, reasons)
+                store(batch, items, ranked)
             done += len(batch.user_ids)
     finally:
-        torch.set_num_threads(threads)
-        if isinstance(store, _WriteBehind):
-            with watch("write"):
-                store.close()
+        try:
+            if isinstance(store, _WriteBehind):
+                with watch("write"):
+                    store.close()
+        finally:
+            torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
     # the periodic refresh also writes the impressions the web workers queued meanwhile
     impressions.flush()
