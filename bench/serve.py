@@ -299,6 +299,39 @@ def _model_times(loaded, histories: list, n: int) -> tuple[float, float]:
     return statistics.median(times), _percentile(times, 0.99)
 
 
+def _measure_refresh(refresh) -> tuple[object, list[tuple[str, str, str]]]:
+    """``refresh_recommendations`` after a warm-up run: wall users/s, CPU per user, time per stage.
+
+    CPU is this process's (Python, torch, the read-ahead thread) and the whole machine's (Postgres
+    and Redis included: meaningful on a quiet machine only).
+    """
+    import psutil
+
+    refresh()  # warm-up (model load, first batch)
+    machine = psutil.cpu_times()
+    cpu = time.process_time()
+    result = refresh()
+    cpu = time.process_time() - cpu
+    after = psutil.cpu_times()
+    busy = (
+        sum(after)
+        - after.idle
+        - getattr(after, "iowait", 0.0)
+        - (sum(machine) - machine.idle - getattr(machine, "iowait", 0.0))
+    )
+    users = max(result.users, 1)
+    stages = " / ".join(f"{stage} {wall * 1000 / users:.3f}" for stage, (wall, _) in result.timings.items())
+    rows = [
+        (
+            "refresh CPU ms per user (process / machine)",
+            f"{cpu * 1000 / users:.3f} / {busy * 1000 / users:.3f}",
+            "-",
+        ),
+        (f"refresh wall ms per user ({' / '.join(result.timings)})", stages, "-"),
+    ]
+    return result, rows
+
+
 def _product_page(skus: list[str], requests: int) -> tuple[float, float]:
     from django.db import connection
     from django.test import Client
@@ -375,8 +408,7 @@ def main() -> None:
     refresh_popularity()
     relations = refresh_item_relations()
     say(f"popularity and relations refreshed: {relations}")
-    refresh_recommendations()  # warm-up (model load, first batch)
-    precompute = refresh_recommendations()
+    precompute, refresh_rows = _measure_refresh(refresh_recommendations)
     say(f"precomputed {precompute.users} lists in {precompute.seconds:.1f} s")
 
     listed = list(PrecomputedList.objects.order_by("user_id").values_list("user_id", flat=True))
@@ -479,6 +511,7 @@ def main() -> None:
             "-",
         ),
         ("refresh_recommendations users/s", f"{precompute.users_per_second:.0f}", ">= 2,500"),
+        *refresh_rows,
         ("product page (2 blocks) median ms", f"{page_median:.1f}", "< 30"),
         ("product page queries (median)", f"{page_queries:.0f}", "-"),
         (

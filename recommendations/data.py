@@ -10,14 +10,17 @@ Bot-flagged events and events without an item never leave the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -30,11 +33,14 @@ VISITOR_PREFIX = "v:"
 
 __all__ = [
     "VISITOR_PREFIX",
+    "HistoryBatch",
+    "active_users_queryset",
     "exclude_erased",
     "item_key_lookup",
     "load_event_log",
     "load_histories",
     "shopper_key",
+    "stream_user_histories",
     "usable_events",
 ]
 
@@ -247,3 +253,188 @@ def _collect(
         # Oldest first; the insertion order breaks ties between events of the same instant.
         rows_of_shopper.sort()
         histories[shopper] = [(key, event_type, stamp) for stamp, _, key, event_type in rows_of_shopper]
+
+
+@dataclass
+class HistoryBatch:
+    """The latest events of a batch of users as flat columns (the precompute's input).
+
+    Row ``r`` is ``user_ids[r]``; ``owners`` is ascending and each row's events are oldest first
+    (ties in primary-key order), exactly the order ``load_histories`` gives one history.
+    """
+
+    user_ids: list[Any]
+    owners: np.ndarray  # (n,) int64
+    items: np.ndarray  # (n,) object: item keys (str)
+    event_types: np.ndarray  # (n,) object: canonical event type names
+    timestamps: np.ndarray  # (n,) float64 unix seconds
+
+    def histories(self) -> list[list[tuple[str, str, float]]]:
+        """The same events as ``load_histories`` histories, one per row (for checks and fallbacks)."""
+        out: list[list[tuple[str, str, float]]] = [[] for _ in self.user_ids]
+        for owner, key, event_type, stamp in zip(
+            self.owners.tolist(),
+            self.items.tolist(),
+            self.event_types.tolist(),
+            self.timestamps.tolist(),
+            strict=True,
+        ):
+            out[owner].append((key, event_type, stamp))
+        return out
+
+
+def active_users_queryset(days: int) -> models.QuerySet:
+    """Primary keys of users with (human) events in the last ``days`` days, as a subquery."""
+    since = timezone.now() - timedelta(days=days)
+    return (
+        Event.objects.filter(occurred_at__gte=since, user__isnull=False, is_bot=False)
+        .order_by()
+        .values("user_id")
+    )
+
+
+def stream_user_histories(
+    *,
+    user_ids: Iterable[Any] | None = None,
+    active_days: int | None = None,
+    limit: int = 50,
+    batch_users: int = 512,
+    chunk_size: int | None = None,
+) -> Iterator[HistoryBatch]:
+    """The latest ``limit`` events of every user, in batches of ``batch_users`` users, in bounded memory.
+
+    The users are listed first (one query); then one query per batch reads their latest events,
+    the per-user cut done by a window function in the database, which sorts only the batch's
+    events (an index range per user) instead of every event at once. Rows become column arrays,
+    never model instances or per-event tuples kept around. Users without usable events are absent.
+
+    Parameters
+    ----------
+    user_ids : the users to read (primary keys); default: those active in the last ``active_days``
+        days (every user with events when that is None too).
+    """
+    if limit <= 0:
+        return
+    if user_ids is None:
+        users = (
+            active_users_queryset(active_days)
+            if active_days is not None
+            else usable_events().filter(user__isnull=False).values("user_id")
+        )
+        user_ids = users.distinct().order_by("user_id").values_list("user_id", flat=True)
+    wanted = list(user_ids)
+    size = chunk_size or recommender_settings.DATA_CHUNK_SIZE
+    keys_of = _ItemKeys()
+    for start in range(0, len(wanted), batch_users):
+        ranked = (
+            _of_users(usable_events(), wanted[start : start + batch_users])
+            .annotate(
+                recency=Window(
+                    RowNumber(),
+                    partition_by=[F("user_id")],
+                    order_by=[F("occurred_at").desc(), F("pk").desc()],
+                )
+            )
+            .filter(recency__lte=limit)
+        )
+        parts = list(_history_chunks(ranked, size, keys_of))
+        if parts:
+            yield _history_batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _of_users(queryset: models.QuerySet, user_ids: list) -> models.QuerySet:
+    """Events of these users: ``user_id = ANY(array)`` on PostgreSQL (one parameter, not one per id,
+    which the driver would otherwise substitute one by one), ``IN (...)`` elsewhere."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(user_id__in=user_ids)
+    column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('user_id')}"
+    return queryset.extra(where=[f"{column} = ANY(%s)"], params=[user_ids])
+
+
+def _user_starts(users: np.ndarray) -> np.ndarray:
+    """Index of each user's first row in rows grouped by user."""
+    if not len(users):
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.flatnonzero(users[1:] != users[:-1]) + 1]).astype(np.int64)
+
+
+def _history_chunks(
+    ranked: models.QuerySet, size: int, keys_of: _ItemKeys
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Rows ``(user_id, item key, event type, unix seconds)`` by user, newest first, as column chunks.
+
+    Newest first is the window's own order, so the database sorts once. On PostgreSQL the ORM's SQL
+    runs on a server-side cursor, the time converted to epoch seconds by the database (the same
+    correctly rounded float as ``datetime.timestamp()``) and items read as the foreign key, mapped
+    to keys through one lookup per new item: no datetime, model object or join per row. Other
+    databases go through the ORM iterator.
+    """
+    order = ("user_id", "-occurred_at", "-pk")
+    if connection.vendor != "postgresql":
+        # the window annotation is selected explicitly (see _collect)
+        rows = ranked.values_list("user_id", item_key_lookup(), "event_type", "occurred_at", "recency")
+        iterator = rows.order_by(*order).iterator(chunk_size=size)
+        while chunk := list(itertools.islice(iterator, size)):
+            users, keys, types, times, _ = zip(*chunk, strict=True)
+            yield _columns(users, keys, types, [t.timestamp() for t in times])
+        return
+    column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('occurred_at')}"
+    epoch = RawSQL(f"EXTRACT(EPOCH FROM {column})::float8", (), output_field=models.FloatField())
+    rows = ranked.annotate(epoch=epoch).values_list("user_id", "item_id", "event_type", "epoch", "recency")
+    sql, params = rows.order_by(*order).query.sql_with_params()
+    # a client-side cursor: one batch's rows are bounded, and a held server-side cursor would
+    # materialise them once more at commit
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(size):
+            users, items, types, stamps, _ = zip(*chunk, strict=True)
+            yield _columns(users, keys_of(items), types, stamps)
+
+
+class _ItemKeys:
+    """Item primary key -> public key, fetched once per item (nothing to fetch when the key is the pk)."""
+
+    def __init__(self) -> None:
+        model = get_item_model()
+        self.field = item_key_field()
+        self.is_pk = self.field == model._meta.pk.name
+        self.manager = model._base_manager  # every item an event names, whatever the default filters
+        self.keys: dict[Any, str] = {}
+
+    def __call__(self, item_ids: tuple) -> list[str]:
+        if self.is_pk:
+            return [str(i) for i in item_ids]
+        keys = self.keys
+        missing = set(item_ids).difference(keys)
+        if missing:
+            rows = self.manager.filter(pk__in=missing).values_list("pk", self.field)
+            keys.update((pk, str(key)) for pk, key in rows)
+        return [keys.get(i, "") for i in item_ids]
+
+
+def _columns(users: tuple, keys: tuple, types: tuple, stamps: Any) -> tuple[np.ndarray, ...]:
+    key_array = np.empty(len(keys), dtype=object)
+    key_array[:] = [k if isinstance(k, str) else str(k) for k in keys]
+    type_array = np.empty(len(types), dtype=object)
+    type_array[:] = types
+    return np.array(users), key_array, type_array, np.array(stamps, dtype=np.float64)
+
+
+def _history_batch(
+    users: np.ndarray, keys: np.ndarray, types: np.ndarray, stamps: np.ndarray
+) -> HistoryBatch:
+    """Rows of whole users, each user's newest first, turned oldest first."""
+    starts = _user_starts(users)
+    new_user = np.zeros(len(users), dtype=np.int64)
+    new_user[starts] = 1
+    owners = np.cumsum(new_user) - 1
+    ends = np.append(starts[1:], len(users))
+    # position p of a user's rows [s, e) takes the row at s + e - 1 - p
+    order = starts[owners] + ends[owners] - 1 - np.arange(len(users))
+    return HistoryBatch(
+        user_ids=users[starts].tolist(),
+        owners=owners,
+        items=keys[order],
+        event_types=types[order],
+        timestamps=stamps[order],
+    )

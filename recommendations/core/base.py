@@ -115,22 +115,33 @@ class BaseRecommender(ABC):
         for start in range(0, len(histories), self.chunk_size):
             chunk = histories[start : start + self.chunk_size]
             seqs = histories_to_sequences(chunk, index, self._event_weights(), self._max_length())
-            scores = np.asarray(self._score(seqs, now), dtype=np.float64)
-            if exclude is not None:
-                for r, ex in enumerate(exclude[start : start + self.chunk_size]):
-                    cols = [index.index[i] - 1 for i in ex if i in index.index]
-                    if cols:
-                        scores[r, cols] = -np.inf
-            idx, vals = top_n(scores, n)
+            rows: list[int] = []
+            cols: list[int] = []
+            for r, ex in enumerate(exclude[start : start + self.chunk_size] if exclude is not None else ()):
+                for key in ex:
+                    if key in index.index:
+                        rows.append(r)
+                        cols.append(index.index[key] - 1)
+            cells = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
+            idx, vals = self._rank(seqs, n, cells, now)
+            keys = self.item_ids_  # type: ignore[attr-defined]
             for r in range(len(chunk)):
+                finite = np.isfinite(vals[r])
                 out.append(
-                    [
-                        (self.item_ids_[j], float(v))
-                        for j, v in zip(idx[r], vals[r], strict=True)  # type: ignore[attr-defined]
-                        if np.isfinite(v)
-                    ]
+                    list(zip([keys[j] for j in idx[r][finite]], vals[r][finite].tolist(), strict=True))
                 )
         return out
+
+    def _rank(
+        self, seqs: Sequences, n: int, exclude: tuple[np.ndarray, np.ndarray], now: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` columns per sequence with the ``(rows, columns)`` cells in ``exclude`` left out.
+
+        Subclasses with a faster scorer override this (``recommend`` stays the same).
+        """
+        scores = np.asarray(self._score(seqs, now), dtype=np.float64)
+        scores[exclude[0], exclude[1]] = -np.inf
+        return top_n(scores, n)
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters given to ``__init__``."""

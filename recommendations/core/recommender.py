@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recommendations.core import artifacts
+from recommendations.core import artifacts, scoring
 from recommendations.core.base import BaseRecommender, NotFittedError
 from recommendations.core.candidates import (
     CoVisitation,
@@ -651,28 +651,67 @@ class BehaviorRecommender(BaseRecommender):
 
     # ------------------------------------------------------------------ scoring
     def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
+        return self._score_tensor(seqs, now).numpy().copy()
+
+    def _score_tensor(self, seqs: Sequences, now: float | None) -> torch.Tensor:
+        """Blended scores (len(seqs), n_items) float64, a reused buffer for large batches.
+
+        The same numbers as ``_components`` blended with ``blend_weights_``: empty histories get
+        popularity (trending at ``now``); elsewhere popularity only breaks ties.
+        """
         w = self.blend_weights_
         names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
-        logits = None
-        if "network" in names:
-            logits, _ = score_sequences(self.network_, seqs, torch.device("cpu"))
-        cands = {
-            "covisitation": self.covisitation_.similar_matrix,
-            "itemknn": self.itemknn_,
-            "transitions": self.transitions_,
-            "popularity": self.popularity_,
-        }
-        comps = self._components(seqs, logits, cands, names)
-        scores = np.zeros((len(seqs), len(self.item_ids_)), dtype=np.float64)
-        for n in names:
-            scores += w[n] * comps[n]
         pop = self.trending(now) if now is not None else self.popularity_
         pop = pop / (pop.max(initial=0.0) + 1e-12)
-        empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
-        # empty histories get popularity (trending at ``now``); elsewhere it only breaks ties
-        scores[empty] = pop[None, :]
-        scores[~empty] += TIE_BREAK * pop[None, :]
-        return scores
+        return scoring.blend_scores(
+            seqs,
+            w,
+            names,
+            network=self.network_,
+            sources={
+                "covisitation": self.covisitation_.similar_matrix,
+                "itemknn": self.itemknn_,
+                "transitions": self.transitions_,
+            },
+            popularity=self.popularity_,
+            fallback=pop,
+            tie_break=TIE_BREAK,
+            max_length=self._cfg().max_sequence_length,
+        )
+
+    def rank_sequences(
+        self,
+        seqs: Sequences,
+        n: int,
+        *,
+        exclude: tuple[np.ndarray, np.ndarray] | None = None,
+        now: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` columns of every encoded sequence, best first (ties: lower column first).
+
+        Parameters
+        ----------
+        seqs : Sequences
+            Encoded histories (``histories_to_sequences`` or ``batch.encode_columns``).
+        exclude : (rows, columns) int64 arrays, optional
+            Cells never recommended (column = dense item index - 1).
+
+        Returns
+        -------
+        idx : ndarray of shape (len(seqs), min(n, n_items)), int64
+        vals : ndarray of the same shape, float64; ``-inf`` marks padding past the finite scores
+        """
+        self._check_fitted()
+        scores = self._score_tensor(seqs, now)
+        if exclude is not None and len(exclude[0]):
+            rows, cols = (np.asarray(a, dtype=np.int64) for a in exclude)
+            scores.view(-1)[torch.from_numpy(rows * scores.shape[1] + cols)] = float("-inf")
+        return scoring.top_k(scores, n)
+
+    def _rank(
+        self, seqs: Sequences, n: int, exclude: tuple[np.ndarray, np.ndarray], now: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.rank_sequences(seqs, n, exclude=exclude, now=now)
 
     def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
         """Co-visited items, filled up with nearest items in the network's embedding; unknown item -> []."""

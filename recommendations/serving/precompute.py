@@ -1,22 +1,42 @@
-"""Batch scoring of every active user through the active model (the serving fast path)."""
+"""Batch scoring of every active user through the active model (the serving fast path).
+
+One streaming query reads the latest events of every active user, ordered by user and time; each
+batch of users is encoded, scored and ranked on whole arrays (one forward pass and one top-k per
+batch), explained from the same arrays, written with one COPY (PostgreSQL) and cached with one
+pipeline. The lists are the ones the real-time path computes for the same history: the same
+``BehaviorRecommender`` scoring, the same purchased-item exclusion, the same anchors.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import queue
+import threading
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from django.contrib.auth import get_user_model
+import numpy as np
+import torch
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from behavior.items import items_by_key
 from recommendations.conf import recommender_settings
+from recommendations.core.batch import encode_columns, recent_distinct
+from recommendations.core.dataset import TYPE_INDEX
 from recommendations.serving import explain, impressions, model
+from recommendations.serving.state import precomputed_cache_key
 
 logger = logging.getLogger(__name__)
+
+#: recent distinct items of a history that may explain a recommendation (as ``model.anchors``)
+ANCHOR_EVENTS = 10
+STAGES = ("load", "score", "explain", "write")
 
 
 @dataclass
@@ -24,23 +44,50 @@ class PrecomputeResult:
     users: int
     seconds: float
     model_version: int | None
+    #: wall and CPU seconds per stage: ``{stage: (wall, cpu)}`` (see :data:`STAGES`)
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def users_per_second(self) -> float:
         return self.users / self.seconds if self.seconds > 0 else 0.0
 
 
-def active_user_ids() -> list:
-    """Users with events in the last ACTIVE_USER_DAYS days."""
-    from behavior.models import Event
+class _Stopwatch:
+    """Wall and CPU time per stage, summed over batches; CPU is the measuring thread's own.
 
-    since = timezone.now() - timedelta(days=recommender_settings.ACTIVE_USER_DAYS)
-    return list(
-        Event.objects.filter(occurred_at__gte=since, user__isnull=False, is_bot=False)
-        .order_by()
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
+    The stages are :data:`STAGES`. With the read-ahead and write-behind threads, "load" and
+    "write" are the time the scoring thread waits for them, the threads' own time is reported as
+    "load (thread)" and "write (thread)" (the latter includes "explain", which runs there).
+    """
+
+    def __init__(self) -> None:
+        self.totals = {stage: [0.0, 0.0] for stage in STAGES}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            with self.lock:
+                total = self.totals.setdefault(stage, [0.0, 0.0])
+                total[0] += wall
+                total[1] += cpu
+
+    def timed(self, stage: str, iterator: Iterator) -> Iterator:
+        """``iterator``'s own time (fetching the next item) counted as ``stage``."""
+        while True:
+            with self(stage):
+                item = next(iterator, None)
+            if item is None:
+                return
+            yield item
+
+    def result(self) -> dict[str, tuple[float, float]]:
+        with self.lock:
+            return {stage: (round(w, 4), round(c, 4)) for stage, (w, c) in self.totals.items()}
 
 
 def refresh_recommendations(
@@ -51,79 +98,331 @@ def refresh_recommendations(
     Purchased items are left out at compute time; the other business rules (stock, cart,
     "not interested") are applied when a list is served, because they change faster.
     """
-    from recommendations.data import load_histories
-    from recommendations.models import PrecomputedList
+    from recommendations.data import stream_user_histories
 
     started = time.perf_counter()
     loaded = model.get_active_model()
     if loaded is None:
         impressions.flush()
         return PrecomputeResult(0, time.perf_counter() - started, None)
-    ids = active_user_ids() if user_ids is None else list(user_ids)
-    size = batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE
-    top_n = recommender_settings.TOP_N
-    username_field = get_user_model().USERNAME_FIELD
+    watch = _Stopwatch()
+    batches = stream_user_histories(
+        user_ids=user_ids,
+        active_days=recommender_settings.ACTIVE_USER_DAYS,
+        limit=recommender_settings.SESSION_EVENTS,
+        batch_users=batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE,
+    )
+    # the next batch is read, and the previous one written, while this one is scored (the
+    # database and the cache work while torch does); inside a transaction (tests, a caller's
+    # atomic block) other connections would not see its rows, so everything then runs here
+    explainer = _Explainer(loaded)
+
+    def explain_and_store(batch: Any, items: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]) -> None:
+        with watch("explain"):
+            reasons = explainer.reasons(batch, items, ranked[0])
+        _store(loaded, batch, ranked, reasons)
+
+    store: Any = explain_and_store
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # explanations and writes run in the write-behind thread: the scoring thread only scores
+        batches = _read_ahead(watch.timed("load (thread)", batches))
+        store = _WriteBehind(store, watch)
     done = 0
-    for start in range(0, len(ids), size):
-        batch = ids[start : start + size]
-        names_by_id = dict(
-            get_user_model()._default_manager.filter(pk__in=batch).values_list("pk", username_field)
-        )
-        histories_by_name = load_histories(users=list(names_by_id), limit=recommender_settings.SESSION_EVENTS)
-        users = [(pk, histories_by_name.get(str(name), [])) for pk, name in names_by_id.items()]
-        users = [(pk, history) for pk, history in users if history]
-        if not users:
-            continue
-        histories = [history for _, history in users]
-        excluded = [
-            {key for key, event_type, _ in history if event_type == "purchase"} for history in histories
-        ]
-        scored = model.recommend(loaded, histories, top_n, exclude=excluded)
-        anchor_maps = [
-            model.anchors(loaded, h, [k for k, _ in s]) for h, s in zip(histories, scored, strict=True)
-        ]
-        anchor_keys = {a for m in anchor_maps for a, _ in m.values()}
-        names = {key: str(item) for key, item in items_by_key(anchor_keys).items()}
-        now = timezone.now()
-        rows = []
-        for (pk, _history), recs, anchor_of in zip(users, scored, anchor_maps, strict=True):
-            reasons = []
-            for key, _score in recs:
-                anchor = anchor_of.get(key)
-                reasons.append(
-                    explain.because(anchor[1], names.get(anchor[0], anchor[0]))
-                    if anchor
-                    else explain.TRENDING
-                )
-            rows.append(
-                PrecomputedList(
-                    user_id=pk,
-                    item_keys=[k for k, _ in recs],
-                    scores=[round(float(s), 6) for _, s in recs],
-                    reasons=reasons,
-                    model_version=loaded.version_number,
-                    computed_at=now,
-                )
-            )
-        with transaction.atomic():
-            PrecomputedList.objects.filter(user_id__in=[row.user_id for row in rows]).delete()
-            PrecomputedList.objects.bulk_create(rows)
-        cache.set_many(
-            {
-                f"rec:pre:{row.user_id}": {
-                    "keys": row.item_keys,
-                    "scores": row.scores,
-                    "reasons": row.reasons,
-                    "version": row.model_version,
-                    "computed_at": now.timestamp(),
-                }
-                for row in rows
-            },
-            recommender_settings.CACHE_TIMEOUT,
-        )
-        done += len(rows)
+    # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
+    # thread mostly waits at barriers (and spins on a busy machine); the cores are better left to
+    # Postgres and the cache
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for batch in watch.timed("load", batches):
+            with watch("score"):
+                items = _item_columns(loaded, batch)
+                ranked = _rank(loaded, batch, items, recommender_settings.TOP_N)
+            with watch("write"):
+                store(batch, items, ranked)
+            done += len(batch.user_ids)
+    finally:
+        try:
+            if isinstance(store, _WriteBehind):
+                with watch("write"):
+                    store.close()
+        finally:
+            torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
     # the periodic refresh also writes the impressions the web workers queued meanwhile
     impressions.flush()
     logger.info("Precomputed %d lists in %.1fs with model version %s", done, seconds, loaded.version_number)
-    return PrecomputeResult(done, seconds, loaded.version_number)
+    return PrecomputeResult(done, seconds, loaded.version_number, watch.result())
+
+
+_DONE = object()
+
+
+def _read_ahead(iterator: Iterator) -> Iterator:
+    """``iterator``'s items, produced one item ahead in a thread with its own database connection."""
+    from django.db import connections
+
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                if not offer(item):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+        finally:
+            connections.close_all()  # this thread's connection only (connections are per thread)
+
+    thread = threading.Thread(target=produce, name="precompute-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _WriteBehind:
+    """Calls ``store(*job)`` for each submitted job in a thread with its own database connection.
+
+    At most one job waits while another is stored, so memory stays bounded; the first error stops
+    the storing and is raised to the caller by the next ``__call__`` or by ``close``.
+    """
+
+    def __init__(self, store: Any, watch: _Stopwatch | None = None) -> None:
+        self.store = store
+        self.watch = watch
+        self.jobs: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="precompute-write-behind", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        try:
+            while (job := self.jobs.get()) is not _DONE:
+                if self.error is None:
+                    try:
+                        with self.watch("write (thread)") if self.watch else contextlib.nullcontext():
+                            self.store(*job)
+                    except BaseException as exc:  # raised in the caller's thread
+                        self.error = exc
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    def __call__(self, *job: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put(job)
+
+    def close(self) -> None:
+        """Wait for every submitted job; raise the first error."""
+        self.jobs.put(_DONE)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _item_columns(loaded: Any, batch: Any) -> np.ndarray:
+    """Dense model index of each event's item (0 = not in the model)."""
+    index = loaded.recommender.index_.index
+    return np.fromiter((index.get(key, 0) for key in batch.items), dtype=np.int64, count=len(batch.items))
+
+
+def _rank(loaded: Any, batch: Any, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``n`` model columns per user (purchased items left out); empty lists if the model fails."""
+    recommender = loaded.recommender
+    rows = len(batch.user_ids)
+    try:
+        types = np.fromiter(
+            (TYPE_INDEX.get(t, 0) for t in batch.event_types), dtype=np.int64, count=len(batch.event_types)
+        )
+        seqs = encode_columns(
+            batch.owners,
+            items,
+            types,
+            batch.timestamps,
+            rows,
+            recommender._event_weights(),
+            recommender._max_length(),
+        )
+        bought = (types == TYPE_INDEX["purchase"]) & (items > 0)
+        return recommender.rank_sequences(seqs, n, exclude=(batch.owners[bought], items[bought] - 1))
+    except Exception as exc:  # a broken model must not stop the refresh: log once, store empty lists
+        model._log_once(
+            f"recommend:{loaded.version_id}",
+            "Model version %s failed to score: %s",
+            loaded.version_number,
+            exc,
+        )
+        return np.zeros((rows, 0), dtype=np.int64), np.zeros((rows, 0))
+
+
+def anchor_slots(
+    vectors: np.ndarray | None, history_columns: np.ndarray, recommended_columns: np.ndarray
+) -> np.ndarray:
+    """For each recommended column, the recent history slot whose item is most like it.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n_items, dim), float32, rows L2-normalised; None when unavailable
+    history_columns : ndarray of shape (users, slots), int64
+        Model column of each user's recent distinct items, newest first; -1 for an item the model
+        does not know, -2 past the user's last slot.
+    recommended_columns : ndarray of shape (users, k), int64
+
+    Returns
+    -------
+    ndarray of shape (users, k), int64
+        The most similar known slot (the first of equal similarities); slot 0 (the newest recent
+        item) for every item without vectors, or for a user none of whose recent items is known.
+    """
+    users, k = recommended_columns.shape
+    if vectors is None or not k or not users:
+        return np.zeros((users, k), dtype=np.int64)
+    known = history_columns >= 0
+    safe = torch.from_numpy(np.where(known, history_columns, 0))
+    table = torch.from_numpy(vectors)
+    with torch.inference_mode():
+        # (users, k, slots): the slot axis last and contiguous for the argmax
+        sims = torch.bmm(table[torch.from_numpy(recommended_columns)], table[safe].transpose(1, 2))
+        sims.masked_fill_(torch.from_numpy(~known)[:, None, :], float("-inf"))
+        best = sims.argmax(dim=2).numpy()
+    # a user without a known recent item: the newest recent item explains everything
+    return np.where(known.any(axis=1)[:, None], best, 0)
+
+
+class _Explainer:
+    """Explanations of a refresh's batches; item names and reason texts are looked up once per refresh."""
+
+    def __init__(self, loaded: Any) -> None:
+        index = model._embedding_index(loaded)
+        # the explanation vectors must follow the model's columns (they do: both come from item_ids_)
+        usable = index is not None and len(index[0]) == len(loaded.recommender.item_ids_)
+        self.vectors = index[1] if usable else None
+        self.names: dict[str, str] = {}
+        self.texts: dict[tuple[str, str], str] = {}
+
+    def reasons(self, batch: Any, items: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """One reason per recommended cell: "because you viewed X" from its anchor, else trending.
+
+        ``items`` are the events' model columns + 1 (0 = unknown item), ``columns`` the lists.
+        """
+        rows, k = columns.shape
+        out = np.full((rows, k), explain.TRENDING, dtype=object)
+        if not k or not len(batch.owners):
+            return out
+        # one code per distinct key: the model index, or a negative code per key the model lacks
+        key_codes = items.copy()
+        unknown = np.flatnonzero(items == 0)
+        if len(unknown):
+            codes: dict[str, int] = {}
+            key_codes[unknown] = [
+                -1 - codes.setdefault(key, len(codes)) for key in batch.items[unknown].tolist()
+            ]
+        positions, counts = recent_distinct(batch.owners, key_codes, rows, ANCHOR_EVENTS)
+        filled = positions >= 0
+        slot_columns = np.where(filled, items[np.where(filled, positions, 0)] - 1, -2)
+        slots = anchor_slots(self.vectors, slot_columns, columns)
+        # only the slots some item points at need a text (and their item a name)
+        used = np.zeros(positions.shape, dtype=bool)
+        np.put_along_axis(used, slots, True, axis=1)
+        used &= filled & (counts > 0)[:, None]
+        events = positions[used]
+        keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
+        wanted = set(keys) - self.names.keys()
+        if wanted:
+            found = {key: str(item) for key, item in items_by_key(wanted).items()}
+            self.names.update({key: found.get(key, key) for key in wanted})
+        slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
+        slot_texts[used] = [self._text(key, event_type) for key, event_type in zip(keys, types, strict=True)]
+        return np.where((counts > 0)[:, None], np.take_along_axis(slot_texts, slots, axis=1), out)
+
+    def _text(self, key: str, event_type: str) -> str:
+        text = self.texts.get((key, event_type))
+        if text is None:
+            text = self.texts[key, event_type] = explain.because(event_type, self.names[key])
+        return text
+
+
+def _store(loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reasons: np.ndarray) -> None:
+    """Replace the batch's lists in the table (one COPY on PostgreSQL) and the cache (one pipeline)."""
+    from recommendations.models import PrecomputedList
+
+    columns, values = ranked
+    item_ids = loaded.recommender.item_ids_
+    now = timezone.now()
+    version = loaded.version_number
+    lists = []
+    for r in range(len(batch.user_ids)):
+        finite = np.isfinite(values[r])
+        lists.append(
+            (
+                [item_ids[j] for j in columns[r][finite].tolist()],
+                [round(s, 6) for s in values[r][finite].tolist()],
+                reasons[r][finite].tolist(),
+            )
+        )
+    with transaction.atomic():
+        PrecomputedList.objects.filter(user_id__in=batch.user_ids).delete()
+        if connection.vendor == "postgresql":
+            _copy_rows(PrecomputedList, batch.user_ids, lists, version, now)
+        else:
+            PrecomputedList.objects.bulk_create(
+                PrecomputedList(
+                    user_id=pk,
+                    item_keys=keys,
+                    scores=scores,
+                    reasons=why,
+                    model_version=version,
+                    computed_at=now,
+                )
+                for pk, (keys, scores, why) in zip(batch.user_ids, lists, strict=True)
+            )
+    stamp = now.timestamp()
+    cache.set_many(
+        {
+            precomputed_cache_key(pk): {
+                "keys": keys,
+                "scores": scores,
+                "reasons": why,
+                "version": version,
+                "computed_at": stamp,
+            }
+            for pk, (keys, scores, why) in zip(batch.user_ids, lists, strict=True)
+        },
+        recommender_settings.CACHE_TIMEOUT,
+    )
+
+
+def _copy_rows(table_model: Any, user_ids: list, lists: list, version: int, now: Any) -> None:
+    """``COPY ... FROM STDIN`` of the lists: no per-row INSERT, no per-value adaptation of JSON."""
+    meta = table_model._meta
+    columns = [
+        meta.get_field(name).column
+        for name in ("user", "item_keys", "scores", "reasons", "model_version", "computed_at")
+    ]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    dumps = json.dumps
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({quoted}) FROM STDIN") as copy,
+    ):
+        for pk, (keys, scores, why) in zip(user_ids, lists, strict=True):
+            copy.write_row((pk, dumps(keys), dumps(scores), dumps(why), version, now))

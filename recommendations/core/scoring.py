@@ -1,0 +1,233 @@
+"""Batch scoring kernels of ``BehaviorRecommender``: network logits, blend, top-k, on whole tensors.
+
+The blend reproduces ``BehaviorRecommender._components`` followed by the weighted sum of ``_score``
+operation for operation (each component normalised in float64, stored as float32, weighted in
+float32 and summed in float64, in :data:`COMPONENTS` order), but without dense copies of the sparse
+sources and without fresh allocations per batch: the sparse sources are added where they are non-zero
+only (adding a zero is exact, so the sums are the same), and the dense work runs in place on buffers
+that are reused from one batch to the next.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from recommendations.core.batch import padded_inputs, recency_weights
+from recommendations.core.dataset import Sequences
+
+__all__ = ["blend_scores", "last_hidden_states", "network_logits", "top_k"]
+
+# batches smaller than this many score cells allocate fresh tensors (web requests score one
+# history); larger ones reuse per-thread buffers, which saves page faults on tens of MB per batch
+_REUSE_CELLS = 1 << 20
+_buffers = threading.local()
+
+
+def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+    if rows * cols < _REUSE_CELLS:
+        return torch.empty(rows, cols, dtype=dtype)
+    held = getattr(_buffers, name, None)
+    if held is None or held.dtype != dtype or held.shape[1] != cols or held.shape[0] < rows:
+        held = torch.empty(rows, cols, dtype=dtype)
+        setattr(_buffers, name, held)
+    return held[:rows]
+
+
+def last_hidden_states(
+    network: torch.nn.Module, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+) -> torch.Tensor:
+    """``network.last_hidden`` in inference, with the last block computed at the newest step only.
+
+    Scoring needs the hidden state after the newest step alone: the last block's keys and values
+    still come from every step, but its query, attention output and feed-forward run for one
+    position instead of ``L`` (a third less work for two blocks). Equal to ``last_hidden`` up to
+    float32 rounding (``tests/core/test_scoring.py`` checks it on random networks); a network of
+    another shape falls back to ``last_hidden``.
+    """
+    blocks = list(getattr(network, "blocks", ()))
+    if network.training or not blocks or not all(_is_plain_block(block) for block in blocks):
+        return network.last_hidden(items, types, gaps)
+    length = items.shape[1]
+    valid = items > 0
+    positions = torch.arange(network.max_length - length, network.max_length, device=items.device)
+    x = (
+        network.item_emb(items) * math.sqrt(network.dim)
+        + network.type_emb(types)
+        + network.gap_emb(gaps)
+        + network.pos_emb(positions)[None]
+    ) * valid[..., None]
+    causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+    eye = torch.eye(length, dtype=torch.bool, device=items.device)
+    mask = ((causal[None] & valid[:, None, :]) | eye[None])[:, None]
+    for block in blocks[:-1]:
+        x = block(x, mask) * valid[..., None]
+    block = blocks[-1]
+    batch, _, dim = x.shape
+    q, k, v = (
+        block.qkv(block.ln1(x)).view(batch, length, 3, block.heads, dim // block.heads).permute(2, 0, 3, 1, 4)
+    )
+    attended = F.scaled_dot_product_attention(q[:, :, -1:], k, v, attn_mask=mask[:, :, -1:])
+    last = x[:, -1] + block.out(attended.transpose(1, 2).reshape(batch, dim))
+    last = last + block.ff(block.ln2(last))
+    return network.ln(last * valid[:, -1:])
+
+
+def _is_plain_block(block: torch.nn.Module) -> bool:
+    return all(hasattr(block, name) for name in ("ln1", "qkv", "out", "ln2", "ff", "heads"))
+
+
+def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 128) -> torch.Tensor:
+    """Next-item logits of every sequence, shape (len(seqs), n_items) float32.
+
+    Sequences are scored shortest first in buckets of ``bucket``, each padded to its own longest
+    sequence (left padding is masked and positions count from the newest step, so the width changes
+    no output), under ``torch.inference_mode`` (no autograd bookkeeping).
+    """
+    n = len(seqs.items)
+    logits = _buffer("logits", n, network.n_items, torch.float32)
+    if not n:
+        return logits
+    lengths = np.minimum(
+        np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n), network.max_length
+    )
+    order = np.argsort(lengths, kind="stable")
+    hidden = torch.empty(n, network.dim)
+    if network.training:
+        network.eval()
+    with torch.inference_mode():
+        for start in range(0, n, bucket):
+            rows = order[start : start + bucket]
+            width = max(int(lengths[rows].max()), 1)
+            part = Sequences(
+                [seqs.users[r] for r in rows],
+                [seqs.items[r] for r in rows],
+                [seqs.types[r] for r in rows],
+                [seqs.times[r] for r in rows],
+            )
+            items, types, gaps = (torch.from_numpy(a) for a in padded_inputs(part, width))
+            hidden[torch.from_numpy(rows)] = last_hidden_states(network, items, types, gaps)
+        # one product for the whole batch, written into the reused buffer
+        torch.mm(hidden, network.item_weights().T, out=logits)
+    return logits
+
+
+def _sparse_component(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-normalised non-zeros of one source: rows, columns, float32 values (as ``_row_normalise``).
+
+    ``matrix`` holds no duplicate cells (a sparse product or ``recency_weights``), in any order.
+    """
+    data = np.asarray(matrix.data, dtype=np.float64)
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    sums = np.bincount(rows, weights=data, minlength=matrix.shape[0])
+    keep = sums[rows] > 0
+    values = (data[keep] / sums[rows][keep]).astype(np.float32)
+    return rows[keep], matrix.indices[keep].astype(np.int64), values
+
+
+def _normalised_row(vector: np.ndarray) -> np.ndarray:
+    total = vector.sum()
+    if total > 0:
+        return (vector / total).astype(np.float32)
+    return np.zeros(len(vector), dtype=np.float32)
+
+
+def blend_scores(
+    seqs: Sequences,
+    weights: Mapping[str, float],
+    names: Sequence[str],
+    *,
+    network: torch.nn.Module | None,
+    sources: Mapping[str, sp.csr_matrix],
+    popularity: np.ndarray,
+    fallback: np.ndarray,
+    tie_break: float,
+    max_length: int,
+) -> torch.Tensor:
+    """Blended scores, shape (len(seqs), n_items) float64 (see ``BehaviorRecommender._score``).
+
+    Parameters
+    ----------
+    weights : mapping of component name to weight; ``names`` are those with a positive weight, in
+        :data:`recommendations.core.recommender.COMPONENTS` order.
+    sources : the item-to-item matrices ``covisitation``, ``itemknn``, ``transitions`` (n_items square).
+    popularity : ndarray of shape (n_items,), the popularity component's vector.
+    fallback : ndarray of shape (n_items,), float64
+        Popularity (or trending) scaled to [0, 1]: the whole score of an empty history; elsewhere
+        ``tie_break * fallback`` is added last, to order items the sources score alike.
+    """
+    n, n_items = len(seqs.items), len(popularity)
+    scores = _buffer("scores", n, n_items, torch.float64)
+    if not n:
+        return scores
+    if "network" in names and network is not None:
+        work = _buffer("work", n, n_items, torch.float64)
+        logits = network_logits(network, seqs)
+        # _softmax then _row_normalise, in float64, in place
+        work.copy_(logits)
+        work.sub_(work.amax(1, keepdim=True))
+        work.exp_()
+        work.div_(work.sum(1, keepdim=True))
+        work.div_(work.sum(1, keepdim=True))
+        logits.copy_(work)  # float32 component
+        logits.mul_(float(weights["network"]))
+        scores.copy_(logits)
+    else:
+        scores.zero_()
+    flat = scores.view(-1)
+    for name in names:
+        if name in ("network", "popularity"):
+            continue
+        if name == "covisitation":
+            matrix = recency_weights(seqs, n_items, last=20, decay=0.8) @ sources["covisitation"]
+        elif name == "itemknn":
+            matrix = recency_weights(seqs, n_items, last=max_length, decay=1.0) @ sources["itemknn"]
+        elif name == "transitions":
+            matrix = recency_weights(seqs, n_items, last=3, decay=0.3) @ sources["transitions"]
+        elif name == "recent":
+            matrix = recency_weights(seqs, n_items, last=max_length, decay=0.8)
+        else:
+            raise ValueError(name)
+        rows, cols, values = _sparse_component(matrix.tocsr())
+        weighted = (values * np.float32(weights[name])).astype(np.float64)
+        flat.index_add_(0, torch.from_numpy(rows * n_items + cols), torch.from_numpy(weighted))
+    if "popularity" in names:
+        component = _normalised_row(np.asarray(popularity, dtype=np.float64)) * np.float32(
+            weights["popularity"]
+        )
+        scores.add_(torch.from_numpy(component.astype(np.float64)))
+    empty = np.fromiter((len(s) == 0 for s in seqs.items), dtype=bool, count=n)
+    fallback = np.asarray(fallback, dtype=np.float64)
+    tie = torch.from_numpy(tie_break * fallback)
+    if empty.any():
+        full = torch.from_numpy(~empty)
+        scores[full] += tie
+        scores[torch.from_numpy(empty)] = torch.from_numpy(fallback)
+    else:
+        scores.add_(tie)
+    return scores
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns per row: score descending, then column ascending (as ``base.top_n``).
+
+    Returns
+    -------
+    idx : ndarray of shape (rows, min(k, n_items)), int64
+    vals : ndarray of the same shape, float64 (``-inf`` where fewer finite scores exist)
+    """
+    rows, n_items = scores.shape
+    k = min(k, n_items)
+    if k <= 0 or rows == 0:
+        return np.zeros((rows, max(k, 0)), dtype=np.int64), np.zeros((rows, max(k, 0)))
+    vals, idx = torch.topk(scores, k, dim=1, sorted=True)
+    vals, idx = vals.numpy(), idx.numpy()
+    order = np.lexsort((idx, -vals), axis=1)
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)

@@ -1,0 +1,168 @@
+"""Tensor scoring of ``BehaviorRecommender`` against the straightforward NumPy blend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recommendations.core import scoring
+from recommendations.core.base import top_n
+from recommendations.core.dataset import histories_to_sequences
+from recommendations.core.recommender import COMPONENTS, TIE_BREAK, BehaviorRecommender
+from recommendations.core.trainer import score_sequences
+from tests.core.conftest import T0, fast_config, planted_log
+
+ALL_SOURCES = {
+    "network": 0.3,
+    "covisitation": 0.1,
+    "itemknn": 0.2,
+    "transitions": 0.15,
+    "recent": 0.05,
+    "popularity": 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def blended():
+    """A small bundle fitted on planted cycles, every source given a positive weight."""
+    recommender = BehaviorRecommender(fast_config(epochs=3)).fit(planted_log(n_users=60))
+    recommender.blend_weights_ = dict(ALL_SOURCES)
+    return recommender
+
+
+def reference_scores(
+    recommender: BehaviorRecommender, seqs, now, *, full_network: bool = False
+) -> np.ndarray:
+    """The blend written plainly: dense components from ``_components``, summed in NumPy.
+
+    The logits come from ``network_logits`` (tested against ``last_hidden`` on its own), or with
+    ``full_network`` from the trainer's ``score_sequences`` (equal up to float32 rounding).
+    """
+    w = recommender.blend_weights_
+    names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
+    if full_network:
+        logits, _ = score_sequences(recommender.network_, seqs, torch.device("cpu"))
+    else:
+        logits = scoring.network_logits(recommender.network_, seqs).numpy().copy()
+    cands = {
+        "covisitation": recommender.covisitation_.similar_matrix,
+        "itemknn": recommender.itemknn_,
+        "transitions": recommender.transitions_,
+        "popularity": recommender.popularity_,
+    }
+    comps = recommender._components(seqs, logits, cands, names)
+    scores = np.zeros((len(seqs), len(recommender.item_ids_)), dtype=np.float64)
+    for n in names:
+        scores += w[n] * comps[n]
+    pop = recommender.trending(now) if now is not None else recommender.popularity_
+    pop = pop / (pop.max(initial=0.0) + 1e-12)
+    empty = np.array([len(s) == 0 for s in seqs.items], dtype=bool)
+    scores[empty] = pop[None, :]
+    scores[~empty] += TIE_BREAK * pop[None, :]
+    return scores
+
+
+def histories(recommender: BehaviorRecommender, count: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    keys = recommender.item_ids_
+    types = ["view", "view", "add_to_cart", "purchase", "wishlist"]
+    out = []
+    for _ in range(count):
+        length = int(rng.integers(0, 16))
+        out.append(
+            [
+                (
+                    "not-in-catalogue" if rng.random() < 0.05 else keys[int(rng.integers(0, len(keys)))],
+                    types[int(rng.integers(0, len(types)))],
+                    T0 + 60.0 * k,
+                )
+                for k in range(length)
+            ]
+        )
+    return out
+
+
+@pytest.mark.parametrize("weights", [ALL_SOURCES, {"network": 1.0}, {"itemknn": 0.7, "popularity": 0.3}])
+@pytest.mark.parametrize("now", [None, T0 + 86400.0])
+def test_tensor_blend_equals_the_numpy_blend(blended, weights, now):
+    # given histories (some empty, some with unknown items) and a set of blend weights
+    blended.blend_weights_ = {n: float(weights.get(n, 0.0)) for n in COMPONENTS}
+    seqs = histories_to_sequences(
+        histories(blended, 40, seed=len(weights)), blended.index_, blended._event_weights(), 12
+    )
+    # when
+    got = blended._score(seqs, now)
+    expected = reference_scores(blended, seqs, now)
+    full = reference_scores(blended, seqs, now, full_network=True)
+    blended.blend_weights_ = dict(ALL_SOURCES)
+    # then the same scores (float64 rounding of the softmax aside) and the same top 10, also
+    # against the whole network's logits (float32 rounding of the hidden state aside)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got, full, rtol=1e-5, atol=0)
+    assert top_n(got, 10)[0].tolist() == top_n(expected, 10)[0].tolist() == top_n(full, 10)[0].tolist()
+
+
+def test_recommend_equals_ranking_the_reference_scores_with_exclusions(blended):
+    # given histories and per-history exclusions (one unknown key among them)
+    hs = histories(blended, 30, seed=3)
+    exclude = [{blended.item_ids_[i % len(blended.item_ids_)], "not-in-catalogue"} for i in range(len(hs))]
+    seqs = histories_to_sequences(hs, blended.index_, blended._event_weights(), 12)
+    expected_scores = reference_scores(blended, seqs, None)
+    for r, ex in enumerate(exclude):
+        for key in ex:
+            if key in blended.index_.index:
+                expected_scores[r, blended.index_.index[key] - 1] = -np.inf
+    idx, vals = top_n(expected_scores, 8)
+    # when
+    got = blended.recommend(hs, 8, exclude=exclude)
+    # then the same keys in the same order with the same scores
+    assert [[k for k, _ in row] for row in got] == [[blended.item_ids_[j] for j in row] for row in idx]
+    np.testing.assert_allclose([[s for _, s in row] for row in got], vals, rtol=1e-12)
+
+
+def test_batch_of_many_equals_one_history_at_a_time(blended):
+    # given enough histories to use the reused buffers (more than one bucket)
+    hs = histories(blended, 300, seed=5)
+    # when scored together and one by one (the real-time path)
+    together = blended.recommend(hs, 5)
+    alone = [blended.recommend([h], 5)[0] for h in hs[:40]]
+    # then the lists agree
+    assert [[k for k, _ in row] for row in together[:40]] == [[k for k, _ in row] for row in alone]
+
+
+def test_top_k_orders_ties_by_column_and_pads_with_minus_infinity():
+    # given ties and excluded (-inf) cells
+    scores = torch.tensor(
+        [[1.0, 3.0, 3.0, 0.5], [float("-inf"), 2.0, float("-inf"), float("-inf")]], dtype=torch.float64
+    )
+    # when
+    idx, vals = scoring.top_k(scores, 3)
+    # then ties keep the lower column first; rows short of finite cells end with -inf
+    assert idx[0].tolist() == [1, 2, 0]
+    assert vals[0].tolist() == [3.0, 3.0, 1.0]
+    assert idx[1][0] == 1 and vals[1][0] == 2.0 and np.isneginf(vals[1][1:]).all()
+
+
+@pytest.mark.parametrize(("layers", "heads", "width"), [(1, 1, 6), (2, 1, 12), (2, 2, 9), (3, 4, 1)])
+def test_last_hidden_states_equal_the_network_last_hidden(layers, heads, width):
+    # given a random network in eval mode and left-padded inputs (one row all padding)
+    from recommendations.core.models.behavior_network import BehaviorNetwork
+
+    torch.manual_seed(layers * 10 + heads)
+    network = BehaviorNetwork(50, dim=16, layers=layers, heads=heads, dropout=0.3, max_length=12).eval()
+    rng = np.random.default_rng(width)
+    lengths = rng.integers(0, width + 1, 9)
+    items = np.zeros((9, width), dtype=np.int64)
+    for r, n in enumerate(lengths):
+        if n:
+            items[r, width - n :] = rng.integers(1, 51, n)
+    types = np.where(items > 0, rng.integers(1, 8, items.shape), 0)
+    gaps = np.where(items > 0, rng.integers(1, 32, items.shape), 0)
+    inputs = [torch.from_numpy(a) for a in (items, types, gaps)]
+    # when
+    with torch.inference_mode():
+        expected = network.last_hidden(*inputs)
+        got = scoring.last_hidden_states(network, *inputs)
+    # then the same states up to float32 rounding
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,207 @@
+"""The precompute path: streamed history columns, batch explanations, lists equal to the real-time path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from behavior.items import item_key
+from behavior.models import Event
+from recommendations.data import load_histories, stream_user_histories
+from recommendations.models import PrecomputedList
+from recommendations.serving import explain, model
+from recommendations.serving.precompute import anchor_slots, refresh_recommendations
+from tests.recommendations.conftest import days_ago
+from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
+
+
+def _shoppers(user_factory, item_factory, event_factory, *, users: int = 7, items: int = 6):
+    """Users with interleaved events: equal times, repeats, a bot event and one user without events."""
+    products = [item_factory() for _ in range(items)]
+    start = timezone.now().replace(microsecond=0) - timedelta(days=3)
+    shoppers = [user_factory() for _ in range(users)]
+    for u, shopper in enumerate(shoppers[:-1]):
+        for step in range(3 + u):
+            event_factory(
+                user=shopper,
+                item=products[(u + step * 2) % items],
+                event_type=("view", "add_to_cart", "purchase")[step % 3],
+                occurred_at=start + timedelta(minutes=step // 2, microseconds=17 * u),
+            )
+    event_factory(user=shoppers[0], item=products[0], occurred_at=start, is_bot=True)
+    return shoppers
+
+
+@pytest.mark.django_db
+@pytest.mark.swappable
+@pytest.mark.parametrize(("batch_users", "chunk_size", "limit"), [(2, 3, 50), (3, 1000, 4), (100, 5, 2)])
+def test_streamed_histories_equal_load_histories(
+    user_factory, item_factory, event_factory, batch_users, chunk_size, limit
+):
+    # given users with events (ties in time, a bot event, a user without events)
+    shoppers = _shoppers(user_factory, item_factory, event_factory)
+    expected = load_histories(users=shoppers, limit=limit)
+    # when the same users are streamed in batches, with chunks that split users
+    batches = list(
+        stream_user_histories(
+            user_ids=[s.pk for s in shoppers], limit=limit, batch_users=batch_users, chunk_size=chunk_size
+        )
+    )
+    # then every user with events comes once, in order, with the same history as load_histories
+    names = {s.pk: s.username for s in shoppers}
+    got = {names[pk]: history for b in batches for pk, history in zip(b.user_ids, b.histories(), strict=True)}
+    assert got == expected
+    assert all(len(b.user_ids) <= batch_users for b in batches)
+    assert [pk for b in batches for pk in b.user_ids] == sorted(s.pk for s in shoppers[:-1])
+
+
+@pytest.mark.django_db
+def test_active_users_only_by_default(user_factory, product_factory, event_factory):
+    # given one user active yesterday and one whose only event is a year old
+    recent, dormant = user_factory(), user_factory()
+    product = product_factory()
+    event_factory(user=recent, item=product, occurred_at=days_ago(1))
+    event_factory(user=dormant, item=product, occurred_at=days_ago(365))
+    # when
+    batches = list(stream_user_histories(active_days=90))
+    # then
+    assert [pk for b in batches for pk in b.user_ids] == [recent.pk]
+
+
+def _anchors_one_by_one(vectors, history_columns, recommended):
+    """``model.anchors``' rule written plainly: best known slot by cosine, first on ties, else slot 0."""
+    out = np.zeros(recommended.shape, dtype=np.int64)
+    for r in range(len(recommended)):
+        known = [s for s, c in enumerate(history_columns[r]) if c >= 0]
+        if not known:
+            continue
+        sims = vectors[history_columns[r][known]] @ vectors[recommended[r]].T
+        out[r] = np.array(known)[np.argmax(sims, axis=0)]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_anchor_slots_equal_the_one_history_rule(seed):
+    # given normalised vectors, recent slots with unknown (-1) and empty (-2) entries
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    history = rng.integers(0, 30, (12, 5))
+    history[rng.random((12, 5)) < 0.2] = -1
+    history[3] = -1  # a user none of whose recent items is known
+    history[4, 2:] = -2
+    recommended = rng.integers(0, 30, (12, 7))
+    # when
+    got = anchor_slots(vectors, history, recommended)
+    # then
+    assert got.tolist() == _anchors_one_by_one(vectors, history, recommended).tolist()
+    assert (got[3] == 0).all()
+    assert anchor_slots(None, history, recommended).tolist() == np.zeros((12, 7), dtype=int).tolist()
+
+
+def _serving_path(loaded, user, n):
+    """What the real-time path computes for the same user: model.recommend + model.anchors."""
+    history = load_histories(users=[user], limit=50)[user.username]
+    bought = {key for key, event_type, _ in history if event_type == "purchase"}
+    scored = model.recommend(loaded, [history], n, exclude=[bought])[0]
+    anchors = model.anchors(loaded, history, [key for key, _ in scored])
+    from behavior.items import items_by_key
+
+    names = {key: str(item) for key, item in items_by_key({a for a, _ in anchors.values()}).items()}
+    reasons = [
+        explain.because(anchors[k][1], names.get(anchors[k][0], anchors[k][0]))
+        if k in anchors
+        else explain.TRENDING
+        for k, _ in scored
+    ]
+    return [k for k, _ in scored], [round(s, 6) for _, s in scored], reasons
+
+
+def _browse(user_factory, event_factory, catalogue, users: int = 9):
+    shoppers = [user_factory() for _ in range(users)]
+    products = catalogue["shoes"] + catalogue["hats"]
+    for u, shopper in enumerate(shoppers):
+        for step in range(2 + u % 5):
+            event_factory(
+                user=shopper,
+                item=products[(u * 3 + step * 7) % len(products)],
+                event_type=("view", "view", "add_to_cart", "purchase")[(u + step) % 4],
+                occurred_at=days_ago(2 - step * 0.01),
+            )
+    return shoppers
+
+
+def _assert_lists_match_serving(active_model, shoppers):
+    stored = {row.user_id: row for row in PrecomputedList.objects.all()}
+    assert set(stored) == {s.pk for s in shoppers}
+    for shopper in shoppers:
+        row = stored[shopper.pk]
+        keys, scores, reasons = _serving_path(active_model, shopper, len(row.item_keys))
+        assert row.item_keys == keys
+        assert row.scores == scores
+        assert row.reasons == reasons
+        assert row.model_version == active_model.version_number
+
+
+@pytest.mark.django_db
+def test_refresh_lists_equal_the_real_time_path(active_model, user_factory, event_factory, catalogue):
+    # given shoppers who viewed, carted and bought across both categories
+    shoppers = _browse(user_factory, event_factory, catalogue)
+    # when lists are refreshed in batches smaller than the number of users
+    result = refresh_recommendations(batch_size=4)
+    # then each stored list is what the real-time path computes for the same history
+    assert result.users == len(shoppers)
+    assert set(result.timings) == {"load", "score", "explain", "write"}  # in a transaction: no threads
+    _assert_lists_match_serving(active_model, shoppers)
+    # and bought items never come back
+    buyers = 0
+    for shopper in shoppers:
+        bought = {item_key(e.item) for e in Event.objects.filter(user=shopper, event_type="purchase")}
+        buyers += bool(bought)
+        assert not bought & set(PrecomputedList.objects.get(user=shopper).item_keys)
+    assert buyers >= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_outside_a_transaction_reads_ahead_with_the_same_lists(
+    active_model, user_factory, event_factory, catalogue
+):
+    # given committed events (no surrounding transaction: the read-ahead thread is used on Postgres)
+    shoppers = _browse(user_factory, event_factory, catalogue, users=6)
+    # when refreshed twice (the second run replaces the lists)
+    refresh_recommendations(batch_size=2)
+    result = refresh_recommendations(batch_size=2)
+    # then
+    assert result.users == len(shoppers)
+    assert PrecomputedList.objects.count() == len(shoppers)
+    if connection.vendor == "postgresql":
+        assert {"load (thread)", "write (thread)"} <= set(result.timings)
+    _assert_lists_match_serving(active_model, shoppers)
+
+
+def test_write_behind_stores_in_order_and_raises_the_first_error():
+    # given a store that fails on its third job
+    from recommendations.serving.precompute import _WriteBehind
+
+    stored = []
+
+    def store(n):
+        if n == 3:
+            raise ValueError("disk full")
+        stored.append(n)
+
+    writer = _WriteBehind(store)
+    # when five jobs are submitted and the writer is closed
+    with pytest.raises(ValueError, match="disk full"):
+        try:
+            for n in range(5):
+                writer(n)
+        finally:
+            writer.close()
+    # then the jobs before the error were stored in order, none after it, and the thread is done
+    assert stored == [0, 1, 2]
+    assert not writer.thread.is_alive()
