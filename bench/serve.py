@@ -121,22 +121,10 @@ def _train(quick: bool) -> object:
 
 def _sessions(user_ids: list, path: Path) -> None:
     """A logged-in session per user (as the login view would make), one Cookie line per user."""
-    from importlib import import_module
+    from bench.sessions import login_sessions
 
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-
-    # the configured engine (cached_db): the session lands in the cache too, as a login would
-    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-
-    lines = []
-    for user in get_user_model().objects.filter(pk__in=user_ids):
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        lines.append(f"sessionid={session.session_key}; rec_vid=bench{user.pk:010d}")
+    keys = login_sessions(user_ids)
+    lines = [f"sessionid={key}; rec_vid=bench{pk:010d}" for pk, key in keys.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
