@@ -28,7 +28,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or p <= 0.0:
         return x
     n = x.numel()
-    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_()
+    # the full signed range: ``random_()`` alone stops at 2**63 - 1 and leaves every eighth byte < 128
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
     threshold = min(max(round(p * 256), 1), 255)
     keep = words.view(torch.uint8)[:n].view(x.shape) >= threshold
     return x * keep * (256.0 / (256 - threshold))
