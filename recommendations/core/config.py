@@ -37,6 +37,9 @@ class NetworkConfig:
         Most recent events per shopper fed to the network.
     learning_rate, batch_size, epochs, patience : float, int, int, int
         Adam step size, sequences per batch, epoch cap, epochs without validation gain before stopping.
+    min_improvement : float
+        Relative validation NDCG@10 gain an epoch needs to reset the patience counter (the best weights
+        are kept whatever the gain): slow creeping gains on large logs, each epoch costly, stop early.
     random_seed : int
         Seeds torch, numpy and ``random``.
     device : str
@@ -88,6 +91,7 @@ class NetworkConfig:
     batch_size: int = 128
     epochs: int = 60
     patience: int = 5
+    min_improvement: float = 0.01
     random_seed: int = 42
     device: str = "auto"
     threads: int = 2

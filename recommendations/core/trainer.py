@@ -326,11 +326,11 @@ class Trainer:
                     logits, _ = score_sequences(network, validation.inputs, device)
                     ndcg = ndcg_from_ranks(validation_ranks(logits, validation))
                     row["valid_ndcg@10"] = round(ndcg, 5)
+                    # patience restarts only on a relative gain of at least min_improvement
+                    bad = 0 if ndcg > best * (1.0 + cfg.min_improvement) else bad + 1
                     if ndcg > best:
-                        best, bad, result.best_epoch = ndcg, 0, epoch
+                        best, result.best_epoch = ndcg, epoch
                         best_state = copy.deepcopy(network.state_dict())
-                    else:
-                        bad += 1
                 else:
                     result.best_epoch = epoch
                 result.history.append(row)
