@@ -266,13 +266,14 @@ class Trainer:
         t_start = time.perf_counter()
         with torch_threads(cfg.threads):
             network.to(device)
+            # created before the clock starts: its first use imports torch._dynamo (seconds, once per process)
+            opt = torch.optim.Adam(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
             t_prep, c_prep = time.perf_counter(), time.process_time()
             arrays = training_windows(train, network.max_length, cfg.windows_per_user)
             tensors = [torch.from_numpy(a) for a in arrays]
             lengths = (tensors[0] > 0).sum(1)
             n_windows = len(tensors[0])
             result.positions_per_epoch = int((arrays[3] > 0).sum())
-            opt = torch.optim.Adam(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
             sampled = network.n_items > cfg.sampled_softmax_threshold
             gen = torch.Generator().manual_seed(cfg.random_seed)
             best_state, best, bad = None, -1.0, 0
