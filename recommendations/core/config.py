@@ -37,6 +37,9 @@ class NetworkConfig:
         Most recent events per shopper fed to the network.
     learning_rate, batch_size, epochs, patience : float, int, int, int
         Adam step size, sequences per batch, epoch cap, epochs without validation gain before stopping.
+    min_improvement : float
+        Relative validation NDCG@10 gain an epoch needs to reset the patience counter (the best weights
+        are kept whatever the gain): slow creeping gains on large logs, each epoch costly, stop early.
     random_seed : int
         Seeds torch, numpy and ``random``.
     device : str
@@ -61,7 +64,11 @@ class NetworkConfig:
     weight_decay : float
         Adam weight decay.
     refit_full : bool
-        After early stopping, retrain on every event (validation targets included) for the best epoch count.
+        After early stopping, train on every event (validation targets included).
+    refit_epochs : int
+        With ``refit_full``: epochs over every event, continuing from the early-stopped weights. 0 retrains
+        a fresh network from scratch for the best epoch count instead (twice the training time on logs
+        where early stopping ends late; the continuation costs one epoch).
     blend : bool
         Choose blend weights of the network and the candidate sources (co-visitation, item-kNN,
         transitions, recency, popularity) on validation.
@@ -84,6 +91,7 @@ class NetworkConfig:
     batch_size: int = 128
     epochs: int = 60
     patience: int = 5
+    min_improvement: float = 0.01
     random_seed: int = 42
     device: str = "auto"
     threads: int = 2
@@ -98,6 +106,7 @@ class NetworkConfig:
     windows_per_user: int = 8
     weight_decay: float = 0.0
     refit_full: bool = True
+    refit_epochs: int = 1
     blend: bool = True
     covis_window: int = 5
     session_gap_hours: float = 24.0
@@ -121,6 +130,8 @@ class NetworkConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.refit_epochs) < 0:
+            raise ValueError(f"refit_epochs must be >= 0, got {self.refit_epochs!r}")
         if self.embedding_dim % self.num_heads:
             raise ValueError("embedding_dim must be a multiple of num_heads")
         if not 0.0 <= self.dropout < 1.0:

@@ -44,41 +44,68 @@ def scalar_features(histories: Sequence[History], now: float) -> np.ndarray:
     ndarray of shape (len(histories), N_FEATURES), float32
         ``log1p`` of counts and hours (see :data:`FEATURE_NAMES`).
     """
-    out = np.zeros((len(histories), N_FEATURES), dtype=np.float64)
-    pos = {t: i for i, t in enumerate(COUNTED_TYPES)}
+    lens = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+    owner = np.repeat(np.arange(len(histories)), lens)
+    items = np.fromiter((str(i) for h in histories for i, _, _ in h), dtype=object, count=int(lens.sum()))
+    types = np.fromiter((str(t) for h in histories for _, t, _ in h), dtype=object, count=int(lens.sum()))
+    stamps = np.fromiter(
+        (float(ts) for h in histories for _, _, ts in h), dtype=np.float64, count=int(lens.sum())
+    )
+    return features_from_arrays(owner, len(histories), items, types, stamps, now)
+
+
+def features_from_arrays(
+    owner: np.ndarray, n: int, items: np.ndarray, types: np.ndarray, stamps: np.ndarray, now: float
+) -> np.ndarray:
+    """:func:`scalar_features` of ``n`` shoppers from flat event arrays, vectorised (no per-event Python).
+
+    Parameters
+    ----------
+    owner : ndarray of shape (m,), int
+        Shopper row (``0..n-1``) of each event.
+    items, types : ndarray of shape (m,), object
+        Item keys and event type names.
+    stamps : ndarray of shape (m,), float64
+        Unix seconds; events at or after ``now`` are ignored.
+    """
+    keep = stamps < now
+    o, ts = np.asarray(owner, dtype=np.int64)[keep], stamps[keep]
+    out = np.zeros((n, N_FEATURES), dtype=np.float64)
+    count = np.bincount(o, minlength=n).astype(np.float64)
+    has = count > 0
+    t_max = np.full(n, -np.inf)
+    t_min = np.full(n, np.inf)
+    np.maximum.at(t_max, o, ts)
+    np.minimum.at(t_min, o, ts)
+    out[:, 0] = np.where(has, (now - t_max) / HOUR, _NEVER_H)
+    out[:, 1] = count
+    if len(o):
+        _, item_code = np.unique(items[keep], return_inverse=True)
+        width = int(item_code.max()) + 1
+        out[:, 2] = np.bincount(np.unique(o * width + item_code) // width, minlength=n)
+        day = np.floor(ts / DAY).astype(np.int64)
+        day -= day.min()
+        span = int(day.max()) + 1
+        out[:, 3] = np.bincount(np.unique(o * span + day) // span, minlength=n)
+    names, type_code = np.unique(types[keep], return_inverse=True)
+    lookup = np.array([COUNTED_TYPES.index(t) if t in COUNTED_TYPES else -1 for t in names], dtype=np.int64)
+    kind = lookup[type_code] if len(names) else np.zeros(0, dtype=np.int64)
+    k = len(COUNTED_TYPES)
+    counted = kind >= 0
+    recent = ts >= now - DAY
+    counts = np.bincount(o[counted] * k + kind[counted], minlength=n * k).reshape(n, k)
+    counts24 = np.bincount(o[counted & recent] * k + kind[counted & recent], minlength=n * k).reshape(n, k)
+    cart, buy = COUNTED_TYPES.index("add_to_cart"), COUNTED_TYPES.index("purchase")
+    out[:, 4] = np.maximum(counts[:, cart] - counts[:, buy], 0.0)
+    for col, j in ((5, cart), (6, buy)):
+        last = np.full(n, -np.inf)
+        np.maximum.at(last, o[kind == j], ts[kind == j])
+        out[:, col] = np.where(np.isfinite(last), (now - last) / HOUR, _NEVER_H)
+    out[:, 7] = np.bincount(o[recent], minlength=n)
+    out[:, 8] = np.where(has, (t_max - t_min) / DAY, 0.0)
     base = 9
-    for r, hist in enumerate(histories):
-        rows = [(float(ts), str(item), str(t)) for item, t, ts in hist if float(ts) < now]
-        if not rows:
-            out[r, 0] = _NEVER_H
-            out[r, 5] = out[r, 6] = _NEVER_H
-            continue
-        times = np.array([x[0] for x in rows])
-        counts = np.zeros(len(COUNTED_TYPES))
-        counts24 = np.zeros(len(COUNTED_TYPES))
-        last_cart = last_buy = -np.inf
-        for ts, _, t in rows:
-            j = pos.get(t)
-            if j is None:
-                continue
-            counts[j] += 1
-            if ts >= now - DAY:
-                counts24[j] += 1
-            if t == "add_to_cart":
-                last_cart = max(last_cart, ts)
-            elif t == "purchase":
-                last_buy = max(last_buy, ts)
-        out[r, 0] = (now - times.max()) / HOUR
-        out[r, 1] = len(rows)
-        out[r, 2] = len({x[1] for x in rows})
-        out[r, 3] = len(np.unique(np.floor(times / DAY)))
-        out[r, 4] = max(counts[pos["add_to_cart"]] - counts[pos["purchase"]], 0.0)
-        out[r, 5] = (now - last_cart) / HOUR if np.isfinite(last_cart) else _NEVER_H
-        out[r, 6] = (now - last_buy) / HOUR if np.isfinite(last_buy) else _NEVER_H
-        out[r, 7] = float(np.sum(times >= now - DAY))
-        out[r, 8] = (times.max() - times.min()) / DAY
-        out[r, base : base + len(COUNTED_TYPES)] = counts
-        out[r, base + len(COUNTED_TYPES) :] = counts24
+    out[:, base : base + k] = counts
+    out[:, base + k :] = counts24
     return np.log1p(np.minimum(out, _NEVER_H)).astype(np.float32)
 
 

@@ -89,6 +89,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     interactions_per_second: float = 0.0
+    cpu_us_per_interaction: float = 0.0
     positions_per_epoch: int = 0
     device: str = "cpu"
 
@@ -126,6 +127,36 @@ def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tup
         z = np.zeros((0, length), dtype=np.int64)
         return z, z, z, z
     return np.stack(rows_i), np.stack(rows_t), np.stack(rows_g), np.stack(rows_l)
+
+
+def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list:
+    """Index batches of windows with similar lengths, in random order.
+
+    The windows are shuffled, cut into pools of 32 batches, each pool sorted by length and cut into
+    batches, and the batches shuffled: every batch is still a random draw, but padded only to its own
+    longest window, which on shop logs (most histories far shorter than ``max_sequence_length``)
+    removes most of the padded positions a plain shuffle pays for.
+
+    Parameters
+    ----------
+    lengths : LongTensor of shape (n,)
+        Real (non-padding) steps of each window.
+
+    Returns
+    -------
+    list of LongTensor
+        Window indices of each batch; every window appears exactly once.
+    """
+    n = len(lengths)
+    perm = torch.randperm(n, generator=generator)
+    pool = batch_size * 32
+    batches = []
+    for start in range(0, n, pool):
+        chunk = perm[start : start + pool]
+        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[k] for k in order]
 
 
 @torch.no_grad()
@@ -235,28 +266,34 @@ class Trainer:
         t_start = time.perf_counter()
         with torch_threads(cfg.threads):
             network.to(device)
+            # created before the clock starts: its first use imports torch._dynamo (seconds, once per process)
+            opt = torch.optim.Adam(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+            t_prep, c_prep = time.perf_counter(), time.process_time()
             arrays = training_windows(train, network.max_length, cfg.windows_per_user)
             tensors = [torch.from_numpy(a) for a in arrays]
+            lengths = (tensors[0] > 0).sum(1)
             n_windows = len(tensors[0])
             result.positions_per_epoch = int((arrays[3] > 0).sum())
-            opt = torch.optim.Adam(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
             sampled = network.n_items > cfg.sampled_softmax_threshold
             gen = torch.Generator().manual_seed(cfg.random_seed)
             best_state, best, bad = None, -1.0, 0
             train_seconds = 0.0
+            # the one-off window building is charged to the first epoch (it is part of the data pipeline)
+            prep_seconds = time.perf_counter() - t_prep
+            prep_cpu = time.process_time() - c_prep
+            train_cpu = 0.0
             for epoch in range(1, epochs + 1):
                 if not n_windows:
                     break
                 network.train()
-                t0 = time.perf_counter()
-                perm = torch.randperm(n_windows, generator=gen)
+                t0, c0 = time.perf_counter(), time.process_time()
                 total = 0.0
-                for start in range(0, n_windows, cfg.batch_size):
-                    idx = perm[start : start + cfg.batch_size]
+                for idx in length_bucketed_batches(lengths, cfg.batch_size, gen):
                     items, types, gaps, labels = (t[idx] for t in tensors)
-                    # drop leading columns that are padding in every row of the batch (exact: they are
-                    # masked and carry no label; positions count from the newest step)
-                    first = int(torch.argmax((items > 0).any(0).to(torch.int8)))
+                    # the batch's windows have similar lengths: drop the leading columns that are padding
+                    # in every row (exact: they are masked and carry no label; positions count from the
+                    # newest step)
+                    first = network.max_length - int(lengths[idx].max())
                     items, types, gaps, labels = (
                         t[:, first:].to(device, non_blocking=True) for t in (items, types, gaps, labels)
                     )
@@ -272,24 +309,29 @@ class Trainer:
                     total += float(loss.detach()) * len(idx)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                dt = time.perf_counter() - t0
+                dt = time.perf_counter() - t0 + (prep_seconds if epoch == 1 else 0.0)
+                cpu = time.process_time() - c0 + (prep_cpu if epoch == 1 else 0.0)
                 train_seconds += dt
+                train_cpu += cpu
                 row = {
                     "epoch": epoch,
                     "loss": round(total / n_windows, 5),
                     "seconds": round(dt, 3),
                     "interactions_per_second": round(result.positions_per_epoch / max(dt, 1e-9), 1),
+                    # CPU seconds of every thread of the process: robust to a shared, busy machine
+                    "cpu_seconds": round(cpu, 3),
+                    "cpu_us_per_interaction": round(cpu / max(result.positions_per_epoch, 1) * 1e6, 2),
                 }
                 result.epochs_run = epoch
                 if validation is not None and len(validation.targets):
                     logits, _ = score_sequences(network, validation.inputs, device)
                     ndcg = ndcg_from_ranks(validation_ranks(logits, validation))
                     row["valid_ndcg@10"] = round(ndcg, 5)
+                    # patience restarts only on a relative gain of at least min_improvement
+                    bad = 0 if ndcg > best * (1.0 + cfg.min_improvement) else bad + 1
                     if ndcg > best:
-                        best, bad, result.best_epoch = ndcg, 0, epoch
+                        best, result.best_epoch = ndcg, epoch
                         best_state = copy.deepcopy(network.state_dict())
-                    else:
-                        bad += 1
                 else:
                     result.best_epoch = epoch
                 result.history.append(row)
@@ -303,6 +345,11 @@ class Trainer:
         result.seconds = time.perf_counter() - t_start
         result.interactions_per_second = (
             result.positions_per_epoch * result.epochs_run / train_seconds if train_seconds else 0.0
+        )
+        result.cpu_us_per_interaction = (
+            train_cpu / max(result.positions_per_epoch * result.epochs_run, 1) * 1e6
+            if result.epochs_run
+            else 0.0
         )
         network.eval()
         return result

@@ -17,6 +17,35 @@ from torch import nn
 from recommendations.core.dataset import N_GAP_BUCKETS, N_TYPES
 
 
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout whose mask comes from random bytes instead of ``bernoulli_``.
+
+    On CPU ``torch.dropout`` draws one float per element (about 15 ns each here, 8 ms for a
+    128 x 50 x 64 activation); 64 random bits per 8 elements cost a twentieth of that. The drop
+    probability is rounded to a multiple of 1/256 (0.2 -> 0.199, 0.5 exactly) and the kept values
+    are scaled by the exact inverse of the realised keep probability, so expectations are unchanged.
+    """
+    if not training or p <= 0.0:
+        return x
+    n = x.numel()
+    # the full signed range: ``random_()`` alone stops at 2**63 - 1 and leaves every eighth byte < 128
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
+    threshold = min(max(round(p * 256), 1), 255)
+    keep = words.view(torch.uint8)[:n].view(x.shape) >= threshold
+    return x * keep * (256.0 / (256 - threshold))
+
+
+class FastDropout(nn.Module):
+    """``nn.Dropout`` with the mask of :func:`fast_dropout` (no parameters, same state_dict)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+
 class _Block(nn.Module):
     """Pre-LN transformer block: x + Attn(LN(x)), then x + FFN(LN(x))."""
 
@@ -27,16 +56,20 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.ln2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), FastDropout(dropout), nn.Linear(dim, dim))
+        self.drop = FastDropout(dropout)
         self.p = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``bias``: additive attention mask of shape (B, 1, L, L), 0 where allowed and -inf elsewhere."""
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0
-        )
+        if self.training and self.p > 0:
+            # the math of scaled_dot_product_attention, with the cheap dropout on the weights
+            w = torch.softmax(q @ k.transpose(-2, -1) * (q.shape[-1] ** -0.5) + bias, dim=-1)
+            att = fast_dropout(w, self.p, True) @ v
+        else:
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -74,7 +107,7 @@ class BehaviorNetwork(nn.Module):
         self.type_emb = nn.Embedding(N_TYPES, dim, padding_idx=0)
         self.gap_emb = nn.Embedding(N_GAP_BUCKETS, dim, padding_idx=0)
         self.pos_emb = nn.Embedding(max_length, dim)
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = FastDropout(dropout)
         self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)
         self.prop_head = nn.Sequential(nn.Linear(dim + n_scalar, 16), nn.ReLU(), nn.Linear(16, 1))
@@ -112,12 +145,16 @@ class BehaviorNetwork(nn.Module):
         x = self.emb_drop(x) * valid[..., None]
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # a step attends to earlier real steps and always to itself (no fully-masked rows)
-        mask = (causal[None] & valid[:, None, :]) | torch.eye(length, dtype=torch.bool, device=items.device)[
-            None
-        ]
-        mask = mask[:, None]
+        allowed = (causal[None] & valid[:, None, :]) | torch.eye(
+            length, dtype=torch.bool, device=items.device
+        )[None]
+        bias = torch.zeros(allowed.shape, dtype=x.dtype, device=items.device).masked_fill_(
+            ~allowed, float("-inf")
+        )
+        bias = bias[:, None]
+        keep = valid[..., None].to(x.dtype)
         for block in self.blocks:
-            x = block(x, mask) * valid[..., None]
+            x = block(x, bias) * keep
         return self.ln(x)
 
     def item_weights(self) -> torch.Tensor:
@@ -145,8 +182,8 @@ class BehaviorNetwork(nn.Module):
         labels : LongTensor of shape (B, L)
             Targets ``seq[1:]``; 0 marks positions without a loss term.
         negatives : LongTensor of shape (K,), optional
-            Item indices (>= 1) shared by the whole batch: sampled softmax over the target and these
-            (accidental hits of the target masked); ``None`` gives the full softmax.
+            Item indices (>= 1) shared by the whole batch (duplicates count once): sampled softmax over
+            the target and these (accidental hits of the target masked); ``None`` gives the full softmax.
         """
         hidden = self.encode(items, types, gaps)
         keep = labels > 0
@@ -154,10 +191,15 @@ class BehaviorNetwork(nn.Module):
         y = labels[keep]
         if negatives is None:
             return F.cross_entropy(self.scores(h), y - 1)
+        # distinct negatives, sorted: accidental hits of a target are then found by binary search and
+        # masked sparsely instead of through a dense (positions x negatives) comparison and fill
+        negatives = torch.unique(negatives)
         w = self.item_emb.weight
         pos = (h * w[y]).sum(-1, keepdim=True)
         neg = h @ w[negatives].T
-        neg = neg.masked_fill(negatives[None, :] == y[:, None], float("-inf"))
+        j = torch.searchsorted(negatives, y).clamp_(max=len(negatives) - 1)
+        rows = (negatives[j] == y).nonzero().squeeze(1)
+        neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), device=h.device))
         logits = torch.cat([pos, neg], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
 

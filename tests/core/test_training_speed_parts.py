@@ -1,0 +1,83 @@
+"""The pieces that make training fast keep its semantics: batching, dropout, features, refit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from recommendations.core.models.behavior_network import fast_dropout
+from recommendations.core.propensity import FEATURE_NAMES, scalar_features
+from recommendations.core.recommender import BehaviorRecommender
+from recommendations.core.trainer import length_bucketed_batches
+from tests.core.conftest import T0, fast_config
+
+HOUR = 3600.0
+
+
+def test_length_bucketed_batches_cover_every_window_once_with_similar_lengths():
+    # given: 1,000 windows of random lengths
+    lengths = torch.from_numpy(np.random.default_rng(0).integers(1, 51, 1000))
+
+    # when
+    batches = length_bucketed_batches(lengths, 32, torch.Generator().manual_seed(0))
+
+    # then: a permutation, and batches far narrower in length than random draws
+    flat = torch.cat(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([int(lengths[b].max() - lengths[b].min()) for b in batches])
+    assert spread < 10
+
+
+def test_fast_dropout_keeps_the_expectation_and_drops_the_asked_share():
+    # given
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+
+    # when
+    y = fast_dropout(x, 0.5, training=True)
+
+    # then
+    assert abs(float((y == 0).float().mean()) - 0.5) < 0.01
+    assert abs(float(y.mean()) - 1.0) < 0.01
+    assert torch.equal(fast_dropout(x, 0.5, training=False), x)
+
+
+def test_scalar_features_match_hand_computed_values():
+    # given: one shopper with a view, a cart and a purchase, one without events before now
+    now = T0 + 2 * 86400
+    history = [
+        ("a", "view", T0),
+        ("b", "add_to_cart", now - 2 * HOUR),
+        ("b", "purchase", now - HOUR),
+        ("c", "view", now + 10),  # after now: ignored
+    ]
+
+    # when
+    x = np.expm1(scalar_features([history, []], now).astype(np.float64))
+
+    # then
+    f = dict(zip(FEATURE_NAMES, x[0], strict=True))
+    assert math.isclose(f["recency_h"], 1.0, rel_tol=1e-5)
+    assert math.isclose(f["events"], 3.0, rel_tol=1e-5)
+    assert math.isclose(f["items"], 2.0, rel_tol=1e-5)
+    assert math.isclose(f["active_days"], 2.0, rel_tol=1e-5)
+    assert f["cart_not_bought"] == 0.0
+    assert math.isclose(f["hours_since_cart"], 2.0, rel_tol=1e-5)
+    assert math.isclose(f["events_24h"], 2.0, rel_tol=1e-5)
+    assert math.isclose(f["span_days"], 2.0 - 1 / 24, rel_tol=1e-4)
+    assert np.allclose([f["n_view"], f["n_purchase_24h"], f["n_view_24h"]], [1.0, 1.0, 0.0], rtol=1e-5)
+    empty = dict(zip(FEATURE_NAMES, x[1], strict=True))
+    assert math.isclose(empty["recency_h"], 24.0 * 365, rel_tol=1e-4) and empty["events"] == 0
+
+
+def test_refit_continues_for_one_epoch_or_retrains_from_scratch(planted):
+    # given / when
+    cont = BehaviorRecommender(fast_config(epochs=4, patience=4)).fit(planted)
+    scratch = BehaviorRecommender(fast_config(epochs=4, patience=4, refit_epochs=0)).fit(planted)
+
+    # then
+    assert cont.report_["refit_epochs"] == 1
+    assert scratch.report_["refit_epochs"] == scratch.report_["epochs"]
+    assert set(cont.report_["stage_seconds"]) >= {"prepare", "train", "refit", "propensity"}
