@@ -150,7 +150,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "MODEL_CACHE_DIR": None,
     # Niceness (0-19) of processes running training, profile rebuilds and precomputation, so that
     # web requests on the same cores keep their latency (None = leave the priority alone).
-    "BACKGROUND_NICENESS": 10,
+    "BACKGROUND_NICENESS": 19,
     # --- operations engineer: privacy -------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,
