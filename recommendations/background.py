@@ -6,11 +6,17 @@ away from web requests and their p99 latency multiplies. Background jobs therefo
 their own scheduling priority (``RECOMMENDER["BACKGROUND_NICENESS"]``): they still use every
 idle cycle, but a web request that needs a core gets it first.
 
-Linux keeps one nice value per thread, and threads inherit it from their creator, so the
-priority is applied to every thread that exists now (torch's and OpenMP's pools may already
-be running) and new threads inherit it from the calling one. Niceness is only ever raised
-(priority lowered): an unprivileged process could not undo it anyway, and a process that an
-operator started with ``nice -n 19`` keeps that.
+At niceness 19 (the default) the threads are also moved to Linux's ``SCHED_IDLE`` policy:
+a niced thread still holds a core until the scheduler's wake-up granularity lets a woken web
+thread in, which shows in the web's p99; a ``SCHED_IDLE`` thread is preempted at once. It
+still gets every cycle nobody else wants (a web load that keeps every core busy all the time
+would starve it: then the shop needs more cores anyway).
+
+Linux keeps one nice value (and policy) per thread, and threads inherit both from their
+creator, so the priority is applied to every thread that exists now (torch's and OpenMP's
+pools may already be running) and new threads inherit it from the calling one. Niceness is
+only ever raised (priority lowered): an unprivileged process could not undo it anyway, and a
+process that an operator started with ``nice -n 19`` keeps that.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ def lower_cpu_priority(niceness: int | None = None) -> int | None:
             if current < target:
                 os.setpriority(os.PRIO_PROCESS, thread_id, target)
             applied = max(current, target)
+            if applied == 19 and hasattr(os, "SCHED_IDLE"):
+                os.sched_setscheduler(thread_id, os.SCHED_IDLE, os.sched_param(0))
     if applied is None:
         logger.warning("Could not lower the CPU priority of background work")
     return applied

@@ -31,10 +31,12 @@ started.wait()
 applied = lower_cpu_priority(int(sys.argv[1]))
 late = threading.Thread(target=release.wait)
 late.start()
-niceness = {int(t): os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}
+tids = [int(t) for t in os.listdir("/proc/self/task")]
+niceness = {t: os.getpriority(os.PRIO_PROCESS, t) for t in tids}
+idle = [os.sched_getscheduler(t) == os.SCHED_IDLE for t in tids]
 release.set()
 early.join(); late.join()
-print(json.dumps({"applied": applied, "threads": sorted(niceness.values())}))
+print(json.dumps({"applied": applied, "threads": sorted(niceness.values()), "idle": idle}))
 """
 
 
@@ -54,6 +56,16 @@ def test_every_thread_existing_and_new_gets_the_background_niceness() -> None:
     assert result["applied"] == expected
     # main thread, the thread started before the call and the one started after it
     assert result["threads"] == [expected] * 3
+    # below the lowest niceness the threads keep the normal policy
+    assert result["idle"] == [expected == 19] * 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux behaviour")
+def test_the_lowest_niceness_also_moves_every_thread_to_sched_idle() -> None:
+    result = _probe(19)
+    assert result["applied"] == 19
+    assert result["threads"] == [19, 19, 19]
+    assert result["idle"] == [True, True, True]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux behaviour")

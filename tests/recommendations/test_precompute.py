@@ -142,7 +142,9 @@ def _assert_lists_match_serving(active_model, shoppers):
         row = stored[shopper.pk]
         keys, scores, reasons = _serving_path(active_model, shopper, len(row.item_keys))
         assert row.item_keys == keys
-        assert row.scores == scores
+        # a batch of histories and one history alone run different float32 kernels: the ranking
+        # is the same, the stored 6-decimal scores may differ in the last digit
+        assert row.scores == pytest.approx(scores, abs=2e-6)
         assert row.reasons == reasons
         assert row.model_version == active_model.version_number
 
