@@ -10,19 +10,17 @@ that are reused from one batch to the next.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from recommendations.core.batch import padded_inputs, recency_weights
 from recommendations.core.dataset import Sequences
 
-__all__ = ["blend_scores", "last_hidden_states", "network_logits", "top_k"]
+__all__ = ["blend_scores", "network_logits", "top_k"]
 
 # batches smaller than this many score cells allocate fresh tensors (web requests score one
 # history); larger ones reuse per-thread buffers, which saves page faults on tens of MB per batch
@@ -38,49 +36,6 @@ def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor
         held = torch.empty(rows, cols, dtype=dtype)
         setattr(_buffers, name, held)
     return held[:rows]
-
-
-def last_hidden_states(
-    network: torch.nn.Module, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
-) -> torch.Tensor:
-    """``network.last_hidden`` in inference, with the last block computed at the newest step only.
-
-    Scoring needs the hidden state after the newest step alone: the last block's keys and values
-    still come from every step, but its query, attention output and feed-forward run for one
-    position instead of ``L`` (a third less work for two blocks). Equal to ``last_hidden`` up to
-    float32 rounding (``tests/core/test_scoring.py`` checks it on random networks); a network of
-    another shape falls back to ``last_hidden``.
-    """
-    blocks = list(getattr(network, "blocks", ()))
-    if network.training or not blocks or not all(_is_plain_block(block) for block in blocks):
-        return network.last_hidden(items, types, gaps)
-    length = items.shape[1]
-    valid = items > 0
-    positions = torch.arange(network.max_length - length, network.max_length, device=items.device)
-    x = (
-        network.item_emb(items) * math.sqrt(network.dim)
-        + network.type_emb(types)
-        + network.gap_emb(gaps)
-        + network.pos_emb(positions)[None]
-    ) * valid[..., None]
-    causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
-    eye = torch.eye(length, dtype=torch.bool, device=items.device)
-    mask = ((causal[None] & valid[:, None, :]) | eye[None])[:, None]
-    for block in blocks[:-1]:
-        x = block(x, mask) * valid[..., None]
-    block = blocks[-1]
-    batch, _, dim = x.shape
-    q, k, v = (
-        block.qkv(block.ln1(x)).view(batch, length, 3, block.heads, dim // block.heads).permute(2, 0, 3, 1, 4)
-    )
-    attended = F.scaled_dot_product_attention(q[:, :, -1:], k, v, attn_mask=mask[:, :, -1:])
-    last = x[:, -1] + block.out(attended.transpose(1, 2).reshape(batch, dim))
-    last = last + block.ff(block.ln2(last))
-    return network.ln(last * valid[:, -1:])
-
-
-def _is_plain_block(block: torch.nn.Module) -> bool:
-    return all(hasattr(block, name) for name in ("ln1", "qkv", "out", "ln2", "ff", "heads"))
 
 
 def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 128) -> torch.Tensor:
@@ -112,7 +67,7 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
                 [seqs.times[r] for r in rows],
             )
             items, types, gaps = (torch.from_numpy(a) for a in padded_inputs(part, width))
-            hidden[torch.from_numpy(rows)] = last_hidden_states(network, items, types, gaps)
+            hidden[torch.from_numpy(rows)] = network.last_hidden(items, types, gaps)
         # one product for the whole batch, written into the reused buffer
         torch.mm(hidden, network.item_weights().T, out=logits)
     return logits

@@ -145,7 +145,7 @@ def test_top_k_orders_ties_by_column_and_pads_with_minus_infinity():
 
 
 @pytest.mark.parametrize(("layers", "heads", "width"), [(1, 1, 6), (2, 1, 12), (2, 2, 9), (3, 4, 1)])
-def test_last_hidden_states_equal_the_network_last_hidden(layers, heads, width):
+def test_last_hidden_in_inference_equals_the_full_encoding(layers, heads, width):
     # given a random network in eval mode and left-padded inputs (one row all padding)
     from recommendations.core.models.behavior_network import BehaviorNetwork
 
@@ -162,7 +162,7 @@ def test_last_hidden_states_equal_the_network_last_hidden(layers, heads, width):
     inputs = [torch.from_numpy(a) for a in (items, types, gaps)]
     # when
     with torch.inference_mode():
-        expected = network.last_hidden(*inputs)
-        got = scoring.last_hidden_states(network, *inputs)
+        expected = network.encode(*inputs)[:, -1]
+        got = network.last_hidden(*inputs)
     # then the same states up to float32 rounding
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

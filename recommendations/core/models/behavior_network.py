@@ -73,6 +73,18 @@ class _Block(nn.Module):
         x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop(self.ff(self.ln2(x)))
 
+    def forward_last(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The block's output at the newest step only, shape (B, dim), in inference.
+
+        Keys and values still come from every step; the query, attention output and feed-forward
+        run for one position instead of ``L``.
+        """
+        b, length, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q[:, :, -1:], k, v, attn_mask=bias[:, :, -1:])
+        last = x[:, -1] + self.out(att.transpose(1, 2).reshape(b, d))
+        return last + self.ff(self.ln2(last))
+
 
 class BehaviorNetwork(nn.Module):
     """Causal transformer with a tied next-item head and a purchase-propensity head.
@@ -133,6 +145,15 @@ class BehaviorNetwork(nn.Module):
         FloatTensor of shape (B, L, dim)
             Position t sees steps <= t only.
         """
+        x, bias, keep = self._inputs(items, types, gaps)
+        for block in self.blocks:
+            x = block(x, bias) * keep
+        return self.ln(x)
+
+    def _inputs(
+        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embedded steps (B, L, dim), the additive causal mask (B, 1, L, L) and the real-step mask."""
         length = items.shape[1]
         valid = items > 0
         pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
@@ -151,11 +172,7 @@ class BehaviorNetwork(nn.Module):
         bias = torch.zeros(allowed.shape, dtype=x.dtype, device=items.device).masked_fill_(
             ~allowed, float("-inf")
         )
-        bias = bias[:, None]
-        keep = valid[..., None].to(x.dtype)
-        for block in self.blocks:
-            x = block(x, bias) * keep
-        return self.ln(x)
+        return x, bias[:, None], valid[..., None].to(x.dtype)
 
     def item_weights(self) -> torch.Tensor:
         """Output embedding of the real items, shape (n_items, dim) (row j is item index j + 1)."""
@@ -204,8 +221,18 @@ class BehaviorNetwork(nn.Module):
         return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
 
     def last_hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
-        """Hidden state after the newest step, shape (B, dim) (zeros for empty sequences)."""
-        return self.encode(items, types, gaps)[:, -1]
+        """Hidden state after the newest step, shape (B, dim) (zeros for empty sequences).
+
+        In inference the last block runs at the newest step only (a third less work for two
+        blocks, equal to ``encode(...)[:, -1]`` up to float32 rounding); training takes the full
+        pass so that its random dropout draws stay those of ``encode``.
+        """
+        if self.training or not self.blocks:
+            return self.encode(items, types, gaps)[:, -1]
+        x, bias, keep = self._inputs(items, types, gaps)
+        for block in self.blocks[:-1]:
+            x = block(x, bias) * keep
+        return self.ln(self.blocks[-1].forward_last(x, bias) * keep[:, -1])
 
     def propensity_logit(self, last: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         """Logit of "buys within the horizon".
