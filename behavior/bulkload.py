@@ -4,8 +4,8 @@
 transaction each; see their docstrings). :func:`deferred_event_indexes` is the opt-in
 mode for initial loads:
 
-Inserting a row into ``behavior_event`` updates eight indexes; for a load of millions of
-rows, maintaining the five non-unique b-trees row by row costs more than building them
+Inserting a row into ``behavior_event`` updates each of its indexes; for a load of millions
+of rows, maintaining the non-unique b-trees row by row costs more than building them
 once afterwards (a sorted build). :func:`deferred_event_indexes` does that *safely*:
 
 - everything happens in ONE transaction (Postgres DDL is transactional): if the load
