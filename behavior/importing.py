@@ -57,7 +57,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.resolution
 # Most user/item ids kept between chunks (then the cache starts afresh): bounds memory.
 _CACHE_LIMIT = 500_000
-_NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
+# sha1 state after the namespace bytes: copying it costs less than hashing them again per row.
+_NAMESPACE_SHA1 = sha1(IMPORT_NAMESPACE.bytes)
 # RFC 4122 variant bits (10xx) of the 17th hex digit, as uuid.UUID(bytes=..., version=5) sets them.
 _UUID_VARIANT = {digit: f"{int(digit, 16) & 0x3 | 0x8:x}" for digit in "0123456789abcdef"}
 
@@ -74,7 +75,9 @@ def content_event_id(content: str) -> str:
     """
     # The first 16 bytes of the digest in hex, with the version digit set to 5 and the
     # variant bits of the 17th digit: string slicing costs less than integer masking.
-    digest = sha1(_NAMESPACE_BYTES + content.encode("utf-8")).hexdigest()
+    hasher = _NAMESPACE_SHA1.copy()
+    hasher.update(content.encode("utf-8"))
+    digest = hasher.hexdigest()
     return f"{digest[:12]}5{digest[13:16]}{_UUID_VARIANT[digest[16]]}{digest[17:32]}"
 
 

@@ -182,7 +182,7 @@ def test_defer_indexes_import_restores_every_index_and_foreign_key(tmp_path, pro
     assert {name for name, _ in before[0]} == {
         "behavior_ev_user_time",
         "behavior_ev_anon_visitor_time",
-        "behavior_ev_item_time",
+        "behavior_ev_item",
         "behavior_ev_recommendation",
         "behavior_ev_time_brin",
     }
