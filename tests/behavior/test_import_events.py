@@ -195,3 +195,22 @@ def test_negative_writers_exits_non_zero(tmp_path):
 def test_missing_file_exits_non_zero(tmp_path):
     with pytest.raises(CommandError, match="Cannot open"):
         _run(str(tmp_path / "nope.csv"))
+
+
+def test_import_restores_the_garbage_collector_thresholds(tmp_path, make_item, user_factory):
+    # given: the import raises the (process-wide) cyclic-GC thresholds while it runs
+    import gc
+
+    make_item("K-1")
+    user_factory(username="alice")
+    before = gc.get_threshold()
+    good = _write(tmp_path, "user_id,item_id,event_type,timestamp\nalice,K-1,view,1700000000\n")
+    bad = str(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("user,item\n", encoding="utf-8")
+    # when: one import succeeds and one fails on its header
+    out, _ = _run(good)
+    with pytest.raises(CommandError):
+        _run(bad)
+    # then: the thresholds are as before, both times
+    assert "1 rows: 1 stored" in out
+    assert gc.get_threshold() == before
