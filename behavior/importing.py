@@ -210,7 +210,6 @@ def import_events_csv(
         binary = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except OSError as exc:
         raise ImportFileError(f"Cannot open {path}: {exc.strerror or exc}") from exc
-    # The file is closed by the with block, whatever happens.
     with binary, _fewer_collections():
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text)
