@@ -10,7 +10,6 @@ pipeline. The lists are the ones the real-time path computes for the same histor
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import queue
@@ -375,12 +374,31 @@ def _names_by_key(keys: set[str]) -> dict[str, str]:
     return {str(getattr(item, field)): str(item) for item in queryset}
 
 
+def round_scores(values: np.ndarray, digits: int = 6) -> list[float]:
+    """``[round(v, digits) for v in values]``, the same floats, computed on the whole array.
+
+    ``rint(v * 10**digits) / 10**digits`` is the double nearest the rounded decimal, as ``round``
+    returns, whenever the integer is right; it can only be wrong where ``v * 10**digits`` lies
+    within its float error (far below 1e-6 for these magnitudes) of a half, and those few values
+    go through ``round`` itself.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10.0**digits
+    if not len(values) or not np.isfinite(values).all() or np.abs(values).max() >= 1e6:
+        return [round(v, digits) for v in values.tolist()]
+    scaled = values * scale
+    out = (np.rint(scaled) / scale).tolist()
+    for i in np.flatnonzero(np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6).tolist():
+        out[i] = round(float(values[i]), digits)
+    return out
+
+
 class _Encoder:
     """The batch's lists as Python lists (for the cache) and JSON texts (for the table).
 
     JSON of an item key or a reason is encoded once per refresh (a list is the encoded elements
-    joined as ``json.dumps`` joins them); a score is ``round(s, 6)`` as before, whose JSON is its
-    ``repr``, exactly as ``json.dumps`` writes a float.
+    joined as ``json.dumps`` joins them); a score is ``round(s, 6)`` as before (:func:`round_scores`),
+    whose JSON is its ``repr``, exactly as ``json.dumps`` writes a float.
     """
 
     def __init__(self, item_ids: list[str]) -> None:
@@ -395,7 +413,7 @@ class _Encoder:
         columns, values = ranked
         finite = np.isfinite(values)
         keys, key_json = self.keys[columns[finite]].tolist(), self.key_json[columns[finite]].tolist()
-        scores = list(map(round, values[finite].tolist(), itertools.repeat(6)))
+        scores = round_scores(values[finite])
         why = reasons[finite].tolist()
         encoded = self.reason_json
         why_json = [encoded.get(text) or encoded.setdefault(text, json.dumps(text)) for text in why]

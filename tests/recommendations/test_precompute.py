@@ -14,7 +14,7 @@ from behavior.models import Event
 from recommendations.data import load_histories, stream_user_histories
 from recommendations.models import PrecomputedList
 from recommendations.serving import explain, model
-from recommendations.serving.precompute import anchor_slots, refresh_recommendations
+from recommendations.serving.precompute import anchor_slots, refresh_recommendations, round_scores
 from tests.recommendations.conftest import days_ago
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -207,3 +207,22 @@ def test_write_behind_stores_in_order_and_raises_the_first_error():
     # then the jobs before the error were stored in order, none after it, and the thread is done
     assert stored == [0, 1, 2]
     assert not writer.thread.is_alive()
+
+
+def test_round_scores_equals_round_to_six_digits():
+    # given scores of every magnitude the blend gives, and values exactly halfway between two roundings
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.random(20_000) * 0.05,
+            rng.random(5_000),
+            (np.arange(5_000) + 0.5) / 1e6,
+            (np.arange(1_000) + 0.5) / 1e6 + 0.25,
+            rng.random(500) * 1e-6,
+            [0.0, 1.0, 0.0000005, 0.0000015, 0.0000025, 2.5e-7, 123.4567895],
+        ]
+    )
+    # when rounded on the whole array / then the floats are exactly those of round(v, 6)
+    assert round_scores(values) == [round(v, 6) for v in values.tolist()]
+    large = 1e7 + 0.1234565
+    assert round_scores(np.array([large, float("inf")])) == [round(large, 6), float("inf")]
