@@ -60,6 +60,22 @@ def test_streamed_histories_equal_load_histories(
 
 
 @pytest.mark.django_db
+def test_streamed_histories_keep_an_event_type_outside_the_choices(user_factory, item_factory, event_factory):
+    # given a stored event whose type is no longer among the field's choices
+    shoppers = _shoppers(user_factory, item_factory, event_factory, users=4)
+    legacy = Event.objects.filter(user=shoppers[1]).order_by("pk").first()
+    Event.objects.filter(pk=legacy.pk).update(event_type="legacy_view")
+    expected = load_histories(users=shoppers, limit=50)
+    # when streamed (the packed read cannot code that type and reads these rows the general way)
+    batches = list(stream_user_histories(user_ids=[s.pk for s in shoppers], limit=50))
+    # then the histories are those of load_histories, the old type included
+    names = {s.pk: s.username for s in shoppers}
+    got = {names[pk]: history for b in batches for pk, history in zip(b.user_ids, b.histories(), strict=True)}
+    assert got == expected
+    assert "legacy_view" in {event_type for _, event_type, _ in got[shoppers[1].username]}
+
+
+@pytest.mark.django_db
 def test_active_users_only_by_default(user_factory, product_factory, event_factory):
     # given one user active yesterday and one whose only event is a year old
     recent, dormant = user_factory(), user_factory()
