@@ -327,18 +327,15 @@ def stream_user_histories(
     size = chunk_size or recommender_settings.DATA_CHUNK_SIZE
     keys_of = _ItemKeys()
     for start in range(0, len(wanted), batch_users):
-        ranked = (
-            any_of(usable_events(), "user_id", wanted[start : start + batch_users])
-            .annotate(
-                recency=Window(
-                    RowNumber(),
-                    partition_by=[F("user_id")],
-                    order_by=[F("occurred_at").desc(), F("pk").desc()],
-                )
+        events = any_of(usable_events(), "user_id", wanted[start : start + batch_users])
+        ranked = events.annotate(
+            recency=Window(
+                RowNumber(),
+                partition_by=[F("user_id")],
+                order_by=[F("occurred_at").desc(), F("pk").desc()],
             )
-            .filter(recency__lte=limit)
-        )
-        parts = list(_history_chunks(ranked, size, keys_of))
+        ).filter(recency__lte=limit)
+        parts = list(_history_chunks(events, ranked, limit, size, keys_of))
         if parts:
             yield _history_batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
@@ -363,16 +360,17 @@ def _user_starts(users: np.ndarray) -> np.ndarray:
 
 
 def _history_chunks(
-    ranked: models.QuerySet, size: int, keys_of: _ItemKeys
+    events: models.QuerySet, ranked: models.QuerySet, limit: int, size: int, keys_of: _ItemKeys
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Rows ``(user_id, item key, event type, unix seconds)`` by user, newest first, as column chunks.
 
     Newest first is the window's own order, so the database sorts once. On PostgreSQL the time is
     converted to epoch seconds by the database (the same correctly rounded float as
     ``datetime.timestamp()``) and items read as the foreign key, mapped to keys through one lookup
-    per new item: no datetime, model object or join per row; with integer keys the batch arrives
-    as one packed value (:func:`_binary_columns`), otherwise as rows. Other databases go through
-    the ORM iterator.
+    per new item: no datetime, model object or join per row; with integer keys the batch's
+    ``events`` arrive as one packed value and are cut to ``limit`` per user here
+    (:func:`_binary_columns`), otherwise ``ranked`` (cut by the window) comes as rows. Other
+    databases go through the ORM iterator.
     """
     order = ("user_id", "-occurred_at", "-pk")
     if connection.vendor != "postgresql":
@@ -386,8 +384,7 @@ def _history_chunks(
     column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('occurred_at')}"
     epoch = RawSQL(f"EXTRACT(EPOCH FROM {column})::float8", (), output_field=models.FloatField())
     if _integer_keys():
-        # ordered inside the packing aggregate: no ORDER BY of the rows themselves
-        binary = _binary_columns(ranked.annotate(epoch=epoch).order_by(), keys_of)
+        binary = _binary_columns(events.annotate(epoch=epoch).order_by(), limit, keys_of)
         if binary is not None:
             if len(binary[0]):
                 yield binary
@@ -406,8 +403,8 @@ def _history_chunks(
 _INTEGER_FIELDS = frozenset(
     {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField"}
 )
-# one event as the database packs it for the batch read: user int8, item int8, type int4, epoch float8
-_PACKED_ROW = np.dtype([("user", ">i8"), ("item", ">i8"), ("type", ">i4"), ("epoch", ">f8")])
+# one event as the database packs it for the batch read: user, item, type, epoch seconds, primary key
+_PACKED_ROW = np.dtype([("user", ">i8"), ("item", ">i8"), ("type", ">i4"), ("epoch", ">f8"), ("pk", ">i8")])
 
 
 def _integer_keys() -> bool:
@@ -416,13 +413,15 @@ def _integer_keys() -> bool:
     return {user_pk.get_internal_type(), item_pk.get_internal_type()} <= _INTEGER_FIELDS
 
 
-def _binary_columns(ranked: models.QuerySet, keys_of: _ItemKeys) -> tuple[np.ndarray, ...] | None:
-    """The rows of ``ranked`` (user, item, event type, epoch) as columns, from one packed value.
+def _binary_columns(events: models.QuerySet, limit: int, keys_of: _ItemKeys) -> tuple[np.ndarray, ...] | None:
+    """The latest ``limit`` events per user (user, item, event type, epoch) as columns, newest first.
 
     No Python object per row: the database packs the rows into fixed-width binary records (event
-    types as their index in the field's choices), which NumPy reads in one call; item keys and
-    type names are looked up once per distinct value. None when a row does not fit that shape (an
-    event type outside the choices): the caller then reads the rows the general way.
+    types as their index in the field's choices), which NumPy reads in one call, orders (user, then
+    time and primary key descending, as the window of the general read) and cuts per user; item
+    keys and type names are looked up once per distinct value. Sorting here spares the database
+    the window's sort (its most expensive step). None when a row does not fit that shape (an event
+    type outside the choices): the caller then reads the rows the general way.
     """
     names = [str(choice[0]) for choice in Event._meta.get_field("event_type").choices]
     type_code = RawSQL(
@@ -431,17 +430,18 @@ def _binary_columns(ranked: models.QuerySet, keys_of: _ItemKeys) -> tuple[np.nda
         (names,),
         output_field=models.IntegerField(),
     )
-    rows = ranked.annotate(
+    rows = events.annotate(
         user_int=Cast("user_id", models.BigIntegerField()),
         item_int=Cast("item_id", models.BigIntegerField()),
         type_code=type_code,
-    ).values_list("user_int", "item_int", "type_code", "epoch", "occurred_at", "pk")
+        pk_int=Cast("pk", models.BigIntegerField()),
+    ).values_list("user_int", "item_int", "type_code", "epoch", "pk_int")
     sql, params = rows.query.sql_with_params()
-    # the whole batch as one bytea of fixed-width big-endian records, in the rows' order: one value
-    # to transfer and decode instead of a Python tuple (or a COPY message) per event
+    # the whole batch as one bytea of fixed-width big-endian records: one value to transfer and
+    # decode instead of a Python tuple (or a COPY message) per event
     packed = (
-        "SELECT string_agg(int8send(u) || int8send(i) || int4send(t) || float8send(e), ''::bytea "
-        f"ORDER BY u, o DESC, k DESC) FROM ({sql}) AS batch_rows (u, i, t, e, o, k)"
+        "SELECT string_agg(int8send(u) || int8send(i) || int4send(t) || float8send(e) || int8send(k), "
+        f"''::bytea) FROM ({sql}) AS batch_rows (u, i, t, e, k)"
     )
     with connection.cursor() as cursor:
         cursor.execute(packed, params)
@@ -449,6 +449,14 @@ def _binary_columns(ranked: models.QuerySet, keys_of: _ItemKeys) -> tuple[np.nda
     records = np.frombuffer(bytes(data or b""), dtype=_PACKED_ROW)
     if (records["type"] <= 0).any():
         return None
+    # epoch seconds order as the timestamps do: distinct microseconds are distinct doubles
+    order = np.lexsort((-records["pk"].astype(np.int64), -records["epoch"], records["user"]))
+    users = records["user"][order]
+    first = np.ones(len(users), dtype=bool)
+    first[1:] = users[1:] != users[:-1]
+    starts = np.flatnonzero(first)
+    rank = np.arange(len(users)) - np.repeat(starts, np.diff(np.append(starts, len(users))))
+    records = records[order[rank < limit]]
     items, inverse = np.unique(records["item"], return_inverse=True)
     key_table = np.empty(len(items), dtype=object)
     key_table[:] = keys_of(tuple(items.tolist()))
