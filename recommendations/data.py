@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.db.models import F, Window
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Cast, RowNumber
 from django.utils import timezone
 
 from behavior.items import get_item_model, item_key_field
@@ -35,6 +35,7 @@ __all__ = [
     "VISITOR_PREFIX",
     "HistoryBatch",
     "active_users_queryset",
+    "any_of",
     "exclude_erased",
     "item_key_lookup",
     "load_event_log",
@@ -326,29 +327,29 @@ def stream_user_histories(
     size = chunk_size or recommender_settings.DATA_CHUNK_SIZE
     keys_of = _ItemKeys()
     for start in range(0, len(wanted), batch_users):
-        ranked = (
-            _of_users(usable_events(), wanted[start : start + batch_users])
-            .annotate(
-                recency=Window(
-                    RowNumber(),
-                    partition_by=[F("user_id")],
-                    order_by=[F("occurred_at").desc(), F("pk").desc()],
-                )
+        events = any_of(usable_events(), "user_id", wanted[start : start + batch_users])
+        ranked = events.annotate(
+            recency=Window(
+                RowNumber(),
+                partition_by=[F("user_id")],
+                order_by=[F("occurred_at").desc(), F("pk").desc()],
             )
-            .filter(recency__lte=limit)
-        )
-        parts = list(_history_chunks(ranked, size, keys_of))
+        ).filter(recency__lte=limit)
+        parts = list(_history_chunks(events, ranked, limit, size, keys_of))
         if parts:
             yield _history_batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def _of_users(queryset: models.QuerySet, user_ids: list) -> models.QuerySet:
-    """Events of these users: ``user_id = ANY(array)`` on PostgreSQL (one parameter, not one per id,
-    which the driver would otherwise substitute one by one), ``IN (...)`` elsewhere."""
+def any_of(queryset: models.QuerySet, field: str, values: list) -> models.QuerySet:
+    """Rows whose ``field`` is one of ``values``: ``= ANY(array)`` on PostgreSQL (one parameter, not
+    one per value, which the ORM and the driver would otherwise build and substitute one by one),
+    ``IN (...)`` elsewhere."""
     if connection.vendor != "postgresql":
-        return queryset.filter(user_id__in=user_ids)
-    column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('user_id')}"
-    return queryset.extra(where=[f"{column} = ANY(%s)"], params=[user_ids])
+        return queryset.filter(**{f"{field}__in": values})
+    model = queryset.model
+    column = (model._meta.pk if field == "pk" else model._meta.get_field(field)).column
+    quote = connection.ops.quote_name
+    return queryset.extra(where=[f"{quote(model._meta.db_table)}.{quote(column)} = ANY(%s)"], params=[values])
 
 
 def _user_starts(users: np.ndarray) -> np.ndarray:
@@ -359,14 +360,16 @@ def _user_starts(users: np.ndarray) -> np.ndarray:
 
 
 def _history_chunks(
-    ranked: models.QuerySet, size: int, keys_of: _ItemKeys
+    events: models.QuerySet, ranked: models.QuerySet, limit: int, size: int, keys_of: _ItemKeys
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Rows ``(user_id, item key, event type, unix seconds)`` by user, newest first, as column chunks.
 
-    Newest first is the window's own order, so the database sorts once. On PostgreSQL the ORM's SQL
-    runs on a server-side cursor, the time converted to epoch seconds by the database (the same
-    correctly rounded float as ``datetime.timestamp()``) and items read as the foreign key, mapped
-    to keys through one lookup per new item: no datetime, model object or join per row. Other
+    Newest first is the window's own order, so the database sorts once. On PostgreSQL the time is
+    converted to epoch seconds by the database (the same correctly rounded float as
+    ``datetime.timestamp()``) and items read as the foreign key, mapped to keys through one lookup
+    per new item: no datetime, model object or join per row; with integer keys the batch's
+    ``events`` arrive as one packed value and are cut to ``limit`` per user here
+    (:func:`_binary_columns`), otherwise ``ranked`` (cut by the window) comes as rows. Other
     databases go through the ORM iterator.
     """
     order = ("user_id", "-occurred_at", "-pk")
@@ -380,6 +383,12 @@ def _history_chunks(
         return
     column = f"{connection.ops.quote_name(Event._meta.db_table)}.{connection.ops.quote_name('occurred_at')}"
     epoch = RawSQL(f"EXTRACT(EPOCH FROM {column})::float8", (), output_field=models.FloatField())
+    if _integer_keys():
+        binary = _binary_columns(events.annotate(epoch=epoch).order_by(), limit, keys_of)
+        if binary is not None:
+            if len(binary[0]):
+                yield binary
+            return
     rows = ranked.annotate(epoch=epoch).values_list("user_id", "item_id", "event_type", "epoch", "recency")
     sql, params = rows.order_by(*order).query.sql_with_params()
     # a client-side cursor: one batch's rows are bounded, and a held server-side cursor would
@@ -389,6 +398,76 @@ def _history_chunks(
         while chunk := cursor.fetchmany(size):
             users, items, types, stamps, _ = zip(*chunk, strict=True)
             yield _columns(users, keys_of(items), types, stamps)
+
+
+_INTEGER_FIELDS = frozenset(
+    {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField"}
+)
+# one event as the database packs it for the batch read: user, item, type, epoch seconds, primary key
+_PACKED_ROW = np.dtype([("user", ">i8"), ("item", ">i8"), ("type", ">i4"), ("epoch", ">f8"), ("pk", ">i8")])
+
+
+def _integer_keys() -> bool:
+    """Whether user and item primary keys are integers (the binary read casts them to int8)."""
+    user_pk, item_pk = get_user_model()._meta.pk, get_item_model()._meta.pk
+    return {user_pk.get_internal_type(), item_pk.get_internal_type()} <= _INTEGER_FIELDS
+
+
+def _binary_columns(events: models.QuerySet, limit: int, keys_of: _ItemKeys) -> tuple[np.ndarray, ...] | None:
+    """The latest ``limit`` events per user (user, item, event type, epoch) as columns, newest first.
+
+    No Python object per row: the database packs the rows into fixed-width binary records (event
+    types as their index in the field's choices), which NumPy reads in one call, orders (user, then
+    time and primary key descending, as the window of the general read) and cuts per user; item
+    keys and type names are looked up once per distinct value. Sorting here spares the database
+    the window's sort (its most expensive step). None when a row does not fit that shape (an event
+    type outside the choices): the caller then reads the rows the general way.
+    """
+    names = [str(choice[0]) for choice in Event._meta.get_field("event_type").choices]
+    type_code = RawSQL(
+        f"COALESCE(array_position(%s::text[], {connection.ops.quote_name(Event._meta.db_table)}."
+        f"{connection.ops.quote_name('event_type')}::text), 0)",
+        (names,),
+        output_field=models.IntegerField(),
+    )
+    rows = events.annotate(
+        user_int=Cast("user_id", models.BigIntegerField()),
+        item_int=Cast("item_id", models.BigIntegerField()),
+        type_code=type_code,
+        pk_int=Cast("pk", models.BigIntegerField()),
+    ).values_list("user_int", "item_int", "type_code", "epoch", "pk_int")
+    sql, params = rows.query.sql_with_params()
+    # the whole batch as one bytea of fixed-width big-endian records: one value to transfer and
+    # decode instead of a Python tuple (or a COPY message) per event
+    packed = (
+        "SELECT string_agg(int8send(u) || int8send(i) || int4send(t) || float8send(e) || int8send(k), "
+        f"''::bytea) FROM ({sql}) AS batch_rows (u, i, t, e, k)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(packed, params)
+        data = cursor.fetchone()[0]
+    records = np.frombuffer(bytes(data or b""), dtype=_PACKED_ROW)
+    if (records["type"] <= 0).any():
+        return None
+    # epoch seconds order as the timestamps do: distinct microseconds are distinct doubles
+    order = np.lexsort((-records["pk"].astype(np.int64), -records["epoch"], records["user"]))
+    users = records["user"][order]
+    first = np.ones(len(users), dtype=bool)
+    first[1:] = users[1:] != users[:-1]
+    starts = np.flatnonzero(first)
+    rank = np.arange(len(users)) - np.repeat(starts, np.diff(np.append(starts, len(users))))
+    records = records[order[rank < limit]]
+    items, inverse = np.unique(records["item"], return_inverse=True)
+    key_table = np.empty(len(items), dtype=object)
+    key_table[:] = keys_of(tuple(items.tolist()))
+    type_table = np.empty(len(names) + 1, dtype=object)
+    type_table[:] = ["", *names]
+    return (
+        records["user"].astype(np.int64),
+        key_table[inverse.reshape(-1)],
+        type_table[records["type"]],
+        records["epoch"].astype(np.float64),
+    )
 
 
 class _ItemKeys:
@@ -407,7 +486,7 @@ class _ItemKeys:
         keys = self.keys
         missing = set(item_ids).difference(keys)
         if missing:
-            rows = self.manager.filter(pk__in=missing).values_list("pk", self.field)
+            rows = any_of(self.manager.all(), "pk", list(missing)).values_list("pk", self.field)
             keys.update((pk, str(key)) for pk, key in rows)
         return [keys.get(i, "") for i in item_ids]
 

@@ -6,7 +6,25 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.translation import get_language
+
+# reversed URLs of the catalogue's pages (a product page links every recommended item and every
+# category: reverse() costs about as much as rendering the link); the key holds everything reverse
+# depends on, so a URLconf or prefix of another request, test or language is never mixed up
+_URLS: dict[tuple, str] = {}
+_MAX_URLS = 100_000
+
+
+def catalogue_url(name: str, arg: str) -> str:
+    """``reverse(name, args=[arg])``, remembered per URLconf, script prefix and language."""
+    key = (name, arg, get_urlconf() or settings.ROOT_URLCONF, get_script_prefix(), get_language())
+    url = _URLS.get(key)
+    if url is None:
+        if len(_URLS) >= _MAX_URLS:
+            _URLS.clear()
+        url = _URLS[key] = reverse(name, args=[arg])
+    return url
 
 
 class Category(models.Model):
@@ -22,7 +40,7 @@ class Category(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("shop:category", args=[self.slug])
+        return catalogue_url("shop:category", self.slug)
 
 
 class Product(models.Model):
@@ -45,7 +63,7 @@ class Product(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("shop:product", args=[self.sku])
+        return catalogue_url("shop:product", self.sku)
 
     @property
     def in_stock(self) -> bool:

@@ -25,10 +25,11 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from behavior.items import items_by_key
+from behavior.items import get_item_model, item_key_field
 from recommendations.conf import recommender_settings
 from recommendations.core.batch import encode_columns, recent_distinct
 from recommendations.core.dataset import TYPE_INDEX
+from recommendations.data import any_of
 from recommendations.serving import explain, impressions, model
 from recommendations.serving.state import precomputed_cache_key
 
@@ -116,11 +117,12 @@ def refresh_recommendations(
     # database and the cache work while torch does); inside a transaction (tests, a caller's
     # atomic block) other connections would not see its rows, so everything then runs here
     explainer = _Explainer(loaded)
+    encoder = _Encoder(loaded.recommender.item_ids_)
 
     def explain_and_store(batch: Any, items: np.ndarray, ranked: tuple[np.ndarray, np.ndarray]) -> None:
         with watch("explain"):
             reasons = explainer.reasons(batch, items, ranked[0])
-        _store(loaded, batch, ranked, reasons)
+        _store(loaded, batch, ranked, reasons, encoder)
 
     store: Any = explain_and_store
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
@@ -348,7 +350,7 @@ class _Explainer:
         keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
         wanted = set(keys) - self.names.keys()
         if wanted:
-            found = {key: str(item) for key, item in items_by_key(wanted).items()}
+            found = _names_by_key(wanted)
             self.names.update({key: found.get(key, key) for key in wanted})
         slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
         slot_texts[used] = [self._text(key, event_type) for key, event_type in zip(keys, types, strict=True)]
@@ -361,28 +363,93 @@ class _Explainer:
         return text
 
 
-def _store(loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reasons: np.ndarray) -> None:
+def _names_by_key(keys: set[str]) -> dict[str, str]:
+    """``str(item)`` of the items with these keys (as ``items_by_key``), in one query.
+
+    The keys go as one array parameter on PostgreSQL: a refresh asks for thousands at once, and an
+    ``IN`` list would cost a placeholder and its substitution per key.
+    """
+    field = item_key_field()
+    queryset = any_of(get_item_model()._default_manager.all(), field, sorted(keys))
+    return {str(getattr(item, field)): str(item) for item in queryset}
+
+
+def round_scores(values: np.ndarray, digits: int = 6) -> list[float]:
+    """``[round(v, digits) for v in values]``, the same floats, computed on the whole array.
+
+    ``rint(v * 10**digits) / 10**digits`` is the double nearest the rounded decimal, as ``round``
+    returns, whenever the integer is right; it can only be wrong where ``v * 10**digits`` lies
+    within its float error (far below 1e-6 for these magnitudes) of a half, and those few values
+    go through ``round`` itself.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10.0**digits
+    if not len(values) or not np.isfinite(values).all() or np.abs(values).max() >= 1e6:
+        return [round(v, digits) for v in values.tolist()]
+    scaled = values * scale
+    out = (np.rint(scaled) / scale).tolist()
+    for i in np.flatnonzero(np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6).tolist():
+        out[i] = round(float(values[i]), digits)
+    return out
+
+
+class _Encoder:
+    """The batch's lists as Python lists (for the cache) and JSON texts (for the table).
+
+    JSON of an item key or a reason is encoded once per refresh (a list is the encoded elements
+    joined as ``json.dumps`` joins them); a score is ``round(s, 6)`` as before (:func:`round_scores`),
+    whose JSON is its ``repr``, exactly as ``json.dumps`` writes a float.
+    """
+
+    def __init__(self, item_ids: list[str]) -> None:
+        self.keys = np.empty(len(item_ids), dtype=object)
+        self.keys[:] = item_ids
+        self.key_json = np.empty(len(item_ids), dtype=object)
+        self.key_json[:] = [json.dumps(key) for key in item_ids]
+        self.reason_json: dict[str, str] = {}
+
+    def lists(self, ranked: tuple[np.ndarray, np.ndarray], reasons: np.ndarray) -> list[tuple]:
+        """One ``(keys, scores, reasons, (keys JSON, scores JSON, reasons JSON))`` per row."""
+        columns, values = ranked
+        finite = np.isfinite(values)
+        keys, key_json = self.keys[columns[finite]].tolist(), self.key_json[columns[finite]].tolist()
+        scores = round_scores(values[finite])
+        why = reasons[finite].tolist()
+        encoded = self.reason_json
+        why_json = [encoded.get(text) or encoded.setdefault(text, json.dumps(text)) for text in why]
+        out = []
+        end = 0
+        for count in finite.sum(axis=1).tolist():
+            start, end = end, end + count
+            row_scores = scores[start:end]
+            out.append(
+                (
+                    keys[start:end],
+                    row_scores,
+                    why[start:end],
+                    (
+                        f"[{', '.join(key_json[start:end])}]",
+                        f"[{', '.join(map(repr, row_scores))}]",
+                        f"[{', '.join(why_json[start:end])}]",
+                    ),
+                )
+            )
+        return out
+
+
+def _store(
+    loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reasons: np.ndarray, encoder: _Encoder
+) -> None:
     """Replace the batch's lists in the table (one COPY on PostgreSQL) and the cache (one pipeline)."""
     from recommendations.models import PrecomputedList
 
-    columns, values = ranked
-    item_ids = loaded.recommender.item_ids_
     now = timezone.now()
     version = loaded.version_number
-    lists = []
-    for r in range(len(batch.user_ids)):
-        finite = np.isfinite(values[r])
-        lists.append(
-            (
-                [item_ids[j] for j in columns[r][finite].tolist()],
-                [round(s, 6) for s in values[r][finite].tolist()],
-                reasons[r][finite].tolist(),
-            )
-        )
+    lists = encoder.lists(ranked, reasons)
     with transaction.atomic():
-        PrecomputedList.objects.filter(user_id__in=batch.user_ids).delete()
+        any_of(PrecomputedList.objects.all(), "user", batch.user_ids).delete()
         if connection.vendor == "postgresql":
-            _copy_rows(PrecomputedList, batch.user_ids, lists, version, now)
+            _copy_rows(PrecomputedList, batch.user_ids, [row[3] for row in lists], version, now)
         else:
             PrecomputedList.objects.bulk_create(
                 PrecomputedList(
@@ -393,7 +460,7 @@ def _store(loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reaso
                     model_version=version,
                     computed_at=now,
                 )
-                for pk, (keys, scores, why) in zip(batch.user_ids, lists, strict=True)
+                for pk, (keys, scores, why, _) in zip(batch.user_ids, lists, strict=True)
             )
     stamp = now.timestamp()
     cache.set_many(
@@ -405,24 +472,23 @@ def _store(loaded: Any, batch: Any, ranked: tuple[np.ndarray, np.ndarray], reaso
                 "version": version,
                 "computed_at": stamp,
             }
-            for pk, (keys, scores, why) in zip(batch.user_ids, lists, strict=True)
+            for pk, (keys, scores, why, _) in zip(batch.user_ids, lists, strict=True)
         },
         recommender_settings.CACHE_TIMEOUT,
     )
 
 
-def _copy_rows(table_model: Any, user_ids: list, lists: list, version: int, now: Any) -> None:
-    """``COPY ... FROM STDIN`` of the lists: no per-row INSERT, no per-value adaptation of JSON."""
+def _copy_rows(table_model: Any, user_ids: list, texts: list, version: int, now: Any) -> None:
+    """``COPY ... FROM STDIN`` of the lists (their JSON texts): no per-row INSERT or JSON adaptation."""
     meta = table_model._meta
     columns = [
         meta.get_field(name).column
         for name in ("user", "item_keys", "scores", "reasons", "model_version", "computed_at")
     ]
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    dumps = json.dumps
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({quoted}) FROM STDIN") as copy,
     ):
-        for pk, (keys, scores, why) in zip(user_ids, lists, strict=True):
-            copy.write_row((pk, dumps(keys), dumps(scores), dumps(why), version, now))
+        for pk, (keys, scores, why) in zip(user_ids, texts, strict=True):
+            copy.write_row((pk, keys, scores, why, version, now))

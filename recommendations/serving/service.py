@@ -38,6 +38,8 @@ SHOWN_ATTRIBUTE = "_recommendations_shown"
 STATE_ATTRIBUTE = "_recommendations_state"
 # Set on the request when the served list may be replayed by the API's fast path.
 REUSABLE_ATTRIBUTE = "_recommendations_reusable"
+# per request: the items looked up so far, ``{key: item or None}`` (see ``_assemble``)
+KNOWN_ITEMS_ATTRIBUTE = "_recommendations_items"
 
 
 class UnknownItem(LookupError):
@@ -109,8 +111,13 @@ def _assemble(
     adapter: DefaultRecommenderAdapter,
     newest_category: str | None = None,
     newest_any: bool = True,
+    known: dict[str, Any] | None = None,
 ) -> list[tuple[Candidate, Any]]:
-    """Walk the stages until ``limit`` recommendable items are found; one item query per round."""
+    """Walk the stages until ``limit`` recommendable items are found; one item query per round.
+
+    ``known``: items already looked up during this request (``{key: item or None}``), read and
+    filled in, so that the blocks of one page ask for each candidate once.
+    """
     cap = recommender_settings.DIVERSITY_CAP
     chosen: list[tuple[Candidate, Any]] = []
     per_category: dict[str | None, int] = {}
@@ -129,7 +136,14 @@ def _assemble(
         chosen.append((candidate, item))
 
     def resolve() -> None:
-        items = adapter.available_items([c.key for c in pending])
+        if known is None:
+            items = adapter.available_items([c.key for c in pending])
+        else:
+            missing = [c.key for c in pending if c.key not in known]
+            if missing:
+                found = adapter.available_items(missing)
+                known.update((key, found.get(key)) for key in missing)
+            items = known
         for candidate in pending:
             item = items.get(candidate.key)
             if item is not None and len(chosen) < limit:
@@ -642,7 +656,14 @@ def _related_list(
     if category:
         stages.append(_popular_stage(category))
     stages.append(_popular_stage(None))
-    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter, newest_category=category)
+    chosen = _assemble(
+        stages,
+        limit=limit,
+        excluded=excluded,
+        adapter=adapter,
+        newest_category=category,
+        known=_request_memo(request, KNOWN_ITEMS_ATTRIBUTE),
+    )
     result = _result(
         chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
     )
@@ -651,6 +672,20 @@ def _related_list(
     return _finish(
         result, request=request, user_id=user_id, visitor_id=getattr(request, "visitor_id", ""), record=record
     )
+
+
+def _request_memo(request: Any, attribute: str) -> dict | None:
+    """A dict kept on the request for the blocks of one page (None without a request)."""
+    if request is None:
+        return None
+    memo = getattr(request, attribute, None)
+    if memo is None:
+        memo = {}
+        try:
+            setattr(request, attribute, memo)
+        except AttributeError:
+            return None
+    return memo
 
 
 def _model_similar_stage(

@@ -14,7 +14,7 @@ from behavior.models import Event
 from recommendations.data import load_histories, stream_user_histories
 from recommendations.models import PrecomputedList
 from recommendations.serving import explain, model
-from recommendations.serving.precompute import anchor_slots, refresh_recommendations
+from recommendations.serving.precompute import anchor_slots, refresh_recommendations, round_scores
 from tests.recommendations.conftest import days_ago
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -57,6 +57,22 @@ def test_streamed_histories_equal_load_histories(
     assert got == expected
     assert all(len(b.user_ids) <= batch_users for b in batches)
     assert [pk for b in batches for pk in b.user_ids] == sorted(s.pk for s in shoppers[:-1])
+
+
+@pytest.mark.django_db
+def test_streamed_histories_keep_an_event_type_outside_the_choices(user_factory, item_factory, event_factory):
+    # given a stored event whose type is no longer among the field's choices
+    shoppers = _shoppers(user_factory, item_factory, event_factory, users=4)
+    legacy = Event.objects.filter(user=shoppers[1]).order_by("pk").first()
+    Event.objects.filter(pk=legacy.pk).update(event_type="legacy_view")
+    expected = load_histories(users=shoppers, limit=50)
+    # when streamed (the packed read cannot code that type and reads these rows the general way)
+    batches = list(stream_user_histories(user_ids=[s.pk for s in shoppers], limit=50))
+    # then the histories are those of load_histories, the old type included
+    names = {s.pk: s.username for s in shoppers}
+    got = {names[pk]: history for b in batches for pk, history in zip(b.user_ids, b.histories(), strict=True)}
+    assert got == expected
+    assert "legacy_view" in {event_type for _, event_type, _ in got[shoppers[1].username]}
 
 
 @pytest.mark.django_db
@@ -207,3 +223,22 @@ def test_write_behind_stores_in_order_and_raises_the_first_error():
     # then the jobs before the error were stored in order, none after it, and the thread is done
     assert stored == [0, 1, 2]
     assert not writer.thread.is_alive()
+
+
+def test_round_scores_equals_round_to_six_digits():
+    # given scores of every magnitude the blend gives, and values exactly halfway between two roundings
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.random(20_000) * 0.05,
+            rng.random(5_000),
+            (np.arange(5_000) + 0.5) / 1e6,
+            (np.arange(1_000) + 0.5) / 1e6 + 0.25,
+            rng.random(500) * 1e-6,
+            [0.0, 1.0, 0.0000005, 0.0000015, 0.0000025, 2.5e-7, 123.4567895],
+        ]
+    )
+    # when rounded on the whole array / then the floats are exactly those of round(v, 6)
+    assert round_scores(values) == [round(v, 6) for v in values.tolist()]
+    large = 1e7 + 0.1234565
+    assert round_scores(np.array([large, float("inf")])) == [round(large, 6), float("inf")]

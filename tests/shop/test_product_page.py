@@ -1,0 +1,78 @@
+"""The product page with its two recommendation blocks: what it shows and the queries it costs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse, set_script_prefix
+from django.utils import timezone
+
+from behavior.models import Event
+from recommendations.serving.popularity import refresh_popularity
+from recommendations.serving.relations import refresh_item_relations
+
+
+@pytest.fixture
+def shelf(phones, category_factory, product_factory, user_factory, event_factory):
+    """Twelve phones and four cases, bought and viewed together by a few shoppers."""
+    cases = category_factory(name="Cases", slug="cases")
+    items = [product_factory(sku=f"PHN-{i:04d}", category=phones, stock=9) for i in range(12)]
+    items += [product_factory(sku=f"CAS-{i:04d}", category=cases, stock=9) for i in range(4)]
+    now = timezone.now()
+    for u in range(6):
+        shopper = user_factory()
+        for step, item in enumerate([*items[u : u + 6], items[12 + u % 4]]):
+            event_type = "purchase" if step % 3 == 2 else "view"
+            when = now - timedelta(hours=u + step / 10)
+            event_factory(user=shopper, item=item, event_type=event_type, occurred_at=when)
+    refresh_item_relations()
+    refresh_popularity()
+    return items
+
+
+def _block(html: str, placement: str) -> list[str]:
+    section = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
+    assert section, f"no {placement} block"
+    return re.findall(r'data-item="([^"]+)"', section.group(1))
+
+
+@pytest.mark.django_db
+def test_product_page_shows_two_blocks_with_a_fixed_number_of_queries(
+    client, shelf, django_assert_num_queries
+):
+    # given a visitor who has seen one page (session, visitor cookie)
+    client.get(reverse("shop:product", args=[shelf[1].sku]))
+    # when they open another product page
+    with django_assert_num_queries(10):
+        # the product; the view event (in the test's transaction: with a savepoint around it); the
+        # categories; the visitor's history; the relations of each block; the items of the first block
+        # (the second block's candidates were all looked up by the first); the impressions (written
+        # at once after the response, in the database without Redis)
+        response = client.get(reverse("shop:product", args=[shelf[2].sku]))
+    # then both blocks are there, with different items, none of them the page's product
+    html = response.content.decode()
+    together, similar = _block(html, "bought_together"), _block(html, "similar")
+    assert 1 <= len(together) <= 4 and 1 <= len(similar) <= 6
+    assert not set(together) & set(similar)
+    assert shelf[2].sku not in together + similar
+    # and every item links to its page with the block's recommendation id and position
+    rec_id = re.search(r'data-recommendation-id="([^"]+)" data-placement="similar"', html).group(1)
+    assert f'href="/p/{similar[0]}/?rec={rec_id}&amp;pos=1&amp;pl=similar"' in html
+    assert Event.objects.filter(event_type="view", item=shelf[2], user=None).count() == 1
+
+
+@pytest.mark.django_db
+def test_catalogue_urls_follow_the_script_prefix(phone):
+    # given a product whose URL was reversed at the root
+    assert phone.get_absolute_url() == "/p/PHN-0001/"
+    # when the site is served under a prefix
+    set_script_prefix("/shop/")
+    try:
+        # then the remembered URL is not reused there
+        assert phone.get_absolute_url() == "/shop/p/PHN-0001/"
+        assert phone.category.get_absolute_url() == "/shop/c/phones/"
+    finally:
+        set_script_prefix("/")
+    assert phone.get_absolute_url() == "/p/PHN-0001/"
