@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
+import resource
 
 import numpy as np
+import pytest
 import torch
 
+from recommendations.core.config import NetworkConfig
 from recommendations.core.models.behavior_network import fast_dropout
 from recommendations.core.propensity import FEATURE_NAMES, scalar_features
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.trainer import length_bucketed_batches
+from recommendations.core.trainer import (
+    cpu_has_native_bf16,
+    keep_freed_heap,
+    length_bucketed_batches,
+    release_freed_heap,
+    training_precision,
+)
 from tests.core.conftest import T0, fast_config
 
 HOUR = 3600.0
@@ -81,3 +90,46 @@ def test_refit_continues_for_one_epoch_or_retrains_from_scratch(planted):
     assert cont.report_["refit_epochs"] == 1
     assert scratch.report_["refit_epochs"] == scratch.report_["epochs"]
     assert set(cont.report_["stage_seconds"]) >= {"prepare", "train", "refit", "propensity"}
+
+
+def test_bf16_training_learns_the_planted_sequence_with_float32_weights(planted):
+    # given: bfloat16 matrix products forced (emulated by oneDNN where the CPU lacks them)
+    config = fast_config(blend=False, refit_full=False, train_precision="bf16")
+
+    # when
+    model = BehaviorRecommender(config).fit(planted)
+
+    # then: it learns as float32 training does, and the weights it keeps are float32
+    assert model.report_["validation"]["network"]["HR@10"] >= 0.9
+    assert {p.dtype for p in model.network_.parameters()} == {torch.float32}
+    assert np.isfinite([h["loss"] for h in model.report_["train_history"]]).all()
+
+
+def test_train_precision_auto_is_bf16_only_on_a_cpu_with_native_bf16():
+    # given
+    auto = NetworkConfig(train_precision="auto")
+
+    # when / then
+    assert training_precision(auto, torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert training_precision(auto, torch.device("cuda")) == "fp32"
+    assert training_precision(NetworkConfig(train_precision="fp32"), torch.device("cpu")) == "fp32"
+    assert training_precision(NetworkConfig(train_precision="bf16"), torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="train_precision"):
+        NetworkConfig(train_precision="fp16")
+
+
+def test_kept_heap_reuses_freed_tensors_instead_of_faulting_fresh_pages():
+    # given: the allocator tuned (idempotent; False off glibc, where there is nothing to check)
+    if not keep_freed_heap():
+        pytest.skip("not glibc")
+    torch.ones(2_500_000).sum()  # the heap has grown to hold one 10 MB tensor once
+
+    # when: twenty more 10 MB tensors are written and freed one after the other
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    total = sum(float(torch.full((2_500_000,), 1.0).sum()) for _ in range(20))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    release_freed_heap()
+
+    # then: the same pages serve each (fresh pages would be 20 x 2,441 faults)
+    assert total == 20 * 2_500_000
+    assert faults < 2_000

@@ -216,7 +216,8 @@ class BehaviorNetwork(nn.Module):
         neg = h @ w[negatives].T
         j = torch.searchsorted(negatives, y).clamp_(max=len(negatives) - 1)
         rows = (negatives[j] == y).nonzero().squeeze(1)
-        neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), device=h.device))
+        # (under bf16 autocast ``neg`` is bfloat16: the fill value takes its dtype)
+        neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), dtype=neg.dtype, device=h.device))
         logits = torch.cat([pos, neg], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
 
