@@ -8,9 +8,10 @@ import resource
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from recommendations.core.config import NetworkConfig
-from recommendations.core.models.behavior_network import fast_dropout
+from recommendations.core.models.behavior_network import BehaviorNetwork, fast_dropout
 from recommendations.core.propensity import FEATURE_NAMES, scalar_features
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.core.trainer import (
@@ -133,3 +134,30 @@ def test_kept_heap_reuses_freed_tensors_instead_of_faulting_fresh_pages():
     # then: the same pages serve each (fresh pages would be 20 x 2,441 faults)
     assert total == 20 * 2_500_000
     assert faults < 2_000
+
+
+def test_loss_without_zeroing_padded_steps_equals_the_loss_on_encode():
+    # given: left-padded windows (some mostly padding) and a network with dropout, same random draws
+    torch.manual_seed(0)
+    items = torch.randint(1, 31, (16, 12))
+    items[:, :4] = 0
+    items[:3, :10] = 0
+    types, gaps = (items > 0).long() * 2, (items > 0).long() * 3
+    labels = torch.randint(1, 31, (16, 12)) * (items > 0)
+    net = BehaviorNetwork(30, dim=16, layers=2, heads=2, dropout=0.2, max_length=12).train()
+
+    def grads(loss):
+        net.zero_grad()
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    # when
+    torch.manual_seed(1)
+    fast = grads(net.next_item_loss(items, types, gaps, labels))
+    torch.manual_seed(1)
+    keep = labels > 0
+    plain = grads(F.cross_entropy(net.scores(net.encode(items, types, gaps)[keep]), labels[keep] - 1))
+
+    # then
+    assert math.isclose(fast[0], plain[0], rel_tol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fast[1], plain[1], strict=True))
