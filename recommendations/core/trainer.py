@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import functools
-import platform
 import random
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +16,7 @@ import torch
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences, gap_buckets, pad_batch
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
 
 Progress = Callable[[str, float], None]
 
@@ -36,75 +33,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-@functools.cache
-def _glibc() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL(None)
-    except OSError:
-        return None
-
-
-@functools.cache
-def keep_freed_heap() -> bool:
-    """Let glibc keep freed training tensors for reuse instead of returning them to the kernel.
-
-    A training step allocates and frees tensors of up to (positions x catalogue) floats (10 MB for
-    6,400 positions and 400 items). glibc serves such blocks with fresh ``mmap`` pages, or trims them off
-    the heap top as soon as they are freed, so every step faulted in (and zeroed) hundreds of MB again:
-    about 60,000 page faults and an eighth of the CPU time per epoch on the demo shop. Keeping up to
-    256 MB of freed heap (blocks below 32 MB come from the heap) removes them; :func:`release_freed_heap`
-    hands the memory back after a fit. Once per process; ``False`` where the C library is not glibc.
-    """
-    libc = _glibc()
-    if libc is None:
-        return False
-    ok = all(
-        libc.mallopt(param, value) == 1
-        for param, value in (
-            (_M_MMAP_THRESHOLD, 32 << 20),
-            (_M_TRIM_THRESHOLD, 256 << 20),
-            (_M_TOP_PAD, 16 << 20),
-        )
-    )
-    return ok
-
-
-def release_freed_heap() -> None:
-    """Return the freed heap kept by :func:`keep_freed_heap` to the kernel (a fit's peak stays no longer)."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (x86 avx512_bf16 / AMX, Arm bf16).
-
-    Without those instructions oneDNN emulates bfloat16 through float32 and autocast would only add
-    conversions, so ``train_precision="auto"`` stays float32 there.
-    """
-    if not getattr(torch.backends, "mkldnn", None) or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    if platform.machine().lower() in ("aarch64", "arm64"):
-        return "bf16" in flags
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def training_precision(config: NetworkConfig, device: torch.device) -> str:

@@ -14,13 +14,8 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.models.behavior_network import BehaviorNetwork, fast_dropout
 from recommendations.core.propensity import FEATURE_NAMES, scalar_features
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.trainer import (
-    cpu_has_native_bf16,
-    keep_freed_heap,
-    length_bucketed_batches,
-    release_freed_heap,
-    training_precision,
-)
+from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
+from recommendations.core.trainer import length_bucketed_batches, training_precision
 from tests.core.conftest import T0, fast_config
 
 HOUR = 3600.0
