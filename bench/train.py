@@ -21,6 +21,9 @@
    (target >= 2x), and purchase-propensity ROC-AUC out of time (fitted before a cut one horizon before the
    newest event, scored on purchases after it; target >= 0.75).
 
+Each speed row names the training arithmetic (``train_precision``: bf16 autocast on a CPU with native
+bfloat16, else fp32; the configuration's ``"auto"``), since the same bench differs by CPU.
+
 usage: nice -n 5 .venv/bin/python bench/train.py [--threads 2] [--sizes 100000,300000,1000000]
        [--epochs 2] [--negatives 500] [--skip-speed] [--skip-taobao] [--skip-growth] [--demo 3000,150000]
        [--postgres 100000,300000,1000000]
@@ -46,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from recommendations.core.config import NetworkConfig  # noqa: E402
 from recommendations.core.dataset import EventLog  # noqa: E402
 from recommendations.core.recommender import BehaviorRecommender  # noqa: E402
+from recommendations.core.trainer import resolve_device, training_precision  # noqa: E402
 
 EVAL = Path(os.environ.get("SHARED_EVAL", "/work/shared/eval"))
 DATA = Path(os.environ.get("SHARED_DATA", "/work/shared/data"))
@@ -97,6 +101,7 @@ def speed(threads: int, n_events: int, epochs: int, negatives: int | None = None
         "events": n_events,
         "items": rec.report_["n_items"],
         "softmax": f"sampled, {negatives} shared negatives" if negatives else "full",
+        "train_precision": training_precision(cfg, resolve_device(cfg.device)),
         "epochs": len(hist),
         "positions_per_epoch": rec.report_["positions_per_epoch"],
         "interactions_per_second_per_epoch": [h["interactions_per_second"] for h in hist],
@@ -220,6 +225,7 @@ def demo_child(users: int, events: int, threads: int) -> None:
                 "events": len(log),
                 "items": fitted.report_["n_items"],
                 "threads": threads,
+                "train_precision": training_precision(cfg, resolve_device(cfg.device)),
                 "epochs": len(history),
                 "interactions_per_second_per_epoch": [round(h["interactions_per_second"]) for h in history],
                 "mean_interactions_per_second": round(fitted.report_["interactions_per_second"]),

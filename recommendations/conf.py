@@ -61,6 +61,9 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "DEVICE": "auto",
     # torch threads for training (web workers always use 1).
     "TRAIN_THREADS": 2,
+    # Training arithmetic: "auto" (bfloat16 matrix products on a CPU with native bf16, e.g. AVX-512
+    # BF16 or AMX; float32 elsewhere), "bf16" or "fp32". Weights, loss and inference stay float32.
+    "TRAIN_PRECISION": "auto",
     # Catalogues larger than this train with sampled softmax instead of a full softmax.
     "SAMPLED_SOFTMAX_THRESHOLD": 50_000,
     # Negatives per sequence for sampled softmax.

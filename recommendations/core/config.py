@@ -80,6 +80,11 @@ class NetworkConfig:
         Neighbours kept per item in the co-visitation and transition tables.
     max_validation_users : int
         Validation users scored per epoch (a fixed random sample above this).
+    train_precision : str
+        Arithmetic of the training passes: ``"fp32"``; ``"bf16"``, matrix products in bfloat16 under
+        ``torch.autocast`` (weights, optimizer state, layer norms, softmax and loss stay float32); or
+        ``"auto"`` (default): bf16 on a CPU with native bfloat16 instructions (avx512_bf16 or AMX), fp32
+        elsewhere. Inference and validation scoring are always float32.
     """
 
     embedding_dim: int = 64
@@ -112,6 +117,7 @@ class NetworkConfig:
     session_gap_hours: float = 24.0
     neighbours: int = 100
     max_validation_users: int = 2000
+    train_precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in ("novel", "any"):
@@ -134,6 +140,10 @@ class NetworkConfig:
             raise ValueError(f"refit_epochs must be >= 0, got {self.refit_epochs!r}")
         if self.embedding_dim % self.num_heads:
             raise ValueError("embedding_dim must be a multiple of num_heads")
+        if self.train_precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(
+                f"train_precision must be 'auto', 'fp32' or 'bf16', got {self.train_precision!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):

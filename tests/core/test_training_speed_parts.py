@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import resource
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
-from recommendations.core.models.behavior_network import fast_dropout
+from recommendations.core.config import NetworkConfig
+from recommendations.core.models.behavior_network import BehaviorNetwork, fast_dropout
 from recommendations.core.propensity import FEATURE_NAMES, scalar_features
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.trainer import length_bucketed_batches
+from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
+from recommendations.core.trainer import length_bucketed_batches, training_precision
 from tests.core.conftest import T0, fast_config
 
 HOUR = 3600.0
@@ -81,3 +86,73 @@ def test_refit_continues_for_one_epoch_or_retrains_from_scratch(planted):
     assert cont.report_["refit_epochs"] == 1
     assert scratch.report_["refit_epochs"] == scratch.report_["epochs"]
     assert set(cont.report_["stage_seconds"]) >= {"prepare", "train", "refit", "propensity"}
+
+
+def test_bf16_training_learns_the_planted_sequence_with_float32_weights(planted):
+    # given: bfloat16 matrix products forced (emulated by oneDNN where the CPU lacks them)
+    config = fast_config(blend=False, refit_full=False, train_precision="bf16")
+
+    # when
+    model = BehaviorRecommender(config).fit(planted)
+
+    # then: it learns as float32 training does, and the weights it keeps are float32
+    assert model.report_["validation"]["network"]["HR@10"] >= 0.9
+    assert {p.dtype for p in model.network_.parameters()} == {torch.float32}
+    assert np.isfinite([h["loss"] for h in model.report_["train_history"]]).all()
+
+
+def test_train_precision_auto_is_bf16_only_on_a_cpu_with_native_bf16():
+    # given
+    auto = NetworkConfig(train_precision="auto")
+
+    # when / then
+    assert training_precision(auto, torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert training_precision(auto, torch.device("cuda")) == "fp32"
+    assert training_precision(NetworkConfig(train_precision="fp32"), torch.device("cpu")) == "fp32"
+    assert training_precision(NetworkConfig(train_precision="bf16"), torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="train_precision"):
+        NetworkConfig(train_precision="fp16")
+
+
+def test_kept_heap_reuses_freed_tensors_instead_of_faulting_fresh_pages():
+    # given: the allocator tuned (idempotent; False off glibc, where there is nothing to check)
+    if not keep_freed_heap():
+        pytest.skip("not glibc")
+    torch.ones(2_500_000).sum()  # the heap has grown to hold one 10 MB tensor once
+
+    # when: twenty more 10 MB tensors are written and freed one after the other
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    total = sum(float(torch.full((2_500_000,), 1.0).sum()) for _ in range(20))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    release_freed_heap()
+
+    # then: the same pages serve each (fresh pages would be 20 x 2,441 faults)
+    assert total == 20 * 2_500_000
+    assert faults < 2_000
+
+
+def test_loss_without_zeroing_padded_steps_equals_the_loss_on_encode():
+    # given: left-padded windows (some mostly padding) and a network with dropout, same random draws
+    torch.manual_seed(0)
+    items = torch.randint(1, 31, (16, 12))
+    items[:, :4] = 0
+    items[:3, :10] = 0
+    types, gaps = (items > 0).long() * 2, (items > 0).long() * 3
+    labels = torch.randint(1, 31, (16, 12)) * (items > 0)
+    net = BehaviorNetwork(30, dim=16, layers=2, heads=2, dropout=0.2, max_length=12).train()
+
+    def grads(loss):
+        net.zero_grad()
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    # when
+    torch.manual_seed(1)
+    fast = grads(net.next_item_loss(items, types, gaps, labels))
+    torch.manual_seed(1)
+    keep = labels > 0
+    plain = grads(F.cross_entropy(net.scores(net.encode(items, types, gaps)[keep]), labels[keep] - 1))
+
+    # then
+    assert math.isclose(fast[0], plain[0], rel_tol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fast[1], plain[1], strict=True))

@@ -23,7 +23,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     On CPU ``torch.dropout`` draws one float per element (about 15 ns each here, 8 ms for a
     128 x 50 x 64 activation); 64 random bits per 8 elements cost a twentieth of that. The drop
     probability is rounded to a multiple of 1/256 (0.2 -> 0.199, 0.5 exactly) and the kept values
-    are scaled by the exact inverse of the realised keep probability, so expectations are unchanged.
+    are scaled by the exact inverse of the realised keep probability, so expectations are unchanged
+    (for a bfloat16 ``x`` the scale is rounded to bfloat16, within 0.2 %).
     """
     if not training or p <= 0.0:
         return x
@@ -31,8 +32,11 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     # the full signed range: ``random_()`` alone stops at 2**63 - 1 and leaves every eighth byte < 128
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
     threshold = min(max(round(p * 256), 1), 255)
+    # one mask already holding 0 or the scale: a single product forward and a single one backward
+    # (a boolean mask times a scalar costs two of each)
+    scale = torch.tensor(256.0 / (256 - threshold), dtype=x.dtype, device=x.device)
     keep = words.view(torch.uint8)[:n].view(x.shape) >= threshold
-    return x * keep * (256.0 / (256 - threshold))
+    return x * torch.where(keep, scale, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 class FastDropout(nn.Module):
@@ -65,8 +69,16 @@ class _Block(nn.Module):
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.training and self.p > 0:
-            # the math of scaled_dot_product_attention, with the cheap dropout on the weights
-            w = torch.softmax(q @ k.transpose(-2, -1) * (q.shape[-1] ** -0.5) + bias, dim=-1)
+            # the math of scaled_dot_product_attention, with the cheap dropout on the weights; one
+            # baddbmm scales the products and adds the mask (three passes over B x L x L otherwise)
+            h, dh = self.heads, d // self.heads
+            scores = torch.baddbmm(
+                bias.expand(b, h, length, length).reshape(b * h, length, length),
+                q.reshape(b * h, length, dh),
+                k.reshape(b * h, length, dh).transpose(1, 2),
+                alpha=dh**-0.5,
+            )
+            w = torch.softmax(scores.view(b, h, length, length), dim=-1, dtype=torch.float32)
             att = fast_dropout(w, self.p, True) @ v
         else:
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
@@ -145,9 +157,22 @@ class BehaviorNetwork(nn.Module):
         FloatTensor of shape (B, L, dim)
             Position t sees steps <= t only.
         """
+        return self._encode(items, types, gaps, zero_padding=True)
+
+    def _encode(
+        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor, *, zero_padding: bool
+    ) -> torch.Tensor:
+        """:meth:`encode`; ``zero_padding=False`` leaves the padded steps' states as computed.
+
+        Real steps never see padded ones (their attention weight is exactly 0, and so are the gradients
+        through them), so the real steps' states, the loss and every gradient are the same either way;
+        the loss skips the two passes per block (forward and backward) that zero the padded steps.
+        """
         x, bias, keep = self._inputs(items, types, gaps)
         for block in self.blocks:
-            x = block(x, bias) * keep
+            x = block(x, bias)
+            if zero_padding:
+                x = x * keep
         return self.ln(x)
 
     def _inputs(
@@ -202,7 +227,8 @@ class BehaviorNetwork(nn.Module):
             Item indices (>= 1) shared by the whole batch (duplicates count once): sampled softmax over
             the target and these (accidental hits of the target masked); ``None`` gives the full softmax.
         """
-        hidden = self.encode(items, types, gaps)
+        # labels are 0 at padded steps: their states are dropped below and need not be zeroed
+        hidden = self._encode(items, types, gaps, zero_padding=False)
         keep = labels > 0
         h = hidden[keep]
         y = labels[keep]
@@ -216,7 +242,8 @@ class BehaviorNetwork(nn.Module):
         neg = h @ w[negatives].T
         j = torch.searchsorted(negatives, y).clamp_(max=len(negatives) - 1)
         rows = (negatives[j] == y).nonzero().squeeze(1)
-        neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), device=h.device))
+        # (under bf16 autocast ``neg`` is bfloat16: the fill value takes its dtype)
+        neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), dtype=neg.dtype, device=h.device))
         logits = torch.cat([pos, neg], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
 
