@@ -91,3 +91,31 @@ def install_schedule(jobs: tuple[ScheduledJob, ...] = DEFAULT_SCHEDULE) -> dict[
         )
         outcome[job.name] = "created" if created else "updated"
     return outcome
+
+
+# A crontab fires at most once a minute: two beats that send the same crontab entry do so
+# within seconds of each other, so one minute separates one period's duplicates from the next.
+CRONTAB_GUARD_SECONDS = 60.0
+
+
+def schedule_guard_seconds(periodic_task_name: str | None) -> float | None:
+    """Seconds within which a second delivery of this periodic task is the same period's run.
+
+    django-celery-beat names the periodic task in each message it sends (the
+    ``periodic_task_name`` header). Half the interval for an interval schedule, a minute for
+    any other schedule; None for a task that beat did not send (a manual or admin run) or
+    whose periodic task no longer exists.
+    """
+    if not periodic_task_name:
+        return None
+    task = (
+        PeriodicTask.objects.filter(name=periodic_task_name)
+        .select_related("interval")
+        .only("interval")
+        .first()
+    )
+    if task is None:
+        return None
+    if task.interval is not None:
+        return task.interval.schedule.run_every.total_seconds() / 2
+    return CRONTAB_GUARD_SECONDS

@@ -71,11 +71,17 @@ def retrain_model(self, triggered_by: str = "schedule", window_days: int | None 
     Idempotent enough to be redelivered: a second concurrent delivery is answered by a
     ``skipped`` run. Retries, with backoff and jitter, only on transient connection errors.
     """
+    from recommendations.scheduling import schedule_guard_seconds
     from recommendations.training import train_model
 
     lower_task_priority()
     try:
-        run = train_model(triggered_by=triggered_by, window_days=window_days, task_id=self.request.id or "")
+        run = train_model(
+            triggered_by=triggered_by,
+            window_days=window_days,
+            task_id=self.request.id or "",
+            once_within_seconds=schedule_guard_seconds(self.request.get("periodic_task_name")),
+        )
     except TRANSIENT_TRAINING_ERRORS as exc:  # e.g. the database was unreachable before the run existed
         raise self.retry(exc=exc, countdown=_retry_countdown(self.request.retries)) from exc
     if getattr(run, "transient_error", False):

@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 ANOTHER_TRAINING_RUNNING = "another training is running"
+ALREADY_RAN_THIS_PERIOD = "a training for this schedule already ran in this period"
 # The evaluation cut-off; the promotion metric names it ("NDCG@10").
 EVALUATION_K = 10
 # Errors worth a retry of the whole task: the database or broker connection went away.
@@ -269,6 +270,7 @@ def train_model(
     window_days: int | None = None,
     task_id: str = "",
     progress: Progress | None = None,
+    once_within_seconds: float | None = None,
 ) -> TrainingRun:
     """Run one whole training and return its ``TrainingRun`` (see the module docstring).
 
@@ -276,6 +278,11 @@ def train_model(
     non-persisted attribute ``transient_error`` (True when it failed on a lost database
     or broker connection, which the Celery task retries). ``progress(stage, fraction)`` is
     called while the network trains (the ``retrain`` command prints it).
+
+    ``once_within_seconds`` (scheduled runs): the run is ``skipped`` when another run with the
+    same ``triggered_by`` started less than that many seconds ago and did not fail. Checked
+    under the training lock, so of two beats that send the same period's task (or a
+    redelivery) only the first trains, however short the training is.
     """
     if window_days is None:
         window_days = recommender_settings.TRAINING_WINDOW_DAYS
@@ -287,17 +294,24 @@ def train_model(
         "celery_task_id": task_id or "",
     }
     with training_lock() as lock:
-        if lock is None:
+        reason = ANOTHER_TRAINING_RUNNING if lock is None else None
+        if (
+            reason is None
+            and once_within_seconds is not None
+            and _ran_recently(common["triggered_by"], once_within_seconds)
+        ):
+            reason = ALREADY_RAN_THIS_PERIOD
+        if reason is not None:
             now = timezone.now()
             run = TrainingRun.objects.create(
                 status=TrainingRun.Status.SKIPPED,
                 finished_at=now,
                 heartbeat_at=now,
-                error=ANOTHER_TRAINING_RUNNING,
+                error=reason,
                 **common,
             )
             run.transient_error = False
-            logger.info("training skipped: %s", ANOTHER_TRAINING_RUNNING)
+            logger.info("training skipped: %s", reason)
             return run
         abandon_stale_runs()
         run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, **common)
@@ -305,6 +319,16 @@ def train_model(
         with _Heartbeat(run, lock):
             _execute(run, window_days=window_days, progress=progress)
     return run
+
+
+def _ran_recently(triggered_by: str, seconds: float) -> bool:
+    """Whether a run with this trigger started less than ``seconds`` ago and did not fail."""
+    since = timezone.now() - timedelta(seconds=seconds)
+    return (
+        TrainingRun.objects.filter(triggered_by=triggered_by, started_at__gte=since)
+        .filter(status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.SUCCEEDED])
+        .exists()
+    )
 
 
 def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | None = None) -> None:

@@ -32,3 +32,24 @@ def test_install_schedule_restores_a_changed_task_but_keeps_staff_enabled_flag(c
     assert job.crontab.minute == "30" and job.crontab.hour == "2"
     assert job.queue == "training"
     assert "updated" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_schedule_guard_is_half_an_interval_a_minute_for_crontabs_and_none_otherwise():
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule
+
+    from recommendations.scheduling import CRONTAB_GUARD_SECONDS, schedule_guard_seconds
+
+    # given one interval task (every 15 minutes) and one crontab task
+    every = IntervalSchedule.objects.create(every=15, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.create(name="every 15", task="recommendations.retrain_model", interval=every)
+    nightly = CrontabSchedule.objects.create(minute="30", hour="2")
+    PeriodicTask.objects.create(name="nightly", task="recommendations.retrain_model", crontab=nightly)
+
+    # then a second delivery within half the interval (or a minute) is the same period's
+    assert schedule_guard_seconds("every 15") == 450.0
+    assert schedule_guard_seconds("nightly") == CRONTAB_GUARD_SECONDS == 60.0
+    # and a run that beat did not send, or whose task was deleted, has no guard
+    assert schedule_guard_seconds(None) is None
+    assert schedule_guard_seconds("") is None
+    assert schedule_guard_seconds("deleted") is None

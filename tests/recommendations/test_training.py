@@ -16,6 +16,7 @@ from behavior.items import item_key
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.registry import get_active_model
 from recommendations.training import (
+    ALREADY_RAN_THIS_PERIOD,
     ANOTHER_TRAINING_RUNNING,
     abandon_stale_runs,
     decide_promotion,
@@ -249,6 +250,46 @@ def test_second_concurrent_training_returns_at_once_without_training(
     assert run.timings == {}
     assert run.event_count is None
     assert ModelVersion.objects.count() == 0
+
+
+def test_a_second_delivery_of_the_same_period_is_skipped_and_the_next_period_trains(
+    tiny_network, fresh_registry, ring_events
+):
+    # given enough events and a scheduled run that succeeded just now
+    ring_events()
+    first = train_model(triggered_by="schedule", once_within_seconds=60)
+    assert first.status == TrainingRun.Status.SUCCEEDED
+
+    # when the same schedule's task arrives again within the guard (a racing beat), and a
+    # run of another trigger asks at the same time
+    duplicate = train_model(triggered_by="schedule", once_within_seconds=60)
+    manual = train_model(triggered_by="manual", once_within_seconds=60)
+
+    # then only the duplicate is skipped, with the reason; nothing was trained for it
+    assert duplicate.status == TrainingRun.Status.SKIPPED
+    assert duplicate.error == ALREADY_RAN_THIS_PERIOD
+    assert duplicate.timings == {}
+    assert manual.status == TrainingRun.Status.SUCCEEDED
+
+    # when the first run lies further back than the guard (the next period)
+    TrainingRun.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(seconds=61))
+    TrainingRun.objects.filter(pk=manual.pk).update(triggered_by="manual-done")
+    later = train_model(triggered_by="schedule", once_within_seconds=60)
+
+    # then it trains
+    assert later.status == TrainingRun.Status.SUCCEEDED
+    assert ModelVersion.objects.count() == 3
+
+
+def test_a_failed_run_does_not_count_as_the_period_s_run(tiny_network, fresh_registry, ring_events):
+    # given a scheduled run of this period that failed
+    ring_events()
+    TrainingRun.objects.create(
+        triggered_by="schedule", status=TrainingRun.Status.FAILED, finished_at=timezone.now()
+    )
+
+    # when the period's other delivery arrives / then it trains
+    assert train_model(triggered_by="schedule", once_within_seconds=60).status == TrainingRun.Status.SUCCEEDED
 
 
 def test_lock_is_released_after_a_run(tiny_network, fresh_registry):
