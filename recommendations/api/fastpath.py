@@ -33,6 +33,10 @@ It serves only when all of these hold:
 - the throttle allows the request (the count is handed to the DRF throttle on fall-through,
   so a request is counted once).
 
+When everything but the stored response holds (the shopper has a newer event, usually), the
+real-time lane (``api.lane``) builds the answer through the view's own service call, without
+the session, authentication and DRF layers, and stores it for replay as the full stack would.
+
 Updates made with ``QuerySet.update()`` send no signal: the auth entry expires after
 ``AUTH_SECONDS`` and the replayable list after ``LIST_CACHE_SECONDS``.
 """
@@ -62,6 +66,7 @@ from django.utils.crypto import constant_time_compare
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
+from recommendations.api import lane
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
@@ -160,6 +165,7 @@ def _config() -> _Config | None:
 
 def _reset_config(**_: Any) -> None:
     _config_cache.clear()
+    lane.reset()
 
 
 setting_changed.connect(_reset_config, dispatch_uid="recommendations.fastpath.config")
@@ -247,7 +253,8 @@ def _answer(
     )
     if raw_session is None:
         return None
-    identity = _session_user(impressions.redis_loads(raw_session))
+    session = impressions.redis_loads(raw_session)
+    identity = _session_user(session)
     if identity is None:
         return None
     user_id, session_hash = identity
@@ -284,7 +291,9 @@ def _answer(
     if counter is not None:
         setattr(request, PRECOUNTED_ATTRIBUTE, (counter[0], int(count)))
     if stored is None:
-        return None  # throttled (DRF answers 429 with its body and Retry-After) or not servable
+        if not auth_valid or (counter is not None and int(count) > counter[2]):
+            return None  # throttled (DRF answers 429 with its body and Retry-After) or not servable
+        return _realtime(request, client, user_id, visitor_id, session)
     _latest, _precomputed, _marks, _impression, head, body = stored.split(b"\n", 5)
     entry = json.loads(head)
     recommendation = recommendation_id.encode()
@@ -294,6 +303,21 @@ def _answer(
         response.headers[name] = value
     if int(queued) >= recommender_settings.IMPRESSION_BATCH_SIZE:
         impressions.flush()
+    return response
+
+
+def _realtime(
+    request: HttpRequest, client: Any, user_id: Any, visitor_id: str, session: dict
+) -> HttpResponse | None:
+    """No replayable list (a newer event, usually): the real-time lane builds it, then stores it."""
+    response = lane.answer(request, user_id, visitor_id, session)
+    if response is not None:
+        try:
+            pipe = client.pipeline(transaction=False)
+            _store_list(pipe, client, request, response, user_id)
+            pipe.execute()
+        except Exception as exc:  # answered anyway; the next request goes through the lane again
+            log_once(f"fastpath-lane:{type(exc).__name__}", "Real-time list not stored for replay: %s", exc)
     return response
 
 
@@ -395,6 +419,7 @@ def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResp
     )
     pipe.set(list_key(user_id), stored, ex=max(1, reusable.seconds))
     raise_markers(client, {user_id: reusable.latest}, pipeline=pipe)
+    lane.remember_template(response)
 
 
 # --- invalidation -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.serving import explain, impressions, model, popularity
+from recommendations.serving import catalogue, explain, impressions, model, popularity
 from recommendations.serving.freshness import marker_text
 from recommendations.serving.history import ShopperState, load_state
 from recommendations.serving.state import (
@@ -129,7 +129,7 @@ def _assemble(
         chosen.append((candidate, item))
 
     def resolve() -> None:
-        items = adapter.available_items([c.key for c in pending])
+        items = catalogue.available_items(adapter, [c.key for c in pending])
         for candidate in pending:
             item = items.get(candidate.key)
             if item is not None and len(chosen) < limit:
@@ -342,6 +342,10 @@ def _item_names(keys: set[str]) -> dict[str, str]:
     now = time.monotonic()
     names = {key: entry[0] for key in keys if (entry := _names.get(key)) is not None and entry[1] > now}
     missing = keys - names.keys()
+    if missing:
+        # most anchors are available items: the catalogue snapshot has them in memory
+        names.update((key, str(item)) for key, item in catalogue.held_items(missing).items())
+        missing = keys - names.keys()
     if missing:
         if len(_names) > 50_000:
             _names.clear()
