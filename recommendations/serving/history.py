@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,25 +40,72 @@ class ShopperState:
 
 def load_state(*, user: Any = None, visitor_id: str = "", limit: int | None = None) -> ShopperState:
     """The latest item events of a user (or an anonymous visitor); bots' events are ignored."""
-    from behavior.models import Event
-
     user_id = (
         getattr(user, "pk", None) if user is not None and getattr(user, "is_authenticated", False) else None
     )
     state = ShopperState(user_id=user_id, visitor_id=visitor_id or "")
     if user_id is None and not visitor_id:
         return state
+    rows = _latest_events(user_id, visitor_id, limit or recommender_settings.SESSION_EVENTS)
+    state.history = [(str(key), event_type, when.timestamp()) for key, event_type, when in reversed(rows)]
+    return state
+
+
+def _events_queryset(user_id: Any, visitor_id: str, limit: int) -> Any:
+    from behavior.models import Event
+
     queryset = Event.objects.filter(is_bot=False, item__isnull=False)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     else:
         queryset = queryset.filter(visitor_id=visitor_id, user__isnull=True)
     key_path = "item_id" if item_key_field() == _item_pk_name() else f"item__{item_key_field()}"
-    rows = queryset.order_by("-occurred_at").values_list(key_path, "event_type", "occurred_at")[
-        : limit or recommender_settings.SESSION_EVENTS
-    ]
-    state.history = [(str(key), event_type, when.timestamp()) for key, event_type, when in reversed(rows)]
-    return state
+    return queryset.order_by("-occurred_at").values_list(key_path, "event_type", "occurred_at")[:limit]
+
+
+# Placeholders compiled into the cached query, then replaced by the shopper's id.
+_USER_PLACEHOLDER = -7_340_032_117
+_VISITOR_PLACEHOLDER = "\x00recommendations-visitor-placeholder"
+_compiled = threading.local()
+
+
+def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
+    """``_events_queryset(...)`` rows, newest first, with the SQL compiled once per thread.
+
+    This query runs on every request that needs the shopper's history; building and compiling
+    the queryset cost as much CPU as running it. The compiled SQL is the ORM's own, for a
+    placeholder id, and the ORM's converters read the rows. Integer user keys only (another
+    key type takes the plain queryset).
+    """
+    from django.db import connections, router
+
+    from behavior.models import Event
+
+    by_user = user_id is not None
+    if by_user and not isinstance(user_id, int):
+        return list(_events_queryset(user_id, visitor_id, limit))
+    alias = router.db_for_read(Event)
+    cache = getattr(_compiled, "queries", None)
+    if cache is None:
+        cache = _compiled.queries = {}
+    key = (alias, by_user, limit, item_key_field())
+    entry = cache.get(key)
+    if entry is None:
+        placeholder = _USER_PLACEHOLDER if by_user else _VISITOR_PLACEHOLDER
+        queryset = _events_queryset(placeholder if by_user else None, "" if by_user else placeholder, limit)
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        positions = [i for i, value in enumerate(params) if value == placeholder]
+        if len(positions) != 1:
+            return list(_events_queryset(user_id, visitor_id, limit))
+        entry = cache[key] = (compiler, sql, list(params), positions[0])
+    compiler, sql, params, position = entry
+    params = list(params)
+    params[position] = user_id if by_user else visitor_id
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return list(compiler.results_iter(results=[rows]))
 
 
 def _item_pk_name() -> str:
