@@ -105,7 +105,7 @@ def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return list(compiler.results_iter(results=[rows]))
+    return list(compiler.results_iter(results=[rows], tuple_expected=True))
 
 
 def _item_pk_name() -> str:
