@@ -110,7 +110,7 @@ def my_list_data(request: HttpRequest, *, user: Any, visitor_id: str, params: di
         exclude=params.get("exclude") or (),
         reuse_list=True,
     )
-    return s.RecommendationListSerializer(result).data
+    return s.recommendation_list_data(result)
 
 
 class _RecommendationsAPIView(APIView):

@@ -91,14 +91,27 @@ def _keys() -> list[str]:
     return [cache.make_key(key) for key in (VERSION_KEY, CHANGED_KEY, FLOOR_KEY)]
 
 
-def available_items(adapter: DefaultRecommenderAdapter, keys: Iterable[str]) -> dict[str, Any]:
-    """``adapter.available_items(keys)``, from the snapshot where it can answer exactly."""
+# Entries a caller may read in its own cache round trip (``state.prefetch``) and pass on.
+PREFETCH_KEYS = (VERSION_KEY, FLOOR_KEY)
+
+
+def available_items(
+    adapter: DefaultRecommenderAdapter, keys: Iterable[str], prefetched: Any = None
+) -> dict[str, Any]:
+    """``adapter.available_items(keys)``, from the snapshot where it can answer exactly.
+
+    ``prefetched``: a complete ``state.Prefetched`` read holding :data:`PREFETCH_KEYS` (else
+    they are read here).
+    """
     keys = list(keys)
     client = redis_client()
     if client is None or type(adapter).available_items is not DefaultRecommenderAdapter.available_items:
         return adapter.available_items(keys)
+    versions = None
+    if prefetched is not None and getattr(prefetched, "complete", False):
+        versions = (int(prefetched.get(VERSION_KEY) or 0), int(prefetched.get(FLOOR_KEY) or 0))
     try:
-        snapshot = _current(adapter, client)
+        snapshot = _current(adapter, client, versions)
     except Exception as exc:
         log_once(f"catalogue:{type(exc).__name__}", "Item snapshot unavailable, asking the database: %s", exc)
         return adapter.available_items(keys)
@@ -119,10 +132,12 @@ def held_items(keys: Iterable[str]) -> dict[str, Any]:
     return {key: held.items[key] for key in keys if key in held.items}
 
 
-def _current(adapter: DefaultRecommenderAdapter, client: Any) -> _Snapshot:
+def _current(adapter: DefaultRecommenderAdapter, client: Any, versions: tuple[int, int] | None) -> _Snapshot:
     version_key, changed_key, floor_key = _keys()
-    raw_version, raw_floor = client.mget([version_key, floor_key])
-    version, floor = int(raw_version or 0), int(raw_floor or 0)
+    if versions is None:
+        raw_version, raw_floor = client.mget([version_key, floor_key])
+        versions = int(raw_version or 0), int(raw_floor or 0)
+    version, floor = versions
     held = _snapshots.get(version_key)
     now = time.monotonic()
     if held is None or now - held.built > FULL_SECONDS or held.version < max(floor, version - KEEP_CHANGES):

@@ -109,8 +109,12 @@ def _assemble(
     adapter: DefaultRecommenderAdapter,
     newest_category: str | None = None,
     newest_any: bool = True,
+    prefetched: Prefetched | None = None,
 ) -> list[tuple[Candidate, Any]]:
-    """Walk the stages until ``limit`` recommendable items are found; one item query per round."""
+    """Walk the stages until ``limit`` recommendable items are found; one item query per round.
+
+    ``prefetched`` may carry the catalogue snapshot's version (``catalogue.PREFETCH_KEYS``).
+    """
     cap = recommender_settings.DIVERSITY_CAP
     chosen: list[tuple[Candidate, Any]] = []
     per_category: dict[str | None, int] = {}
@@ -129,7 +133,7 @@ def _assemble(
         chosen.append((candidate, item))
 
     def resolve() -> None:
-        items = catalogue.available_items(adapter, [c.key for c in pending])
+        items = catalogue.available_items(adapter, [c.key for c in pending], prefetched)
         for candidate in pending:
             item = items.get(candidate.key)
             if item is not None and len(chosen) < limit:
@@ -547,7 +551,8 @@ def recommend_for(
     if reuse_list and state.user_id is not None and plain and not _shown_on_request(request):
         list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
     loaded = model.get_active_model() if state.history or state.user_id is not None else None
-    extra = [list_key] if list_key else []
+    # the catalogue snapshot's version rides along: the list below is assembled against it
+    extra = [list_key, *catalogue.PREFETCH_KEYS] if list_key else list(catalogue.PREFETCH_KEYS)
     if loaded is not None and state.history:
         extra.append(_realtime_cache_key(state, loaded))
     prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts, extra=extra)
@@ -586,7 +591,7 @@ def recommend_for(
         # the anchors' category, looked up only when the list gets this far
         stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors)))
     stages.append(_popular_stage(None))
-    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter)
+    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched)
     version = version_box[0] if version_box else None
     result = _result(chosen, placement=placement, model_version=version, adapter=adapter)
     if not any(entry.source in {"personal", "session"} for entry in result.items):

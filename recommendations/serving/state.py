@@ -57,6 +57,8 @@ class Prefetched(dict):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.digests: dict[str, str] = {}
+        # True when Redis answered: a key absent here is absent there
+        self.complete = False
 
 
 def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> Prefetched:
@@ -80,6 +82,7 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
         log_once(f"prefetch:{type(exc).__name__}", "Cache unavailable, serving from the database: %s", exc)
         return Prefetched()
     found = Prefetched()
+    found.complete = True
     for key, raw in zip(keys, raw_values, strict=True):
         if raw is not None:
             found[key] = redis_loads(raw)

@@ -207,3 +207,24 @@ def test_lane_steps_aside_for_a_cart_a_query_or_a_throttle(shopper, user, lane_c
     assert with_query.status_code == 200 and len(with_query.json()["items"]) == 5
     assert (plain.status_code, refused.status_code) == (429, 429)
     assert lane_calls == []
+
+
+@pytest.mark.parametrize("version", [None, 7])
+def test_list_body_equals_the_serializer(version):
+    # given a served list (a model version or none, scores as floats and numpy-like numbers)
+    import numpy as np
+    from rest_framework.renderers import JSONRenderer
+
+    from recommendations.api import serializers as s
+    from recommendations.serving.types import RecommendationResult, RecommendedItem
+
+    result = RecommendationResult("id-1", version, "personal", "home")
+    for position, score in enumerate([0.5, np.float32(0.25), 1, 1e-9], start=1):
+        result.items.append(
+            RecommendedItem(f"K{position}", None, score, "because", position, "popular", "Näme", "/p/x/")
+        )
+    # when
+    got, expected = s.recommendation_list_data(result), s.RecommendationListSerializer(result).data
+    # then the same values in the same order, rendered to the same bytes
+    assert got == expected
+    assert JSONRenderer().render(got) == JSONRenderer().render(expected)
