@@ -119,6 +119,32 @@ def available_items(
     return {key: items[key] for key in dict.fromkeys(str(k) for k in keys) if key in items}
 
 
+_URL_ATTRIBUTE = "_recommendations_url"
+
+
+def item_url(adapter: DefaultRecommenderAdapter, item: Any) -> str:
+    """``adapter.get_item_url(item)``, kept on the item for the default adapter.
+
+    The snapshot's items serve request after request and are replaced, never changed, when
+    their row changes; ``reverse`` costs more than anything else in building a served entry.
+    The URL is reused only while the URL configuration, script prefix and language are the
+    ones it was built under.
+    """
+    if type(adapter).get_item_url is not DefaultRecommenderAdapter.get_item_url:
+        return adapter.get_item_url(item)
+    from django.urls import get_script_prefix, get_urlconf
+    from django.utils.translation import get_language
+
+    context = (get_urlconf(), get_script_prefix(), get_language())
+    held = getattr(item, "__dict__", {}).get(_URL_ATTRIBUTE)
+    if held is not None and held[0] == context:
+        return held[1]
+    url = adapter.get_item_url(item)
+    with contextlib.suppress(AttributeError):
+        item.__dict__[_URL_ATTRIBUTE] = (context, url)
+    return url
+
+
 def held_items(keys: Iterable[str]) -> dict[str, Any]:
     """The items among ``keys`` in the snapshot this process holds now (no version check, no I/O).
 

@@ -186,7 +186,7 @@ def _result(
         placement=placement,
     )
     for position, (candidate, item) in enumerate(chosen, start=1):
-        url = adapter.get_item_url(item)
+        url = catalogue.item_url(adapter, item)
         joiner = "&" if "?" in url else "?"
         result.items.append(
             RecommendedItem(

@@ -83,3 +83,21 @@ def test_an_adapter_with_its_own_available_items_is_always_asked(redis_cache, ca
 def test_without_redis_the_adapter_answers(catalogue):
     # given the default (local memory) cache of the tests: no Redis, no snapshot
     assert set(snapshot.available_items(get_adapter(), KEYS)) == set(KEYS[:20])
+
+
+@pytest.mark.django_db
+def test_item_url_is_the_adapters_under_the_current_script_prefix(catalogue):
+    from django.urls import set_script_prefix
+
+    # given an item whose URL was built once
+    adapter = get_adapter()
+    item = catalogue["shoes"][0]
+    assert snapshot.item_url(adapter, item) == adapter.get_item_url(item) == "/p/S0/"
+    # when the script prefix changes (another mount point)
+    try:
+        set_script_prefix("/shop/")
+        # then the URL follows
+        assert snapshot.item_url(adapter, item) == "/shop/p/S0/"
+    finally:
+        set_script_prefix("/")
+    assert snapshot.item_url(adapter, item) == "/p/S0/"
