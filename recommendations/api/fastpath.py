@@ -55,7 +55,13 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -291,9 +297,9 @@ def _answer(
     if counter is not None:
         setattr(request, PRECOUNTED_ATTRIBUTE, (counter[0], int(count)))
     if stored is None:
-        if not auth_valid or (counter is not None and int(count) > counter[2]):
-            return None  # throttled (DRF answers 429 with its body and Retry-After) or not servable
-        return _realtime(request, client, user_id, visitor_id, session)
+        if counter is not None and int(count) > counter[2]:
+            return None  # throttled: DRF answers 429 with its body and Retry-After
+        return _realtime(request, client, identity, visitor_id, session, auth_raw, auth_valid)
     _latest, _precomputed, _marks, _impression, head, body = stored.split(b"\n", 5)
     entry = json.loads(head)
     recommendation = recommendation_id.encode()
@@ -307,18 +313,46 @@ def _answer(
 
 
 def _realtime(
-    request: HttpRequest, client: Any, user_id: Any, visitor_id: str, session: dict
+    request: HttpRequest,
+    client: Any,
+    identity: tuple[Any, str],
+    visitor_id: str,
+    session: dict,
+    auth_raw: bytes | None,
+    auth_valid: bool,
 ) -> HttpResponse | None:
-    """No replayable list (a newer event, usually): the real-time lane builds it, then stores it."""
-    response = lane.answer(request, user_id, visitor_id, session)
+    """No replayable list (a newer event, usually): the real-time lane builds it, then stores it.
+
+    Without a valid cached auth hash the user is authenticated as Django would (the backend's
+    ``get_user``, active users only, the session's hash against the user's current one; a
+    mismatch, which Django may still accept through ``SECRET_KEY_FALLBACKS`` and then rewrite
+    the session, goes to the full stack), and the hash is cached as after a full-stack answer.
+    """
+    user_id, session_hash = identity
+    user = None
+    if not auth_valid:
+        user = _authenticated_user(user_id, session_hash)
+        if user is None:
+            return None
+    response = lane.answer(request, user_id, visitor_id, session, user=user)
     if response is not None:
         try:
             pipe = client.pipeline(transaction=False)
+            if user is not None:
+                _fill_auth(pipe, user, auth_raw)
             _store_list(pipe, client, request, response, user_id)
             pipe.execute()
         except Exception as exc:  # answered anyway; the next request goes through the lane again
             log_once(f"fastpath-lane:{type(exc).__name__}", "Real-time list not stored for replay: %s", exc)
     return response
+
+
+def _authenticated_user(user_id: Any, session_hash: str) -> Any:
+    """The session's user as ``django.contrib.auth.get_user`` accepts it with the primary key, or None."""
+    user = load_backend(MODEL_BACKEND).get_user(user_id)
+    if user is None or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    return user
 
 
 # One round trip that decides and records: KEYS auth, marker, stored response, precomputed list,
@@ -387,14 +421,19 @@ def remember(request: HttpRequest, response: HttpResponse) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         if not candidate.auth_valid:
-            token, _, _ = (candidate.auth_raw or b"").decode().partition("|")
-            value = f"{token or uuid.uuid4().hex}|{user.get_session_auth_hash()}"
-            expected = (candidate.auth_raw or b"").decode()
-            pipe.eval(_COMPARE_AND_SET_LUA, 1, auth_key(user.pk), expected, value, AUTH_SECONDS)
+            _fill_auth(pipe, user, candidate.auth_raw)
         _store_list(pipe, client, request, response, user.pk)
         pipe.execute()
     except Exception as exc:
         log_once(f"fastpath-fill:{type(exc).__name__}", "Recommendations fast path not filled: %s", exc)
+
+
+def _fill_auth(pipe: Any, user: Any, auth_raw: bytes | None) -> None:
+    """Cache the user's session auth hash, unless the entry changed since ``auth_raw`` was read."""
+    token, _, _ = (auth_raw or b"").decode().partition("|")
+    value = f"{token or uuid.uuid4().hex}|{user.get_session_auth_hash()}"
+    expected = (auth_raw or b"").decode()
+    pipe.eval(_COMPARE_AND_SET_LUA, 1, auth_key(user.pk), expected, value, AUTH_SECONDS)
 
 
 def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResponse, user_id: Any) -> None:

@@ -8,8 +8,9 @@ more CPU than the answer itself (a user row query, the session store, DRF's requ
 wrapping and negotiation), so this lane calls the view's own :func:`my_list_data` (the
 service's ``recommend_for``, every business rule included) directly, with
 
-- a user that is the session's authenticated user id (what the fast path verified) for the
-  service, and a lazily loaded real user on ``request.user`` for adapter hooks that read it;
+- a user that is the session's authenticated user id (what the fast path verified against
+  the cached session auth hash, or against the user row as Django does) for the service, and
+  the real user on ``request.user`` (loaded lazily) for adapter hooks that read it;
 - the session as a plain dict (the cart hook reads it; the lane only runs with an empty cart);
 - the DRF renderer, media type and headers of a full-stack answer of the same view,
   captured by :func:`remember_template` (none yet in this process: the full stack answers).
@@ -89,13 +90,22 @@ def _default_params() -> dict[str, Any]:
     return params
 
 
-def answer(request: HttpRequest, user_id: Any, visitor_id: str, session: dict) -> HttpResponse | None:
-    """The full stack's answer to a checked plain request, built by the service directly; or None."""
+def answer(
+    request: HttpRequest, user_id: Any, visitor_id: str, session: dict, *, user: Any = None
+) -> HttpResponse | None:
+    """The full stack's answer to a checked plain request, built by the service directly; or None.
+
+    ``user``: the authenticated user when already loaded (else loaded if an adapter asks).
+    """
     template = _state.get("template")
     if template is None:
         return None
     request.session = session  # type: ignore[assignment]
-    request.user = SimpleLazyObject(lambda: get_user_model()._default_manager.get(pk=user_id))
+    request.user = (
+        user
+        if user is not None
+        else SimpleLazyObject(lambda: get_user_model()._default_manager.get(pk=user_id))
+    )
     request.visitor_id = visitor_id  # type: ignore[attr-defined]
     try:
         data = my_list_data(

@@ -228,3 +228,33 @@ def test_list_body_equals_the_serializer(version):
     # then the same values in the same order, rendered to the same bytes
     assert got == expected
     assert JSONRenderer().render(got) == JSONRenderer().render(expected)
+
+
+@pytest.mark.django_db
+def test_a_session_not_yet_seen_is_authenticated_by_the_lane(
+    redis_cache, active_model, user, other_user, precomputed, lane_calls, django_capture_on_commit_callbacks
+):
+    # given a template from another shopper's full-stack answer, and a fresh login of this user
+    precomputed(other_user, ["S1"])
+    _warm(_logged_in(other_user, "visitor-fast-0002"))
+    precomputed(user, ["S1"], version=active_model.version_number)
+    _view(user, ["H1"], django_capture_on_commit_callbacks)
+    client = _logged_in(user)
+    lane_calls.clear()
+    # when the user asks for the first time, then again (their marks now cached), then once more
+    first, first_queries = _get(client)
+    second, _ = _get(client)
+    again, again_queries = _get(client)
+    # then the lane authenticated them (one user query) and answered; then the list is replayed
+    assert lane_calls == [True, True]
+    assert first.status_code == 200 and first.json()["source"] == "personal"
+    assert _without_id(second) == _without_id(first)
+    assert again_queries == 0 and _without_id(again) == _without_id(first)
+    assert first_queries >= 1
+    # and a session whose hash no longer matches is left to Django (which logs it out)
+    user.set_password("another-password-123")
+    user.save()
+    _view(user, ["H2"], django_capture_on_commit_callbacks)
+    after, _ = _get(client)
+    assert lane_calls == [True, True]  # the user row's hash did not match: the lane was not asked
+    assert after.json()["source"] != "personal"
