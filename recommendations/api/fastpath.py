@@ -11,7 +11,10 @@ Round trips: (1) the session's cache entry; (2) one Lua script that counts the r
 the throttle (INCR + EXPIRE), checks the user's cached auth hash, their latest-event marker
 and the fingerprints of the entries the list was built from (precomputed list, "not
 interested" marks) against the stored response, and queues the impression (RPUSH) only
-when it returns the stored response to be served.
+when it returns the stored response to be served. A session this process has parsed before
+needs only (2): the script first compares the session entry's bytes with their fingerprint
+from then (unchanged bytes, unchanged user, hash and cart) and otherwise returns them to be
+parsed again before it counts or records anything.
 
 It serves only when all of these hold:
 
@@ -76,7 +79,7 @@ from recommendations.api import lane
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
-from recommendations.serving.freshness import marker_key, raise_markers
+from recommendations.serving.freshness import digest, marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
 from recommendations.serving.model import log_once
 from recommendations.serving.service import REUSABLE_ATTRIBUTE
@@ -171,6 +174,7 @@ def _config() -> _Config | None:
 
 def _reset_config(**_: Any) -> None:
     _config_cache.clear()
+    _sessions.clear()
     lane.reset()
 
 
@@ -254,15 +258,59 @@ def _answer(
 ) -> HttpResponse | None:
     from django.core.cache import caches
 
-    raw_session = client.get(
-        caches[settings.SESSION_CACHE_ALIAS].make_key(config.session_prefix + session_key)
-    )
+    session_entry = caches[settings.SESSION_CACHE_ALIAS].make_key(config.session_prefix + session_key)
+    known = _sessions.get(session_entry)
+    if known is None:
+        known = _read_session(client.get(session_entry), session_entry)
+        if known is None:
+            return None
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=False)
+    else:
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=True)
+    if response is _SESSION_CHANGED:
+        # the session entry is no longer the one this process parsed: read it again
+        _sessions.pop(session_entry, None)
+        known = _read_session(getattr(request, _CHANGED_ATTRIBUTE), session_entry)
+        if known is None:
+            return None
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=False)
+    return response if isinstance(response, HttpResponse) else None
+
+
+# Sessions this process has parsed: cache entry -> (SHA-1 of its bytes, identity, session). The
+# serving script compares the entry's current bytes with that fingerprint before anything else,
+# so a known session costs no separate GET and no unpickling.
+_sessions: dict[str, tuple[str, tuple[Any, str], dict]] = {}
+_SESSIONS_KEPT = 20_000
+_SESSION_CHANGED = object()
+_CHANGED_ATTRIBUTE = "_recommendations_fastpath_session"
+
+
+def _read_session(raw_session: bytes | None, session_entry: str) -> tuple[str, tuple[Any, str], dict] | None:
     if raw_session is None:
         return None
     session = impressions.redis_loads(raw_session)
     identity = _session_user(session)
     if identity is None:
         return None
+    known = (digest(raw_session), identity, session)
+    if len(_sessions) >= _SESSIONS_KEPT:
+        _sessions.clear()
+    _sessions[session_entry] = known
+    return known
+
+
+def _serve(
+    request: HttpRequest,
+    config: _Config,
+    client: Any,
+    visitor_id: str,
+    session_entry: str,
+    known: tuple[str, tuple[Any, str], dict],
+    *,
+    check: bool,
+) -> Any:
+    session_digest, identity, session = known
     user_id, session_hash = identity
     counter = CounterScopedRateThrottle.counter(RecommendationsView.throttle_scope, user_id)
     recommendation_id = str(uuid.uuid4())
@@ -284,14 +332,19 @@ def _answer(
             _make_key(not_interested_cache_key(user_id, "")),
             counter[0] if counter is not None else list_entry,
             impressions.queue_key(),
+            session_entry,
         ],
         args=[
             session_hash,
             counter[1] + 1 if counter is not None else 0,
             counter[2] if counter is not None else "",
             row_start + ",",
+            session_digest if check else "",
         ],
     )
+    if count == -1:
+        setattr(request, _CHANGED_ATTRIBUTE, auth_raw)  # the entry's current bytes (or None)
+        return _SESSION_CHANGED
     auth_valid = _auth_matches(auth_raw, session_hash)
     setattr(request, CANDIDATE_ATTRIBUTE, _Candidate(user_id, auth_raw, auth_valid))
     if counter is not None:
@@ -299,7 +352,7 @@ def _answer(
     if stored is None:
         if counter is not None and int(count) > counter[2]:
             return None  # throttled: DRF answers 429 with its body and Retry-After
-        return _realtime(request, client, identity, visitor_id, session, auth_raw, auth_valid)
+        return _realtime(request, client, identity, visitor_id, dict(session), auth_raw, auth_valid)
     _latest, _precomputed, _marks, _impression, head, body = stored.split(b"\n", 5)
     entry = json.loads(head)
     recommendation = recommendation_id.encode()
@@ -356,11 +409,17 @@ def _authenticated_user(user_id: Any, session_hash: str) -> Any:
 
 
 # One round trip that decides and records: KEYS auth, marker, stored response, precomputed list,
-# marks, throttle counter, impression queue; ARGV session hash, counter ttl, allowed requests
-# ("" = no throttle), the impression row's start. Returns {count, auth entry, stored response or
-# false, queue length}; the impression is queued only when the stored response is served.
+# marks, throttle counter, impression queue, session entry; ARGV session hash, counter ttl,
+# allowed requests ("" = no throttle), the impression row's start, the session entry's expected
+# SHA-1 ("" = not checked). Returns {count, auth entry, stored response or false, queue length},
+# or {-1, the session entry's bytes} when they changed; the impression is queued only when the
+# stored response is served.
 # Stored response: latest \n sha1(precomputed) \n sha1(marks) \n impression fields \n head \n body.
 _SERVE_LUA = r"""
+if ARGV[5] ~= '' then
+  local session = redis.call('GET', KEYS[8])
+  if (not session) or redis.sha1hex(session) ~= ARGV[5] then return {-1, session, false, 0} end
+end
 local count = 0
 if ARGV[3] ~= '' then
   count = redis.call('INCR', KEYS[6])
