@@ -303,6 +303,10 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
             }
         )
         cache_set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
+        if prefetched is not None:
+            # read once per request (the list's basis and the personal stage both ask); no
+            # digest is added, so the list is not offered for replay from a database read
+            prefetched[cache_key] = data
     return data or None
 
 
