@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,49 +64,63 @@ def _events_queryset(user_id: Any, visitor_id: str, limit: int) -> Any:
     return queryset.order_by("-occurred_at").values_list(key_path, "event_type", "occurred_at")[:limit]
 
 
-# Placeholders compiled into the cached query, then replaced by the shopper's id.
-_USER_PLACEHOLDER = -7_340_032_117
-_VISITOR_PLACEHOLDER = "\x00recommendations-visitor-placeholder"
+# Placeholders compiled into cached queries, then replaced by the shopper's id.
+USER_PLACEHOLDER = -7_340_032_117
+VISITOR_PLACEHOLDER = "\x00recommendations-visitor-placeholder"
 _compiled = threading.local()
 
 
-def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
-    """``_events_queryset(...)`` rows, newest first, with the SQL compiled once per thread.
+def compiled_rows(
+    name: tuple, model: type, build: Callable[[Any], Any], placeholder: Any, value: Any
+) -> list:
+    """Rows (tuples) of the ``values_list`` queryset ``build(value)``, its SQL compiled once per thread.
 
-    This query runs on every request that needs the shopper's history; building and compiling
-    the queryset cost as much CPU as running it. The compiled SQL is the ORM's own, for a
-    placeholder id, and the ORM's converters read the rows. Integer user keys only (another
-    key type takes the plain queryset).
+    Per-shopper queries run on every request that needs them; building and compiling a
+    queryset costs as much CPU as running it. The SQL is the ORM's own, compiled for
+    ``placeholder`` (which must appear exactly once among its parameters, else the queryset
+    runs as usual), and the ORM's converters read the rows. ``name`` tells queries apart.
     """
     from django.db import connections, router
 
-    from behavior.models import Event
-
-    by_user = user_id is not None
-    if by_user and not isinstance(user_id, int):
-        return list(_events_queryset(user_id, visitor_id, limit))
-    alias = router.db_for_read(Event)
+    alias = router.db_for_read(model)
     cache = getattr(_compiled, "queries", None)
     if cache is None:
         cache = _compiled.queries = {}
-    key = (alias, by_user, limit, item_key_field())
+    key = (*name, alias, item_key_field())
     entry = cache.get(key)
     if entry is None:
-        placeholder = _USER_PLACEHOLDER if by_user else _VISITOR_PLACEHOLDER
-        queryset = _events_queryset(placeholder if by_user else None, "" if by_user else placeholder, limit)
-        compiler = queryset.query.get_compiler(using=alias)
+        compiler = build(placeholder).query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
-        positions = [i for i, value in enumerate(params) if value == placeholder]
-        if len(positions) != 1:
-            return list(_events_queryset(user_id, visitor_id, limit))
-        entry = cache[key] = (compiler, sql, list(params), positions[0])
+        positions = [i for i, parameter in enumerate(params) if parameter == placeholder]
+        entry = cache[key] = (compiler, sql, list(params), positions[0]) if len(positions) == 1 else ()
+    if not entry:
+        return [tuple(row) for row in build(value)]
     compiler, sql, params, position = entry
     params = list(params)
-    params[position] = user_id if by_user else visitor_id
+    params[position] = value
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return list(compiler.results_iter(results=[rows], tuple_expected=True))
+
+
+def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
+    """``_events_queryset(...)`` rows, newest first (compiled once per thread; integer user keys)."""
+    from behavior.models import Event
+
+    if user_id is not None:
+        if not isinstance(user_id, int):
+            return list(_events_queryset(user_id, visitor_id, limit))
+        return compiled_rows(
+            ("events:user", limit), Event, lambda v: _events_queryset(v, "", limit), USER_PLACEHOLDER, user_id
+        )
+    return compiled_rows(
+        ("events:visitor", limit),
+        Event,
+        lambda v: _events_queryset(None, v, limit),
+        VISITOR_PLACEHOLDER,
+        visitor_id,
+    )
 
 
 def _item_pk_name() -> str:
@@ -120,10 +135,15 @@ def purchased_keys(user_id: Any) -> set[str]:
 
     if user_id is None:
         return set()
-    rows = (
-        Event.objects.filter(user_id=user_id, event_type="purchase", item__isnull=False)
-        .order_by()
-        .values_list(f"item__{item_key_field()}", flat=True)
-        .distinct()
-    )
-    return {str(key) for key in rows}
+
+    def build(user: Any) -> Any:
+        return (
+            Event.objects.filter(user_id=user, event_type="purchase", item__isnull=False)
+            .order_by()
+            .values_list(f"item__{item_key_field()}")
+            .distinct()
+        )
+
+    if not isinstance(user_id, int):
+        return {str(key) for (key,) in build(user_id)}
+    return {str(key) for (key,) in compiled_rows(("purchased",), Event, build, USER_PLACEHOLDER, user_id)}
