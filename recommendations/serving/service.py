@@ -21,7 +21,7 @@ from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
 from recommendations.serving import catalogue, explain, impressions, model, popularity
 from recommendations.serving.freshness import marker_text
-from recommendations.serving.history import ShopperState, load_state
+from recommendations.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
 from recommendations.serving.state import (
     Prefetched,
     cache_set,
@@ -290,18 +290,26 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     cache_key = precomputed_cache_key(user_id)
     data = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
     if data is None:
-        row = PrecomputedList.objects.filter(user_id=user_id).first()
-        data = (
-            {}
-            if row is None
-            else {
-                "keys": row.item_keys,
-                "scores": row.scores,
-                "reasons": row.reasons,
-                "version": row.model_version,
-                "computed_at": row.computed_at.timestamp(),
-            }
+
+        def build(user: Any) -> Any:
+            fields = ("item_keys", "scores", "reasons", "model_version", "computed_at")
+            return PrecomputedList.objects.filter(user_id=user).order_by("pk").values_list(*fields)[:1]
+
+        rows = (
+            compiled_rows(("precomputed",), PrecomputedList, build, USER_PLACEHOLDER, user_id)
+            if isinstance(user_id, int)
+            else list(build(user_id))
         )
+        data = {}
+        if rows:
+            keys, scores, reasons, version, computed_at = rows[0]
+            data = {
+                "keys": keys,
+                "scores": scores,
+                "reasons": reasons,
+                "version": version,
+                "computed_at": computed_at.timestamp(),
+            }
         cache_set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
         if prefetched is not None:
             # read once per request (the list's basis and the personal stage both ask); no
