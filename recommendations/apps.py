@@ -9,8 +9,10 @@ class RecommendationsConfig(AppConfig):
     def ready(self) -> None:
         from recommendations import checks  # noqa: F401
         from recommendations.api import fastpath
-        from recommendations.serving import freshness
+        from recommendations.serving import catalogue, freshness
 
-        # keep the API fast path's caches true: latest-event markers, users' session auth hashes
+        # keep the API fast path's caches true: latest-event markers, users' session auth hashes,
+        # the per-process snapshot of recommendable items
         freshness.connect()
         fastpath.connect()
+        catalogue.connect()

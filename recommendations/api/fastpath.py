@@ -11,7 +11,10 @@ Round trips: (1) the session's cache entry; (2) one Lua script that counts the r
 the throttle (INCR + EXPIRE), checks the user's cached auth hash, their latest-event marker
 and the fingerprints of the entries the list was built from (precomputed list, "not
 interested" marks) against the stored response, and queues the impression (RPUSH) only
-when it returns the stored response to be served.
+when it returns the stored response to be served. A session this process has parsed before
+needs only (2): the script first compares the session entry's bytes with their fingerprint
+from then (unchanged bytes, unchanged user, hash and cart) and otherwise returns them to be
+parsed again before it counts or records anything.
 
 It serves only when all of these hold:
 
@@ -33,6 +36,10 @@ It serves only when all of these hold:
 - the throttle allows the request (the count is handed to the DRF throttle on fall-through,
   so a request is counted once).
 
+When everything but the stored response holds (the shopper has a newer event, usually), the
+real-time lane (``api.lane``) builds the answer through the view's own service call, without
+the session, authentication and DRF layers, and stores it for replay as the full stack would.
+
 Updates made with ``QuerySet.update()`` send no signal: the auth entry expires after
 ``AUTH_SECONDS`` and the replayable list after ``LIST_CACHE_SECONDS``.
 """
@@ -51,7 +58,13 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -62,10 +75,11 @@ from django.utils.crypto import constant_time_compare
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
+from recommendations.api import lane
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
-from recommendations.serving.freshness import marker_key, raise_markers
+from recommendations.serving.freshness import digest, marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
 from recommendations.serving.model import log_once
 from recommendations.serving.service import REUSABLE_ATTRIBUTE
@@ -160,6 +174,8 @@ def _config() -> _Config | None:
 
 def _reset_config(**_: Any) -> None:
     _config_cache.clear()
+    _sessions.clear()
+    lane.reset()
 
 
 setting_changed.connect(_reset_config, dispatch_uid="recommendations.fastpath.config")
@@ -242,14 +258,59 @@ def _answer(
 ) -> HttpResponse | None:
     from django.core.cache import caches
 
-    raw_session = client.get(
-        caches[settings.SESSION_CACHE_ALIAS].make_key(config.session_prefix + session_key)
-    )
+    session_entry = caches[settings.SESSION_CACHE_ALIAS].make_key(config.session_prefix + session_key)
+    known = _sessions.get(session_entry)
+    if known is None:
+        known = _read_session(client.get(session_entry), session_entry)
+        if known is None:
+            return None
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=False)
+    else:
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=True)
+    if response is _SESSION_CHANGED:
+        # the session entry is no longer the one this process parsed: read it again
+        _sessions.pop(session_entry, None)
+        known = _read_session(getattr(request, _CHANGED_ATTRIBUTE), session_entry)
+        if known is None:
+            return None
+        response = _serve(request, config, client, visitor_id, session_entry, known, check=False)
+    return response if isinstance(response, HttpResponse) else None
+
+
+# Sessions this process has parsed: cache entry -> (SHA-1 of its bytes, identity, session). The
+# serving script compares the entry's current bytes with that fingerprint before anything else,
+# so a known session costs no separate GET and no unpickling.
+_sessions: dict[str, tuple[str, tuple[Any, str], dict]] = {}
+_SESSIONS_KEPT = 20_000
+_SESSION_CHANGED = object()
+_CHANGED_ATTRIBUTE = "_recommendations_fastpath_session"
+
+
+def _read_session(raw_session: bytes | None, session_entry: str) -> tuple[str, tuple[Any, str], dict] | None:
     if raw_session is None:
         return None
-    identity = _session_user(impressions.redis_loads(raw_session))
+    session = impressions.redis_loads(raw_session)
+    identity = _session_user(session)
     if identity is None:
         return None
+    known = (digest(raw_session), identity, session)
+    if len(_sessions) >= _SESSIONS_KEPT:
+        _sessions.clear()
+    _sessions[session_entry] = known
+    return known
+
+
+def _serve(
+    request: HttpRequest,
+    config: _Config,
+    client: Any,
+    visitor_id: str,
+    session_entry: str,
+    known: tuple[str, tuple[Any, str], dict],
+    *,
+    check: bool,
+) -> Any:
+    session_digest, identity, session = known
     user_id, session_hash = identity
     counter = CounterScopedRateThrottle.counter(RecommendationsView.throttle_scope, user_id)
     recommendation_id = str(uuid.uuid4())
@@ -271,20 +332,27 @@ def _answer(
             _make_key(not_interested_cache_key(user_id, "")),
             counter[0] if counter is not None else list_entry,
             impressions.queue_key(),
+            session_entry,
         ],
         args=[
             session_hash,
             counter[1] + 1 if counter is not None else 0,
             counter[2] if counter is not None else "",
             row_start + ",",
+            session_digest if check else "",
         ],
     )
+    if count == -1:
+        setattr(request, _CHANGED_ATTRIBUTE, auth_raw)  # the entry's current bytes (or None)
+        return _SESSION_CHANGED
     auth_valid = _auth_matches(auth_raw, session_hash)
     setattr(request, CANDIDATE_ATTRIBUTE, _Candidate(user_id, auth_raw, auth_valid))
     if counter is not None:
         setattr(request, PRECOUNTED_ATTRIBUTE, (counter[0], int(count)))
     if stored is None:
-        return None  # throttled (DRF answers 429 with its body and Retry-After) or not servable
+        if counter is not None and int(count) > counter[2]:
+            return None  # throttled: DRF answers 429 with its body and Retry-After
+        return _realtime(request, client, identity, visitor_id, dict(session), auth_raw, auth_valid)
     _latest, _precomputed, _marks, _impression, head, body = stored.split(b"\n", 5)
     entry = json.loads(head)
     recommendation = recommendation_id.encode()
@@ -297,12 +365,61 @@ def _answer(
     return response
 
 
+def _realtime(
+    request: HttpRequest,
+    client: Any,
+    identity: tuple[Any, str],
+    visitor_id: str,
+    session: dict,
+    auth_raw: bytes | None,
+    auth_valid: bool,
+) -> HttpResponse | None:
+    """No replayable list (a newer event, usually): the real-time lane builds it, then stores it.
+
+    Without a valid cached auth hash the user is authenticated as Django would (the backend's
+    ``get_user``, active users only, the session's hash against the user's current one; a
+    mismatch, which Django may still accept through ``SECRET_KEY_FALLBACKS`` and then rewrite
+    the session, goes to the full stack), and the hash is cached as after a full-stack answer.
+    """
+    user_id, session_hash = identity
+    user = None
+    if not auth_valid:
+        user = _authenticated_user(user_id, session_hash)
+        if user is None:
+            return None
+    response = lane.answer(request, user_id, visitor_id, session, user=user)
+    if response is not None:
+        try:
+            pipe = client.pipeline(transaction=False)
+            if user is not None:
+                _fill_auth(pipe, user, auth_raw)
+            _store_list(pipe, client, request, response, user_id)
+            pipe.execute()
+        except Exception as exc:  # answered anyway; the next request goes through the lane again
+            log_once(f"fastpath-lane:{type(exc).__name__}", "Real-time list not stored for replay: %s", exc)
+    return response
+
+
+def _authenticated_user(user_id: Any, session_hash: str) -> Any:
+    """The session's user as ``django.contrib.auth.get_user`` accepts it with the primary key, or None."""
+    user = load_backend(MODEL_BACKEND).get_user(user_id)
+    if user is None or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    return user
+
+
 # One round trip that decides and records: KEYS auth, marker, stored response, precomputed list,
-# marks, throttle counter, impression queue; ARGV session hash, counter ttl, allowed requests
-# ("" = no throttle), the impression row's start. Returns {count, auth entry, stored response or
-# false, queue length}; the impression is queued only when the stored response is served.
+# marks, throttle counter, impression queue, session entry; ARGV session hash, counter ttl,
+# allowed requests ("" = no throttle), the impression row's start, the session entry's expected
+# SHA-1 ("" = not checked). Returns {count, auth entry, stored response or false, queue length},
+# or {-1, the session entry's bytes} when they changed; the impression is queued only when the
+# stored response is served.
 # Stored response: latest \n sha1(precomputed) \n sha1(marks) \n impression fields \n head \n body.
 _SERVE_LUA = r"""
+if ARGV[5] ~= '' then
+  local session = redis.call('GET', KEYS[8])
+  if (not session) or redis.sha1hex(session) ~= ARGV[5] then return {-1, session, false, 0} end
+end
 local count = 0
 if ARGV[3] ~= '' then
   count = redis.call('INCR', KEYS[6])
@@ -363,14 +480,19 @@ def remember(request: HttpRequest, response: HttpResponse) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         if not candidate.auth_valid:
-            token, _, _ = (candidate.auth_raw or b"").decode().partition("|")
-            value = f"{token or uuid.uuid4().hex}|{user.get_session_auth_hash()}"
-            expected = (candidate.auth_raw or b"").decode()
-            pipe.eval(_COMPARE_AND_SET_LUA, 1, auth_key(user.pk), expected, value, AUTH_SECONDS)
+            _fill_auth(pipe, user, candidate.auth_raw)
         _store_list(pipe, client, request, response, user.pk)
         pipe.execute()
     except Exception as exc:
         log_once(f"fastpath-fill:{type(exc).__name__}", "Recommendations fast path not filled: %s", exc)
+
+
+def _fill_auth(pipe: Any, user: Any, auth_raw: bytes | None) -> None:
+    """Cache the user's session auth hash, unless the entry changed since ``auth_raw`` was read."""
+    token, _, _ = (auth_raw or b"").decode().partition("|")
+    value = f"{token or uuid.uuid4().hex}|{user.get_session_auth_hash()}"
+    expected = (auth_raw or b"").decode()
+    pipe.eval(_COMPARE_AND_SET_LUA, 1, auth_key(user.pk), expected, value, AUTH_SECONDS)
 
 
 def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResponse, user_id: Any) -> None:
@@ -395,6 +517,7 @@ def _store_list(pipe: Any, client: Any, request: HttpRequest, response: HttpResp
     )
     pipe.set(list_key(user_id), stored, ex=max(1, reusable.seconds))
     raise_markers(client, {user_id: reusable.latest}, pipeline=pipe)
+    lane.remember_template(response)
 
 
 # --- invalidation -------------------------------------------------------------------------------

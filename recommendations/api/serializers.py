@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from rest_framework import serializers
 
 from recommendations.conf import recommender_settings
@@ -80,3 +83,57 @@ class RecommendationListSerializer(serializers.Serializer):
 class NotInterestedResponseSerializer(serializers.Serializer):
     item = serializers.CharField()
     created = serializers.BooleanField()
+
+
+# --- the list's body without serializer instances ---------------------------------------------------
+# DRF builds (deep-copies) every declared field for each serializer instance: for a ten-item list
+# that costs more CPU than assembling the list. The declarations above stay the only definition
+# (and the schema's); this reads them once and applies the same conversions.
+_PLAIN_CONVERSIONS: dict[type, Callable[[Any], Any]] = {
+    serializers.CharField: str,
+    serializers.FloatField: float,
+    serializers.IntegerField: int,
+}
+Plan = list[tuple[str, str, Any]]
+
+
+def _plan(serializer_class: type[serializers.Serializer]) -> Plan | None:
+    """``(output name, attribute, conversion or nested plan)`` per declared field; None if unsupported."""
+    plan: Plan = []
+    for name, field in serializer_class._declared_fields.items():
+        source = field.source or name
+        if field.write_only or "." in source or source == "*":
+            return None
+        if isinstance(field, serializers.ListSerializer) and isinstance(field.child, serializers.Serializer):
+            nested = _plan(type(field.child))
+            if nested is None:
+                return None
+            plan.append((name, source, nested))
+        elif type(field) in _PLAIN_CONVERSIONS:
+            plan.append((name, source, _PLAIN_CONVERSIONS[type(field)]))
+        else:
+            return None
+    return plan
+
+
+def _apply(plan: Plan, instance: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, source, how in plan:
+        value = getattr(instance, source)
+        if value is None:
+            out[name] = None  # as DRF: a None attribute is None whatever the field
+        elif isinstance(how, list):
+            out[name] = [_apply(how, element) for element in value]
+        else:
+            out[name] = how(value)
+    return out
+
+
+_LIST_PLAN = _plan(RecommendationListSerializer)
+
+
+def recommendation_list_data(result: Any) -> Any:
+    """``RecommendationListSerializer(result).data``, the same values in the same order, computed cheaply."""
+    if _LIST_PLAN is None:
+        return RecommendationListSerializer(result).data
+    return _apply(_LIST_PLAN, result)

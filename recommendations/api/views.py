@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -86,21 +87,39 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
         return super().wait()
 
 
+def query_params(serializer_class: type[s.serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Validated query parameters (400 on bad input), ``limit`` defaulting to ``DEFAULT_LIMIT``."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    params = dict(serializer.validated_data)
+    params.setdefault("limit", recommender_settings.DEFAULT_LIMIT)
+    return params
+
+
+def my_list_data(request: HttpRequest, *, user: Any, visitor_id: str, params: dict[str, Any]) -> Any:
+    """The body of a shopper's "my list" answer (the view, and the fast path's real-time lane).
+
+    ``request`` is the Django request: it carries the session (cart) and the visitor id.
+    """
+    result = serving.recommend_for(
+        user=user,
+        visitor_id=visitor_id,
+        limit=params["limit"],
+        placement=params["placement"],
+        context={"request": request},
+        exclude=params.get("exclude") or (),
+        reuse_list=True,
+    )
+    return s.recommendation_list_data(result)
+
+
 class _RecommendationsAPIView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [CounterScopedRateThrottle]
     throttle_scope = "recommendations"
 
     def query(self, serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.query_params)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        data.setdefault("limit", recommender_settings.DEFAULT_LIMIT)
-        return data
-
-    def context(self) -> dict[str, Any]:
-        # the underlying Django request carries the session (cart) and the visitor id
-        return {"request": self.request._request}
+        return query_params(serializer_class, self.request.query_params)
 
     @staticmethod
     def public(response: Response) -> Response:
@@ -121,16 +140,7 @@ class RecommendationsView(_RecommendationsAPIView):
     def get(self, request: Request) -> Response:
         params = self.query(s.RecommendationQuerySerializer)
         user, visitor_id = _shopper(request)
-        result = serving.recommend_for(
-            user=user,
-            visitor_id=visitor_id,
-            limit=params["limit"],
-            placement=params["placement"],
-            context=self.context(),
-            exclude=params.get("exclude") or (),
-            reuse_list=True,
-        )
-        response = Response(s.RecommendationListSerializer(result).data)
+        response = Response(my_list_data(request._request, user=user, visitor_id=visitor_id, params=params))
         patch_cache_control(response, private=True, no_store=True)
         patch_vary_headers(response, ["Cookie", "Authorization"])
         return response

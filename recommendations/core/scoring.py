@@ -49,13 +49,20 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
     logits = _buffer("logits", n, network.n_items, torch.float32)
     if not n:
         return logits
+    if network.training:
+        network.eval()
+    if n == 1:
+        # one history (a web request): no buckets, no reordering
+        width = max(min(len(seqs.items[0]), network.max_length), 1)
+        with torch.inference_mode():
+            items, types, gaps = (torch.from_numpy(a) for a in padded_inputs(seqs, width))
+            torch.mm(network.last_hidden(items, types, gaps), network.item_weights().T, out=logits)
+        return logits
     lengths = np.minimum(
         np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n), network.max_length
     )
     order = np.argsort(lengths, kind="stable")
     hidden = torch.empty(n, network.dim)
-    if network.training:
-        network.eval()
     with torch.inference_mode():
         for start in range(0, n, bucket):
             rows = order[start : start + bucket]
@@ -85,6 +92,69 @@ def _sparse_component(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np
     keep = sums[rows] > 0
     values = (data[keep] / sums[rows][keep]).astype(np.float32)
     return rows[keep], matrix.indices[keep].astype(np.int64), values
+
+
+# (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
+def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
+    if name == "covisitation":
+        return "covisitation", 20, 0.8
+    if name == "itemknn":
+        return "itemknn", max_length, 1.0
+    if name == "transitions":
+        return "transitions", 3, 0.3
+    if name == "recent":
+        return None, max_length, 0.8
+    raise ValueError(name)
+
+
+def _add_single_component(
+    row: np.ndarray,
+    items: np.ndarray,
+    name: str,
+    weight: float,
+    sources: Mapping[str, sp.csr_matrix],
+    max_length: int,
+) -> None:
+    """Add one sparse component of ONE history to its score ``row`` (float64), as the batch path does.
+
+    The batch path builds ``recency_weights(...) @ source`` with scipy and normalises it in
+    ``_sparse_component``; for a single short history the scipy object overhead costs more than
+    the arithmetic. This gathers the source rows with NumPy instead and repeats scipy's
+    arithmetic: products and per-column sums in the source's dtype, columns visited in the order
+    of the history's (sorted) items, so each column's value is bit for bit scipy's; only the
+    float64 row total is summed in column order rather than scipy's output order (a difference
+    in its last bit at most, far below the float32 values it divides).
+    """
+    source_name, last, decay = _recency_spec(name, max_length)
+    if not len(items) or last <= 0:
+        return
+    newest_first = items[::-1][:last] - 1
+    # the newest step of each item gives its weight: decay ** age (age 0 = newest)
+    cols, ages = np.unique(newest_first, return_index=True)
+    values = (decay ** ages.astype(np.float64)).astype(np.float32)
+    if source_name is None:
+        out_cols, out_values = cols, values  # already in CSR (column) order
+    else:
+        source = sources[source_name]
+        dtype = np.result_type(values.dtype, source.dtype)
+        starts, ends = source.indptr[cols], source.indptr[cols + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if not total:
+            return
+        positions = np.arange(total) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        touched = source.indices[positions]
+        products = np.repeat(values.astype(dtype), counts) * source.data[positions].astype(dtype)
+        sums = np.zeros(len(row), dtype=dtype)
+        np.add.at(sums, touched, products)  # sequential, in the order scipy accumulates
+        out_cols = np.flatnonzero(sums)
+        out_values = sums[out_cols]
+    data = out_values.astype(np.float64)
+    row_total = data.sum()
+    if not row_total > 0:
+        return
+    normalised = (data / row_total).astype(np.float32)
+    row[out_cols.astype(np.int64)] += (normalised * np.float32(weight)).astype(np.float64)
 
 
 def _normalised_row(vector: np.ndarray) -> np.ndarray:
@@ -139,6 +209,10 @@ def blend_scores(
     flat = scores.view(-1)
     for name in names:
         if name in ("network", "popularity"):
+            continue
+        if n == 1:
+            # one history (a web request): scipy's per-call overhead would dominate
+            _add_single_component(scores[0].numpy(), seqs.items[0], name, weights[name], sources, max_length)
             continue
         if name == "covisitation":
             matrix = recency_weights(seqs, n_items, last=20, decay=0.8) @ sources["covisitation"]

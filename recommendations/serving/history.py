@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,25 +41,86 @@ class ShopperState:
 
 def load_state(*, user: Any = None, visitor_id: str = "", limit: int | None = None) -> ShopperState:
     """The latest item events of a user (or an anonymous visitor); bots' events are ignored."""
-    from behavior.models import Event
-
     user_id = (
         getattr(user, "pk", None) if user is not None and getattr(user, "is_authenticated", False) else None
     )
     state = ShopperState(user_id=user_id, visitor_id=visitor_id or "")
     if user_id is None and not visitor_id:
         return state
+    rows = _latest_events(user_id, visitor_id, limit or recommender_settings.SESSION_EVENTS)
+    state.history = [(str(key), event_type, when.timestamp()) for key, event_type, when in reversed(rows)]
+    return state
+
+
+def _events_queryset(user_id: Any, visitor_id: str, limit: int) -> Any:
+    from behavior.models import Event
+
     queryset = Event.objects.filter(is_bot=False, item__isnull=False)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     else:
         queryset = queryset.filter(visitor_id=visitor_id, user__isnull=True)
     key_path = "item_id" if item_key_field() == _item_pk_name() else f"item__{item_key_field()}"
-    rows = queryset.order_by("-occurred_at").values_list(key_path, "event_type", "occurred_at")[
-        : limit or recommender_settings.SESSION_EVENTS
-    ]
-    state.history = [(str(key), event_type, when.timestamp()) for key, event_type, when in reversed(rows)]
-    return state
+    return queryset.order_by("-occurred_at").values_list(key_path, "event_type", "occurred_at")[:limit]
+
+
+# Placeholders compiled into cached queries, then replaced by the shopper's id.
+USER_PLACEHOLDER = -7_340_032_117
+VISITOR_PLACEHOLDER = "\x00recommendations-visitor-placeholder"
+_compiled = threading.local()
+
+
+def compiled_rows(
+    name: tuple, model: type, build: Callable[[Any], Any], placeholder: Any, value: Any
+) -> list:
+    """Rows (tuples) of the ``values_list`` queryset ``build(value)``, its SQL compiled once per thread.
+
+    Per-shopper queries run on every request that needs them; building and compiling a
+    queryset costs as much CPU as running it. The SQL is the ORM's own, compiled for
+    ``placeholder`` (which must appear exactly once among its parameters, else the queryset
+    runs as usual), and the ORM's converters read the rows. ``name`` tells queries apart.
+    """
+    from django.db import connections, router
+
+    alias = router.db_for_read(model)
+    cache = getattr(_compiled, "queries", None)
+    if cache is None:
+        cache = _compiled.queries = {}
+    key = (*name, alias, item_key_field())
+    entry = cache.get(key)
+    if entry is None:
+        compiler = build(placeholder).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        positions = [i for i, parameter in enumerate(params) if parameter == placeholder]
+        entry = cache[key] = (compiler, sql, list(params), positions[0]) if len(positions) == 1 else ()
+    if not entry:
+        return [tuple(row) for row in build(value)]
+    compiler, sql, params, position = entry
+    params = list(params)
+    params[position] = value
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return list(compiler.results_iter(results=[rows], tuple_expected=True))
+
+
+def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
+    """``_events_queryset(...)`` rows, newest first (compiled once per thread; integer user keys)."""
+    from behavior.models import Event
+
+    if user_id is not None:
+        if not isinstance(user_id, int):
+            return list(_events_queryset(user_id, visitor_id, limit))
+        return compiled_rows(
+            ("events:user", limit), Event, lambda v: _events_queryset(v, "", limit), USER_PLACEHOLDER, user_id
+        )
+    return compiled_rows(
+        ("events:visitor", limit),
+        Event,
+        lambda v: _events_queryset(None, v, limit),
+        VISITOR_PLACEHOLDER,
+        visitor_id,
+    )
 
 
 def _item_pk_name() -> str:
@@ -72,10 +135,15 @@ def purchased_keys(user_id: Any) -> set[str]:
 
     if user_id is None:
         return set()
-    rows = (
-        Event.objects.filter(user_id=user_id, event_type="purchase", item__isnull=False)
-        .order_by()
-        .values_list(f"item__{item_key_field()}", flat=True)
-        .distinct()
-    )
-    return {str(key) for key in rows}
+
+    def build(user: Any) -> Any:
+        return (
+            Event.objects.filter(user_id=user, event_type="purchase", item__isnull=False)
+            .order_by()
+            .values_list(f"item__{item_key_field()}")
+            .distinct()
+        )
+
+    if not isinstance(user_id, int):
+        return {str(key) for (key,) in build(user_id)}
+    return {str(key) for (key,) in compiled_rows(("purchased",), Event, build, USER_PLACEHOLDER, user_id)}

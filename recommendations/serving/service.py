@@ -19,9 +19,9 @@ from django.core.cache import cache
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.serving import explain, impressions, model, popularity
+from recommendations.serving import catalogue, explain, impressions, model, popularity
 from recommendations.serving.freshness import marker_text
-from recommendations.serving.history import ShopperState, load_state
+from recommendations.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
 from recommendations.serving.state import (
     Prefetched,
     cache_set,
@@ -112,11 +112,13 @@ def _assemble(
     newest_category: str | None = None,
     newest_any: bool = True,
     known: dict[str, Any] | None = None,
+    prefetched: Prefetched | None = None,
 ) -> list[tuple[Candidate, Any]]:
     """Walk the stages until ``limit`` recommendable items are found; one item query per round.
 
     ``known``: items already looked up during this request (``{key: item or None}``), read and
-    filled in, so that the blocks of one page ask for each candidate once.
+    filled in, so that the blocks of one page ask for each candidate once. ``prefetched`` may
+    carry the catalogue snapshot's version (``catalogue.PREFETCH_KEYS``).
     """
     cap = recommender_settings.DIVERSITY_CAP
     chosen: list[tuple[Candidate, Any]] = []
@@ -136,12 +138,13 @@ def _assemble(
         chosen.append((candidate, item))
 
     def resolve() -> None:
+        keys = [c.key for c in pending]
         if known is None:
-            items = adapter.available_items([c.key for c in pending])
+            items = catalogue.available_items(adapter, keys, prefetched)
         else:
-            missing = [c.key for c in pending if c.key not in known]
+            missing = [key for key in keys if key not in known]
             if missing:
-                found = adapter.available_items(missing)
+                found = catalogue.available_items(adapter, missing, prefetched)
                 known.update((key, found.get(key)) for key in missing)
             items = known
         for candidate in pending:
@@ -196,7 +199,7 @@ def _result(
         placement=placement,
     )
     for position, (candidate, item) in enumerate(chosen, start=1):
-        url = adapter.get_item_url(item)
+        url = catalogue.item_url(adapter, item)
         joiner = "&" if "?" in url else "?"
         result.items.append(
             RecommendedItem(
@@ -300,19 +303,31 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
     cache_key = precomputed_cache_key(user_id)
     data = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
     if data is None:
-        row = PrecomputedList.objects.filter(user_id=user_id).first()
-        data = (
-            {}
-            if row is None
-            else {
-                "keys": row.item_keys,
-                "scores": row.scores,
-                "reasons": row.reasons,
-                "version": row.model_version,
-                "computed_at": row.computed_at.timestamp(),
-            }
+
+        def build(user: Any) -> Any:
+            fields = ("item_keys", "scores", "reasons", "model_version", "computed_at")
+            return PrecomputedList.objects.filter(user_id=user).order_by("pk").values_list(*fields)[:1]
+
+        rows = (
+            compiled_rows(("precomputed",), PrecomputedList, build, USER_PLACEHOLDER, user_id)
+            if isinstance(user_id, int)
+            else list(build(user_id))
         )
+        data = {}
+        if rows:
+            keys, scores, reasons, version, computed_at = rows[0]
+            data = {
+                "keys": keys,
+                "scores": scores,
+                "reasons": reasons,
+                "version": version,
+                "computed_at": computed_at.timestamp(),
+            }
         cache_set(cache_key, data, recommender_settings.CACHE_TIMEOUT)
+        if prefetched is not None:
+            # read once per request (the list's basis and the personal stage both ask); no
+            # digest is added, so the list is not offered for replay from a database read
+            prefetched[cache_key] = data
     return data or None
 
 
@@ -356,6 +371,10 @@ def _item_names(keys: set[str]) -> dict[str, str]:
     now = time.monotonic()
     names = {key: entry[0] for key in keys if (entry := _names.get(key)) is not None and entry[1] > now}
     missing = keys - names.keys()
+    if missing:
+        # most anchors are available items: the catalogue snapshot has them in memory
+        names.update((key, str(item)) for key, item in catalogue.held_items(missing).items())
+        missing = keys - names.keys()
     if missing:
         if len(_names) > 50_000:
             _names.clear()
@@ -557,7 +576,8 @@ def recommend_for(
     if reuse_list and state.user_id is not None and plain and not _shown_on_request(request):
         list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
     loaded = model.get_active_model() if state.history or state.user_id is not None else None
-    extra = [list_key] if list_key else []
+    # the catalogue snapshot's version rides along: the list below is assembled against it
+    extra = [list_key, *catalogue.PREFETCH_KEYS] if list_key else list(catalogue.PREFETCH_KEYS)
     if loaded is not None and state.history:
         extra.append(_realtime_cache_key(state, loaded))
     prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts, extra=extra)
@@ -596,7 +616,7 @@ def recommend_for(
         # the anchors' category, looked up only when the list gets this far
         stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors)))
     stages.append(_popular_stage(None))
-    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter)
+    chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched)
     version = version_box[0] if version_box else None
     result = _result(chosen, placement=placement, model_version=version, adapter=adapter)
     if not any(entry.source in {"personal", "session"} for entry in result.items):

@@ -57,6 +57,8 @@ class Prefetched(dict):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.digests: dict[str, str] = {}
+        # True when Redis answered: a key absent here is absent there
+        self.complete = False
 
 
 def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> Prefetched:
@@ -80,6 +82,7 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
         log_once(f"prefetch:{type(exc).__name__}", "Cache unavailable, serving from the database: %s", exc)
         return Prefetched()
     found = Prefetched()
+    found.complete = True
     for key, raw in zip(keys, raw_values, strict=True):
         if raw is not None:
             found[key] = redis_loads(raw)
@@ -98,18 +101,28 @@ def cache_set(key: str, value: Any, timeout: int | None) -> None:
 def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None = None) -> set[str]:
     """Items the shopper marked "not interested" (cached until the next mark)."""
     from recommendations.models import NotInterested
+    from recommendations.serving.history import USER_PLACEHOLDER, compiled_rows
 
     if user_id is None and not visitor_id:
         return set()
     cache_key = _not_interested_key(user_id, visitor_id)
     keys = _cached(cache_key, prefetched)
     if keys is None:
-        queryset = (
-            NotInterested.objects.filter(user_id=user_id)
-            if user_id is not None
-            else NotInterested.objects.filter(visitor_id=visitor_id, user__isnull=True)
-        )
-        keys = sorted(set(queryset.values_list("item_key", flat=True)))
+        if isinstance(user_id, int):
+            rows = compiled_rows(
+                ("not_interested",),
+                NotInterested,
+                lambda user: NotInterested.objects.filter(user_id=user).values_list("item_key"),
+                USER_PLACEHOLDER,
+                user_id,
+            )
+        elif user_id is not None:
+            rows = NotInterested.objects.filter(user_id=user_id).values_list("item_key")
+        else:
+            rows = NotInterested.objects.filter(visitor_id=visitor_id, user__isnull=True).values_list(
+                "item_key"
+            )
+        keys = sorted({key for (key,) in rows})
         cache_set(cache_key, keys, recommender_settings.CACHE_TIMEOUT)
     return set(keys)
 

@@ -8,7 +8,6 @@ full stack (which then fills the fast path's entries). Every test runs against a
 from __future__ import annotations
 
 import json
-import os
 import socket
 import uuid
 
@@ -17,55 +16,12 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from recommendations.models import Impression, PrecomputedList
+from recommendations.models import Impression
 from recommendations.serving import impressions
-from tests.conftest import require_service
-from tests.integration.harness import reachable
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/11")
 URL = "/api/recommendations/"
 VISITOR = "visitor-fast-0001"
-
-
-@pytest.fixture
-def redis_cache(settings):
-    """The default cache (and so the sessions) on a real Redis, under a prefix of this test's own."""
-    import redis
-
-    require_service("Redis", reachable("127.0.0.1", 6379))
-    prefix = f"test-fastpath-{uuid.uuid4().hex[:10]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    yield prefix
-    impressions.flush()
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
-@pytest.fixture
-def precomputed(db):
-    def make(user, keys, *, version=3):
-        return PrecomputedList.objects.update_or_create(
-            user=user,
-            defaults={
-                "item_keys": keys,
-                "scores": [round(1 - i / 100, 6) for i in range(len(keys))],
-                "reasons": ["because you viewed Shoe 1"] * len(keys),
-                "model_version": version,
-                "computed_at": timezone.now(),
-            },
-        )[0]
-
-    return make
 
 
 def _logged_in(user, visitor=VISITOR) -> Client:

@@ -166,3 +166,19 @@ def test_last_hidden_in_inference_equals_the_full_encoding(layers, heads, width)
         got = network.last_hidden(*inputs)
     # then the same states up to float32 rounding
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_one_history_alone_scores_as_in_a_batch(blended):
+    # given histories (empty, with unknown items, longer than the kept length) and every source
+    long = [(blended.item_ids_[k % 7], "view", T0 + k) for k in range(30)]
+    hs = [*histories(blended, 40, seed=11), long]
+    seqs = histories_to_sequences(hs, blended.index_, blended._event_weights(), 12)
+    together = blended._score(seqs, None)
+    # when each is scored alone (the single-history kernels of a web request)
+    for r, history in enumerate(hs):
+        alone = blended._score(
+            histories_to_sequences([history], blended.index_, blended._event_weights(), 12), None
+        )
+        # then the same scores (the row totals may differ in their last float64 bit) and ranking
+        np.testing.assert_allclose(alone[0], together[r], rtol=1e-6, atol=1e-12)
+        assert top_n(alone, 10)[0].tolist() == top_n(together[r : r + 1], 10)[0].tolist()

@@ -171,14 +171,17 @@ class BehaviorNetwork(nn.Module):
         x, bias, keep = self._inputs(items, types, gaps)
         for block in self.blocks:
             x = block(x, bias)
-            if zero_padding:
+            if zero_padding and keep is not None:
                 x = x * keep
         return self.ln(x)
 
     def _inputs(
         self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Embedded steps (B, L, dim), the additive causal mask (B, 1, L, L) and the real-step mask."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Embedded steps (B, L, dim), the additive causal mask (B, 1, L, L) and the real-step mask.
+
+        The real-step mask is None for one unpadded sequence in inference (every step is real).
+        """
         length = items.shape[1]
         valid = items > 0
         pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
@@ -188,6 +191,10 @@ class BehaviorNetwork(nn.Module):
             + self.gap_emb(gaps)
             + self.pos_emb(pos)[None]
         )
+        if not self.training and items.shape[0] == 1 and bool(valid.all()):
+            # one unpadded history (a web request): the mask depends on the length only, and
+            # multiplying by an all-ones mask changes nothing, so both are skipped or reused
+            return x, self._causal_bias(length, x.dtype, items.device), None
         x = self.emb_drop(x) * valid[..., None]
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # a step attends to earlier real steps and always to itself (no fully-masked rows)
@@ -198,6 +205,21 @@ class BehaviorNetwork(nn.Module):
             ~allowed, float("-inf")
         )
         return x, bias[:, None], valid[..., None].to(x.dtype)
+
+    def _causal_bias(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The additive mask of one unpadded sequence of ``length`` steps, (1, 1, L, L), kept per length."""
+        cache = self.__dict__.setdefault("_bias_cache", {})
+        key = (length, dtype, device)
+        bias = cache.get(key)
+        if bias is None:
+            # a normal tensor even when first built under inference_mode (autograd may use it later)
+            with torch.inference_mode(False):
+                causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+                bias = torch.zeros((1, 1, length, length), dtype=dtype, device=device).masked_fill_(
+                    ~causal, float("-inf")
+                )
+            cache[key] = bias
+        return bias
 
     def item_weights(self) -> torch.Tensor:
         """Output embedding of the real items, shape (n_items, dim) (row j is item index j + 1)."""
@@ -257,6 +279,10 @@ class BehaviorNetwork(nn.Module):
         if self.training or not self.blocks:
             return self.encode(items, types, gaps)[:, -1]
         x, bias, keep = self._inputs(items, types, gaps)
+        if keep is None:  # one unpadded sequence: nothing to zero
+            for block in self.blocks[:-1]:
+                x = block(x, bias)
+            return self.ln(self.blocks[-1].forward_last(x, bias))
         for block in self.blocks[:-1]:
             x = block(x, bias) * keep
         return self.ln(self.blocks[-1].forward_last(x, bias) * keep[:, -1])
