@@ -20,10 +20,17 @@ def require_service(name: str, available: bool) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Each test starts with an empty cache (the cache may be a shared Redis in CI)."""
+    """Each test starts with an empty cache (the cache may be a shared Redis in CI).
+
+    The serving catalogue's per-process item snapshot goes with it: it is valid only against
+    the change log kept in that cache.
+    """
     from django.core.cache import cache
 
+    from recommendations.serving import catalogue
+
     cache.clear()
+    catalogue.reset()
     yield
 
 
