@@ -65,6 +65,39 @@ function request()
 end
 """
 
+# The real-time path with a new event before every list request: each connection alternates
+# POST /api/events/ (one view of the shopper, session-authenticated with a CSRF token) and
+# GET of the list for the same shopper, on the same connection, so the GET always finds an
+# event newer than anything computed for them and the network runs.
+EVENT_THEN_LIST_LUA = r"""
+local cookies, skus = {}, {}
+local counter, offset = 0, 0
+local token = "benchcsrftokenbenchcsrftoken0123"
+function setup(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 7919)
+end
+function init(args)
+  for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
+  for line in io.lines(args[2]) do skus[#skus + 1] = line end
+  offset = offset or 0
+end
+-- each request() builds the pair for one shopper, pipelined on one connection (the POST is
+-- answered before the GET is read); a browser's User-Agent, or the event is flagged as a bot's
+-- and ignored by the recommender
+function request()
+  counter = counter + 1
+  local cookie = cookies[((counter + offset) % #cookies) + 1] .. "; csrftoken=" .. token
+  local sku = skus[((counter * 31 + offset) % #skus) + 1]
+  local body = '{"event_type": "view", "item": "' .. sku .. '"}'
+  local post = wrk.format("POST", "/api/events/", {
+    ["Cookie"] = cookie, ["X-CSRFToken"] = token, ["Content-Type"] = "application/json",
+    ["User-Agent"] = "Mozilla/5.0 (bench)"}, body)
+  local get = wrk.format("GET", wrk.path, {["Cookie"] = cookie})
+  return post .. get
+end
+"""
+
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -240,13 +273,15 @@ def _in_process_realtime_cpu(cookie_lines: list[str], user_ids: list) -> tuple[f
     return statistics.median(times), statistics.fmean(times)
 
 
-def _wrk(url: str, seconds: int, script: Path | None = None, cookies: Path | None = None) -> dict[str, float]:
+def _wrk(
+    url: str, seconds: int, script: Path | None = None, cookies: Path | None = None, extra: Path | None = None
+) -> dict[str, float]:
     command = [WRK, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if script is not None:
         command += ["-s", str(script)]
     command.append(url)
     if cookies is not None:
-        command += ["--", str(cookies)]
+        command += ["--", str(cookies), *([str(extra)] if extra is not None else [])]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
 
     def latency(label: str) -> float:
@@ -415,6 +450,12 @@ def main() -> None:
     _fresh_events(realtime_ids)
     script = workdir / "cookies.lua"
     script.write_text(LUA)
+    pair_script, sku_file = workdir / "event-then-list.lua", workdir / "skus.txt"
+    pair_script.write_text(EVENT_THEN_LIST_LUA)
+    sku_file.write_text(
+        "\n".join(Product.objects.filter(is_active=True).order_by("sku").values_list("sku", flat=True)[:3000])
+        + "\n"
+    )
 
     from recommendations.data import load_histories
 
@@ -468,6 +509,10 @@ def main() -> None:
         runs_before = _model_runs()
         realtime = measured(f"{base}/api/recommendations/", duration, script, realtime_cookies)
         realtime["model_runs"] = _model_runs() - runs_before
+        # every list request after a new event of the same shopper (the network runs each time)
+        runs_before = _model_runs()
+        paired = measured(f"{base}/api/recommendations/", duration, pair_script, realtime_cookies, sku_file)
+        paired["model_runs"] = _model_runs() - runs_before
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(timeout=30)
@@ -485,11 +530,26 @@ def main() -> None:
         ("precomputed API req/s", f"{fast['rps']:.0f}", ">= 1,500"),
         ("precomputed API p50 / p99 ms", f"{fast['p50']:.2f} / {fast['p99']:.2f}", "p99 < 50"),
         ("precomputed API vs /healthz", f"{share:.0f} %", ">= 50 %"),
-        ("real-time API req/s", f"{realtime['rps']:.0f}", ">= 300"),
+        (
+            "real-time API req/s (a shopper's first request runs the network, later ones replay)",
+            f"{realtime['rps']:.0f}",
+            "-",
+        ),
         ("real-time API p50 / p99 ms", f"{realtime['p50']:.2f} / {realtime['p99']:.2f}", "-"),
         (
             "real-time requests per shopper (1st = model run)",
             f"{realtime['requests'] / len(realtime_ids):.1f}",
+            "-",
+        ),
+        (
+            "real-time, a new event before every list request: list requests/s (each pair POST + GET)",
+            f"{paired['requests'] / 2 / duration:.0f}",
+            ">= 300",
+        ),
+        (
+            "  of which ran the network; p50 / p99 ms of a pair; gunicorn CPU ms per pair",
+            f"{paired['model_runs']:.0f} of {paired['requests'] / 2:.0f}; "
+            f"{paired['p50']:.2f} / {paired['p99']:.2f}; {paired['cpu_ms'] * 2:.2f}",
             "-",
         ),
         (
@@ -520,7 +580,7 @@ def main() -> None:
         ("product page queries (median)", f"{page_queries:.0f}", "-"),
         (
             "non-2xx responses (all runs)",
-            f"{health['non2xx'] + fast['non2xx'] + realtime['non2xx']:.0f}",
+            f"{health['non2xx'] + fast['non2xx'] + realtime['non2xx'] + paired['non2xx']:.0f}",
             "0",
         ),
     ]

@@ -9,6 +9,40 @@ import pytest
 from tests import factories
 
 
+def normal_cpu_priority() -> None:
+    """Give every thread of this process the default scheduling back (``SCHED_OTHER``, nice 0).
+
+    Also the ``preexec_fn`` of a server that a test (re)starts: a child inherits its parent's
+    policy, and a Postgres restarted from a ``SCHED_IDLE`` test runner would serve everything
+    after it (other tests, benchmarks on this machine) only on otherwise idle cores.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        threads = [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for thread in threads:
+        try:
+            if os.sched_getscheduler(thread) == os.SCHED_IDLE:
+                os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
+            if os.getpriority(os.PRIO_PROCESS, thread) > 0:
+                os.setpriority(os.PRIO_PROCESS, thread, 0)
+        except OSError:  # a thread that ended, or no privilege to lower the niceness again
+            continue
+
+
+@pytest.fixture(autouse=True)
+def _normal_cpu_priority_after_each_test():
+    """``retrain`` and ``rebuild_profiles`` lower their process's CPU priority, as they should.
+
+    Called in-process by a test, they would leave the test runner (and whatever it starts
+    afterwards) at background priority: restore it after every test.
+    """
+    yield
+    normal_cpu_priority()
+
+
 def require_service(name: str, available: bool) -> None:
     """Fail in CI when a service is missing; skip elsewhere, with the reason."""
     if available:

@@ -18,6 +18,7 @@ import uuid
 import psutil
 import pytest
 
+from tests.conftest import normal_cpu_priority
 from tests.integration.harness import SEED, free_port, stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,7 @@ def test_redelivered_batches_are_stored_exactly_once_through_crashes(tmp_path):
         time.sleep(1.5)
         restart = subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+            preexec_fn=normal_cpu_priority,  # the server outlives this test: never at our priority
             capture_output=True,
             text=True,
             timeout=120,
