@@ -45,58 +45,56 @@ PG = "postgres://postgres@127.0.0.1:5432"
 WRK = "/usr/bin/wrk"
 CONNECTIONS = 16
 
-LUA = r"""
--- One session cookie per request, rotating through the list (offset per thread).
-local cookies = {}
-local counter = 0
-local offset = 0
+# Both wrk scripts rotate through the session cookies of args[1] (an offset per thread); the
+# optional args[2] lists item keys.
+ROTATION_LUA = r"""
+local cookies, skus = {}, {}
+local counter, offset = 0, 0
 function setup(thread)
   counter = counter + 1
   thread:set("offset", counter * 7919)
 end
 function init(args)
   for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
+  if args[2] then for line in io.lines(args[2]) do skus[#skus + 1] = line end end
   offset = offset or 0
 end
-function request()
+function next_cookie()
   counter = counter + 1
-  local cookie = cookies[((counter + offset) % #cookies) + 1]
-  return wrk.format("GET", wrk.path, {["Cookie"] = cookie})
+  return cookies[((counter + offset) % #cookies) + 1]
 end
 """
 
-# The real-time path with a new event before every list request: each connection alternates
-# POST /api/events/ (one view of the shopper, session-authenticated with a CSRF token) and
-# GET of the list for the same shopper, on the same connection, so the GET always finds an
-# event newer than anything computed for them and the network runs.
-EVENT_THEN_LIST_LUA = r"""
-local cookies, skus = {}, {}
-local counter, offset = 0, 0
-local token = "benchcsrftokenbenchcsrftoken0123"
-function setup(thread)
-  counter = counter + 1
-  thread:set("offset", counter * 7919)
-end
-function init(args)
-  for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
-  for line in io.lines(args[2]) do skus[#skus + 1] = line end
-  offset = offset or 0
-end
--- each request() builds the pair for one shopper, pipelined on one connection (the POST is
--- answered before the GET is read); a browser's User-Agent, or the event is flagged as a bot's
--- and ignored by the recommender
+# One session cookie per request.
+LUA = (
+    ROTATION_LUA
+    + r"""
 function request()
-  counter = counter + 1
-  local cookie = cookies[((counter + offset) % #cookies) + 1] .. "; csrftoken=" .. token
+  return wrk.format("GET", wrk.path, {["Cookie"] = next_cookie()})
+end
+"""
+)
+
+# The real-time path with a new event before every list request: each request() builds a pair
+# for one shopper, pipelined on one connection: POST /api/events/ (one view, session-authenticated
+# with a CSRF token, a browser's User-Agent or the event is flagged as a bot's and ignored), then
+# GET of the list (answered after the POST), which so always finds an event newer than anything
+# computed for the shopper: the network runs.
+EVENT_THEN_LIST_LUA = (
+    ROTATION_LUA
+    + r"""
+local token = "benchcsrftokenbenchcsrftoken0123"
+function request()
+  local cookie = next_cookie() .. "; csrftoken=" .. token
   local sku = skus[((counter * 31 + offset) % #skus) + 1]
   local body = '{"event_type": "view", "item": "' .. sku .. '"}'
   local post = wrk.format("POST", "/api/events/", {
     ["Cookie"] = cookie, ["X-CSRFToken"] = token, ["Content-Type"] = "application/json",
     ["User-Agent"] = "Mozilla/5.0 (bench)"}, body)
-  local get = wrk.format("GET", wrk.path, {["Cookie"] = cookie})
-  return post .. get
+  return post .. wrk.format("GET", wrk.path, {["Cookie"] = cookie})
 end
 """
+)
 
 
 def _percentile(values: list[float], q: float) -> float:
