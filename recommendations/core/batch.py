@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from recommendations.core.dataset import EVENT_TYPES, N_GAP_BUCKETS, Sequences
 
-__all__ = ["encode_columns", "padded_inputs", "recency_weights", "recent_distinct"]
+__all__ = ["RecencyIndex", "encode_columns", "padded_inputs", "recency_weights", "recent_distinct"]
 
 
 def _starts(owners: np.ndarray) -> np.ndarray:
@@ -132,6 +132,45 @@ def padded_inputs(seqs: Sequences, width: int) -> tuple[np.ndarray, np.ndarray, 
     return items, types, gaps
 
 
+class RecencyIndex:
+    """Each shopper's distinct items among their ``last`` newest steps, with the age of the newest.
+
+    Built once per batch (one sort); :meth:`weights` then gives ``recency_weights`` for any
+    ``last`` up to the one built with and any decay, without sorting again: the newest step of
+    a (shopper, item) pair is younger than ``last`` exactly when some step of it is.
+    """
+
+    def __init__(self, seqs: Sequences, n_items: int, *, last: int) -> None:
+        n = len(seqs.items)
+        self.n_rows, self.n_items = n, n_items
+        lengths = np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n)
+        empty = np.empty(0, dtype=np.int64)
+        self.owners, self.cols, self.ages = empty, empty, empty
+        if not n or not lengths.sum() or last <= 0:
+            return
+        flat = np.concatenate(seqs.items)
+        owners = np.repeat(np.arange(n), lengths)
+        ages = np.cumsum(lengths)[owners] - 1 - np.arange(len(flat))  # 0 = newest
+        tail = ages < last
+        owners, cols, ages = owners[tail], flat[tail] - 1, ages[tail]
+        # the newest step of each (shopper, item) pair gives the weight (smallest age, largest decay power)
+        order = np.lexsort((ages, cols, owners))
+        owners, cols, ages = owners[order], cols[order], ages[order]
+        first = np.ones(len(cols), dtype=bool)
+        first[1:] = (owners[1:] != owners[:-1]) | (cols[1:] != cols[:-1])
+        self.owners, self.cols, self.ages = owners[first], cols[first], ages[first]
+
+    def weights(self, last: int, decay: float) -> sp.csr_matrix:
+        """``decay ** age`` of each item's newest step among the ``last`` newest, float32 CSR."""
+        keep = self.ages < last
+        owners, cols = self.owners[keep], self.cols[keep]
+        values = (decay ** self.ages[keep].astype(np.float64)).astype(np.float32)
+        # already sorted by row then column without duplicates: the CSR arrays directly (no COO pass)
+        indptr = np.zeros(self.n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owners, minlength=self.n_rows), out=indptr[1:])
+        return sp.csr_matrix((values, cols, indptr), shape=(self.n_rows, self.n_items))
+
+
 def recency_weights(seqs: Sequences, n_items: int, *, last: int = 20, decay: float = 0.8) -> sp.csr_matrix:
     """``history_weights`` without a loop per shopper: ``decay ** age`` of each item's newest step.
 
@@ -139,25 +178,7 @@ def recency_weights(seqs: Sequences, n_items: int, *, last: int = 20, decay: flo
     -------
     scipy.sparse.csr_matrix of shape (len(seqs), n_items), float32
     """
-    n = len(seqs.items)
-    lengths = np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n)
-    if not n or not lengths.sum() or last <= 0:
-        return sp.csr_matrix((n, n_items), dtype=np.float32)
-    flat = np.concatenate(seqs.items)
-    owners = np.repeat(np.arange(n), lengths)
-    ages = np.cumsum(lengths)[owners] - 1 - np.arange(len(flat))  # 0 = newest
-    tail = ages < last
-    owners, cols, ages = owners[tail], flat[tail] - 1, ages[tail]
-    # the newest step of each (shopper, item) pair gives the weight (smallest age, largest decay power)
-    order = np.lexsort((ages, cols, owners))
-    owners, cols, ages = owners[order], cols[order], ages[order]
-    first = np.ones(len(cols), dtype=bool)
-    first[1:] = (owners[1:] != owners[:-1]) | (cols[1:] != cols[:-1])
-    values = (decay ** ages[first].astype(np.float64)).astype(np.float32)
-    # already sorted by row then column without duplicates: the CSR arrays directly (no COO pass)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owners[first], minlength=n), out=indptr[1:])
-    return sp.csr_matrix((values, cols[first], indptr), shape=(n, n_items))
+    return RecencyIndex(seqs, n_items, last=last).weights(last, decay)
 
 
 def recent_distinct(

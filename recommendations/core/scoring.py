@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recommendations.core.batch import padded_inputs, recency_weights
+from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.dataset import Sequences
 
 __all__ = ["blend_scores", "network_logits", "top_k"]
@@ -207,6 +207,7 @@ def blend_scores(
     else:
         scores.zero_()
     flat = scores.view(-1)
+    recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
     for name in names:
         if name in ("network", "popularity"):
             continue
@@ -214,14 +215,16 @@ def blend_scores(
             # one history (a web request): scipy's per-call overhead would dominate
             _add_single_component(scores[0].numpy(), seqs.items[0], name, weights[name], sources, max_length)
             continue
+        if recency is None:
+            recency = RecencyIndex(seqs, n_items, last=max(20, 3, max_length))
         if name == "covisitation":
-            matrix = recency_weights(seqs, n_items, last=20, decay=0.8) @ sources["covisitation"]
+            matrix = recency.weights(20, 0.8) @ sources["covisitation"]
         elif name == "itemknn":
-            matrix = recency_weights(seqs, n_items, last=max_length, decay=1.0) @ sources["itemknn"]
+            matrix = recency.weights(max_length, 1.0) @ sources["itemknn"]
         elif name == "transitions":
-            matrix = recency_weights(seqs, n_items, last=3, decay=0.3) @ sources["transitions"]
+            matrix = recency.weights(3, 0.3) @ sources["transitions"]
         elif name == "recent":
-            matrix = recency_weights(seqs, n_items, last=max_length, decay=0.8)
+            matrix = recency.weights(max_length, 0.8)
         else:
             raise ValueError(name)
         rows, cols, values = _sparse_component(matrix.tocsr())

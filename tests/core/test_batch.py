@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommendations.core.batch import encode_columns, padded_inputs, recency_weights, recent_distinct
+from recommendations.core.batch import (
+    RecencyIndex,
+    encode_columns,
+    padded_inputs,
+    recency_weights,
+    recent_distinct,
+)
 from recommendations.core.candidates import history_weights
 from recommendations.core.dataset import TYPE_INDEX, ItemIndex, histories_to_sequences, pad_batch
 
@@ -105,6 +111,23 @@ def test_recency_weights_equal_history_weights(seed, last, decay):
     # then the same sparse matrix, entry for entry
     assert got.dtype == expected.dtype == np.float32
     np.testing.assert_array_equal(got.toarray(), expected.toarray())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_recency_index_gives_every_component_s_weights(seed):
+    # given encoded sequences and one index built for the longest window of the blend
+    index = ItemIndex(KEYS)
+    seqs = histories_to_sequences(random_histories(seed), index, WEIGHTS)
+    shared = RecencyIndex(seqs, len(index), last=50)
+    # when each component's window and decay is read from it / then it equals its own build
+    for last, decay in [(20, 0.8), (50, 1.0), (3, 0.3), (50, 0.8), (1, 0.5)]:
+        got = shared.weights(last, decay)
+        expected = history_weights(seqs, len(index), last=last, decay=decay)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.toarray(), expected.toarray())
+        np.testing.assert_array_equal(
+            got.indptr, recency_weights(seqs, len(index), last=last, decay=decay).indptr
+        )
 
 
 def straightforward_recent(history_keys: list[int], recent: int) -> list[int]:
