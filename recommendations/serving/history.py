@@ -79,8 +79,13 @@ def compiled_rows(
     queryset costs as much CPU as running it. The SQL is the ORM's own, compiled for
     ``placeholder`` (which must appear exactly once among its parameters, else the queryset
     runs as usual), and the ORM's converters read the rows. ``name`` tells queries apart.
+    A ``value`` not of the placeholder's type (e.g. a non-integer user key) runs the queryset
+    as usual too.
     """
     from django.db import connections, router
+
+    if not isinstance(value, type(placeholder)):
+        return [tuple(row) for row in build(value)]
 
     alias = router.db_for_read(model)
     cache = getattr(_compiled, "queries", None)
@@ -105,12 +110,10 @@ def compiled_rows(
 
 
 def _latest_events(user_id: Any, visitor_id: str, limit: int) -> list:
-    """``_events_queryset(...)`` rows, newest first (compiled once per thread; integer user keys)."""
+    """``_events_queryset(...)`` rows, newest first (compiled once per thread)."""
     from behavior.models import Event
 
     if user_id is not None:
-        if not isinstance(user_id, int):
-            return list(_events_queryset(user_id, visitor_id, limit))
         return compiled_rows(
             ("events:user", limit), Event, lambda v: _events_queryset(v, "", limit), USER_PLACEHOLDER, user_id
         )
@@ -144,6 +147,4 @@ def purchased_keys(user_id: Any) -> set[str]:
             .distinct()
         )
 
-    if not isinstance(user_id, int):
-        return {str(key) for (key,) in build(user_id)}
     return {str(key) for (key,) in compiled_rows(("purchased",), Event, build, USER_PLACEHOLDER, user_id)}

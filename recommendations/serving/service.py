@@ -308,11 +308,7 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
             fields = ("item_keys", "scores", "reasons", "model_version", "computed_at")
             return PrecomputedList.objects.filter(user_id=user).order_by("pk").values_list(*fields)[:1]
 
-        rows = (
-            compiled_rows(("precomputed",), PrecomputedList, build, USER_PLACEHOLDER, user_id)
-            if isinstance(user_id, int)
-            else list(build(user_id))
-        )
+        rows = compiled_rows(("precomputed",), PrecomputedList, build, USER_PLACEHOLDER, user_id)
         data = {}
         if rows:
             keys, scores, reasons, version, computed_at = rows[0]

@@ -108,7 +108,7 @@ def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None =
     cache_key = _not_interested_key(user_id, visitor_id)
     keys = _cached(cache_key, prefetched)
     if keys is None:
-        if isinstance(user_id, int):
+        if user_id is not None:
             rows = compiled_rows(
                 ("not_interested",),
                 NotInterested,
@@ -116,8 +116,6 @@ def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None =
                 USER_PLACEHOLDER,
                 user_id,
             )
-        elif user_id is not None:
-            rows = NotInterested.objects.filter(user_id=user_id).values_list("item_key")
         else:
             rows = NotInterested.objects.filter(visitor_id=visitor_id, user__isnull=True).values_list(
                 "item_key"
