@@ -134,6 +134,10 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "RELATED_ITEMS": 20,
     # Users scored per batch by recommendations.refresh_recommendations.
     "PRECOMPUTE_BATCH_SIZE": 512,
+    # Batches recommendations.refresh_recommendations scores at once, one thread each (1 = score in
+    # the calling thread). Two keep both cores of a small machine busy; more than the CPU count
+    # only adds switching.
+    "PRECOMPUTE_THREADS": 2,
     # Seconds an HTTP client or proxy may cache popular / similar item lists.
     "PUBLIC_MAX_AGE": 300,
     # --- training engineer: training service and model registry ---------------------------------

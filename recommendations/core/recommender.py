@@ -684,31 +684,33 @@ class BehaviorRecommender(BaseRecommender):
     def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
         return self._score_tensor(seqs, now).numpy().copy()
 
+    def _blend_arguments(self, now: float | None) -> tuple[list[str], dict]:
+        """Component names with a positive weight and the keyword arguments of the scoring kernels."""
+        w = self.blend_weights_
+        names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
+        pop = self.trending(now) if now is not None else self.popularity_
+        pop = pop / (pop.max(initial=0.0) + 1e-12)
+        return names, {
+            "network": self.network_,
+            "sources": {
+                "covisitation": self.covisitation_.similar_matrix,
+                "itemknn": self.itemknn_,
+                "transitions": self.transitions_,
+            },
+            "popularity": self.popularity_,
+            "fallback": pop,
+            "tie_break": TIE_BREAK,
+            "max_length": self._cfg().max_sequence_length,
+        }
+
     def _score_tensor(self, seqs: Sequences, now: float | None) -> torch.Tensor:
         """Blended scores (len(seqs), n_items) float64, a reused buffer for large batches.
 
         The same numbers as ``_components`` blended with ``blend_weights_``: empty histories get
         popularity (trending at ``now``); elsewhere popularity only breaks ties.
         """
-        w = self.blend_weights_
-        names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
-        pop = self.trending(now) if now is not None else self.popularity_
-        pop = pop / (pop.max(initial=0.0) + 1e-12)
-        return scoring.blend_scores(
-            seqs,
-            w,
-            names,
-            network=self.network_,
-            sources={
-                "covisitation": self.covisitation_.similar_matrix,
-                "itemknn": self.itemknn_,
-                "transitions": self.transitions_,
-            },
-            popularity=self.popularity_,
-            fallback=pop,
-            tie_break=TIE_BREAK,
-            max_length=self._cfg().max_sequence_length,
-        )
+        names, arguments = self._blend_arguments(now)
+        return scoring.blend_scores(seqs, self.blend_weights_, names, **arguments)
 
     def rank_sequences(
         self,
@@ -719,6 +721,9 @@ class BehaviorRecommender(BaseRecommender):
         now: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` columns of every encoded sequence, best first (ties: lower column first).
+
+        The ranking of ``_score`` with the excluded cells at ``-inf``, computed a few rows at a
+        time (``scoring.blend_top_k``) without the whole score matrix.
 
         Parameters
         ----------
@@ -733,11 +738,8 @@ class BehaviorRecommender(BaseRecommender):
         vals : ndarray of the same shape, float64; ``-inf`` marks padding past the finite scores
         """
         self._check_fitted()
-        scores = self._score_tensor(seqs, now)
-        if exclude is not None and len(exclude[0]):
-            rows, cols = (np.asarray(a, dtype=np.int64) for a in exclude)
-            scores.view(-1)[torch.from_numpy(rows * scores.shape[1] + cols)] = float("-inf")
-        return scoring.top_k(scores, n)
+        names, arguments = self._blend_arguments(now)
+        return scoring.blend_top_k(seqs, self.blend_weights_, names, n, exclude=exclude, **arguments)
 
     def _rank(
         self, seqs: Sequences, n: int, exclude: tuple[np.ndarray, np.ndarray], now: float | None

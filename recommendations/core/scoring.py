@@ -11,7 +11,8 @@ that are reused from one batch to the next.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +21,7 @@ import torch
 from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.dataset import Sequences
 
-__all__ = ["blend_scores", "network_logits", "top_k"]
+__all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
 
 # batches smaller than this many score cells allocate fresh tensors (web requests score one
 # history); larger ones reuse per-thread buffers, which saves page faults on tens of MB per batch
@@ -164,7 +165,41 @@ def _normalised_row(vector: np.ndarray) -> np.ndarray:
     return np.zeros(len(vector), dtype=np.float32)
 
 
-def blend_scores(
+# Rows blended at a time: one chunk of float64 scores and its float32 logits (~0.9 MB for 10,000
+# items) stays in the core's cache through every step, where whole-batch steps would stream tens
+# of MB through memory once per step (a dozen times).
+CHUNK_ROWS = 8
+
+
+def _sparse_parts(
+    seqs: Sequences,
+    weights: Mapping[str, float],
+    names: Sequence[str],
+    sources: Mapping[str, sp.csr_matrix],
+    n_items: int,
+    max_length: int,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Weighted non-zeros of each sparse component of a batch, in ``names`` order: (rows, cols, float64).
+
+    Rows are ascending (CSR order), so a chunk of rows is a slice.
+    """
+    parts = []
+    recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
+    for name in names:
+        if name in ("network", "popularity"):
+            continue
+        if recency is None:
+            recency = RecencyIndex(seqs, n_items, last=max(20, 3, max_length))
+        source, last, decay = _recency_spec(name, max_length)
+        matrix = recency.weights(last, decay)
+        if source is not None:
+            matrix = matrix @ sources[source]
+        rows, cols, values = _sparse_component(matrix.tocsr())
+        parts.append((rows, cols, (values * np.float32(weights[name])).astype(np.float64)))
+    return parts
+
+
+def _blended_chunks(
     seqs: Sequences,
     weights: Mapping[str, float],
     names: Sequence[str],
@@ -175,6 +210,73 @@ def blend_scores(
     fallback: np.ndarray,
     tie_break: float,
     max_length: int,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(first row, blended float64 scores of CHUNK_ROWS rows)`` for the batch, chunk by chunk.
+
+    Each cell goes through the operations of the whole-batch blend in the same order (network
+    softmax, sparse components, popularity, tie-break or fallback), so the numbers are the same;
+    a yielded chunk is reused for the next one.
+    """
+    n, n_items = len(seqs.items), len(popularity)
+    use_network = "network" in names and network is not None
+    logits = network_logits(network, seqs) if use_network else None
+    network_weight = float(weights["network"]) if use_network else 0.0
+    single = n == 1
+    # one history (a web request): scipy's per-call overhead would dominate its sparse products
+    parts = [] if single else _sparse_parts(seqs, weights, names, sources, n_items, max_length)
+    bounds = [np.searchsorted(rows, np.arange(0, n + CHUNK_ROWS, CHUNK_ROWS)) for rows, _, _ in parts]
+    pop = None
+    if "popularity" in names:
+        component = _normalised_row(np.asarray(popularity, dtype=np.float64))
+        component = component * np.float32(weights["popularity"])
+        pop = torch.from_numpy(component.astype(np.float64))
+    fallback = torch.from_numpy(np.asarray(fallback, dtype=np.float64))
+    tie = torch.from_numpy(tie_break * fallback.numpy())
+    empty = np.fromiter((len(s) == 0 for s in seqs.items), dtype=bool, count=n)
+    held = torch.empty(min(n, CHUNK_ROWS), n_items, dtype=torch.float64)
+    for chunk_index, start in enumerate(range(0, n, CHUNK_ROWS)):
+        stop = min(start + CHUNK_ROWS, n)
+        chunk = held[: stop - start]
+        if logits is not None:
+            # _softmax then _row_normalise, in float64, stored as the float32 component, weighted
+            part = logits[start:stop]
+            chunk.copy_(part)
+            chunk.sub_(chunk.amax(1, keepdim=True))
+            chunk.exp_()
+            chunk.div_(chunk.sum(1, keepdim=True))
+            chunk.div_(chunk.sum(1, keepdim=True))
+            part.copy_(chunk)
+            part.mul_(network_weight)
+            chunk.copy_(part)
+        else:
+            chunk.zero_()
+        if single:
+            for name in names:
+                if name not in ("network", "popularity"):
+                    _add_single_component(
+                        chunk[0].numpy(), seqs.items[0], name, weights[name], sources, max_length
+                    )
+        else:
+            flat = chunk.view(-1)
+            for (rows, cols, values), cuts in zip(parts, bounds, strict=True):
+                lo, hi = int(cuts[chunk_index]), int(cuts[chunk_index + 1])
+                if hi > lo:
+                    cells = (rows[lo:hi] - start) * n_items + cols[lo:hi]
+                    flat.index_add_(0, torch.from_numpy(cells), torch.from_numpy(values[lo:hi]))
+        if pop is not None:
+            chunk.add_(pop)
+        gone = empty[start:stop]
+        if gone.any():
+            kept = torch.from_numpy(~gone)
+            chunk[kept] += tie
+            chunk[torch.from_numpy(gone)] = fallback
+        else:
+            chunk.add_(tie)
+        yield start, chunk
+
+
+def blend_scores(
+    seqs: Sequences, weights: Mapping[str, float], names: Sequence[str], **sources: Any
 ) -> torch.Tensor:
     """Blended scores, shape (len(seqs), n_items) float64 (see ``BehaviorRecommender._score``).
 
@@ -182,69 +284,55 @@ def blend_scores(
     ----------
     weights : mapping of component name to weight; ``names`` are those with a positive weight, in
         :data:`recommendations.core.recommender.COMPONENTS` order.
-    sources : the item-to-item matrices ``covisitation``, ``itemknn``, ``transitions`` (n_items square).
-    popularity : ndarray of shape (n_items,), the popularity component's vector.
-    fallback : ndarray of shape (n_items,), float64
-        Popularity (or trending) scaled to [0, 1]: the whole score of an empty history; elsewhere
-        ``tie_break * fallback`` is added last, to order items the sources score alike.
+    sources : keyword arguments of :func:`_blended_chunks`: ``network``; ``sources``, the
+        item-to-item matrices ``covisitation``, ``itemknn``, ``transitions`` (n_items square);
+        ``popularity`` (n_items,), the popularity component's vector; ``fallback`` (n_items,)
+        float64, popularity (or trending) scaled to [0, 1]: the whole score of an empty history,
+        elsewhere ``tie_break * fallback`` is added last, to order items the sources score alike;
+        ``tie_break``; ``max_length``.
     """
-    n, n_items = len(seqs.items), len(popularity)
+    n, n_items = len(seqs.items), len(sources["popularity"])
     scores = _buffer("scores", n, n_items, torch.float64)
-    if not n:
-        return scores
-    if "network" in names and network is not None:
-        work = _buffer("work", n, n_items, torch.float64)
-        logits = network_logits(network, seqs)
-        # _softmax then _row_normalise, in float64, in place
-        work.copy_(logits)
-        work.sub_(work.amax(1, keepdim=True))
-        work.exp_()
-        work.div_(work.sum(1, keepdim=True))
-        work.div_(work.sum(1, keepdim=True))
-        logits.copy_(work)  # float32 component
-        logits.mul_(float(weights["network"]))
-        scores.copy_(logits)
-    else:
-        scores.zero_()
-    flat = scores.view(-1)
-    recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
-    for name in names:
-        if name in ("network", "popularity"):
-            continue
-        if n == 1:
-            # one history (a web request): scipy's per-call overhead would dominate
-            _add_single_component(scores[0].numpy(), seqs.items[0], name, weights[name], sources, max_length)
-            continue
-        if recency is None:
-            recency = RecencyIndex(seqs, n_items, last=max(20, 3, max_length))
-        if name == "covisitation":
-            matrix = recency.weights(20, 0.8) @ sources["covisitation"]
-        elif name == "itemknn":
-            matrix = recency.weights(max_length, 1.0) @ sources["itemknn"]
-        elif name == "transitions":
-            matrix = recency.weights(3, 0.3) @ sources["transitions"]
-        elif name == "recent":
-            matrix = recency.weights(max_length, 0.8)
-        else:
-            raise ValueError(name)
-        rows, cols, values = _sparse_component(matrix.tocsr())
-        weighted = (values * np.float32(weights[name])).astype(np.float64)
-        flat.index_add_(0, torch.from_numpy(rows * n_items + cols), torch.from_numpy(weighted))
-    if "popularity" in names:
-        component = _normalised_row(np.asarray(popularity, dtype=np.float64)) * np.float32(
-            weights["popularity"]
-        )
-        scores.add_(torch.from_numpy(component.astype(np.float64)))
-    empty = np.fromiter((len(s) == 0 for s in seqs.items), dtype=bool, count=n)
-    fallback = np.asarray(fallback, dtype=np.float64)
-    tie = torch.from_numpy(tie_break * fallback)
-    if empty.any():
-        full = torch.from_numpy(~empty)
-        scores[full] += tie
-        scores[torch.from_numpy(empty)] = torch.from_numpy(fallback)
-    else:
-        scores.add_(tie)
+    for start, chunk in _blended_chunks(seqs, weights, names, **sources):
+        scores[start : start + len(chunk)] = chunk
     return scores
+
+
+def blend_top_k(
+    seqs: Sequences,
+    weights: Mapping[str, float],
+    names: Sequence[str],
+    k: int,
+    *,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    **sources: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` of :func:`blend_scores` with the ``exclude`` cells at ``-inf``, chunk by chunk.
+
+    The whole score matrix is never built: each chunk is blended, masked and ranked in cache.
+    ``exclude``: (rows, columns) int64 arrays of cells never recommended.
+    """
+    n, n_items = len(seqs.items), len(sources["popularity"])
+    k = min(k, n_items)
+    if k <= 0 or n == 0:
+        return np.zeros((n, max(k, 0)), dtype=np.int64), np.zeros((n, max(k, 0)))
+    idx = np.empty((n, k), dtype=np.int64)
+    vals = np.empty((n, k), dtype=np.float64)
+    masked = None
+    if exclude is not None and len(exclude[0]):
+        rows, cols = (np.asarray(a, dtype=np.int64) for a in exclude)
+        order = np.argsort(rows, kind="stable")
+        masked = (rows[order], cols[order])
+        cuts = np.searchsorted(masked[0], np.arange(0, n + CHUNK_ROWS, CHUNK_ROWS))
+    for chunk_index, (start, chunk) in enumerate(_blended_chunks(seqs, weights, names, **sources)):
+        if masked is not None:
+            lo, hi = int(cuts[chunk_index]), int(cuts[chunk_index + 1])
+            if hi > lo:
+                cells = (masked[0][lo:hi] - start) * n_items + masked[1][lo:hi]
+                chunk.view(-1)[torch.from_numpy(cells)] = float("-inf")
+        stop = start + len(chunk)
+        idx[start:stop], vals[start:stop] = top_k(chunk, k)
+    return idx, vals
 
 
 def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:

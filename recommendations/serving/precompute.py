@@ -9,6 +9,7 @@ pipeline. The lists are the ones the real-time path computes for the same histor
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -16,10 +17,12 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -130,21 +133,43 @@ def refresh_recommendations(
         batches = _read_ahead(watch.timed("load (thread)", batches))
         store = _WriteBehind(store, watch)
     done = 0
-    # one intra-op thread: the batch work is a chain of medium-sized ops, where a second OpenMP
-    # thread mostly waits at barriers (and spins on a busy machine); the cores are better left to
-    # Postgres and the cache
+    # one intra-op thread per scoring thread: the batch work is a chain of medium-sized ops, where
+    # a second OpenMP thread mostly waits at barriers (and spins on a busy machine); instead up to
+    # PRECOMPUTE_THREADS batches are scored at once, each by its own thread (torch releases the
+    # GIL inside its ops), which keeps the cores busy between the database and the cache
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    workers = max(1, int(recommender_settings.PRECOMPUTE_THREADS or 1))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="precompute-score") if workers > 1 else None
+
+    columns = _Columns(loaded)
+
+    def score(batch: Any) -> tuple[Any, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        with watch("score"):
+            items = columns.items(batch)
+            return batch, items, _rank(loaded, batch, items, columns.types(batch), recommender_settings.TOP_N)
+
+    def finish(job: Any) -> None:
+        nonlocal done
+        batch, items, ranked = job.result() if pool is not None else job
+        with watch("write"):
+            store(batch, items, ranked)
+        done += len(batch.user_ids)
+
+    pending: collections.deque = collections.deque()
     try:
         for batch in watch.timed("load", batches):
-            with watch("score"):
-                items = _item_columns(loaded, batch)
-                ranked = _rank(loaded, batch, items, recommender_settings.TOP_N)
-            with watch("write"):
-                store(batch, items, ranked)
-            done += len(batch.user_ids)
+            pending.append(pool.submit(score, batch) if pool is not None else score(batch))
+            if len(pending) >= workers:
+                finish(pending.popleft())
+        while pending:
+            finish(pending.popleft())
     finally:
         try:
+            for job in pending:
+                job.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True)
             if isinstance(store, _WriteBehind):
                 with watch("write"):
                     store.close()
@@ -241,20 +266,35 @@ class _WriteBehind:
             raise self.error
 
 
-def _item_columns(loaded: Any, batch: Any) -> np.ndarray:
-    """Dense model index of each event's item (0 = not in the model)."""
-    index = loaded.recommender.index_.index
-    return np.fromiter((index.get(key, 0) for key in batch.items), dtype=np.int64, count=len(batch.items))
+class _Columns:
+    """Model columns of item keys and network indexes of event types, looked up a whole batch at once.
+
+    A hash index over the model's keys built once per refresh (``pandas.Index.get_indexer``)
+    maps a batch's keys in one call instead of a dictionary lookup per event.
+    """
+
+    _TYPES = pd.Index(list(TYPE_INDEX))
+    _TYPE_VALUES = np.array([*TYPE_INDEX.values(), 0], dtype=np.int64)  # position -1 -> 0 (padding)
+
+    def __init__(self, loaded: Any) -> None:
+        self.keys = pd.Index(loaded.recommender.item_ids_)
+
+    def items(self, batch: Any) -> np.ndarray:
+        """Dense model index of each event's item (its column + 1; 0 = not in the model)."""
+        return self.keys.get_indexer(batch.items).astype(np.int64) + 1
+
+    def types(self, batch: Any) -> np.ndarray:
+        """The network's index of each event's type (0 for a type it does not know)."""
+        return self._TYPE_VALUES[self._TYPES.get_indexer(batch.event_types)]
 
 
-def _rank(loaded: Any, batch: Any, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _rank(
+    loaded: Any, batch: Any, items: np.ndarray, types: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Top ``n`` model columns per user (purchased items left out); empty lists if the model fails."""
     recommender = loaded.recommender
     rows = len(batch.user_ids)
     try:
-        types = np.fromiter(
-            (TYPE_INDEX.get(t, 0) for t in batch.event_types), dtype=np.int64, count=len(batch.event_types)
-        )
         seqs = encode_columns(
             batch.owners,
             items,

@@ -121,6 +121,25 @@ def test_recommend_equals_ranking_the_reference_scores_with_exclusions(blended):
     np.testing.assert_allclose([[s for _, s in row] for row in got], vals, rtol=1e-12)
 
 
+@pytest.mark.parametrize("count", [1, scoring.CHUNK_ROWS, 3 * scoring.CHUNK_ROWS + 5])
+def test_chunked_ranking_equals_ranking_the_whole_score_matrix(blended, count):
+    # given histories (some empty) and excluded cells listed out of row order, in several chunks
+    seqs = histories_to_sequences(
+        histories(blended, count, seed=count), blended.index_, blended._event_weights(), 12
+    )
+    rng = np.random.default_rng(count)
+    rows = rng.integers(0, count, size=3 * count)
+    cols = rng.integers(0, len(blended.item_ids_), size=3 * count)
+    scores = blended._score(seqs, T0)
+    scores[rows, cols] = -np.inf
+    expected = scoring.top_k(torch.from_numpy(scores), 7)
+    # when ranked chunk by chunk
+    got = blended.rank_sequences(seqs, 7, exclude=(rows, cols), now=T0)
+    # then the same columns and the very same scores
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
 def test_batch_of_many_equals_one_history_at_a_time(blended):
     # given enough histories to use the reused buffers (more than one bucket)
     hs = histories(blended, 300, seed=5)

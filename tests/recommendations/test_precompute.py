@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from behavior.items import item_key
@@ -166,11 +169,15 @@ def _assert_lists_match_serving(active_model, shoppers):
 
 
 @pytest.mark.django_db
-def test_refresh_lists_equal_the_real_time_path(active_model, user_factory, event_factory, catalogue):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_refresh_lists_equal_the_real_time_path(
+    active_model, user_factory, event_factory, catalogue, threads
+):
     # given shoppers who viewed, carted and bought across both categories
     shoppers = _browse(user_factory, event_factory, catalogue)
-    # when lists are refreshed in batches smaller than the number of users
-    result = refresh_recommendations(batch_size=4)
+    # when lists are refreshed in batches smaller than the number of users, scored by 1-3 threads
+    with override_settings(RECOMMENDER={**settings.RECOMMENDER, "PRECOMPUTE_THREADS": threads}):
+        result = refresh_recommendations(batch_size=4)
     # then each stored list is what the real-time path computes for the same history
     assert result.users == len(shoppers)
     assert set(result.timings) == {"load", "score", "explain", "write"}  # in a transaction: no threads
@@ -199,6 +206,32 @@ def test_refresh_outside_a_transaction_reads_ahead_with_the_same_lists(
     if connection.vendor == "postgresql":
         assert {"load (thread)", "write (thread)"} <= set(result.timings)
     _assert_lists_match_serving(active_model, shoppers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_raises_a_scoring_thread_error_and_stops_its_threads(
+    active_model, user_factory, event_factory, catalogue, monkeypatch
+):
+    # given committed events and a lookup that fails on the second batch
+    from recommendations.serving import precompute
+
+    _browse(user_factory, event_factory, catalogue, users=6)
+    calls = []
+    real_items = precompute._Columns.items
+
+    def failing_items(self, batch):
+        calls.append(len(batch.user_ids))
+        if len(calls) == 2:
+            raise RuntimeError("lookup failed")
+        return real_items(self, batch)
+
+    monkeypatch.setattr(precompute._Columns, "items", failing_items)
+    # when refreshed with two scoring threads
+    with pytest.raises(RuntimeError, match="lookup failed"):
+        refresh_recommendations(batch_size=2)
+    # then the error reaches the caller and no precompute thread is left running
+    running = [t.name for t in threading.enumerate() if t.name.startswith("precompute")]
+    assert running == []
 
 
 def test_write_behind_stores_in_order_and_raises_the_first_error():
