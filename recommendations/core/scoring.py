@@ -81,18 +81,30 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
     return logits
 
 
-def _sparse_component(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row-normalised non-zeros of one source: rows, columns, float32 values (as ``_row_normalise``).
+def _sparse_component(matrix: sp.csr_matrix, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalised, weighted non-zeros of one source (as ``_row_normalise``, then the blend weight).
 
     ``matrix`` holds no duplicate cells (a sparse product or ``recency_weights``), in any order.
+    Returns ``(cells, values)``: flat cell indices ``row * n_columns + column`` ascending by row,
+    and the float32 normalised values times the float32 weight, as float64. Rows summing to zero
+    are left out (nothing to add).
     """
     data = np.asarray(matrix.data, dtype=np.float64)
     counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    sums = np.bincount(rows, weights=data, minlength=matrix.shape[0])
-    keep = sums[rows] > 0
-    values = (data[keep] / sums[rows][keep]).astype(np.float32)
-    return rows[keep], matrix.indices[keep].astype(np.int64), values
+    n_rows, n_columns = matrix.shape
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+    sums = np.bincount(rows, weights=data, minlength=n_rows)
+    cells = rows
+    cells *= n_columns
+    cells += matrix.indices
+    positive = sums > 0
+    if not positive[counts > 0].all():
+        keep = np.repeat(positive, counts)
+        cells, data, counts, sums = cells[keep], data[keep], counts[positive], sums[positive]
+    # the same float64 quotient, float32 rounding and float32 product as row by row
+    values = (data / np.repeat(sums, counts)).astype(np.float32)
+    values *= np.float32(weight)
+    return cells, values.astype(np.float64)
 
 
 # (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
@@ -178,10 +190,10 @@ def _sparse_parts(
     sources: Mapping[str, sp.csr_matrix],
     n_items: int,
     max_length: int,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Weighted non-zeros of each sparse component of a batch, in ``names`` order: (rows, cols, float64).
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weighted non-zeros of each sparse component of a batch, in ``names`` order (:func:`_sparse_component`).
 
-    Rows are ascending (CSR order), so a chunk of rows is a slice.
+    Cells ascend by row, so a chunk of rows is a slice.
     """
     parts = []
     recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
@@ -194,8 +206,7 @@ def _sparse_parts(
         matrix = recency.weights(last, decay)
         if source is not None:
             matrix = matrix @ sources[source]
-        rows, cols, values = _sparse_component(matrix.tocsr())
-        parts.append((rows, cols, (values * np.float32(weights[name])).astype(np.float64)))
+        parts.append(_sparse_component(matrix.tocsr(), weights[name]))
     return parts
 
 
@@ -224,7 +235,8 @@ def _blended_chunks(
     single = n == 1
     # one history (a web request): scipy's per-call overhead would dominate its sparse products
     parts = [] if single else _sparse_parts(seqs, weights, names, sources, n_items, max_length)
-    bounds = [np.searchsorted(rows, np.arange(0, n + CHUNK_ROWS, CHUNK_ROWS)) for rows, _, _ in parts]
+    edges = np.arange(0, n + CHUNK_ROWS, CHUNK_ROWS) * n_items
+    bounds = [np.searchsorted(cells, edges) for cells, _ in parts]
     pop = None
     if "popularity" in names:
         component = _normalised_row(np.asarray(popularity, dtype=np.float64))
@@ -258,11 +270,11 @@ def _blended_chunks(
                     )
         else:
             flat = chunk.view(-1)
-            for (rows, cols, values), cuts in zip(parts, bounds, strict=True):
+            for (cells, values), cuts in zip(parts, bounds, strict=True):
                 lo, hi = int(cuts[chunk_index]), int(cuts[chunk_index + 1])
                 if hi > lo:
-                    cells = (rows[lo:hi] - start) * n_items + cols[lo:hi]
-                    flat.index_add_(0, torch.from_numpy(cells), torch.from_numpy(values[lo:hi]))
+                    local = torch.from_numpy(cells[lo:hi]).sub(start * n_items)
+                    flat.index_add_(0, local, torch.from_numpy(values[lo:hi]))
         if pop is not None:
             chunk.add_(pop)
         gone = empty[start:stop]
