@@ -11,7 +11,7 @@ Bot-flagged events and events without an item never leave the database.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -301,7 +301,7 @@ def stream_user_histories(
     user_ids: Iterable[Any] | None = None,
     active_days: int | None = None,
     limit: int = 50,
-    batch_users: int = 512,
+    batch_users: int | Callable[[int], list[int]] = 512,
     chunk_size: int | None = None,
 ) -> Iterator[HistoryBatch]:
     """The latest ``limit`` events of every user, in batches of ``batch_users`` users, in bounded memory.
@@ -316,6 +316,7 @@ def stream_user_histories(
     ----------
     user_ids : the users to read (primary keys); default: those active in the last ``active_days``
         days (every user with events when that is None too).
+    batch_users : users per batch, or a function of the number of users giving the batch sizes.
     """
     if limit <= 0:
         return
@@ -328,8 +329,13 @@ def stream_user_histories(
     wanted = list(user_ids)
     size = chunk_size or recommender_settings.DATA_CHUNK_SIZE
     keys_of = _ItemKeys()
-    for start in range(0, len(wanted), batch_users):
-        events = any_of(usable_events(), "user_id", wanted[start : start + batch_users])
+    sizes = (
+        batch_users(len(wanted)) if callable(batch_users) else [batch_users] * -(-len(wanted) // batch_users)
+    )
+    start = 0
+    for count in sizes:
+        batch, start = wanted[start : start + count], start + count
+        events = any_of(usable_events(), "user_id", batch)
         ranked = events.annotate(
             recency=Window(
                 RowNumber(),
@@ -337,9 +343,7 @@ def stream_user_histories(
                 order_by=[F("occurred_at").desc(), F("pk").desc()],
             )
         ).filter(recency__lte=limit)
-        parts = list(
-            _history_chunks(events, ranked, limit, size, keys_of, wanted[start : start + batch_users])
-        )
+        parts = list(_history_chunks(events, ranked, limit, size, keys_of, batch))
         if parts:
             yield _history_batch(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -114,7 +115,9 @@ def refresh_recommendations(
         user_ids=user_ids,
         active_days=recommender_settings.ACTIVE_USER_DAYS,
         limit=recommender_settings.SESSION_EVENTS,
-        batch_users=batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE,
+        batch_users=functools.partial(
+            ramped_batches, size=batch_size or recommender_settings.PRECOMPUTE_BATCH_SIZE
+        ),
     )
     # the next batch is read, and the previous one written, while this one is scored (the
     # database and the cache work while torch does); inside a transaction (tests, a caller's
@@ -170,6 +173,10 @@ def refresh_recommendations(
                 job.cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
+            # an error above leaves the reading generator suspended: closing it stops its thread now
+            # (otherwise only when the traceback's frames are collected)
+            if hasattr(batches, "close"):
+                batches.close()
             if isinstance(store, _WriteBehind):
                 with watch("write"):
                     store.close()
@@ -180,6 +187,31 @@ def refresh_recommendations(
     impressions.flush()
     logger.info("Precomputed %d lists in %.1fs with model version %s", done, seconds, loaded.version_number)
     return PrecomputeResult(done, seconds, loaded.version_number, watch.result())
+
+
+def ramped_batches(total: int, size: int) -> list[int]:
+    """Batch sizes for ``total`` users: a quarter and a half batch first, then whole ones, a quarter last.
+
+    The stages overlap only once a batch is in each of them: small first batches start the scoring
+    early, and a small last one shortens the write that nothing else overlaps at the end.
+    """
+    size = max(1, size)
+    quarter = max(1, size // 4)
+    sizes: list[int] = []
+    left = total
+    for first in (quarter, max(1, size // 2)):
+        if left > 0:
+            sizes.append(min(first, left))
+            left -= sizes[-1]
+    while left > size + quarter:
+        sizes.append(size)
+        left -= size
+    if left > quarter:
+        sizes.append(left - quarter)
+        left = quarter
+    if left > 0:
+        sizes.append(left)
+    return sizes
 
 
 _DONE = object()

@@ -17,7 +17,12 @@ from behavior.models import Event
 from recommendations.data import load_histories, stream_user_histories
 from recommendations.models import PrecomputedList
 from recommendations.serving import explain, model
-from recommendations.serving.precompute import anchor_slots, refresh_recommendations, round_scores
+from recommendations.serving.precompute import (
+    anchor_slots,
+    ramped_batches,
+    refresh_recommendations,
+    round_scores,
+)
 from tests.recommendations.conftest import days_ago
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -275,3 +280,16 @@ def test_round_scores_equals_round_to_six_digits():
     assert round_scores(values) == [round(v, 6) for v in values.tolist()]
     large = 1e7 + 0.1234565
     assert round_scores(np.array([large, float("inf")])) == [round(large, 6), float("inf")]
+
+
+@pytest.mark.parametrize("total", [0, 1, 5, 100, 1000, 3000, 10_000])
+def test_ramped_batches_cover_every_user_in_bounded_batches(total):
+    # when a refresh of `total` users is cut into batches of at most 512
+    sizes = ramped_batches(total, 512)
+    # then every user is in exactly one batch, none is empty or larger than 512
+    assert sum(sizes) == total
+    assert all(0 < size <= 512 for size in sizes)
+    if total >= 1000:
+        # and the first batches ramp up, the last is a quarter batch
+        assert sizes[:3] == [128, 256, min(512, total - 384 - 128)]
+        assert sizes[-1] == 128
