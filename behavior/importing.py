@@ -28,11 +28,9 @@ rejected with a clear error. Shops with richer item models should create items f
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha1
@@ -46,6 +44,7 @@ from django.utils import timezone
 from behavior import services
 from behavior import validation as v
 from behavior.bulkload import ChunkLoader, copy_text, deferred_event_indexes
+from behavior.collection import fewer_collections
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
 from behavior.models import ITEM_EVENT_TYPES
 
@@ -81,28 +80,6 @@ def content_event_id(content: str) -> str:
     hasher.update(content.encode("utf-8"))
     digest = hasher.hexdigest()
     return f"{digest[:12]}5{digest[13:16]}{_UUID_VARIANT[digest[16]]}{digest[17:32]}"
-
-
-# Cyclic-GC thresholds while importing (see _fewer_collections).
-_IMPORT_GC_THRESHOLDS = (100_000, 10, 10)
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector every 100,000 container allocations, not every 700.
-
-    A chunk keeps ~100,000 containers alive until it is stored (each row's list, tuples,
-    context dict), and with the default thresholds the collector walks them over and
-    over: ~20% of the import's Python CPU, for rows that reference counting frees anyway.
-    Cycles are still collected, only later, so memory stays bounded. The thresholds are
-    process-wide: restored on exit (an import is a command of its own, not a web request).
-    """
-    previous = gc.get_threshold()
-    gc.set_threshold(*_IMPORT_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 # COPY text of the columns every imported row shares after received_at (services.COLUMNS order):
@@ -210,7 +187,7 @@ def import_events_csv(
         binary = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except OSError as exc:
         raise ImportFileError(f"Cannot open {path}: {exc.strerror or exc}") from exc
-    with binary, _fewer_collections():
+    with binary, fewer_collections():
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text)
         columns = _read_header(reader, path)

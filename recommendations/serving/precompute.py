@@ -29,6 +29,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from behavior.collection import fewer_collections
 from behavior.items import get_item_model, item_key_field
 from recommendations.conf import recommender_settings
 from recommendations.core.batch import encode_columns, recent_distinct
@@ -143,7 +144,15 @@ def refresh_recommendations(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     workers = max(1, int(recommender_settings.PRECOMPUTE_THREADS or 1))
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="precompute-score") if workers > 1 else None
+    # each scoring thread sets its own count: torch keeps one per thread, taken from the
+    # process-wide value only when the thread first runs an op
+    pool = (
+        ThreadPoolExecutor(
+            workers, thread_name_prefix="precompute-score", initializer=torch.set_num_threads, initargs=(1,)
+        )
+        if workers > 1
+        else None
+    )
 
     columns = _Columns(loaded)
 
@@ -161,12 +170,13 @@ def refresh_recommendations(
 
     pending: collections.deque = collections.deque()
     try:
-        for batch in watch.timed("load", batches):
-            pending.append(pool.submit(score, batch) if pool is not None else score(batch))
-            if len(pending) >= workers:
+        with fewer_collections():
+            for batch in watch.timed("load", batches):
+                pending.append(pool.submit(score, batch) if pool is not None else score(batch))
+                if len(pending) >= workers:
+                    finish(pending.popleft())
+            while pending:
                 finish(pending.popleft())
-        while pending:
-            finish(pending.popleft())
     finally:
         try:
             for job in pending:

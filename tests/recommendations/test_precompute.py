@@ -293,3 +293,29 @@ def test_ramped_batches_cover_every_user_in_bounded_batches(total):
         # and the first batches ramp up, the last is a quarter batch
         assert sizes[:3] == [128, 256, min(512, total - 384 - 128)]
         assert sizes[-1] == 128
+
+
+@pytest.mark.django_db
+def test_refresh_collects_cycles_rarely_and_restores_the_thresholds(
+    active_model, user_factory, event_factory, catalogue, monkeypatch
+):
+    # given shoppers with lists to compute, and the collector's thresholds before
+    import gc
+
+    from recommendations.serving import precompute
+
+    _browse(user_factory, event_factory, catalogue)
+    before = gc.get_threshold()
+    during = []
+    real_rank = precompute._rank
+
+    def rank(*args, **kwargs):
+        during.append(gc.get_threshold())
+        return real_rank(*args, **kwargs)
+
+    monkeypatch.setattr(precompute, "_rank", rank)
+    # when refreshed
+    refresh_recommendations(batch_size=4)
+    # then every batch was scored with the bulk thresholds, and they are restored afterwards
+    assert during and all(threshold == (100_000, 10, 10) for threshold in during)
+    assert gc.get_threshold() == before
