@@ -398,7 +398,9 @@ def main() -> None:
     args = parser.parse_args()
     duration = args.duration or (5 if args.quick else 10)
     users = 1000 if args.quick else 3000
-    events = 60_000 if args.quick else 150_000
+    # the full run's events cover nearly the whole catalogue (a ~9,500-item model), as the
+    # precompute goal's "10,000-item catalogue" asks; --quick trains on fewer (a ~4,500-item model)
+    events = 60_000 if args.quick else 400_000
     if not os.path.exists(WRK):
         raise SystemExit(f"{WRK} is required")
     workdir = Path(tempfile.gettempdir()) / f"bench-serve-{args.database}"
@@ -572,7 +574,12 @@ def main() -> None:
             f"{cpu_realtime_p50:.2f} / {cpu_realtime_mean:.2f}",
             "-",
         ),
-        ("refresh_recommendations users/s", f"{precompute.users_per_second:.0f}", ">= 2,500"),
+        (
+            f"refresh_recommendations users/s ({precompute.users} users, "
+            f"{len(loaded.recommender.item_ids_)}-item model)",
+            f"{precompute.users_per_second:.0f}",
+            ">= 2,500",
+        ),
         *refresh_rows,
         ("product page (2 blocks) median ms", f"{page_median:.1f}", "< 30"),
         ("product page queries (median)", f"{page_queries:.0f}", "-"),
