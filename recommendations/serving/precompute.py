@@ -137,23 +137,6 @@ def refresh_recommendations(
         batches = _read_ahead(watch.timed("load (thread)", batches))
         store = _WriteBehind(store, watch)
     done = 0
-    # one intra-op thread per scoring thread: the batch work is a chain of medium-sized ops, where
-    # a second OpenMP thread mostly waits at barriers (and spins on a busy machine); instead up to
-    # PRECOMPUTE_THREADS batches are scored at once, each by its own thread (torch releases the
-    # GIL inside its ops), which keeps the cores busy between the database and the cache
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    workers = max(1, int(recommender_settings.PRECOMPUTE_THREADS or 1))
-    # each scoring thread sets its own count: torch keeps one per thread, taken from the
-    # process-wide value only when the thread first runs an op
-    pool = (
-        ThreadPoolExecutor(
-            workers, thread_name_prefix="precompute-score", initializer=torch.set_num_threads, initargs=(1,)
-        )
-        if workers > 1
-        else None
-    )
-
     columns = _Columns(loaded)
 
     def score(batch: Any) -> tuple[Any, np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -161,30 +144,24 @@ def refresh_recommendations(
             items = columns.items(batch)
             return batch, items, _rank(loaded, batch, items, columns.types(batch), recommender_settings.TOP_N)
 
-    def finish(job: Any) -> None:
-        nonlocal done
-        batch, items, ranked = job.result() if pool is not None else job
-        with watch("write"):
-            store(batch, items, ranked)
-        done += len(batch.user_ids)
-
-    pending: collections.deque = collections.deque()
+    # one intra-op thread per scoring thread: the batch work is a chain of medium-sized ops, where
+    # a second OpenMP thread mostly waits at barriers (and spins on a busy machine); instead up to
+    # PRECOMPUTE_THREADS batches are scored at once, each by its own thread (torch releases the
+    # GIL inside its ops), which keeps the cores busy between the database and the cache
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    scored = _scored_in_order(score, watch.timed("load", batches), recommender_settings.PRECOMPUTE_THREADS)
     try:
         with fewer_collections():
-            for batch in watch.timed("load", batches):
-                pending.append(pool.submit(score, batch) if pool is not None else score(batch))
-                if len(pending) >= workers:
-                    finish(pending.popleft())
-            while pending:
-                finish(pending.popleft())
+            for batch, items, ranked in scored:
+                with watch("write"):
+                    store(batch, items, ranked)
+                done += len(batch.user_ids)
     finally:
         try:
-            for job in pending:
-                job.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True)
-            # an error above leaves the reading generator suspended: closing it stops its thread now
-            # (otherwise only when the traceback's frames are collected)
+            # after an error: stop the scoring threads and the reading thread now (otherwise only
+            # when the traceback's frames are collected)
+            scored.close()
             if hasattr(batches, "close"):
                 batches.close()
             if isinstance(store, _WriteBehind):
@@ -222,6 +199,34 @@ def ramped_batches(total: int, size: int) -> list[int]:
     if left > 0:
         sizes.append(left)
     return sizes
+
+
+def _scored_in_order(score: Any, batches: Iterator, workers: int | None) -> Iterator:
+    """``score(batch)`` of each batch, in order, with up to ``workers`` batches scored at once.
+
+    Each scoring thread sets its own torch thread count to one: torch keeps a count per thread,
+    taken from the process-wide value only when the thread first runs an op. An error is raised
+    here in order; closing the generator cancels the batches not started and joins the threads.
+    """
+    workers = max(1, int(workers or 1))
+    if workers == 1:
+        yield from map(score, batches)
+        return
+    pool = ThreadPoolExecutor(
+        workers, thread_name_prefix="precompute-score", initializer=torch.set_num_threads, initargs=(1,)
+    )
+    pending: collections.deque = collections.deque()
+    try:
+        for batch in batches:
+            pending.append(pool.submit(score, batch))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for job in pending:
+            job.cancel()
+        pool.shutdown(wait=True)
 
 
 _DONE = object()
