@@ -712,6 +712,7 @@ def _model_similar_stage(
         if loaded is None:
             return
         reason = explain.similar_to(adapter.get_item_name(instance))
+        model.limit_threads_for_web()
         rows = model.similar(loaded, key, limit * 3)
         if rows:
             version_box.append(loaded.version_number)
