@@ -200,8 +200,9 @@ def _result(
         source=chosen[0][0].source if chosen else "popular",
         placement=placement,
     )
+    context = catalogue.url_context()  # one list, one URL configuration and language
     for position, (candidate, item) in enumerate(chosen, start=1):
-        url = catalogue.item_url(adapter, item)
+        url = catalogue.item_url(adapter, item, context)
         joiner = "&" if "?" in url else "?"
         result.items.append(
             RecommendedItem(
