@@ -215,11 +215,12 @@ def _sessions(user_ids: list, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _fresh_events(user_ids: list) -> None:
+def _fresh_events(user_ids: list, identity: str = "user_id") -> None:
     """One new view per user, newer than their precomputed list: the real-time path serves them.
 
     Stored through the ingest path (as the API and the import do), so ``events_stored``
-    raises the shoppers' latest-event markers after the commit.
+    raises the shoppers' latest-event markers after the commit. ``identity="visitor_id"``:
+    ``user_ids`` are anonymous visitors' ids.
     """
     from django.utils import timezone
 
@@ -230,13 +231,46 @@ def _fresh_events(user_ids: list) -> None:
     now = timezone.now()
     result = ingest_events(
         [
-            {"event_type": "view", "item": skus[i % len(skus)], "user_id": pk, "occurred_at": now}
+            {"event_type": "view", "item": skus[i % len(skus)], identity: pk, "occurred_at": now}
             for i, pk in enumerate(user_ids)
         ],
         trusted=True,
         now=now,
     )
     assert result.accepted == len(user_ids), result.rejected[:3]
+
+
+def _copy_histories(source_of: dict, identity: str) -> None:
+    """Store each source shopper's latest ``SESSION_EVENTS`` events again for its copy.
+
+    ``source_of``: copy -> seeded user id; ``identity``: ``"user_id"`` (copies are users) or
+    ``"visitor_id"`` (anonymous visitors). Through ``ingest_events``, at the events' own times.
+    """
+    from collections import defaultdict
+
+    from behavior.models import Event
+    from behavior.services import ingest_events
+    from recommendations.conf import recommender_settings
+
+    keep = recommender_settings.SESSION_EVENTS
+    histories: dict = defaultdict(list)
+    rows = (
+        Event.objects.filter(user_id__in=set(source_of.values()), is_bot=False, item__isnull=False)
+        .order_by("user_id", "-occurred_at")
+        .values_list("user_id", "item__sku", "event_type", "occurred_at")
+    )
+    for user_id, sku, event_type, occurred_at in rows.iterator(chunk_size=20_000):
+        if len(histories[user_id]) < keep:
+            histories[user_id].append((sku, event_type, occurred_at))
+    events = [
+        {"event_type": event_type, "item": sku, identity: copy, "occurred_at": occurred_at}
+        for copy, source in source_of.items()
+        for sku, event_type, occurred_at in histories[source]
+    ]
+    for offset in range(0, len(events), 20_000):
+        chunk = events[offset : offset + 20_000]
+        result = ingest_events(chunk, trusted=True, historical=True)
+        assert result.accepted == len(chunk), result.rejected[:3]
 
 
 def _clone_shoppers(source_ids: list, count: int) -> list:
@@ -248,14 +282,9 @@ def _clone_shoppers(source_ids: list, count: int) -> list:
     older than its next event). Made after the refresh benchmark, which they do not change;
     ``--reuse`` keeps those of the last run and adds only the missing ones.
     """
-    from collections import defaultdict
-
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
-    from behavior.models import Event
-    from behavior.services import ingest_events
-    from recommendations.conf import recommender_settings
     from recommendations.models import PrecomputedList
 
     user_model = get_user_model()
@@ -277,25 +306,7 @@ def _clone_shoppers(source_ids: list, count: int) -> list:
     )
     clone_ids = [u.pk for u in users]
     source_of = {pk: source_ids[(start + i) % len(source_ids)] for i, pk in enumerate(clone_ids)}
-    keep = recommender_settings.SESSION_EVENTS
-    histories: dict = defaultdict(list)
-    rows = (
-        Event.objects.filter(user_id__in=source_ids, is_bot=False, item__isnull=False)
-        .order_by("user_id", "-occurred_at")
-        .values_list("user_id", "item__sku", "event_type", "occurred_at")
-    )
-    for user_id, sku, event_type, occurred_at in rows.iterator(chunk_size=20_000):
-        if len(histories[user_id]) < keep:
-            histories[user_id].append((sku, event_type, occurred_at))
-    events = [
-        {"event_type": event_type, "item": sku, "user_id": pk, "occurred_at": occurred_at}
-        for pk in clone_ids
-        for sku, event_type, occurred_at in histories[source_of[pk]]
-    ]
-    for offset in range(0, len(events), 20_000):
-        chunk = events[offset : offset + 20_000]
-        result = ingest_events(chunk, trusted=True, historical=True)
-        assert result.accepted == len(chunk), result.rejected[:3]
+    _copy_histories(source_of, "user_id")
     lists = {row.user_id: row for row in PrecomputedList.objects.filter(user_id__in=source_ids)}
     PrecomputedList.objects.bulk_create(
         [
@@ -400,6 +411,34 @@ def _in_process_realtime_cpu(cookie_lines: list[str], user_ids: list) -> tuple[f
         response = client.get("/api/recommendations/")
         times.append((time.process_time() - started) * 1000)
         assert response.status_code == 200
+    return statistics.median(times), statistics.fmean(times)
+
+
+def _anonymous_realtime_cpu(source_ids: list, count: int) -> tuple[float, float]:
+    """CPU ms of an anonymous visitor's real-time request (the whole stack) after a new event.
+
+    ``count`` visitors each get a seeded shopper's latest events (anonymous, as the tracking
+    endpoint stores them), are served once (as their earlier request), then get a new view
+    through ``ingest_events``, then are requested once: p50 and mean.
+    """
+    from behavior.conf import behavior_settings
+
+    stamp = int(time.time())
+    source_of = {f"rtanon{stamp}x{i:05d}": source_ids[i % len(source_ids)] for i in range(count)}
+    _copy_histories(source_of, "visitor_id")
+    clients = {}
+    for visitor in source_of:
+        client = _client(f"{behavior_settings.VISITOR_COOKIE_NAME}={visitor}")
+        assert client.get("/api/recommendations/").status_code == 200
+        clients[visitor] = client
+    _fresh_events(list(source_of), identity="visitor_id")
+    times = []
+    for client in clients.values():
+        started = time.process_time()
+        response = client.get("/api/recommendations/")
+        times.append((time.process_time() - started) * 1000)
+        assert response.status_code == 200
+        assert response.json()["source"] == "session", response.json()["source"]
     return statistics.median(times), statistics.fmean(times)
 
 
@@ -673,6 +712,7 @@ def main() -> None:
     cpu_health = _in_process_cpu(fast_lines, "/healthz", 500)
     cpu_fast = _in_process_cpu(fast_lines, "/api/recommendations/", 500)
     cpu_realtime_p50, cpu_realtime_mean = _in_process_realtime_cpu(realtime_lines[:200], realtime_ids[:200])
+    cpu_anonymous_p50, cpu_anonymous_mean = _anonymous_realtime_cpu(listed, 200)
 
     share = fast["rps"] / health["rps"] * 100 if health["rps"] else float("nan")
     once_valid = not once["out_of_sessions"] and abs(once["model_runs"] - once["requests"]) <= CONNECTIONS
@@ -742,6 +782,11 @@ def main() -> None:
         (
             "in-process CPU ms, real-time request after a new event p50 / mean",
             f"{cpu_realtime_p50:.2f} / {cpu_realtime_mean:.2f}",
+            "-",
+        ),
+        (
+            "in-process CPU ms, anonymous visitor's real-time request after a new event p50 / mean",
+            f"{cpu_anonymous_p50:.2f} / {cpu_anonymous_mean:.2f}",
             "-",
         ),
         ("refresh_recommendations users/s", f"{precompute.users_per_second:.0f}", ">= 2,500"),
