@@ -65,6 +65,9 @@ PG = "postgres://postgres@127.0.0.1:5432"
 WRK = "/usr/bin/wrk"
 WRK_THREADS = 2
 CONNECTIONS = 16
+# names of the users and visitors the real-time rows copy from seeded shoppers
+CLONE_PREFIX = "rtclone"
+ANONYMOUS_PREFIX = "rtanon"
 
 # Both wrk scripts rotate through the session cookies of args[1] (an offset per thread); the
 # optional args[2] lists item keys.
@@ -279,8 +282,8 @@ def _clone_shoppers(source_ids: list, count: int) -> list:
     Clone ``i`` copies the seeded shopper ``source_ids[i % len(source_ids)]``: the last ``SESSION_EVENTS``
     events (what serving reads) at their own times, stored through ``ingest_events``, and the
     list computed for them, so a clone is served as its source would be (same history, a list
-    older than its next event). Made after the refresh benchmark, which they do not change;
-    ``--reuse`` keeps those of the last run and adds only the missing ones.
+    older than its next event). Made after the refresh benchmark, which they do not change
+    (``--reuse`` drops the last run's first: ``_drop_copies``).
     """
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -288,24 +291,18 @@ def _clone_shoppers(source_ids: list, count: int) -> list:
     from recommendations.models import PrecomputedList
 
     user_model = get_user_model()
-    existing = list(
-        user_model._default_manager.filter(username__startswith="rtclone")
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    start = len(existing)
-    if start >= count:
-        return existing[:count]
     unusable = make_password(None)
     users = user_model._default_manager.bulk_create(
         [
-            user_model(username=f"rtclone{i:07d}", email=f"rtclone{i}@example.com", password=unusable)
-            for i in range(start, count)
+            user_model(
+                username=f"{CLONE_PREFIX}{i:07d}", email=f"{CLONE_PREFIX}{i}@example.com", password=unusable
+            )
+            for i in range(count)
         ],
         batch_size=5000,
     )
     clone_ids = [u.pk for u in users]
-    source_of = {pk: source_ids[(start + i) % len(source_ids)] for i, pk in enumerate(clone_ids)}
+    source_of = {pk: source_ids[i % len(source_ids)] for i, pk in enumerate(clone_ids)}
     _copy_histories(source_of, "user_id")
     lists = {row.user_id: row for row in PrecomputedList.objects.filter(user_id__in=source_ids)}
     PrecomputedList.objects.bulk_create(
@@ -323,7 +320,21 @@ def _clone_shoppers(source_ids: list, count: int) -> list:
         ],
         batch_size=5000,
     )
-    return existing + clone_ids
+    return clone_ids
+
+
+def _drop_copies() -> None:
+    """Delete the shoppers and visitors a previous run copied (``--reuse``).
+
+    Popularity, relations and the refresh benchmark then see the seeded shop only, as in a
+    fresh run.
+    """
+    from django.contrib.auth import get_user_model
+
+    from behavior.models import Event
+
+    Event.objects.filter(visitor_id__startswith=ANONYMOUS_PREFIX, user__isnull=True).delete()
+    get_user_model()._default_manager.filter(username__startswith=CLONE_PREFIX).delete()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -424,7 +435,7 @@ def _anonymous_realtime_cpu(source_ids: list, count: int) -> tuple[float, float]
     from behavior.conf import behavior_settings
 
     stamp = int(time.time())
-    source_of = {f"rtanon{stamp}x{i:05d}": source_ids[i % len(source_ids)] for i in range(count)}
+    source_of = {f"{ANONYMOUS_PREFIX}{stamp}x{i:05d}": source_ids[i % len(source_ids)] for i in range(count)}
     _copy_histories(source_of, "visitor_id")
     clients = {}
     for visitor in source_of:
@@ -607,7 +618,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     cache.clear()
     loaded = registry.get_active_model() if args.reuse else None
-    if loaded is None:
+    if loaded is not None:
+        _drop_copies()
+    else:
         report = seed_demo(SeedOptions(users=users, events=events, products=args.products, days=60))
         say(f"seeded {report.products} products, {report.users} users, {report.events} events")
         loaded = _train(args.quick)
