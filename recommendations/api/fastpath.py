@@ -389,14 +389,22 @@ def _realtime(
             return None
     response = lane.answer(request, user_id, visitor_id, session, user=user)
     if response is not None:
+        # one round trip: the service's writes (scored rows, impression), then the replay's
+        closing = lane.closing_writes(request)
         try:
             pipe = client.pipeline(transaction=False)
+            queued = closing.queue(pipe) if closing is not None else 0
             if user is not None:
                 _fill_auth(pipe, user, auth_raw)
             _store_list(pipe, client, request, response, user_id)
-            pipe.execute()
+            replies = pipe.execute()
         except Exception as exc:  # answered anyway; the next request goes through the lane again
+            if closing is not None:
+                closing.failed(exc)
             log_once(f"fastpath-lane:{type(exc).__name__}", "Real-time list not stored for replay: %s", exc)
+        else:
+            if closing is not None:
+                closing.written(replies[:queued])
     return response
 
 

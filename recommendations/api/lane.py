@@ -33,8 +33,9 @@ from django.utils.functional import SimpleLazyObject
 from recommendations.api import serializers as s
 from recommendations.api.views import my_list_data, query_params
 from recommendations.serving.service import REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE
+from recommendations.serving.state import CLOSING_WRITES_ATTRIBUTE, ClosingWrites
 
-_ATTRIBUTES = (REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE)
+_ATTRIBUTES = (REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE, CLOSING_WRITES_ATTRIBUTE)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def answer(
         else SimpleLazyObject(lambda: get_user_model()._default_manager.get(pk=user_id))
     )
     request.visitor_id = visitor_id  # type: ignore[attr-defined]
+    # the service's cache and impression writes wait for the pipeline that stores the answer
+    setattr(request, CLOSING_WRITES_ATTRIBUTE, ClosingWrites())
     try:
         data = my_list_data(
             request, user=_SessionUser(user_id), visitor_id=visitor_id, params=_default_params()
@@ -123,3 +126,11 @@ def answer(
     if template.content_length:
         response.headers["Content-Length"] = str(len(response.content))
     return response
+
+
+def closing_writes(request: HttpRequest) -> ClosingWrites | None:
+    """Take the writes :func:`answer` left for the caller's closing pipeline off the request."""
+    closing = getattr(request, CLOSING_WRITES_ATTRIBUTE, None)
+    if closing is not None:
+        delattr(request, CLOSING_WRITES_ATTRIBUTE)
+    return closing

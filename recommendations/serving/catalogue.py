@@ -122,20 +122,29 @@ def available_items(
 _URL_ATTRIBUTE = "_recommendations_url"
 
 
-def item_url(adapter: DefaultRecommenderAdapter, item: Any) -> str:
+def url_context() -> tuple:
+    """What an item URL depends on besides the item: URL configuration, script prefix, language.
+
+    The same for every item of one list: :func:`item_url` callers may read it once.
+    """
+    from django.urls import get_script_prefix, get_urlconf
+    from django.utils.translation import get_language
+
+    return (get_urlconf(), get_script_prefix(), get_language())
+
+
+def item_url(adapter: DefaultRecommenderAdapter, item: Any, context: tuple | None = None) -> str:
     """``adapter.get_item_url(item)``, kept on the item for the default adapter.
 
     The snapshot's items serve request after request and are replaced, never changed, when
     their row changes; ``reverse`` costs more than anything else in building a served entry.
     The URL is reused only while the URL configuration, script prefix and language are the
-    ones it was built under.
+    ones it was built under (``context``: :func:`url_context` read now, else read here).
     """
     if type(adapter).get_item_url is not DefaultRecommenderAdapter.get_item_url:
         return adapter.get_item_url(item)
-    from django.urls import get_script_prefix, get_urlconf
-    from django.utils.translation import get_language
-
-    context = (get_urlconf(), get_script_prefix(), get_language())
+    if context is None:
+        context = url_context()
     held = getattr(item, "__dict__", {}).get(_URL_ATTRIBUTE)
     if held is not None and held[0] == context:
         return held[1]

@@ -68,8 +68,13 @@ def queue_key() -> str:
     return cache.make_key(QUEUE_KEY)
 
 
-def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "", deferred: bool) -> None:
-    """Queue one impression for a served list; ``deferred`` waits for the end of the request."""
+def record_impression(
+    result: Any, *, user_id: Any = None, visitor_id: str = "", deferred: bool, closing: Any = None
+) -> None:
+    """Queue one impression for a served list; ``deferred`` waits for the end of the request.
+
+    ``closing``: the request's ``state.ClosingWrites``, whose pipeline queues the row instead.
+    """
     if not result.items:
         return
     row = {
@@ -79,6 +84,9 @@ def record_impression(result: Any, *, user_id: Any = None, visitor_id: str = "",
         **list_fields(result),
         "created_at": timezone.now().isoformat(),
     }
+    if closing is not None:
+        closing.impressions.append(row)
+        return
     push(row, deferred=deferred)
 
 
@@ -108,6 +116,24 @@ def push(row: dict, *, deferred: bool, client: Any = None) -> None:
             queued = len(_buffer)
     if not deferred or (client is not None and queued >= recommender_settings.IMPRESSION_BATCH_SIZE):
         flush()
+
+
+def queue_rows(pipe: Any, rows: list[dict]) -> None:
+    """Queue impression rows on a Redis pipeline (one RPUSH); see :func:`rows_queued`."""
+    pipe.rpush(queue_key(), *(json.dumps(row) for row in rows))
+
+
+def rows_queued(queued: Any) -> None:
+    """After :func:`queue_rows`' pipeline ran (``queued``: the RPUSH reply): write a full queue."""
+    if int(queued) >= recommender_settings.IMPRESSION_BATCH_SIZE:
+        flush()
+
+
+def keep_in_process(rows: list[dict]) -> None:
+    """Rows Redis did not take: this process's buffer keeps them (as :func:`push` does)."""
+    logger.warning("Impression queue unavailable, buffering %d rows in process", len(rows))
+    with _lock:
+        _buffer.extend(rows)
 
 
 def _take_queued() -> list[str]:

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 _logged: set[str] = set()
 _embeddings: dict[int, tuple[dict[str, int], np.ndarray]] = {}
 _lock = threading.Lock()
-_threads_limited = False
+_threads_limited = threading.local()
 
 
 def log_once(key: str, message: str, *args: Any) -> None:
@@ -42,13 +42,19 @@ def get_active_model() -> Any:
 
 
 def limit_threads_for_web() -> None:
-    """One torch thread per web worker: many workers share the cores (done once per process)."""
-    global _threads_limited
-    if not _threads_limited:
+    """One torch thread per web worker thread: many workers share the cores (once per thread).
+
+    Once per thread, not per process: torch keeps the OpenMP thread count of each thread,
+    set from the process-wide value when the thread first runs an op. A thread that ran torch
+    before the first call (e.g. the one that loaded the model) would keep the default (one per
+    core) and run its ops in a team of two, whose second OpenMP thread spins after every op:
+    under a threaded WSGI server that cost a quarter of the workers' CPU.
+    """
+    if not getattr(_threads_limited, "done", False):
         import torch
 
         torch.set_num_threads(1)
-        _threads_limited = True
+        _threads_limited.done = True
 
 
 def recommend(

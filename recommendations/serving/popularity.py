@@ -12,6 +12,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -164,14 +165,19 @@ def _publish(snapshot: PopularitySnapshot, timeout: int) -> None:
         _local[stamp] = snapshot
 
 
-def get_snapshot() -> PopularitySnapshot:
+_UNREAD = object()
+
+
+def get_snapshot(stamp: Any = _UNREAD) -> PopularitySnapshot:
     """The current popularity snapshot: process memory, shared cache, table, or live events.
 
     A small stamp in the shared cache names the current snapshot, so each process reuses its
     in-memory copy (one tiny cache read per call) and never serves a snapshot another process
-    or a cache clear has replaced.
+    or a cache clear has replaced. ``stamp``: the value of :data:`STAMP_KEY` when the caller
+    has just read it with other entries (None: absent), so that read is not made again.
     """
-    stamp = cache.get(STAMP_KEY)
+    if stamp is _UNREAD:
+        stamp = cache.get(STAMP_KEY)
     if stamp is not None:
         local = _local.get(stamp)
         if local is not None:

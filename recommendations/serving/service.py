@@ -23,6 +23,8 @@ from recommendations.serving import catalogue, explain, impressions, model, popu
 from recommendations.serving.freshness import marker_text
 from recommendations.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
 from recommendations.serving.state import (
+    CLOSING_WRITES_ATTRIBUTE,
+    ClosingWrites,
     Prefetched,
     cache_set,
     not_interested_cache_key,
@@ -198,8 +200,9 @@ def _result(
         source=chosen[0][0].source if chosen else "popular",
         placement=placement,
     )
+    context = catalogue.url_context()  # one list, one URL configuration and language
     for position, (candidate, item) in enumerate(chosen, start=1):
-        url = catalogue.item_url(adapter, item)
+        url = catalogue.item_url(adapter, item, context)
         joiner = "&" if "?" in url else "?"
         result.items.append(
             RecommendedItem(
@@ -231,15 +234,29 @@ def _finish(
     _shown_on_request(request).update(result.keys)
     if record if record is not None else request is not None:
         impressions.record_impression(
-            result, user_id=user_id, visitor_id=visitor_id, deferred=request is not None
+            result,
+            user_id=user_id,
+            visitor_id=visitor_id,
+            deferred=request is not None,
+            closing=_closing_writes(request),
         )
     return result
 
 
+def _closing_writes(request: Any) -> ClosingWrites | None:
+    """The request's ``ClosingWrites`` (set by the API's real-time lane), else None."""
+    return getattr(request, CLOSING_WRITES_ATTRIBUTE, None) if request is not None else None
+
+
 # --- candidate stages ------------------------------------------------------------------------------
-def _snapshot() -> popularity.PopularitySnapshot:
-    """The popularity snapshot; an empty one while the cache is down (newest items fill in)."""
+def _snapshot(prefetched: Prefetched | None = None) -> popularity.PopularitySnapshot:
+    """The popularity snapshot; an empty one while the cache is down (newest items fill in).
+
+    ``prefetched``: the request's cache read, which holds the snapshot's stamp when complete.
+    """
     try:
+        if prefetched is not None and prefetched.complete:
+            return popularity.get_snapshot(prefetched.get(popularity.STAMP_KEY))
         return popularity.get_snapshot()
     except Exception as exc:
         model.log_once(f"popularity:{type(exc).__name__}", "Popularity snapshot unavailable: %s", exc)
@@ -258,11 +275,13 @@ def _first_category(snapshot: popularity.PopularitySnapshot, keys: list[str]) ->
     return next((snapshot.item_category[k] for k in keys if k in snapshot.item_category), None)
 
 
-def _popular_stage(category_or_rule: str | Callable[[Any], str | None] | None) -> Stage:
+def _popular_stage(
+    category_or_rule: str | Callable[[Any], str | None] | None, prefetched: Prefetched | None = None
+) -> Stage:
     """Popular items overall or of a category (given, or chosen from the snapshot by a rule)."""
 
     def stage() -> Iterator[Candidate]:
-        snapshot = _snapshot()
+        snapshot = _snapshot(prefetched)
         category = category_or_rule(snapshot) if callable(category_or_rule) else category_or_rule
         if category:
             label = snapshot.labels.get(category, "")
@@ -331,11 +350,17 @@ def _realtime_cache_key(state: ShopperState, loaded: Any) -> str:
     return f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}"
 
 
-def _realtime(state: ShopperState, loaded: Any, n: int, prefetched: dict | None = None) -> list[list]:
+def _realtime(
+    state: ShopperState,
+    loaded: Any,
+    n: int,
+    prefetched: dict | None = None,
+    closing: ClosingWrites | None = None,
+) -> list[list]:
     """Score the shopper's latest events through the active network (cached per latest event).
 
     The cached rows (read in the request's one ``prefetch``) serve any request for at most
-    as many items as they were scored for.
+    as many items as they were scored for; ``closing`` writes them at the end of the request.
     """
     cache_key = _realtime_cache_key(state, loaded)
     cached = prefetched.get(cache_key) if prefetched is not None else _cache_get(cache_key)
@@ -350,7 +375,7 @@ def _realtime(state: ShopperState, loaded: Any, n: int, prefetched: dict | None 
         anchor = anchor_of.get(key)
         reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
         rows.append([key, float(score), reason])
-    cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT)
+    cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT, closing=closing)
     return rows
 
 
@@ -387,6 +412,7 @@ def _personal_stage(
     version_box: list,
     prefetched: dict | None = None,
     used: list | None = None,
+    closing: ClosingWrites | None = None,
 ) -> Stage:
     """The shopper's own list: a fresh precomputed one, else the network on their latest events.
 
@@ -410,7 +436,7 @@ def _personal_stage(
             version_box.append(loaded.version_number)
             if used is not None:
                 used.append("realtime")
-            for key, score, reason in _realtime(state, loaded, n, prefetched):
+            for key, score, reason in _realtime(state, loaded, n, prefetched, closing):
                 yield Candidate(key, score, reason, source)
         elif precomputed is not None:
             # no usable model: an older list is still better than none
@@ -573,7 +599,8 @@ def recommend_for(
         list_key = _list_cache_key(state, {str(k) for k in exclude}, limit, placement)
     loaded = model.get_active_model() if state.history or state.user_id is not None else None
     # the catalogue snapshot's version rides along: the list below is assembled against it
-    extra = [list_key, *catalogue.PREFETCH_KEYS] if list_key else list(catalogue.PREFETCH_KEYS)
+    # and the popularity snapshot's stamp, for the fallback stages
+    extra = [*([list_key] if list_key else []), *catalogue.PREFETCH_KEYS, popularity.STAMP_KEY]
     if loaded is not None and state.history:
         extra.append(_realtime_cache_key(state, loaded))
     prefetched = prefetch(state.user_id, state.visitor_id, state.latest_ts, extra=extra)
@@ -603,15 +630,17 @@ def recommend_for(
     version_box: list = []
     used: list = []
     stages: list[Stage] = [
-        _personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched, used),
+        _personal_stage(
+            state, loaded, limit * 3 + len(excluded), version_box, prefetched, used, _closing_writes(request)
+        ),
         _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
     ]
     if category:
-        stages.append(_popular_stage(category))
+        stages.append(_popular_stage(category, prefetched))
     elif anchors:
         # the anchors' category, looked up only when the list gets this far
-        stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors)))
-    stages.append(_popular_stage(None))
+        stages.append(_popular_stage(lambda snapshot: _first_category(snapshot, anchors), prefetched))
+    stages.append(_popular_stage(None, prefetched))
     chosen = _assemble(stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched)
     version = version_box[0] if version_box else None
     result = _result(chosen, placement=placement, model_version=version, adapter=adapter)
@@ -712,6 +741,7 @@ def _model_similar_stage(
         if loaded is None:
             return
         reason = explain.similar_to(adapter.get_item_name(instance))
+        model.limit_threads_for_web()
         rows = model.similar(loaded, key, limit * 3)
         if rows:
             version_box.append(loaded.version_number)

@@ -90,8 +90,64 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
     return found
 
 
-def cache_set(key: str, value: Any, timeout: int | None) -> None:
-    """``cache.set`` that logs instead of failing the request when the cache is down."""
+# Set on the request by the API's real-time lane: a ``ClosingWrites`` it sends when it is done.
+CLOSING_WRITES_ATTRIBUTE = "_recommendations_closing_writes"
+
+
+class ClosingWrites:
+    """Cache entries and impression rows of one request, written in the round trip that ends it.
+
+    The API's real-time lane (``api.fastpath``) stores its answer for replay in one Redis
+    pipeline; the service's own writes (the rows the network scored, the impression) join
+    that pipeline instead of costing a round trip each. Whoever sets it on a request (as
+    :data:`CLOSING_WRITES_ATTRIBUTE`) queues it with :meth:`queue` and reports with
+    :meth:`written` or :meth:`failed`; the values are those ``cache.set`` would store.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, Any, int | None]] = []
+        self.impressions: list[dict] = []
+
+    def queue(self, pipe: Any) -> int:
+        """Queue every write on the Redis ``pipe``; returns how many replies they will have."""
+        from recommendations.serving import impressions
+
+        backend = cache._cache
+        for key, value, timeout in self.entries:
+            key = cache.make_and_validate_key(key)
+            seconds = cache.get_backend_timeout(timeout)
+            if seconds == 0:
+                pipe.delete(key)
+            else:
+                pipe.set(key, backend._serializer.dumps(value), ex=seconds)
+        if self.impressions:
+            impressions.queue_rows(pipe, self.impressions)
+        return len(self.entries) + bool(self.impressions)
+
+    def written(self, replies: list) -> None:
+        """After the pipeline ran: ``replies`` are those of the queued writes, in order."""
+        from recommendations.serving import impressions
+
+        if self.impressions:
+            impressions.rows_queued(replies[-1])
+
+    def failed(self, exc: Exception) -> None:
+        """The pipeline failed: entries are lost (as ``cache_set`` would), impressions kept here."""
+        from recommendations.serving import impressions
+
+        log_once(f"cache-set:{type(exc).__name__}", "Cache unavailable, entries not stored: %s", exc)
+        if self.impressions:
+            impressions.keep_in_process(self.impressions)
+
+
+def cache_set(key: str, value: Any, timeout: int | None, *, closing: ClosingWrites | None = None) -> None:
+    """``cache.set`` that logs instead of failing the request when the cache is down.
+
+    ``closing``: the request's :class:`ClosingWrites`, which writes the entry instead.
+    """
+    if closing is not None:
+        closing.entries.append((key, value, timeout))
+        return
     try:
         cache.set(key, value, timeout)
     except Exception as exc:

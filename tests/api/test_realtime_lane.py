@@ -258,3 +258,82 @@ def test_a_session_not_yet_seen_is_authenticated_by_the_lane(
     after, _ = _get(client)
     assert lane_calls == [True, True]  # the user row's hash did not match: the lane was not asked
     assert after.json()["source"] != "personal"
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Requests sent to Redis (a pipeline is one), counted per call of ``count()``."""
+    from redis.connection import AbstractConnection
+
+    sent: list[int] = [0]
+    original = AbstractConnection.send_packed_command
+
+    def spy(self, *args, **kwargs):
+        sent[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", spy)
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_lane_answer_costs_three_redis_round_trips(shopper, user, lane_calls, round_trips):
+    # when the shopper asks after their new events (a session this process knows)
+    round_trips[0] = 0
+    response, _ = _get(shopper)
+    # then: the serving script, the shopper's cache entries (the popularity stamp of the
+    # fallbacks among them), and one closing pipeline that holds the scored rows, the
+    # impression and the stored answer
+    assert lane_calls == [True]
+    assert round_trips[0] == 3
+    redis = _redis()
+    assert len(list(redis.scan_iter(match="*rec:rt:u:*"))) == 1
+    assert redis.get(fastpath.list_key(user.pk)) is not None
+    impressions.flush()
+    row = Impression.objects.get(recommendation_id=response.json()["recommendation_id"])
+    assert (row.user_id, row.item_keys) == (user.pk, _items(response))
+
+
+@pytest.mark.django_db
+def test_impressions_survive_a_failed_closing_pipeline(shopper, user, lane_calls, monkeypatch):
+    # given a Redis that fails the lane's closing pipeline (its other round trips work)
+    from redis.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def broken(self, *args, **kwargs):
+        raise RedisConnectionError("closing pipeline lost")
+
+    _redis().delete(fastpath.list_key(user.pk))  # the warm-up's stored answer
+    # when the shopper asks after their new events
+    with monkeypatch.context() as patch:
+        patch.setattr(Pipeline, "execute", broken)
+        response, _ = _get(shopper)
+    # then the answer is served, nothing is stored for replay, and the impression is kept in
+    # this process and written with the next flush
+    assert lane_calls == [True] and response.status_code == 200
+    assert _redis().get(fastpath.list_key(user.pk)) is None
+    impressions.flush()
+    row = Impression.objects.get(recommendation_id=response.json()["recommendation_id"])
+    assert row.item_keys == _items(response)
+
+
+@pytest.mark.django_db
+def test_a_failing_lane_leaves_the_full_stack_a_clean_request(shopper, user, monkeypatch):
+    # given a lane whose rendering fails after the service recorded its list
+    import dataclasses
+
+    class BrokenRenderer:
+        def render(self, *args, **kwargs):
+            raise RuntimeError("rendering failed")
+
+    template = dataclasses.replace(lane._state["template"], renderer=BrokenRenderer())
+    monkeypatch.setitem(lane._state, "template", template)
+    impressions.flush()
+    before = Impression.objects.count()
+    # when the shopper asks after their new events
+    response, _ = _get(shopper)
+    impressions.flush()
+    # then the full stack answered, with the one impression of the list it served
+    assert response.status_code == 200 and response.json()["source"] == "personal"
+    assert Impression.objects.count() == before + 1
+    assert Impression.objects.filter(recommendation_id=response.json()["recommendation_id"]).exists()

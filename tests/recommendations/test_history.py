@@ -55,3 +55,19 @@ def test_compiled_purchases_and_marks_are_the_users_own(catalogue, user, other_u
         assert not_interested_keys(user.pk, "") == {"H5"}
         assert not_interested_keys(other_user.pk, "") == {"H6"}
         assert not_interested_keys(None, "visitor-0042") == {"H7"}
+
+
+@pytest.mark.django_db
+def test_history_times_are_the_events_instants_to_the_microsecond(catalogue, user, event_factory):
+    # given events at instants with microseconds (the freshness markers compare their text)
+    from recommendations.serving.freshness import marker_text
+
+    start = timezone.now().replace(microsecond=0)
+    moments = [start - timedelta(minutes=i, microseconds=987_653 - 7 * i) for i in range(5)]
+    for moment, product in zip(moments, catalogue["shoes"], strict=False):
+        event_factory(user=user, item=product, occurred_at=moment, event_type="view")
+    # when the history is read
+    state = load_state(user=user)
+    # then its times are the instants themselves, as the markers derive them from the events
+    assert [ts for _, _, ts in state.history] == [moment.timestamp() for moment in reversed(moments)]
+    assert marker_text(state.latest_ts) == marker_text(moments[0].timestamp())

@@ -63,3 +63,44 @@ def test_precomputed_list_serves_until_newer_events(active_model, event_factory,
     assert len(stored.item_keys) == len(stored.reasons) == len(stored.scores)
     assert served.source == "personal"
     assert served.keys == [k for k in stored.item_keys if k not in {"S1", "S2"}][:5]
+
+
+def test_every_web_thread_scores_on_one_torch_thread():
+    # given a thread that ran torch at the default thread count before any web thread limited it
+    # (e.g. the one that loaded the model), and another web thread that limits first
+    import threading
+
+    import torch
+
+    from recommendations.serving import model
+
+    before = torch.get_num_threads()
+    loaded, limited_elsewhere = threading.Event(), threading.Event()
+    counts: dict[str, int] = {}
+
+    def early() -> None:
+        torch.set_num_threads(2)
+        # its first parallel op (or this query) fixes the thread's OpenMP count: two
+        assert torch.get_num_threads() == 2
+        loaded.set()
+        limited_elsewhere.wait(10)
+        # when it serves its first real-time request
+        model.limit_threads_for_web()
+        counts["early"] = torch.get_num_threads()
+
+    def other() -> None:
+        loaded.wait(10)
+        model.limit_threads_for_web()
+        counts["other"] = torch.get_num_threads()
+        limited_elsewhere.set()
+
+    try:
+        threads = [threading.Thread(target=early), threading.Thread(target=other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        torch.set_num_threads(before)
+    # then both score on one OpenMP thread (the first one would otherwise keep two)
+    assert counts == {"early": 1, "other": 1}
