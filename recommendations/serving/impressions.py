@@ -111,9 +111,7 @@ def push(row: dict, *, deferred: bool, client: Any = None) -> None:
             logger.warning("Impression queue unavailable, buffering in process", exc_info=True)
             client = None
     if client is None:
-        with _lock:
-            _buffer.append(row)
-            queued = len(_buffer)
+        queued = _buffer_rows([row])
     if not deferred or (client is not None and queued >= recommender_settings.IMPRESSION_BATCH_SIZE):
         flush()
 
@@ -132,8 +130,14 @@ def rows_queued(queued: Any) -> None:
 def keep_in_process(rows: list[dict]) -> None:
     """Rows Redis did not take: this process's buffer keeps them (as :func:`push` does)."""
     logger.warning("Impression queue unavailable, buffering %d rows in process", len(rows))
+    _buffer_rows(rows)
+
+
+def _buffer_rows(rows: list[dict]) -> int:
+    """Append rows to this process's buffer; returns its length."""
     with _lock:
         _buffer.extend(rows)
+        return len(_buffer)
 
 
 def _take_queued() -> list[str]:

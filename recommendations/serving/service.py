@@ -58,17 +58,25 @@ def clamp_limit(limit: Any) -> int:
 
 
 # --- assembling a list ------------------------------------------------------------------------------
-def _shown_on_request(request: Any) -> set[str]:
+def _on_request(request: Any, attribute: str, factory: Callable[[], Any]) -> Any:
+    """A container kept on the request for the blocks of one page; None without a request
+    (or on a request that takes no attributes)."""
     if request is None:
-        return set()
-    shown = getattr(request, SHOWN_ATTRIBUTE, None)
-    if shown is None:
-        shown = set()
+        return None
+    held = getattr(request, attribute, None)
+    if held is None:
+        held = factory()
         try:
-            setattr(request, SHOWN_ATTRIBUTE, shown)
+            setattr(request, attribute, held)
         except AttributeError:
-            return set()
-    return shown
+            return None
+    return held
+
+
+def _shown_on_request(request: Any) -> set[str]:
+    """Keys already shown on this request's page (a fresh empty set without a request)."""
+    shown = _on_request(request, SHOWN_ATTRIBUTE, set)
+    return shown if shown is not None else set()
 
 
 def _request_state(request: Any, *, user: Any = None, visitor_id: str = "") -> ShopperState:
@@ -707,7 +715,7 @@ def _related_list(
         excluded=excluded,
         adapter=adapter,
         newest_category=category,
-        known=_request_memo(request, KNOWN_ITEMS_ATTRIBUTE),
+        known=_on_request(request, KNOWN_ITEMS_ATTRIBUTE, dict),
     )
     result = _result(
         chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
@@ -717,20 +725,6 @@ def _related_list(
     return _finish(
         result, request=request, user_id=user_id, visitor_id=getattr(request, "visitor_id", ""), record=record
     )
-
-
-def _request_memo(request: Any, attribute: str) -> dict | None:
-    """A dict kept on the request for the blocks of one page (None without a request)."""
-    if request is None:
-        return None
-    memo = getattr(request, attribute, None)
-    if memo is None:
-        memo = {}
-        try:
-            setattr(request, attribute, memo)
-        except AttributeError:
-            return None
-    return memo
 
 
 def _model_similar_stage(
