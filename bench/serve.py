@@ -496,9 +496,9 @@ def _wait_for(url: str, seconds: float = 30.0) -> None:
 
 
 def _model_times(loaded, histories: list, n: int) -> tuple[float, float]:
-    import torch
+    from recommendations.serving.model import limit_threads_for_web
 
-    torch.set_num_threads(1)
+    limit_threads_for_web()  # one torch and one BLAS thread, as in a web worker
     recommender = loaded.recommender
     for history in histories[:20]:
         recommender.recommend([history], n)

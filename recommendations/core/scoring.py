@@ -20,6 +20,7 @@ import torch
 
 from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.dataset import Sequences
+from recommendations.core.models import single_history
 
 __all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
 
@@ -55,9 +56,14 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
     if n == 1:
         # one history (a web request): no buckets, no reordering
         width = max(min(len(seqs.items[0]), network.max_length), 1)
+        items, types, gaps = padded_inputs(seqs, width)
+        encoder = single_history.encoder_for(network) if items[0, 0] > 0 else None
         with torch.inference_mode():
-            items, types, gaps = (torch.from_numpy(a) for a in padded_inputs(seqs, width))
-            torch.mm(network.last_hidden(items, types, gaps), network.item_weights().T, out=logits)
+            if encoder is not None:  # NumPy: half the time of torch's small operations
+                hidden = torch.from_numpy(encoder.last_hidden(items[0], types[0], gaps[0]))
+            else:
+                hidden = network.last_hidden(*(torch.from_numpy(a) for a in (items, types, gaps)))
+            torch.mm(hidden, network.item_weights().T, out=logits)
         return logits
     lengths = np.minimum(
         np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n), network.max_length

@@ -54,7 +54,30 @@ def limit_threads_for_web() -> None:
         import torch
 
         torch.set_num_threads(1)
+        _limit_blas_threads()
         _threads_limited.done = True
+
+
+_blas_limited: list = []
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread in this process (once): NumPy scores one history per web request.
+
+    OpenBLAS splits a product as small as the network's 50 x 64 x 192 across every core and
+    its threads spin between calls; in a web worker that costs more CPU than it saves. The
+    limit is process-wide (OpenBLAS has no per-thread setting), as web workers want.
+    """
+    with _lock:
+        if _blas_limited:
+            return
+        _blas_limited.append(True)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except Exception as exc:  # no threadpoolctl or an unknown BLAS: slower, not wrong
+        log_once("blas-threads", "Could not limit BLAS threads: %s", exc)
 
 
 def recommend(

@@ -104,3 +104,16 @@ def test_every_web_thread_scores_on_one_torch_thread():
         torch.set_num_threads(before)
     # then both score on one OpenMP thread (the first one would otherwise keep two)
     assert counts == {"early": 1, "other": 1}
+
+
+def test_web_threads_score_on_one_blas_thread():
+    # given NumPy's BLAS (the single-history inference's products), by default one thread per core
+    from threadpoolctl import threadpool_info
+
+    from recommendations.serving import model
+
+    # when a web thread prepares to score
+    model.limit_threads_for_web()
+    # then every BLAS library of the process runs one thread (no spinning helpers per product)
+    blas = [entry for entry in threadpool_info() if entry["user_api"] == "blas"]
+    assert blas and all(entry["num_threads"] == 1 for entry in blas)
