@@ -57,14 +57,15 @@ def _clear_cache():
     """Each test starts with an empty cache (the cache may be a shared Redis in CI).
 
     The serving catalogue's per-process item snapshot goes with it: it is valid only against
-    the change log kept in that cache.
+    the change log kept in that cache; so do the item names kept for explanations.
     """
     from django.core.cache import cache
 
-    from recommendations.serving import catalogue
+    from recommendations.serving import catalogue, names
 
     cache.clear()
     catalogue.reset()
+    names.clear()  # item names kept per process for explanations
     yield
 
 

@@ -30,12 +30,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from behavior.collection import fewer_collections
-from behavior.items import get_item_model, item_key_field
 from recommendations.conf import recommender_settings
 from recommendations.core.batch import encode_columns, recent_distinct
 from recommendations.core.dataset import TYPE_INDEX
 from recommendations.data import any_of
 from recommendations.serving import explain, impressions, model
+from recommendations.serving.names import item_names
 from recommendations.serving.state import precomputed_cache_key
 
 logger = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ class _Explainer:
         keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
         wanted = set(keys) - self.names.keys()
         if wanted:
-            found = _names_by_key(wanted)
+            found = item_names(wanted)
             self.names.update({key: found.get(key, key) for key in wanted})
         slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
         slot_texts[used] = [self._text(key, event_type) for key, event_type in zip(keys, types, strict=True)]
@@ -448,17 +448,6 @@ class _Explainer:
         if text is None:
             text = self.texts[key, event_type] = explain.because(event_type, self.names[key])
         return text
-
-
-def _names_by_key(keys: set[str]) -> dict[str, str]:
-    """``str(item)`` of the items with these keys (as ``items_by_key``), in one query.
-
-    The keys go as one array parameter on PostgreSQL: a refresh asks for thousands at once, and an
-    ``IN`` list would cost a placeholder and its substitution per key.
-    """
-    field = item_key_field()
-    queryset = any_of(get_item_model()._default_manager.all(), field, sorted(keys))
-    return {str(getattr(item, field)): str(item) for item in queryset}
 
 
 def round_scores(values: np.ndarray, digits: int = 6) -> list[float]:

@@ -22,6 +22,7 @@ from recommendations.conf import recommender_settings
 from recommendations.serving import catalogue, explain, impressions, model, popularity
 from recommendations.serving.freshness import marker_text
 from recommendations.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
+from recommendations.serving.names import item_names
 from recommendations.serving.state import (
     CLOSING_WRITES_ATTRIBUTE,
     ClosingWrites,
@@ -377,7 +378,7 @@ def _realtime(
     model.limit_threads_for_web()
     scored = model.recommend(loaded, [state.history], n)[0]
     anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
-    names = _item_names({a for a, _ in anchor_of.values()})
+    names = item_names({a for a, _ in anchor_of.values()})
     rows = []
     for key, score in scored:
         anchor = anchor_of.get(key)
@@ -385,32 +386,6 @@ def _realtime(
         rows.append([key, float(score), reason])
     cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT, closing=closing)
     return rows
-
-
-_names: dict[str, tuple[str, float]] = {}
-NAME_SECONDS = 300
-
-
-def _item_names(keys: set[str]) -> dict[str, str]:
-    """Display names of items for explanations, kept per process for ``NAME_SECONDS``.
-
-    The anchors of "because you viewed X" are the shopper's recent items: the same few
-    thousand popular items again and again, whose names rarely change.
-    """
-    now = time.monotonic()
-    names = {key: entry[0] for key in keys if (entry := _names.get(key)) is not None and entry[1] > now}
-    missing = keys - names.keys()
-    if missing:
-        # most anchors are available items: the catalogue snapshot has them in memory
-        names.update((key, str(item)) for key, item in catalogue.held_items(missing).items())
-        missing = keys - names.keys()
-    if missing:
-        if len(_names) > 50_000:
-            _names.clear()
-        for key, item in items_by_key(missing).items():
-            names[key] = str(item)
-            _names[key] = (names[key], now + NAME_SECONDS)
-    return names
 
 
 def _personal_stage(

@@ -65,6 +65,9 @@ def test_the_encoder_is_rebuilt_after_the_weights_change_in_place():
     after = again.last_hidden(items, types, gaps)
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, torch_last_hidden(net, items, types, gaps), rtol=1e-5, atol=1e-5)
+    # and a network switched to training, or moved to float64, after its encoder was built is left to torch
+    assert single_history.encoder_for(net.train()) is None
+    assert single_history.encoder_for(net.eval().double()) is None
 
 
 def test_other_networks_and_modes_are_left_to_torch():

@@ -14,10 +14,7 @@ from recommendations.serving import impressions, popularity
 
 @pytest.fixture(autouse=True)
 def _fresh_serving_state():
-    from recommendations.serving import service
-
     popularity.clear_local()
-    service._names.clear()  # item names kept per process for explanations
     yield
     impressions.flush(force=True)
 

@@ -144,14 +144,25 @@ def encoder_for(network: nn.Module) -> SingleHistoryEncoder | None:
     """The NumPy encoder of ``network`` (built once, rebuilt after any in-place parameter change).
 
     None where the network is not exactly a CPU float32 :class:`BehaviorNetwork` in eval mode:
-    the caller then runs torch.
+    the caller then runs torch. Checked per call: the mode, and each parameter's storage and
+    version (an optimiser step, ``load_state_dict`` or ``.to()`` changes one of them); the
+    architecture is checked when the encoder is built (submodules replaced afterwards are not
+    seen: build a new network instead).
     """
+    if network.training:
+        return None
+    held = network.__dict__.get(_CACHE_ATTRIBUTE)
+    if held is not None:
+        parameters, versions, encoder = held
+        if _versions(parameters) == versions:
+            return encoder
     if not _supported(network):
         return None
-    versions = tuple((parameter.data_ptr(), parameter._version) for parameter in network.parameters())
-    held = network.__dict__.get(_CACHE_ATTRIBUTE)
-    if held is not None and held[0] == versions:
-        return held[1]
+    parameters = list(network.parameters())
     encoder = SingleHistoryEncoder(network)
-    network.__dict__[_CACHE_ATTRIBUTE] = (versions, encoder)
+    network.__dict__[_CACHE_ATTRIBUTE] = (parameters, _versions(parameters), encoder)
     return encoder
+
+
+def _versions(parameters: list) -> tuple:
+    return tuple((parameter.data_ptr(), parameter._version) for parameter in parameters)
