@@ -8,7 +8,7 @@ then starts gunicorn and measures with ``wrk --latency`` at 16 connections:
 - ``/healthz`` (the ceiling of this machine and WSGI stack);
 - ``/api/recommendations/`` for users with a fresh precomputed list (the fast path);
 - ``/api/recommendations/`` on the real-time path, three ways (below), plus the model's own
-  time per single history in-process (one torch thread);
+  time per single history in-process (one torch and one BLAS thread, as a web worker);
 - ``refresh_recommendations`` users/s, and the product page (two blocks) in the test client.
 
 The real-time path (the shopper has an event newer than any list computed for them, so the
