@@ -40,10 +40,37 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (m, 1))
     )
     part = np.take_along_axis(scores, idx, 1)
-    # stable order: score descending, then column ascending, so ties are deterministic
-    order = np.lexsort((idx, -part), axis=1)
-    idx = np.take_along_axis(idx, order, 1)
-    return idx, np.take_along_axis(part, order, 1)
+    keep_lowest_tied_columns(scores, idx, part)
+    return order_best_first(idx, part)
+
+
+def order_best_first(idx: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``(idx, vals)`` ordered by score descending, then column ascending."""
+    order = np.lexsort((idx, -vals), axis=1)
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
+
+
+def keep_lowest_tied_columns(scores: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
+    """Make each row's selected ``k`` columns the best ones with ties going to the lower column.
+
+    A partial selection (``argpartition``, ``torch.topk``) keeps *some* of the columns whose
+    score equals the row's k-th best; which ones depends on the array's length and layout, so
+    the same history could get different lists in a batch and alone. Rows with more columns
+    at or above their k-th best score than ``k`` get the lowest such columns instead (a
+    stable sort of those columns only); ``idx`` and ``vals`` (shape (rows, k)) change in place.
+    Rows whose k-th best is ``-inf`` are left alone: every finite score is already selected
+    and the rest is padding.
+    """
+    k = idx.shape[1]
+    if not k or k >= scores.shape[1]:
+        return
+    kth = vals.min(axis=1)
+    tied = np.flatnonzero((np.count_nonzero(scores >= kth[:, None], axis=1) > k) & np.isfinite(kth))
+    for row in tied.tolist():
+        columns = np.flatnonzero(scores[row] >= kth[row])  # ascending
+        best = columns[np.argsort(-scores[row, columns], kind="stable")[:k]]
+        idx[row] = best
+        vals[row] = scores[row, best]
 
 
 class BaseRecommender(ABC):

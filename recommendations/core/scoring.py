@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.dataset import Sequences
 from recommendations.core.models import single_history
@@ -367,5 +368,5 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((rows, max(k, 0)), dtype=np.int64), np.zeros((rows, max(k, 0)))
     vals, idx = torch.topk(scores, k, dim=1, sorted=True)
     vals, idx = vals.numpy(), idx.numpy()
-    order = np.lexsort((idx, -vals), axis=1)
-    return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
+    keep_lowest_tied_columns(scores.numpy(), idx, vals)
+    return order_best_first(idx, vals)

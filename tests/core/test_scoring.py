@@ -163,6 +163,38 @@ def test_top_k_orders_ties_by_column_and_pads_with_minus_infinity():
     assert idx[1][0] == 1 and vals[1][0] == 2.0 and np.isneginf(vals[1][1:]).all()
 
 
+def _best_first_reference(row: np.ndarray, k: int) -> np.ndarray:
+    """The contract written plainly: every column by score descending, then column ascending."""
+    return np.lexsort((np.arange(len(row)), -row))[:k]
+
+
+@pytest.mark.parametrize("width", [7, 300, 9524])
+def test_top_k_and_top_n_keep_the_lowest_columns_among_ties_at_the_cut(width):
+    # given rows with many columns tied at the k-th best score, rows with fewer finite scores
+    # than k, and the same rows scored alone (another array shape) and in a batch
+    rng = np.random.default_rng(width)
+    k = min(5, width)
+    scores = rng.integers(0, 3, (6, width)).astype(np.float64)
+    scores[1, ::2] = -np.inf
+    scores[2, 2:] = -np.inf
+    # when the best k are taken by the torch kernel and by the NumPy one
+    torch_idx, torch_vals = scoring.top_k(torch.from_numpy(scores.copy()), k)
+    numpy_idx, numpy_vals = top_n(scores.copy(), k)
+    # then both follow the contract exactly (ties at the cut go to the lower column) ...
+    for r in range(6):
+        finite = int(np.isfinite(scores[r]).sum())
+        expected = _best_first_reference(scores[r], k)[: min(k, finite)]
+        assert torch_idx[r][: len(expected)].tolist() == expected.tolist()
+        assert numpy_idx[r][: len(expected)].tolist() == expected.tolist()
+        assert np.isneginf(torch_vals[r][len(expected) :]).all()
+        np.testing.assert_array_equal(torch_vals[r][: len(expected)], scores[r][expected])
+        np.testing.assert_array_equal(numpy_vals[r][: len(expected)], scores[r][expected])
+    # ... whatever else is in the array: a row alone gets the same columns as in the batch
+    for r in range(6):
+        alone, _ = scoring.top_k(torch.from_numpy(scores[r : r + 1].copy()), k)
+        assert alone[0].tolist() == torch_idx[r].tolist()
+
+
 @pytest.mark.parametrize(("layers", "heads", "width"), [(1, 1, 6), (2, 1, 12), (2, 2, 9), (3, 4, 1)])
 def test_last_hidden_in_inference_equals_the_full_encoding(layers, heads, width):
     # given a random network in eval mode and left-padded inputs (one row all padding)
