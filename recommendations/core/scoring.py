@@ -20,7 +20,7 @@ import torch
 
 from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
-from recommendations.core.dataset import Sequences
+from recommendations.core.dataset import Sequences, gap_buckets
 from recommendations.core.models import single_history
 
 __all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
@@ -56,14 +56,18 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
         network.eval()
     if n == 1:
         # one history (a web request): no buckets, no reordering
-        width = max(min(len(seqs.items[0]), network.max_length), 1)
-        items, types, gaps = padded_inputs(seqs, width)
-        encoder = single_history.encoder_for(network) if items[0, 0] > 0 else None
+        length = len(seqs.items[0])
+        encoder = single_history.encoder_for(network) if length else None
         with torch.inference_mode():
             if encoder is not None:  # NumPy: half the time of torch's small operations
-                hidden = torch.from_numpy(encoder.last_hidden(items[0], types[0], gaps[0]))
+                # the newest steps, as padded_inputs shows them (gaps from the whole history)
+                width = min(length, network.max_length)
+                items, types = seqs.items[0][-width:], seqs.types[0][-width:]
+                gaps = gap_buckets(seqs.times[0])[-width:]
+                hidden = torch.from_numpy(encoder.last_hidden(items, types, gaps))
             else:
-                hidden = network.last_hidden(*(torch.from_numpy(a) for a in (items, types, gaps)))
+                inputs = padded_inputs(seqs, max(min(length, network.max_length), 1))
+                hidden = network.last_hidden(*(torch.from_numpy(a) for a in inputs))
             torch.mm(hidden, network.item_weights().T, out=logits)
         return logits
     lengths = np.minimum(

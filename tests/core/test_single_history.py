@@ -121,3 +121,22 @@ def test_an_empty_history_is_scored_by_torch(monkeypatch):
         padded = torch.zeros((1, 1), dtype=torch.int64)
         expected = net.last_hidden(padded, padded, padded) @ net.item_weights().T
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("length", [1, 5, 12, 20])
+def test_one_history_uses_the_newest_steps_and_their_gaps_as_the_padded_batch_does(length):
+    # given one history up to longer than the network keeps, at uneven times (every gap bucket)
+    from recommendations.core.batch import padded_inputs
+
+    net = network(max_length=12)
+    items, types, _ = steps(length, seed=40 + length)
+    times = np.cumsum(np.random.default_rng(length).exponential(5_000.0, length))
+    seqs = Sequences(["0"], [items], [types], [times])
+    # when its logits are computed (NumPy inputs and states)
+    got = scoring.network_logits(net, seqs)
+    # then they are torch's on the padded batch's inputs: the newest 12 steps, the first one's
+    # gap measured from the step before it
+    with torch.inference_mode():
+        inputs = padded_inputs(seqs, min(length, 12))
+        expected = net.last_hidden(*(torch.from_numpy(a) for a in inputs)) @ net.item_weights().T
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
