@@ -77,7 +77,6 @@ from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
 from recommendations.api import lane
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
-from recommendations.conf import recommender_settings
 from recommendations.serving import impressions
 from recommendations.serving.freshness import digest, marker_key, raise_markers
 from recommendations.serving.impressions import redis_client
@@ -360,8 +359,7 @@ def _serve(
     response = HttpResponse(body[:cut] + recommendation + body[cut:], status=entry["status"])
     for name, value in entry["headers"]:
         response.headers[name] = value
-    if int(queued) >= recommender_settings.IMPRESSION_BATCH_SIZE:
-        impressions.flush()
+    impressions.rows_queued(queued)
     return response
 
 

@@ -111,9 +111,11 @@ def push(row: dict, *, deferred: bool, client: Any = None) -> None:
             logger.warning("Impression queue unavailable, buffering in process", exc_info=True)
             client = None
     if client is None:
-        queued = _buffer_rows([row])
-    if not deferred or (client is not None and queued >= recommender_settings.IMPRESSION_BATCH_SIZE):
+        _buffer_rows([row])
+    if not deferred:
         flush()
+    elif client is not None:
+        rows_queued(queued)
 
 
 def queue_rows(pipe: Any, rows: list[dict]) -> None:
@@ -122,7 +124,7 @@ def queue_rows(pipe: Any, rows: list[dict]) -> None:
 
 
 def rows_queued(queued: Any) -> None:
-    """After :func:`queue_rows`' pipeline ran (``queued``: the RPUSH reply): write a full queue."""
+    """After an RPUSH to the shared queue (``queued``: its reply, the queue's length): write a full queue."""
     if int(queued) >= recommender_settings.IMPRESSION_BATCH_SIZE:
         flush()
 

@@ -6,6 +6,7 @@ per-version lookups the explanations need (item index, normalised embeddings).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -58,9 +59,7 @@ def limit_threads_for_web() -> None:
         _threads_limited.done = True
 
 
-_blas_limited: list = []
-
-
+@functools.cache
 def _limit_blas_threads() -> None:
     """One BLAS thread in this process (once): NumPy scores one history per web request.
 
@@ -68,10 +67,6 @@ def _limit_blas_threads() -> None:
     its threads spin between calls; in a web worker that costs more CPU than it saves. The
     limit is process-wide (OpenBLAS has no per-thread setting), as web workers want.
     """
-    with _lock:
-        if _blas_limited:
-            return
-        _blas_limited.append(True)
     try:
         from threadpoolctl import threadpool_limits
 

@@ -8,8 +8,8 @@ from typing import Any
 from django.core.cache import cache
 
 from recommendations.conf import recommender_settings
+from recommendations.serving import impressions
 from recommendations.serving.freshness import digest
-from recommendations.serving.impressions import redis_client, redis_loads
 from recommendations.serving.model import log_once
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
         keys.append(_not_interested_key(user_id, visitor_id))
     if not keys:
         return Prefetched()
-    client = redis_client()
+    client = impressions.redis_client()
     try:
         if client is None:
             return Prefetched(cache.get_many(keys))
@@ -85,7 +85,7 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
     found.complete = True
     for key, raw in zip(keys, raw_values, strict=True):
         if raw is not None:
-            found[key] = redis_loads(raw)
+            found[key] = impressions.redis_loads(raw)
             found.digests[key] = digest(raw)
     return found
 
@@ -110,8 +110,6 @@ class ClosingWrites:
 
     def queue(self, pipe: Any) -> int:
         """Queue every write on the Redis ``pipe``; returns how many replies they will have."""
-        from recommendations.serving import impressions
-
         backend = cache._cache
         for key, value, timeout in self.entries:
             key = cache.make_and_validate_key(key)
@@ -126,15 +124,11 @@ class ClosingWrites:
 
     def written(self, replies: list) -> None:
         """After the pipeline ran: ``replies`` are those of the queued writes, in order."""
-        from recommendations.serving import impressions
-
         if self.impressions:
             impressions.rows_queued(replies[-1])
 
     def failed(self, exc: Exception) -> None:
         """The pipeline failed: entries are lost (as ``cache_set`` would), impressions kept here."""
-        from recommendations.serving import impressions
-
         log_once(f"cache-set:{type(exc).__name__}", "Cache unavailable, entries not stored: %s", exc)
         if self.impressions:
             impressions.keep_in_process(self.impressions)

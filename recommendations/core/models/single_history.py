@@ -27,23 +27,25 @@ _CACHE_ATTRIBUTE = "_single_history_encoder"
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 
 
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 C-contiguous NumPy copy of a weight (or of its transpose)."""
+    return np.array(tensor.detach().numpy(), dtype=np.float32, order="C")
+
+
 class _Layer:
     """One transformer block's weights, transposed and contiguous for ``x @ W``."""
 
     def __init__(self, block: _Block, dim: int) -> None:
-        def numpy(tensor: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float32)
-
         self.heads = block.heads
         self.head_dim = dim // block.heads
         self.scale = np.float32(self.head_dim**-0.5)
-        self.ln1 = (numpy(block.ln1.weight), numpy(block.ln1.bias), np.float32(block.ln1.eps))
-        self.ln2 = (numpy(block.ln2.weight), numpy(block.ln2.bias), np.float32(block.ln2.eps))
-        self.qkv = (numpy(block.qkv.weight.T), numpy(block.qkv.bias))
-        self.out = (numpy(block.out.weight.T), numpy(block.out.bias))
+        self.ln1 = (_array(block.ln1.weight), _array(block.ln1.bias), np.float32(block.ln1.eps))
+        self.ln2 = (_array(block.ln2.weight), _array(block.ln2.bias), np.float32(block.ln2.eps))
+        self.qkv = (_array(block.qkv.weight.T), _array(block.qkv.bias))
+        self.out = (_array(block.out.weight.T), _array(block.out.bias))
         first, _gelu, _dropout, second = block.ff
-        self.ff1 = (numpy(first.weight.T), numpy(first.bias))
-        self.ff2 = (numpy(second.weight.T), numpy(second.bias))
+        self.ff1 = (_array(first.weight.T), _array(first.bias))
+        self.ff2 = (_array(second.weight.T), _array(second.bias))
 
 
 class SingleHistoryEncoder:
@@ -56,15 +58,11 @@ class SingleHistoryEncoder:
         with torch.no_grad():
             # the item table scaled once: the same float32 products as scaling the gathered rows
             self.items = (network.item_emb.weight.detach() * math.sqrt(dim)).numpy().copy()
-        self.types = network.type_emb.weight.detach().numpy().copy()
-        self.gaps = network.gap_emb.weight.detach().numpy().copy()
-        self.positions = network.pos_emb.weight.detach().numpy().copy()
+        self.types = _array(network.type_emb.weight)
+        self.gaps = _array(network.gap_emb.weight)
+        self.positions = _array(network.pos_emb.weight)
         self.layers = [_Layer(block, dim) for block in network.blocks]
-        self.final = (
-            network.ln.weight.detach().numpy().copy(),
-            network.ln.bias.detach().numpy().copy(),
-            np.float32(network.ln.eps),
-        )
+        self.final = (_array(network.ln.weight), _array(network.ln.bias), np.float32(network.ln.eps))
         # row means as one matrix-vector product (NumPy's reductions cost more for 50 x 64)
         self.mean = np.full(dim, 1.0 / dim, dtype=np.float32)
         self.causal = np.triu(np.full((self.max_length, self.max_length), -np.inf, dtype=np.float32), 1)
