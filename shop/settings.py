@@ -8,6 +8,8 @@ Environment variables (all optional):
 - ``SECRET_KEY``: required when ``DEBUG`` is off; a development key is derived otherwise.
 - ``DEBUG``: ``1``/``true`` for development (default on, for the demo).
 - ``ALLOWED_HOSTS``: comma separated; default ``127.0.0.1,localhost``.
+- ``MEDIA_ROOT``, ``STATIC_ROOT``: folders of stored model files and collected static files;
+  default ``media/`` and ``staticfiles/`` beside manage.py.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
