@@ -388,11 +388,23 @@ def _warm_sessions(url: str, cookie_lines: list[str], rounds: int = 2) -> None:
             list(pool.map(fetch, cookie_lines))
 
 
+_shared_handler: list = []
+
+
 def _client(cookie_line: str) -> Any:
-    """A test client sending one line of the cookie file."""
+    """A test client sending one line of the cookie file.
+
+    Every client shares one handler: a web worker loads its middleware once, while a new test
+    client loads it on its first request (WhiteNoise then indexes every collected static file),
+    which the in-process figures of a client's first request would otherwise count.
+    """
     from django.test import Client
 
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 (bench)")
+    if _shared_handler:
+        client.handler = _shared_handler[0]
+    else:
+        _shared_handler.append(client.handler)
     for part in cookie_line.split("; "):
         name, _, value = part.partition("=")
         client.cookies[name] = value
