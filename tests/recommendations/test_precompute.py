@@ -319,3 +319,27 @@ def test_refresh_collects_cycles_rarely_and_restores_the_thresholds(
     # then every batch was scored with the bulk thresholds, and they are restored afterwards
     assert during and all(threshold == (100_000, 10, 10) for threshold in during)
     assert gc.get_threshold() == before
+
+
+@pytest.mark.django_db
+def test_precomputed_list_columns_are_lz4_compressed_on_postgres():
+    # given: the migrated test database (lz4 lowers the CPU of every list a refresh writes)
+    if connection.vendor != "postgresql":
+        pytest.skip("column compression is a PostgreSQL setting")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        assert cursor.fetchone()[0], "this PostgreSQL lacks lz4; the migration would leave pglz"
+        # when
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+            " AND NOT attisdropped",
+            [PrecomputedList._meta.db_table],
+        )
+        compression = dict(cursor.fetchall())
+    # then: the JSON columns use lz4, the others keep the default
+    assert {name: compression[name] for name in ("item_keys", "scores", "reasons")} == dict.fromkeys(
+        ("item_keys", "scores", "reasons"), "l"
+    )
+    assert compression["computed_at"] == ""
