@@ -4,8 +4,10 @@ A list's reasons (about 2.7 kB of JSON) pass PostgreSQL's 2 kB TOAST threshold, 
 refresh writes is compressed; with the default pglz, a ``COPY`` of 11,000 lists took 1.20–1.29 s,
 with lz4 0.95–1.00 s (a fifth less database CPU per written list; the stored values are about a
 third larger). Reads decompress faster too. Only new values are compressed this way: the next
-refresh rewrites every list. Needs PostgreSQL 14+ built with lz4 (Debian's and the official
-images are); where it is missing, the columns keep the server's default.
+refresh rewrites every list. The ``ALTER TABLE`` changes only the catalogue (no table rewrite),
+so its exclusive lock lasts milliseconds once running queries on the table have finished. Needs
+PostgreSQL 14+ built with lz4 (Debian's and the official images are); where it is missing, the
+columns keep the server's default.
 """
 
 from django.db import migrations
