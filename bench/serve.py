@@ -46,6 +46,7 @@ request that runs the network. Needs Postgres at 127.0.0.1:5432 (user postgres),
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -388,7 +389,12 @@ def _warm_sessions(url: str, cookie_lines: list[str], rounds: int = 2) -> None:
             list(pool.map(fetch, cookie_lines))
 
 
-_shared_handler: list = []
+@functools.cache
+def _shared_handler() -> Any:
+    """One test-client handler for every client of the run (it loads the middleware once)."""
+    from django.test.client import ClientHandler
+
+    return ClientHandler()
 
 
 def _client(cookie_line: str) -> Any:
@@ -401,10 +407,7 @@ def _client(cookie_line: str) -> Any:
     from django.test import Client
 
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 (bench)")
-    if _shared_handler:
-        client.handler = _shared_handler[0]
-    else:
-        _shared_handler.append(client.handler)
+    client.handler = _shared_handler()
     for part in cookie_line.split("; "):
         name, _, value = part.partition("=")
         client.cookies[name] = value
