@@ -31,7 +31,8 @@ behaviour network runs in-process on the request) is measured three ways:
 3. Each real-time shopper's first request runs the network and later ones replay the list
    stored for their latest event: a mostly-replay figure, kept for comparison with older runs.
 
-Prints one markdown table. Usage::
+Prints one markdown table, under a line with the machine's speed at the start and at the end of
+the run (``bench.machine``: the shared VMs change speed from hour to hour). Usage::
 
     nice -n 10 .venv/bin/python bench/serve.py [--quick] [--reuse] [--workers 3] [--threads 4] [--duration 10]
         [--redis-db 4] [--database bench_serve] [--fresh-sessions N]
@@ -607,6 +608,9 @@ def main() -> None:
     events = 60_000 if args.quick else 400_000
     if not os.path.exists(WRK):
         raise SystemExit(f"{WRK} is required")
+    from bench import machine
+
+    speed_at_start = machine.measure()
     workdir = Path(tempfile.gettempdir()) / f"bench-serve-{args.database}"
     if not args.reuse:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -834,6 +838,7 @@ def main() -> None:
             "0",
         ),
     ]
+    speed_at_end = machine.measure()
     print(
         f"\nServing benchmark: {args.products} items, {len(listed)} users with lists "
         f"({len(fast_ids)} fast-path, {len(realtime_ids)} real-time sessions), "
@@ -841,6 +846,7 @@ def main() -> None:
         f"gunicorn -w {args.workers} --threads {args.threads}, "
         f"wrk -t2 -c{CONNECTIONS} -d{duration}s, {os.cpu_count()} CPUs, Postgres + Redis on loopback, "
         f"load average {os.getloadavg()[0]:.1f}\n"
+        f"Machine speed, start -> end of the run: {machine.describe(speed_at_start, speed_at_end)}\n"
     )
     print("| measure | value | target |")
     print("|---|---|---|")
