@@ -181,9 +181,7 @@ setting_changed.connect(_reset_config, dispatch_uid="recommendations.fastpath.co
 
 
 def _make_key(key: str) -> str:
-    from django.core.cache import cache
-
-    return cache.make_key(key)
+    return impressions.cache_key(key)
 
 
 def auth_key(user_id: Any, config: _Config | None = None) -> str:
@@ -255,9 +253,8 @@ def answer(request: HttpRequest) -> HttpResponse | None:
 def _answer(
     request: HttpRequest, config: _Config, client: Any, session_key: str, visitor_id: str
 ) -> HttpResponse | None:
-    from django.core.cache import caches
-
-    session_entry = caches[settings.SESSION_CACHE_ALIAS].make_key(config.session_prefix + session_key)
+    # the session cache's settings equal the default cache's (``_build_config``): the same key
+    session_entry = _make_key(config.session_prefix + session_key)
     known = _sessions.get(session_entry)
     if known is None:
         known = _read_session(client.get(session_entry), session_entry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache as default_cache
 from django.http import HttpRequest
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,7 +19,7 @@ from rest_framework.views import APIView
 from recommendations import serving
 from recommendations.api import serializers as s
 from recommendations.conf import recommender_settings
-from recommendations.serving.impressions import redis_client
+from recommendations.serving.impressions import cache_key, redis_client
 from recommendations.serving.service import UnknownItem
 from recommendations.serving.state import mark_not_interested
 
@@ -51,7 +52,11 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
         num_requests, duration = throttle.parse_rate(rate)
         window = int(throttle.timer() // duration)
         key = throttle.cache_format % {"scope": scope, "ident": ident}
-        return throttle.cache.make_key(f"{key}:{window}"), duration, num_requests
+        return throttle.make_key(f"{key}:{window}"), duration, num_requests
+
+    def make_key(self, key: str) -> str:
+        """The throttle cache's key for ``key`` (the default cache's without its proxy lookup)."""
+        return cache_key(key) if self.cache is default_cache else self.cache.make_key(key)
 
     def allow_request(self, request: Any, view: Any) -> bool:
         client = redis_client()
@@ -66,7 +71,7 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
         if self.key is None:
             return True
         window = int(self.timer() // self.duration)
-        counter = self.cache.make_key(f"{self.key}:{window}")
+        counter = self.make_key(f"{self.key}:{window}")
         precounted = getattr(request._request, PRECOUNTED_ATTRIBUTE, None)
         if precounted is not None and precounted[0] == counter:
             count = precounted[1]

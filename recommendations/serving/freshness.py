@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from recommendations.serving.impressions import redis_client
+from recommendations.serving.impressions import cache_key, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +57,10 @@ def digest(raw: bytes) -> str:
 
 def raise_markers(client: Any, latest_by_user: dict[Any, str], *, pipeline: Any = None) -> None:
     """Raise each user's marker to the given timestamp text (queued on ``pipeline`` if given)."""
-    from django.core.cache import cache
-
     # EVAL, not EVALSHA through register_script: a pipeline would first ask SCRIPT EXISTS
     target = pipeline if pipeline is not None else client.pipeline(transaction=False)
     for user_id, text in latest_by_user.items():
-        target.eval(_RAISE_LUA, 1, cache.make_key(marker_key(user_id)), text, MARKER_SECONDS)
+        target.eval(_RAISE_LUA, 1, cache_key(marker_key(user_id)), text, MARKER_SECONDS)
     if pipeline is None:
         target.execute()
 
@@ -84,10 +82,8 @@ def on_events_stored(sender: Any, latest_by_user: dict[Any, datetime], **kwargs:
 
 
 def _drop_markers(client: Any, user_ids: list) -> None:
-    from django.core.cache import cache
-
     try:
-        client.delete(*[cache.make_key(marker_key(user_id)) for user_id in user_ids])
+        client.delete(*[cache_key(marker_key(user_id)) for user_id in user_ids])
     except Exception:
         logger.error("Could not drop latest-event markers of %d users", len(user_ids), exc_info=True)
 

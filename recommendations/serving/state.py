@@ -77,7 +77,7 @@ def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: l
     try:
         if client is None:
             return Prefetched(cache.get_many(keys))
-        raw_values = client.mget([cache.make_key(key) for key in keys])
+        raw_values = client.mget([impressions.cache_key(key) for key in keys])
     except Exception as exc:
         log_once(f"prefetch:{type(exc).__name__}", "Cache unavailable, serving from the database: %s", exc)
         return Prefetched()

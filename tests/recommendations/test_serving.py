@@ -288,6 +288,29 @@ def test_impressions_queue_in_redis_and_are_written_in_bulk(catalogue, user, pag
     assert impressions.pending() == 0
 
 
+def test_cache_key_is_the_default_caches_key_and_follows_settings_changes(settings):
+    # given a default cache with one prefix and key version, whose key is read once
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": "shop-one",
+            "VERSION": 3,
+        }
+    }
+    first = impressions.cache_key("rec:fast:7")
+    # when the cache settings change (another prefix, the default version)
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": "shop-two"}
+    }
+    second = impressions.cache_key("rec:fast:7")
+    # then each is the key Django's cache itself makes under the settings of the time
+    assert first == "shop-one:3:rec:fast:7"
+    assert second == "shop-two:1:rec:fast:7" == cache.make_key("rec:fast:7")
+    assert impressions.queue_key() == cache.make_key(impressions.QUEUE_KEY)
+
+
 @pytest.mark.django_db
 def test_purchases_outside_the_recent_history_stay_excluded_without_a_query_per_event(
     catalogue, event_factory, user_factory, settings
