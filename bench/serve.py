@@ -75,7 +75,9 @@ ANONYMOUS_PREFIX = "rtanon"
 # optional args[2] lists item keys.
 ROTATION_LUA = r"""
 local cookies, skus = {}, {}
-local counter, offset = 0, 0
+-- offset is a global: setup() sets it in each thread's state (a local here would shadow it,
+-- and every thread would walk the same sessions in lockstep)
+local counter = 0
 function setup(thread)
   counter = counter + 1
   thread:set("offset", counter * 7919)
