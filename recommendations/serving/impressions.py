@@ -63,7 +63,7 @@ def cache_key(key: str) -> str:
     """``cache.make_key(key)`` of the default cache, without the proxy's per-call lookup.
 
     ``django.core.cache.cache`` finds the thread's backend on every attribute read (an
-    ``asgiref`` local: about 5 µs, and a fast-path request makes seven keys). A key depends
+    ``asgiref`` local: about 5 µs, and a fast-path request makes eight keys). A key depends
     only on the cache's settings (prefix, version, key function), the same for every thread's
     backend, so one backend's bound ``make_key`` serves them all until the settings change.
     """
