@@ -180,20 +180,16 @@ def _reset_config(**_: Any) -> None:
 setting_changed.connect(_reset_config, dispatch_uid="recommendations.fastpath.config")
 
 
-def _make_key(key: str) -> str:
-    return impressions.cache_key(key)
-
-
 def auth_key(user_id: Any, config: _Config | None = None) -> str:
     """The cache key of a user's session auth hash (valid for this ``SECRET_KEY`` only)."""
     config = config or _config()
     fingerprint = config.secret_fingerprint if config is not None else ""
-    return _make_key(f"rec:auth:{fingerprint}:{user_id}")
+    return impressions.cache_key(f"rec:auth:{fingerprint}:{user_id}")
 
 
 def list_key(user_id: Any) -> str:
     """The cache key of the user's replayable response."""
-    return _make_key(f"rec:fast:{user_id}")
+    return impressions.cache_key(f"rec:fast:{user_id}")
 
 
 class _SessionOnly:
@@ -254,7 +250,7 @@ def _answer(
     request: HttpRequest, config: _Config, client: Any, session_key: str, visitor_id: str
 ) -> HttpResponse | None:
     # the session cache's settings equal the default cache's (``_build_config``): the same key
-    session_entry = _make_key(config.session_prefix + session_key)
+    session_entry = impressions.cache_key(config.session_prefix + session_key)
     known = _sessions.get(session_entry)
     if known is None:
         known = _read_session(client.get(session_entry), session_entry)
@@ -322,10 +318,10 @@ def _serve(
     count, auth_raw, stored, queued = _serve_script(client)(
         keys=[
             auth_key(user_id, config),
-            _make_key(marker_key(user_id)),
+            impressions.cache_key(marker_key(user_id)),
             list_entry,
-            _make_key(precomputed_cache_key(user_id)),
-            _make_key(not_interested_cache_key(user_id, "")),
+            impressions.cache_key(precomputed_cache_key(user_id)),
+            impressions.cache_key(not_interested_cache_key(user_id, "")),
             counter[0] if counter is not None else list_entry,
             impressions.queue_key(),
             session_entry,

@@ -34,7 +34,7 @@ from django.core.signals import setting_changed
 from django.db import transaction
 
 from recommendations.adapter import DefaultRecommenderAdapter
-from recommendations.serving.impressions import redis_client
+from recommendations.serving.impressions import cache_key, redis_client
 from recommendations.serving.model import log_once
 
 logger = logging.getLogger(__name__)
@@ -86,9 +86,7 @@ setting_changed.connect(reset, dispatch_uid="recommendations.catalogue.reset")
 
 
 def _keys() -> list[str]:
-    from django.core.cache import cache
-
-    return [cache.make_key(key) for key in (VERSION_KEY, CHANGED_KEY, FLOOR_KEY)]
+    return [cache_key(key) for key in (VERSION_KEY, CHANGED_KEY, FLOOR_KEY)]
 
 
 # Entries a caller may read in its own cache round trip (``state.prefetch``) and pass on.
@@ -159,9 +157,7 @@ def held_items(keys: Iterable[str]) -> dict[str, Any]:
 
     For display text that may lag a little anyway (explanations' item names).
     """
-    from django.core.cache import cache
-
-    held = _snapshots.get(cache.make_key(VERSION_KEY))
+    held = _snapshots.get(cache_key(VERSION_KEY))
     if held is None or time.monotonic() - held.built > FULL_SECONDS:
         return {}
     return {key: held.items[key] for key in keys if key in held.items}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -55,8 +56,12 @@ def redis_client() -> Any:
     return client
 
 
-# the default cache's bound ``make_key``, read once per process (dropped when settings change)
-_key_maker: list = []
+@functools.cache
+def _key_maker() -> Any:
+    """The default cache's bound ``make_key``, read once per process (forgotten when settings change)."""
+    from django.core.cache import caches
+
+    return caches["default"].make_key
 
 
 def cache_key(key: str) -> str:
@@ -67,18 +72,11 @@ def cache_key(key: str) -> str:
     only on the cache's settings (prefix, version, key function), the same for every thread's
     backend, so one backend's bound ``make_key`` serves them all until the settings change.
     """
-    try:
-        return _key_maker[0](key)
-    except IndexError:
-        from django.core.cache import caches
-
-        maker = caches["default"].make_key
-        _key_maker[:] = [maker]
-        return maker(key)
+    return _key_maker()(key)
 
 
 def _forget_key_maker(**_: Any) -> None:
-    _key_maker.clear()
+    _key_maker.cache_clear()
 
 
 setting_changed.connect(_forget_key_maker, dispatch_uid="recommendations.impressions.key_maker")
