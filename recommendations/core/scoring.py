@@ -131,54 +131,78 @@ def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
     raise ValueError(name)
 
 
-def _add_single_component(
+def _add_single_sparse_components(
     row: np.ndarray,
     items: np.ndarray,
-    name: str,
-    weight: float,
+    names: Sequence[str],
+    weights: Mapping[str, float],
     sources: Mapping[str, sp.csr_matrix],
     max_length: int,
 ) -> None:
-    """Add one sparse component of ONE history to its score ``row`` (float64), as the batch path does.
+    """Add the sparse components of ONE history to its float64 score ``row``, in ``names`` order.
 
     The batch path builds ``recency_weights(...) @ source`` with scipy and normalises it in
-    ``_sparse_component``; for a single short history the scipy object overhead costs more than
+    ``_sparse_component``; for a single short history scipy's per-call overhead costs more than
     the arithmetic. This gathers the source rows with NumPy instead and repeats scipy's
     arithmetic: products and per-column sums in the source's dtype, columns visited in the order
-    of the history's (sorted) items, so each column's value is bit for bit scipy's; only the
-    float64 row total is summed in column order rather than scipy's output order (a difference
-    in its last bit at most, far below the float32 values it divides).
+    of the history's (sorted) items (``np.add.at`` is sequential), so each column's value is bit
+    for bit scipy's. All components are then normalised together as one dense (components x
+    items) block: a few passes over 10,000 cells cost less than compacting each component's
+    non-zeros, and adding a zero is exact. Only the float64 row total is summed in another order
+    than scipy's (a difference in its last bit at most, far below the float32 values it divides).
     """
-    source_name, last, decay = _recency_spec(name, max_length)
-    if not len(items) or last <= 0:
+    sparse = [name for name in names if name not in ("network", "popularity")]
+    specs = [(name, *_recency_spec(name, max_length)) for name in sparse]
+    specs = [spec for spec in specs if spec[2] > 0]
+    if not specs or not len(items):
         return
-    newest_first = items[::-1][:last] - 1
-    # the newest step of each item gives its weight: decay ** age (age 0 = newest)
-    cols, ages = np.unique(newest_first, return_index=True)
-    values = (decay ** ages.astype(np.float64)).astype(np.float32)
-    if source_name is None:
-        out_cols, out_values = cols, values  # already in CSR (column) order
-    else:
+    n_items = len(row)
+    # the newest step of each item gives its weight: decay ** age (age 0 = newest); an item is
+    # among the newest ``last`` steps exactly when its newest step's age is below ``last``
+    all_cols, all_ages = np.unique(items[::-1] - 1, return_index=True)
+    dense = np.zeros((len(specs), n_items), dtype=np.float64)
+    for number, (_name, source_name, last, decay) in enumerate(specs):
+        cols, ages = all_cols, all_ages
+        if last < len(items):
+            newest = all_ages < last
+            cols, ages = all_cols[newest], all_ages[newest]
+        values = (decay ** ages.astype(np.float64)).astype(np.float32)
+        if source_name is None:
+            dense[number, cols] = values  # one value per column, as the sparse row holds it
+            continue
         source = sources[source_name]
         dtype = np.result_type(values.dtype, source.dtype)
-        starts, ends = source.indptr[cols], source.indptr[cols + 1]
-        counts = ends - starts
+        starts = source.indptr[cols]
+        counts = source.indptr[cols + 1] - starts
         total = int(counts.sum())
         if not total:
-            return
+            continue
         positions = np.arange(total) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
-        touched = source.indices[positions]
         products = np.repeat(values.astype(dtype), counts) * source.data[positions].astype(dtype)
-        sums = np.zeros(len(row), dtype=dtype)
-        np.add.at(sums, touched, products)  # sequential, in the order scipy accumulates
-        out_cols = np.flatnonzero(sums)
-        out_values = sums[out_cols]
-    data = out_values.astype(np.float64)
-    row_total = data.sum()
-    if not row_total > 0:
-        return
-    normalised = (data / row_total).astype(np.float32)
-    row[out_cols.astype(np.int64)] += (normalised * np.float32(weight)).astype(np.float64)
+        sums = np.zeros(n_items, dtype=dtype)
+        np.add.at(sums, source.indices[positions], products)  # sequential, in scipy's order
+        dense[number] = sums
+    totals = dense.sum(axis=1)
+    dense /= np.where(totals > 0, totals, 1.0)[:, None]
+    normalised = dense.astype(np.float32)
+    normalised *= np.array([weights[spec[0]] for spec in specs], dtype=np.float32)[:, None]
+    for number in np.flatnonzero(totals > 0).tolist():
+        row += normalised[number]
+
+
+def _single_network_component(out: np.ndarray, logits: np.ndarray, weight: float) -> None:
+    """Write one history's weighted network component into ``out`` (float64) from its float32 ``logits``.
+
+    The operations of the chunk path below (``_softmax`` then ``_row_normalise`` in float64, stored
+    as float32, weighted in float32), in NumPy: a dozen torch calls on one 10,000-cell row cost
+    more in dispatch than in arithmetic.
+    """
+    np.subtract(logits, np.float64(logits.max()), out=out)
+    np.exp(out, out=out)
+    out /= out.sum()
+    out /= out.sum()
+    component = out.astype(np.float32)
+    np.multiply(component, np.float32(weight), out=out)
 
 
 def _normalised_row(vector: np.ndarray) -> np.ndarray:
@@ -260,7 +284,9 @@ def _blended_chunks(
     for chunk_index, start in enumerate(range(0, n, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, n)
         chunk = held[: stop - start]
-        if logits is not None:
+        if single and logits is not None:
+            _single_network_component(chunk[0].numpy(), logits[0].numpy(), network_weight)
+        elif logits is not None:
             # _softmax then _row_normalise, in float64, stored as the float32 component, weighted
             part = logits[start:stop]
             chunk.copy_(part)
@@ -274,11 +300,8 @@ def _blended_chunks(
         else:
             chunk.zero_()
         if single:
-            for name in names:
-                if name not in ("network", "popularity"):
-                    _add_single_component(
-                        chunk[0].numpy(), seqs.items[0], name, weights[name], sources, max_length
-                    )
+            row, items = chunk[0].numpy(), seqs.items[0]
+            _add_single_sparse_components(row, items, names, weights, sources, max_length)
         else:
             flat = chunk.view(-1)
             for (cells, values), cuts in zip(parts, bounds, strict=True):

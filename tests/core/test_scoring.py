@@ -233,3 +233,36 @@ def test_one_history_alone_scores_as_in_a_batch(blended):
         # then the same scores (the row totals may differ in their last float64 bit) and ranking
         np.testing.assert_allclose(alone[0], together[r], rtol=1e-6, atol=1e-12)
         assert top_n(alone, 10)[0].tolist() == top_n(together[r : r + 1], 10)[0].tolist()
+
+
+def test_one_history_sparse_components_equal_scipy_and_skip_empty_rows():
+    # given item-to-item sources where some items have no row (nothing co-visited, no transition)
+    import scipy.sparse as sp
+
+    from recommendations.core.dataset import Sequences
+
+    rng = np.random.default_rng(5)
+    dense = rng.random((12, 12)).astype(np.float32) * (rng.random((12, 12)) < 0.4)
+    dense[[2, 7]] = 0.0  # items 3 and 8 (dense indices) lead nowhere
+    sources = {
+        "covisitation": sp.csr_matrix(dense),
+        "itemknn": sp.csr_matrix(dense**2),
+        "transitions": sp.csr_matrix(np.triu(dense)),
+    }
+    weights = {"covisitation": 0.3, "itemknn": 0.25, "transitions": 0.2, "recent": 0.25}
+    names = ["covisitation", "itemknn", "transitions", "recent"]
+    for items in ([3, 3, 8], [1, 5, 3, 9, 5, 12, 3, 8], [8]):
+        types, times = np.ones(len(items), dtype=np.int64), np.arange(len(items), dtype=float)
+        seqs = Sequences(["0"], [np.array(items)], [types], [times])
+        # when the single-history kernel adds them to a zero row
+        row = np.zeros(12)
+        scoring._add_single_sparse_components(row, seqs.items[0], names, weights, sources, max_length=6)
+        # then each cell is the batch path's (scipy's products, normalised and weighted), summed in order
+        expected = np.zeros(12)
+        for cells, values in scoring._sparse_parts(seqs, weights, names, sources, 12, 6):
+            expected[cells] += values
+        np.testing.assert_array_equal(row, expected)
+    # and a history whose items lead nowhere adds nothing (no source row to normalise)
+    row = np.zeros(12)
+    scoring._add_single_sparse_components(row, np.array([8, 3]), names[:3], weights, sources, max_length=6)
+    assert not row.any()
