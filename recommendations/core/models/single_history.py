@@ -104,7 +104,15 @@ class SingleHistoryEncoder:
         x = (x[-1:] if newest_only else x) + (attended @ layer.out[0] + layer.out[1])
         hidden = self._layer_norm(x, *layer.ln2) @ layer.ff1[0]
         hidden += layer.ff1[1]
-        x += _gelu(hidden) @ layer.ff2[0]
+        # exact GELU (nn.GELU's default): x * (1 + erf(x / sqrt 2)) / 2. SciPy's erf is scalar
+        # code, and torch's vectorised GELU took 10 µs instead of 40 µs for 50 x 64 cells in a
+        # loop; but inside a web request (cold caches, after a database read) it took 108 µs per
+        # request against SciPy's 74 (measured 2026-11-28), so SciPy stays
+        gelu = erf(hidden * _INV_SQRT2)
+        gelu += 1.0
+        gelu *= hidden
+        gelu *= np.float32(0.5)
+        x += gelu @ layer.ff2[0]
         x += layer.ff2[1]
         return x
 
@@ -115,27 +123,6 @@ class SingleHistoryEncoder:
         centred *= weight
         centred += bias
         return centred
-
-
-# rows from which torch's vectorised GELU beats SciPy's erf (about 12 µs fixed against 1 µs per row)
-_TORCH_GELU_ROWS = 8
-
-
-def _gelu(hidden: np.ndarray) -> np.ndarray:
-    """Exact GELU (``nn.GELU``'s default), ``x * (1 + erf(x / sqrt 2)) / 2``, in float32.
-
-    SciPy's ``erf`` is scalar code: 40 µs for the first layer's 50 x 64 cells, a sixth of the
-    encoder. Torch's GELU kernel (the op the network itself runs) is vectorised, so blocks of
-    several rows go to torch, zero-copy; a single row (the last layer's newest step) stays in
-    SciPy, where torch's fixed cost per call would be most of the time.
-    """
-    if len(hidden) >= _TORCH_GELU_ROWS:
-        return torch.nn.functional.gelu(torch.from_numpy(hidden)).numpy()
-    gelu = erf(hidden * _INV_SQRT2)
-    gelu += 1.0
-    gelu *= hidden
-    gelu *= np.float32(0.5)
-    return gelu
 
 
 def _supported(network: nn.Module) -> bool:
