@@ -84,6 +84,27 @@ def test_streamed_histories_keep_an_event_type_outside_the_choices(user_factory,
 
 
 @pytest.mark.django_db
+def test_streamed_times_are_the_exact_epoch_seconds_of_python(user_factory, item_factory, event_factory):
+    # given events at instants with every kind of microsecond part, one before 1970
+    from datetime import UTC, datetime
+
+    shopper, product = user_factory(), item_factory()
+    instants = [
+        datetime(2026, 3, 1, 12, 34, 56, 123457, tzinfo=UTC),
+        datetime(2026, 11, 28, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2001, 9, 9, 1, 46, 40, 1, tzinfo=UTC),
+        datetime(2024, 2, 29, 0, 0, 0, 500000, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 58, 700001, tzinfo=UTC),
+    ]
+    for instant in instants:
+        event_factory(user=shopper, item=product, occurred_at=instant)
+    # when the user's history is streamed
+    (batch,) = stream_user_histories(user_ids=[shopper.pk], limit=50)
+    # then each time is bit for bit what datetime.timestamp() gives (the batch is oldest first)
+    assert batch.timestamps.tolist() == sorted(instant.timestamp() for instant in instants)
+
+
+@pytest.mark.django_db
 def test_active_users_only_by_default(user_factory, product_factory, event_factory):
     # given one user active yesterday and one whose only event is a year old
     recent, dormant = user_factory(), user_factory()
