@@ -213,12 +213,12 @@ def _normalised_row(vector: np.ndarray) -> np.ndarray:
 
 
 # Rows blended at a time. A chunk replaces whole-batch steps, which would stream tens of MB
-# through memory once per step (a dozen times), and each chunk costs about 35 torch and NumPy
-# calls, each of which hands the GIL over when the refresh's other threads want it. 8 rows
-# (0.6 MB of float64 for 10,000 items, in cache on a core with 2 MB of L2) was the first
-# choice; on a 2-core AMD EPYC (512 KB of L2) 32 rows scored 1,867 users/s against 1,733 for
-# 8 rows and 1,797 for 16 (refresh medians of eight alternated rounds, 9,524 items), with
-# 7 % less process CPU per user: fewer calls mattered more than the cache.
+# through memory once per step (a dozen times); each chunk costs about 35 torch and NumPy
+# calls, whatever its size. 8 rows (0.6 MB of float64 for 10,000 items, in cache on a core
+# with 2 MB of L2) was the first choice; on a 2-core AMD EPYC (512 KB of L2) 32 rows scored
+# 1,867 users/s against 1,733 for 8 rows and 1,797 for 16 (refresh medians of eight
+# alternated rounds, 9,524 items), with 7 % less process CPU per user: fewer calls mattered
+# more than the cache there. Not measured on a 2 MB L2, where 8 rows fit and 32 do not.
 CHUNK_ROWS = 32
 
 
