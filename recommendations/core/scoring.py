@@ -118,6 +118,11 @@ def _sparse_component(matrix: sp.csr_matrix, weight: float) -> tuple[np.ndarray,
     return cells, values.astype(np.float64)
 
 
+def _sparse_names(names: Sequence[str]) -> list[str]:
+    """The components of ``names`` built from the history's recent items (all but the dense two)."""
+    return [name for name in names if name not in ("network", "popularity")]
+
+
 # (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
 def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
     if name == "covisitation":
@@ -151,8 +156,7 @@ def _add_single_sparse_components(
     non-zeros, and adding a zero is exact. Only the float64 row total is summed in another order
     than scipy's (a difference in its last bit at most, far below the float32 values it divides).
     """
-    sparse = [name for name in names if name not in ("network", "popularity")]
-    specs = [(name, *_recency_spec(name, max_length)) for name in sparse]
+    specs = [(name, *_recency_spec(name, max_length)) for name in _sparse_names(names)]
     specs = [spec for spec in specs if spec[2] > 0]
     if not specs or not len(items):
         return
@@ -236,9 +240,7 @@ def _sparse_parts(
     """
     parts = []
     recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
-    for name in names:
-        if name in ("network", "popularity"):
-            continue
+    for name in _sparse_names(names):
         if recency is None:
             recency = RecencyIndex(seqs, n_items, last=max(20, 3, max_length))
         source, last, decay = _recency_spec(name, max_length)
