@@ -118,11 +118,6 @@ def _sparse_component(matrix: sp.csr_matrix, weight: float) -> tuple[np.ndarray,
     return cells, values.astype(np.float64)
 
 
-def _sparse_names(names: Sequence[str]) -> list[str]:
-    """The components of ``names`` built from the history's recent items (all but the dense two)."""
-    return [name for name in names if name not in ("network", "popularity")]
-
-
 # (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
 def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
     if name == "covisitation":
@@ -134,6 +129,14 @@ def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
     if name == "recent":
         return None, max_length, 0.8
     raise ValueError(name)
+
+
+def _sparse_specs(names: Sequence[str], max_length: int) -> list[tuple[str, str | None, int, float]]:
+    """``(name, source, positions considered, decay)`` of each component of ``names`` built from
+    the history's recent items (all but the dense two), in ``names`` order."""
+    return [
+        (name, *_recency_spec(name, max_length)) for name in names if name not in ("network", "popularity")
+    ]
 
 
 def _add_single_sparse_components(
@@ -156,7 +159,7 @@ def _add_single_sparse_components(
     non-zeros, and adding a zero is exact. Only the float64 row total is summed in another order
     than scipy's (a difference in its last bit at most, far below the float32 values it divides).
     """
-    specs = [(name, *_recency_spec(name, max_length)) for name in _sparse_names(names)]
+    specs = _sparse_specs(names, max_length)
     specs = [spec for spec in specs if spec[2] > 0]
     if not specs or not len(items):
         return
@@ -238,12 +241,13 @@ def _sparse_parts(
 
     Cells ascend by row, so a chunk of rows is a slice.
     """
+    specs = _sparse_specs(names, max_length)
+    if not specs:
+        return []
+    # one sort of the batch, over the longest window, serves every sparse component
+    recency = RecencyIndex(seqs, n_items, last=max(last for _, _, last, _ in specs))
     parts = []
-    recency: RecencyIndex | None = None  # one sort of the batch for every sparse component
-    for name in _sparse_names(names):
-        if recency is None:
-            recency = RecencyIndex(seqs, n_items, last=max(20, 3, max_length))
-        source, last, decay = _recency_spec(name, max_length)
+    for name, source, last, decay in specs:
         matrix = recency.weights(last, decay)
         if source is not None:
             matrix = matrix @ sources[source]
