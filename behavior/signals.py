@@ -8,12 +8,12 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import Signal, receiver
 
-from behavior import services
 from behavior.conf import behavior_settings
+from behavior.services import ingest as services
 
 logger = logging.getLogger(__name__)
 
-# Sent after the transaction that stored events commits (``behavior.services.store_rows``
+# Sent after the transaction that stored events commits (``behavior.services.ingest.store_rows``
 # and the login merge), never for bots' or item-less events:
 # ``latest_by_user={user_pk: newest occurred_at (aware datetime)}``. Receivers keep caches
 # keyed on "the shopper's latest event" fresh (the recommender's fast path). A receiver

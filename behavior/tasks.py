@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from behavior import services
+from behavior.services import ingest as services
 
 
 @shared_task(name="behavior.prune_events", ignore_result=True, soft_time_limit=3600, time_limit=3900)

@@ -11,10 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from behavior import services
-from behavior import validation as v
 from behavior.adapter import get_tracking_adapter
 from behavior.models import Event
+from behavior.services import ingest as services
+from behavior.services import validation as v
 
 logger = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ def main() -> int:
     from sklearn.metrics import adjusted_rand_score
 
     from recommendations.models import UserProfile
-    from recommendations.profiles import rebuild_profiles
+    from recommendations.services.profiles import rebuild_profiles
 
     call_command("migrate", verbosity=0)
     if not args.skip_seed:

@@ -19,7 +19,7 @@ behaviour network runs in-process on the request) is measured three ways:
    ``--fresh-sessions`` of them, 800 per second of a wrk run by default) are each requested once
    beforehand (as a shopper's earlier request: the processes know the session, its auth hash
    is cached, a list is stored for replay), then each gets a new event through
-   ``behavior.services.ingest_events`` (not over HTTP), then wrk requests only the list, each
+   ``behavior.services.ingest.ingest_events`` (not over HTTP), then wrk requests only the list, each
    session at most once (``ONCE_LUA``). The count of network runs (``rec:rt:`` entries made
    during the run) is printed against the requests served: the row is valid only when they
    agree (within the requests still in flight when wrk stops) and no wrk thread ran out of
@@ -192,11 +192,11 @@ def _configure(args: argparse.Namespace, media: str) -> dict[str, str]:
 
 def _train(quick: bool) -> object:
     """A small network on every event, stored and activated through the registry."""
-    from recommendations import registry
     from recommendations.core.config import NetworkConfig
     from recommendations.core.recommender import BehaviorRecommender
-    from recommendations.data import load_event_log
+    from recommendations.data.events import load_event_log
     from recommendations.models import ModelVersion
+    from recommendations.services import registry
 
     log = load_event_log()
     config = NetworkConfig(epochs=1 if quick else 2, device="cpu", threads=2, patience=1)
@@ -231,7 +231,7 @@ def _fresh_events(user_ids: list, identity: str = "user_id") -> None:
     """
     from django.utils import timezone
 
-    from behavior.services import ingest_events
+    from behavior.services.ingest import ingest_events
     from shop.models import Product
 
     skus = list(Product.objects.filter(is_active=True).order_by("?").values_list("sku", flat=True)[:2000])
@@ -256,7 +256,7 @@ def _copy_histories(source_of: dict, identity: str) -> None:
     from collections import defaultdict
 
     from behavior.models import Event
-    from behavior.services import ingest_events
+    from behavior.services.ingest import ingest_events
     from recommendations.conf import recommender_settings
 
     keep = recommender_settings.SESSION_EVENTS
@@ -360,7 +360,7 @@ def _fast_entries(user_ids: list) -> int:
     """How many of these users have a replayable response in Redis (the fast path is warm)."""
     from django.core.cache import caches
 
-    from recommendations.api.fastpath import list_key
+    from recommendations.fastpath.precomputed import list_key
 
     client = caches["default"]._cache.get_client(None, write=True)
     return sum(1 for value in client.mget([list_key(pk) for pk in user_ids]) if value is not None)
@@ -514,7 +514,7 @@ def _wait_for(url: str, seconds: float = 30.0) -> None:
 
 
 def _model_times(loaded, histories: list, n: int) -> tuple[float, float]:
-    from recommendations.serving.model import limit_threads_for_web
+    from recommendations.services.serving.model import limit_threads_for_web
 
     limit_threads_for_web()  # one torch and one BLAS thread, as in a web worker
     recommender = loaded.recommender
@@ -627,16 +627,16 @@ def main() -> None:
     from django.core.management import call_command
 
     from recommendations.models import PrecomputedList
-    from recommendations.serving.popularity import refresh_popularity
-    from recommendations.serving.precompute import refresh_recommendations
-    from recommendations.serving.relations import refresh_item_relations
+    from recommendations.services.serving.popularity import refresh_popularity
+    from recommendations.services.serving.precompute import refresh_recommendations
+    from recommendations.services.serving.relations import refresh_item_relations
     from shop.demo.generator import SeedOptions, seed_demo
     from shop.models import Product
 
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from recommendations import registry
+    from recommendations.services import registry
 
     call_command("migrate", verbosity=0)
     cache.clear()
@@ -674,7 +674,7 @@ def main() -> None:
         + "\n"
     )
 
-    from recommendations.data import load_histories
+    from recommendations.data.events import load_histories
 
     histories = [h for h in load_histories(users=realtime_ids[:500]).values() if h]
     model_p50, model_p99 = _model_times(loaded, histories, 40)

@@ -70,7 +70,7 @@ import django
 django.setup()
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from recommendations.background import lower_cpu_priority
+from recommendations.runtime.priority import lower_cpu_priority
 lower_cpu_priority()
 while os.path.exists(flag):
     for command in (["retrain"], ["rebuild_profiles", "--full"]):

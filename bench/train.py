@@ -195,7 +195,7 @@ def demo_child(users: int, events: int, threads: int) -> None:
     from recommendations.core.evaluation import evaluate, holdout_last_events
     from recommendations.core.metrics import roc_auc
     from recommendations.core.propensity import purchase_labels
-    from recommendations.data import load_event_log
+    from recommendations.data.events import load_event_log
     from shop.demo.generator import SeedOptions, seed_demo
 
     call_command("migrate", verbosity=0)

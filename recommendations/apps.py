@@ -8,8 +8,8 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         from recommendations import checks  # noqa: F401
-        from recommendations.api import fastpath
-        from recommendations.serving import catalogue, freshness
+        from recommendations.fastpath import precomputed as fastpath
+        from recommendations.services.serving import catalogue, freshness
 
         # keep the API fast path's caches true: latest-event markers, users' session auth hashes,
         # the per-process snapshot of recommendable items

@@ -69,7 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 def check_tag_rules(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Every rule of ``RECOMMENDER["TAG_RULES"]`` must be valid; each bad rule is named."""
     from recommendations.conf import recommender_settings
-    from recommendations.profiles.tags import rule_errors
+    from recommendations.services.profiles.tags import rule_errors
 
     rules = recommender_settings.TAG_RULES
     if rules is None:
@@ -78,7 +78,7 @@ def check_tag_rules(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         Error(
             f"Invalid tag rule {name}: {'; '.join(problems)}.",
             hint="A rule is {label, feature, operator (> >= < <= == !=), threshold or percentile, "
-            "weight, description[, and]}; see recommendations/profiles/tags.py.",
+            "weight, description[, and]}; see recommendations/services/profiles/tags.py.",
             id="recommendations.E010",
         )
         for name, problems in rule_errors(rules)

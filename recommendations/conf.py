@@ -112,7 +112,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "DBSCAN_MIN_SAMPLES": 10,
     # Users processed per batch during a rebuild.
     "PROFILE_BATCH_SIZE": 5000,
-    # Rule-based tags as data; None means recommendations.profiles.tags.DEFAULT_TAG_RULES.
+    # Rule-based tags as data; None means recommendations.services.profiles.tags.DEFAULT_TAG_RULES.
     "TAG_RULES": None,
     # A rebuild without full=True is incremental when at most this share of profiles changed.
     "PROFILE_INCREMENTAL_MAX_SHARE": 0.2,

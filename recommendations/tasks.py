@@ -14,15 +14,15 @@ from django.db import OperationalError as DatabaseOperationalError
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from recommendations.background import lower_task_priority
 from recommendations.conf import recommender_settings
+from recommendations.runtime.priority import lower_task_priority
 
 
 # --- serving: precomputed lists, item relations, popularity (serving engineer) -------------------------
 @shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
 def refresh_recommendations() -> int:
     """Score every active user through the active model and store the lists (table + cache)."""
-    from recommendations.serving.precompute import refresh_recommendations as refresh
+    from recommendations.services.serving.precompute import refresh_recommendations as refresh
 
     lower_task_priority()
     return refresh().users
@@ -31,8 +31,8 @@ def refresh_recommendations() -> int:
 @shared_task(name="recommendations.refresh_item_relations", ignore_result=True, soft_time_limit=3600)
 def refresh_item_relations() -> dict:
     """Recompute similar / bought-together relations and popular / trending items."""
-    from recommendations.serving.popularity import refresh_popularity
-    from recommendations.serving.relations import refresh_item_relations as refresh
+    from recommendations.services.serving.popularity import refresh_popularity
+    from recommendations.services.serving.relations import refresh_item_relations as refresh
 
     counts = refresh()
     counts["popular"] = refresh_popularity()
@@ -66,13 +66,13 @@ def _retry_countdown(retries: int) -> float:
     max_retries=recommender_settings.TRAIN_MAX_RETRIES,
 )
 def retrain_model(self, triggered_by: str = "schedule", window_days: int | None = None) -> dict:
-    """Train a new model version (``recommendations.training.train_model``).
+    """Train a new model version (``recommendations.services.training.train_model``).
 
     Idempotent enough to be redelivered: a second concurrent delivery is answered by a
     ``skipped`` run. Retries, with backoff and jitter, only on transient connection errors.
     """
-    from recommendations.scheduling import schedule_guard_seconds
-    from recommendations.training import train_model
+    from recommendations.runtime.schedule import schedule_guard_seconds
+    from recommendations.services.training import train_model
 
     lower_task_priority()
     try:
@@ -100,7 +100,7 @@ def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> Non
     queue = recommender_settings.TRAIN_QUEUE
     # Operations engineer: published through tasks_enqueue.enqueue, so a broker outage is
     # logged instead of raising into the web request that asked (the admin's "retrain").
-    from recommendations.tasks_enqueue import enqueue
+    from recommendations.runtime.enqueue import enqueue
 
     transaction.on_commit(
         lambda: enqueue(
@@ -120,7 +120,7 @@ def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> Non
 )
 def rebuild_profiles(user_ids: list | None = None, full: bool = False) -> dict:
     """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless."""
-    from recommendations.profiles import rebuild_profiles as rebuild
+    from recommendations.services.profiles import rebuild_profiles as rebuild
 
     lower_task_priority()
     return asdict(rebuild(user_ids=user_ids, full=full))

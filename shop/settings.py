@@ -78,7 +78,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Answers a logged-in shopper's plain GET /api/recommendations/ from Redis when it can do
     # so exactly; everything else goes on (it must come before the session middleware).
-    "recommendations.middleware.FastRecommendationsMiddleware",
+    "recommendations.fastpath.middleware.FastRecommendationsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

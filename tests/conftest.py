@@ -61,7 +61,7 @@ def _clear_cache():
     """
     from django.core.cache import cache
 
-    from recommendations.serving import catalogue, names
+    from recommendations.services.serving import catalogue, names
 
     cache.clear()
     catalogue.reset()

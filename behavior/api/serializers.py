@@ -1,7 +1,7 @@
 """Serializers of the events API.
 
 The request serializers document the payload in the OpenAPI schema; validation itself
-runs in :mod:`behavior.validation` (plain Python, much faster per event) and reports
+runs in :mod:`behavior.services.validation` (plain Python, much faster per event) and reports
 errors in the same ``{field: [reasons]}`` shape a serializer would.
 """
 

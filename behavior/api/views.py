@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from behavior import services
 from behavior.adapter import get_tracking_adapter
 from behavior.api.serializers import (
     ErrorSerializer,
@@ -25,6 +24,7 @@ from behavior.api.serializers import (
 )
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
+from behavior.services import ingest as services
 
 DESCRIPTION = """Record behaviour events: one event object, or `{"events": [...]}`.
 

@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from recommendations.models import Dashboard
-from recommendations.profiles import charts
-from recommendations.profiles import dashboard as figures
+from recommendations.services.profiles import charts
+from recommendations.services.profiles import dashboard as figures
 
 
 @admin.register(Dashboard)

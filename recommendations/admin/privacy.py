@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from recommendations.models import ErasedSubject, ErasureAudit
-from recommendations.privacy import forget_user
+from recommendations.services.privacy import forget_user
 
 User = get_user_model()
 

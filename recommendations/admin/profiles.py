@@ -22,9 +22,9 @@ from django.utils.html import format_html, format_html_join
 
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.models.profiles import ACTIVITY_ORDER
-from recommendations.profiles import rebuild_profiles
-from recommendations.profiles.detail import profile_detail_context
-from recommendations.profiles.export import HEADER
+from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.detail import profile_detail_context
+from recommendations.services.profiles.export import HEADER
 
 
 class TagFilter(admin.SimpleListFilter):

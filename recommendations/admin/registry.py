@@ -1,7 +1,7 @@
 """Admin of the model registry: training runs (read-only) and model versions with their actions.
 
 The actions only call services: "activate" and "roll back" go through
-``recommendations.registry``; "retrain" only enqueues the Celery task after the
+``recommendations.services.registry``; "retrain" only enqueues the Celery task after the
 admin's transaction commits (training never runs inside a web request).
 """
 
@@ -227,7 +227,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected version")
     def activate_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommendations.registry import RegistryError, activate_version
+        from recommendations.services.registry import RegistryError, activate_version
 
         versions = list(queryset[:2])
         if len(versions) != 1:
@@ -242,7 +242,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to the previously active version")
     def roll_back(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommendations.registry import RegistryError, rollback
+        from recommendations.services.registry import RegistryError, rollback
 
         try:
             version = rollback(by=_staff_name(request))

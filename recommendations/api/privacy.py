@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations.privacy import export_user_data
+from recommendations.services.privacy import export_user_data
 
 
 class UserDataExportView(APIView):

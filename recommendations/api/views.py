@@ -1,4 +1,4 @@
-"""Thin DRF views over ``recommendations.serving``: validate, call one service, serialize."""
+"""Thin DRF views over ``recommendations.services.serving``: validate, call one service, serialize."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from recommendations import serving
 from recommendations.api import serializers as s
 from recommendations.conf import recommender_settings
-from recommendations.serving.impressions import cache_key, redis_client
-from recommendations.serving.service import UnknownItem
-from recommendations.serving.state import mark_not_interested
+from recommendations.services import serving
+from recommendations.services.serving.impressions import cache_key, redis_client
+from recommendations.services.serving.service import UnknownItem
+from recommendations.services.serving.state import mark_not_interested
 
-# Set by the fast path (recommendations.api.fastpath) when it already counted this request:
+# Set by the fast path (recommendations.fastpath.precomputed) when it already counted this request:
 # ``(counter key, count)``; the throttle then uses that count instead of counting twice.
 PRECOUNTED_ATTRIBUTE = "_recommendations_throttle_precount"
 

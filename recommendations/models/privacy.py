@@ -147,10 +147,10 @@ def events_exclusion() -> Q:
 
 
 def drop_erased_rows(rows: list[tuple]) -> list[tuple]:
-    """Ingestion filter: rows (``behavior.services.COLUMNS`` order) of erased subjects removed."""
+    """Ingestion filter: rows (``behavior.services.ingest.COLUMNS`` order) of erased subjects removed."""
     if not rows or not any_erased():
         return rows
-    from behavior.services import COLUMNS
+    from behavior.services.ingest import COLUMNS
 
     user_at, visitor_at = COLUMNS.index("user_id"), COLUMNS.index("visitor_id")
 
@@ -171,7 +171,7 @@ def drop_erased_rows(rows: list[tuple]) -> list[tuple]:
 def _register_ingestion_filter() -> None:
     # behavior must not import recommendations: it exposes a hook list and we register into
     # it when the models load (every web, worker and command process loads them).
-    from behavior import services
+    from behavior.services import ingest as services
 
     filters = getattr(services, "ROW_FILTERS", None)
     if filters is not None and drop_erased_rows not in filters:

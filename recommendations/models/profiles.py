@@ -1,6 +1,6 @@
 """User profiles for staff: segments, tags with reasons, propensity, outlier flags.
 
-Rebuilt in batch by ``recommendations.profiles.rebuild_profiles``; never edited by hand.
+Rebuilt in batch by ``recommendations.services.profiles.rebuild_profiles``; never edited by hand.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A ``TrainingRun`` is one attempt to train (whatever its outcome); a successful run makes
 one ``ModelVersion`` whose artefact lives in Django's default storage. At most one version
 is ``active`` at a time (a partial unique constraint enforces it in the database), and the
-services in ``recommendations.registry`` are the only code that changes a version's status.
+services in ``recommendations.services.registry`` are the only code that changes a version's status.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from typing import Any
 
 from django import template
 
-from recommendations import serving
 from recommendations.conf import recommender_settings
-from recommendations.serving.service import UnknownItem
-from recommendations.serving.types import RecommendationResult
+from recommendations.services import serving
+from recommendations.services.serving.service import UnknownItem
+from recommendations.services.serving.types import RecommendationResult
 
 register = template.Library()
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from recommendations.models import PrecomputedList
-from recommendations.serving import impressions
+from recommendations.services.serving import impressions
 from tests.conftest import require_service
 from tests.integration.harness import reachable
 from tests.recommendations.conftest import _fresh_serving_state, active_model, catalogue  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
-from recommendations.serving import catalogue as snapshot
+from recommendations.services.serving import catalogue as snapshot
 
 KEYS = [f"S{i}" for i in range(10)] + [f"H{i}" for i in range(10)] + ["N1", "unknown"]
 

@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from recommendations.models import Impression
-from recommendations.serving import impressions
+from recommendations.services.serving import impressions
 
 URL = "/api/recommendations/"
 VISITOR = "visitor-fast-0001"
@@ -243,8 +243,8 @@ def test_a_new_event_sends_the_next_request_to_the_real_time_path(
     redis_cache, active_model, user, precomputed, django_capture_on_commit_callbacks
 ):
     # given a warmed-up session with a fresh precomputed list
-    from behavior.services import ingest_events
-    from recommendations.serving import recommend_for
+    from behavior.services.ingest import ingest_events
+    from recommendations.services.serving import recommend_for
     from shop.models import Product
 
     precomputed(user, ["S5", "S6", "S7", "S8"], version=99)
@@ -284,7 +284,7 @@ def test_not_interested_and_a_new_precomputed_list_show_at_once(redis_cache, cat
     precomputed(user, ["H5", "H6", "H7"], version=5)
     from django.core.cache import cache
 
-    from recommendations.serving.state import precomputed_cache_key
+    from recommendations.services.serving.state import precomputed_cache_key
 
     cache.delete(precomputed_cache_key(user.pk))  # as the refresh replaces the cached list
     after_refresh = [_get(client)[0] for _ in range(3)]
@@ -392,7 +392,7 @@ def test_stored_entry_is_not_served_for_another_user(redis_cache, catalogue, use
     # given the first user's stored response copied under the second user's key (a cache mix-up)
     from django.core.cache import caches
 
-    from recommendations.api import fastpath
+    from recommendations.fastpath import precomputed as fastpath
 
     precomputed(user, ["S1", "S2", "S3"])
     precomputed(other_user, ["H1", "H2", "H3"])
@@ -414,7 +414,7 @@ def test_history_merged_at_login_sends_the_next_request_to_django(
     redis_cache, catalogue, user, precomputed, django_capture_on_commit_callbacks
 ):
     # given a warmed-up session, and anonymous views of the same browser made after the list
-    from behavior.services import ingest_events, merge_visitor_into_user
+    from behavior.services.ingest import ingest_events, merge_visitor_into_user
 
     precomputed(user, ["S5", "S6", "S7"])
     client = _logged_in(user)

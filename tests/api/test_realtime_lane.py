@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from recommendations.api import fastpath, lane
+from recommendations.fastpath import precomputed as fastpath
+from recommendations.fastpath import realtime as lane
 from recommendations.models import Impression
-from recommendations.serving import impressions
-from recommendations.serving.state import mark_not_interested
+from recommendations.services.serving import impressions
+from recommendations.services.serving.state import mark_not_interested
 from tests.api.test_fastpath import (
     URL,
     _get,
@@ -40,7 +41,7 @@ def lane_calls(monkeypatch):
 
 def _view(user, skus, capture, event_type="view"):
     """Events stored through the ingest path, with the after-commit signals run."""
-    from behavior.services import ingest_events
+    from behavior.services.ingest import ingest_events
     from shop.models import Product
 
     with capture(execute=True):
@@ -166,7 +167,7 @@ def test_each_session_gets_its_own_users_lane_answer(
     redis_cache, active_model, user, other_user, precomputed, lane_calls, django_capture_on_commit_callbacks
 ):
     # given two warmed-up shoppers, one into shoes and one into hats
-    from recommendations.serving import recommend_for
+    from recommendations.services.serving import recommend_for
 
     precomputed(user, ["S1"], version=active_model.version_number)
     precomputed(other_user, ["H1"], version=active_model.version_number)
@@ -216,7 +217,7 @@ def test_list_body_equals_the_serializer(version):
     from rest_framework.renderers import JSONRenderer
 
     from recommendations.api import serializers as s
-    from recommendations.serving.types import RecommendationResult, RecommendedItem
+    from recommendations.services.serving.types import RecommendationResult, RecommendedItem
 
     result = RecommendationResult("id-1", version, "personal", "home")
     for position, score in enumerate([0.5, np.float32(0.25), 1, 1e-9], start=1):

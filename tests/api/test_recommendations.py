@@ -163,7 +163,7 @@ def test_endpoints_are_in_the_openapi_schema(client):
 def test_precomputed_list_is_reused_with_a_new_id_until_a_mark_changes_it(client, catalogue, user):
     # given a fresh precomputed list
     from recommendations.models import Impression
-    from recommendations.serving import impressions
+    from recommendations.services.serving import impressions
 
     PrecomputedList.objects.create(
         user=user,

@@ -14,10 +14,18 @@ from datetime import UTC, datetime
 import pytest
 from django.db import IntegrityError, connection
 
-from behavior import bulkload, services
-from behavior.bulkload import ChunkLoader, CopyChunk, array_literal, copy_chunk, copy_text, reference_locks
-from behavior.importing import import_events_csv
 from behavior.models import Event
+from behavior.services import bulkload
+from behavior.services import ingest as services
+from behavior.services.bulkload import (
+    ChunkLoader,
+    CopyChunk,
+    array_literal,
+    copy_chunk,
+    copy_text,
+    reference_locks,
+)
+from behavior.services.importing import import_events_csv
 
 pytestmark = [pytest.mark.swappable]
 

@@ -16,10 +16,10 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from behavior import services
-from behavior import validation as v
-from behavior.importing import IMPORT_NAMESPACE, content_event_id, import_events_csv
 from behavior.models import Event
+from behavior.services import ingest as services
+from behavior.services import validation as v
+from behavior.services.importing import IMPORT_NAMESPACE, content_event_id, import_events_csv
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_ite
     fast = import_events_csv(str(path), now=now)
     stored_fast = sorted(Event.objects.values_list(*columns))
     Event.objects.all().delete()
-    from behavior.importing import _ChunkImporter
+    from behavior.services.importing import _ChunkImporter
 
     original = _ChunkImporter._run_fast
     _ChunkImporter._run_fast = lambda self, chunk: chunk  # every row to the generic path
@@ -168,7 +168,7 @@ def test_defer_indexes_import_restores_every_index_and_foreign_key(tmp_path, pro
     # given
     if connection.vendor != "postgresql":
         pytest.skip("--defer-indexes only changes anything on Postgres")
-    from behavior.bulkload import foreign_key_definitions, secondary_index_definitions
+    from behavior.services.bulkload import foreign_key_definitions, secondary_index_definitions
 
     user_factory(username="alice")
     before = (secondary_index_definitions(), foreign_key_definitions())

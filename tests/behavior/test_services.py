@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from behavior import services
 from behavior.models import Event
+from behavior.services import ingest as services
 
 pytestmark = [pytest.mark.swappable, pytest.mark.django_db]
 

@@ -8,9 +8,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
-from behavior import services
 from behavior.items import item_key
 from behavior.models import Event
+from behavior.services import ingest as services
 
 pytestmark = [pytest.mark.swappable, pytest.mark.django_db]
 

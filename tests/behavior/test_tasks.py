@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from behavior import services
 from behavior.items import item_key
 from behavior.models import Event
+from behavior.services import ingest as services
 from behavior.tasks import prune_events
 
 pytestmark = [pytest.mark.swappable, pytest.mark.django_db]

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live_server, browser_page):
     # given shoppers in Garden and a rebuild
-    from recommendations.profiles import rebuild_profiles
+    from recommendations.services.profiles import rebuild_profiles
     from tests.factories import CategoryFactory, ProductFactory, StaffFactory, UserFactory
     from tests.recommendations.test_profiles_service import plant
 

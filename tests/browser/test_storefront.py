@@ -28,9 +28,9 @@ def storefront(transactional_db):
     Phones get the most traffic, so a home page that shows Books has followed the visitor
     rather than overall popularity. Relations and popularity are refreshed like beat does.
     """
-    from recommendations.serving import popularity
-    from recommendations.serving.popularity import refresh_popularity
-    from recommendations.serving.relations import refresh_item_relations
+    from recommendations.services.serving import popularity
+    from recommendations.services.serving.popularity import refresh_popularity
+    from recommendations.services.serving.relations import refresh_item_relations
     from tests.factories import CategoryFactory, EventFactory, ProductFactory, UserFactory
 
     products: dict[str, list] = {}

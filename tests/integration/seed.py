@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django.contrib.auth import get_user_model
 from shop.models import Category, Product
-from behavior.services import ingest_events
+from behavior.services.ingest import ingest_events
 rng = random.Random(7)
 cat = Category.objects.create(name="Things", slug="things")
 products = [Product.objects.create(sku=f"P{i:02d}", name=f"Thing {i}", price=10 + i, stock=100, category=cat)

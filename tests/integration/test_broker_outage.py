@@ -26,7 +26,7 @@ call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
 from recommendations.models import ModelVersion
 from recommendations.tasks import retrain_model
-from recommendations.tasks_enqueue import enqueue
+from recommendations.runtime.enqueue import enqueue
 staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-secret-123")
 version = ModelVersion.objects.create(number=1, artifact_path="none", sha256="0")
 started = time.monotonic()

@@ -91,7 +91,7 @@ print("queued")
 ACTIVE_AND_API = """
 import json
 from django.test import Client
-from recommendations.registry import get_active_model
+from recommendations.services.registry import get_active_model
 loaded = get_active_model()
 from django.contrib.auth import get_user_model
 client = Client()
@@ -112,7 +112,7 @@ def test_worker_killed_during_training_keeps_serving_and_recovers(tmp_path):
         env.script(SEED)
         env.manage("retrain", timeout=300)
         env.script(
-            "from recommendations.models import ModelVersion; from recommendations.registry import "
+            "from recommendations.models import ModelVersion; from recommendations.services.registry import "
             "activate_version; v = ModelVersion.objects.get(number=1); "
             "v.status == 'active' or activate_version(v, by='itest')"
         )

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from recommendations import registry
 from recommendations.models import ModelVersion
+from recommendations.services import registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
-from recommendations.serving import impressions, popularity
+from recommendations.services.serving import impressions, popularity
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +79,8 @@ def active_model(db, catalogue):
         from recommendations.core.recommender import BehaviorRecommender
     except ImportError as exc:  # the core library is written in parallel
         pytest.skip(f"recommendations.core.recommender is not available yet: {exc}")
-    from recommendations import registry
     from recommendations.models import ModelVersion
+    from recommendations.services import registry
 
     config = NetworkConfig(
         embedding_dim=16,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Runs in a child process: lowering the priority of the test process itself would slow the suite.
 PROBE = """
 import json, os, sys, threading
-from recommendations.background import lower_cpu_priority
+from recommendations.runtime.priority import lower_cpu_priority
 
 started = threading.Event()
 release = threading.Event()
@@ -77,7 +77,7 @@ def test_a_process_started_nicer_keeps_its_lower_priority() -> None:
 
 
 def test_niceness_none_leaves_the_priority_alone() -> None:
-    from recommendations.background import lower_cpu_priority
+    from recommendations.runtime.priority import lower_cpu_priority
 
     before = os.getpriority(os.PRIO_PROCESS, 0)
     with override_settings(RECOMMENDER={"BACKGROUND_NICENESS": None}):

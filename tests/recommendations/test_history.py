@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from recommendations.serving.history import _events_queryset, _latest_events, load_state
+from recommendations.services.serving.history import _events_queryset, _latest_events, load_state
 
 
 @pytest.mark.django_db
@@ -36,8 +36,8 @@ def test_compiled_history_equals_the_queryset(catalogue, user, other_user, event
 
 @pytest.mark.django_db
 def test_compiled_purchases_and_marks_are_the_users_own(catalogue, user, other_user, event_factory):
-    from recommendations.serving.history import purchased_keys
-    from recommendations.serving.state import mark_not_interested, not_interested_keys
+    from recommendations.services.serving.history import purchased_keys
+    from recommendations.services.serving.state import mark_not_interested, not_interested_keys
 
     # given purchases and marks of two users (and a view, which is no purchase)
     shoes, hats = catalogue["shoes"], catalogue["hats"]
@@ -60,7 +60,7 @@ def test_compiled_purchases_and_marks_are_the_users_own(catalogue, user, other_u
 @pytest.mark.django_db
 def test_history_times_are_the_events_instants_to_the_microsecond(catalogue, user, event_factory):
     # given events at instants with microseconds (the freshness markers compare their text)
-    from recommendations.serving.freshness import marker_text
+    from recommendations.services.serving.freshness import marker_text
 
     start = timezone.now().replace(microsecond=0)
     moments = [start - timedelta(minutes=i, microseconds=987_653 - 7 * i) for i in range(5)]

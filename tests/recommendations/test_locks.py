@@ -2,10 +2,10 @@
 
 import pytest
 
-from recommendations.locks import run_lock
 from recommendations.models import ProfileRun
-from recommendations.profiles import rebuild_profiles
-from recommendations.profiles.rebuild import PROFILE_LEASE_SECONDS, PROFILE_LOCK_NAME
+from recommendations.runtime.locks import run_lock
+from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.rebuild import PROFILE_LEASE_SECONDS, PROFILE_LOCK_NAME
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recommendations.serving import names
+from recommendations.services.serving import names
 
 
 @pytest.mark.django_db

@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from behavior.models import Event
-from recommendations.data import load_histories, stream_user_histories
+from recommendations.data.events import load_histories, stream_user_histories
 from recommendations.models import PrecomputedList
-from recommendations.serving import explain, model
-from recommendations.serving.precompute import (
+from recommendations.services.serving import explain, model
+from recommendations.services.serving.precompute import (
     anchor_slots,
     ramped_batches,
     refresh_recommendations,
@@ -239,7 +239,7 @@ def test_refresh_raises_a_scoring_thread_error_and_stops_its_threads(
     active_model, user_factory, event_factory, catalogue, monkeypatch
 ):
     # given committed events and a lookup that fails on the second batch
-    from recommendations.serving import precompute
+    from recommendations.services.serving import precompute
 
     _browse(user_factory, event_factory, catalogue, users=6)
     calls = []
@@ -262,7 +262,7 @@ def test_refresh_raises_a_scoring_thread_error_and_stops_its_threads(
 
 def test_write_behind_stores_in_order_and_raises_the_first_error():
     # given a store that fails on its third job
-    from recommendations.serving.precompute import _WriteBehind
+    from recommendations.services.serving.precompute import _WriteBehind
 
     stored = []
 
@@ -323,7 +323,7 @@ def test_refresh_collects_cycles_rarely_and_restores_the_thresholds(
     # given shoppers with lists to compute, and the collector's thresholds before
     import gc
 
-    from recommendations.serving import precompute
+    from recommendations.services.serving import precompute
 
     _browse(user_factory, event_factory, catalogue)
     before = gc.get_threshold()

@@ -1,4 +1,4 @@
-"""Erasure, export, tracking opt-out and retention scheduling (recommendations.privacy)."""
+"""Erasure, export, tracking opt-out and retention scheduling (recommendations.services.privacy)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from behavior.models import Event
-from behavior.services import ingest_events
-from recommendations.data import load_event_log, load_histories
+from behavior.services.ingest import ingest_events
+from recommendations.data.events import load_event_log, load_histories
 from recommendations.models import (
     ErasedSubject,
     ErasureAudit,
@@ -24,7 +24,7 @@ from recommendations.models import (
     UserProfile,
 )
 from recommendations.models.privacy import ANY_ERASED_CACHE_KEY, subject_hash
-from recommendations.privacy import export_user_data, forget_user
+from recommendations.services.privacy import export_user_data, forget_user
 
 pytestmark = pytest.mark.django_db
 

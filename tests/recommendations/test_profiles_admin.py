@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from recommendations.models import Segment, UserProfile
-from recommendations.profiles import rebuild_profiles
+from recommendations.services.profiles import rebuild_profiles
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.recommendations.test_profiles_service import plant
 
@@ -104,7 +104,7 @@ def test_detail_page_shows_tags_with_reasons_timeline_and_recommendations(client
 def test_detail_page_survives_a_failing_serving_layer(client, staff_user, monkeypatch):
     # given serving that raises
     users = shop_with_users(3)
-    import recommendations.serving as serving
+    import recommendations.services.serving as serving
 
     def broken(**kwargs):
         raise RuntimeError("model store offline")

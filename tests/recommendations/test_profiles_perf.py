@@ -15,9 +15,9 @@ from recommendations.core.profiles import ProfileEvents, compute_features, fit_s
 from recommendations.core.profiles.outliers import knee_eps
 from recommendations.core.profiles.segments import SegmentSpace
 from recommendations.models import ProfileRun, UserProfile
-from recommendations.profiles import rebuild_profiles
-from recommendations.profiles.rebuild import round_significant
-from recommendations.profiles.writer import _copy_text
+from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.rebuild import round_significant
+from recommendations.services.profiles.writer import _copy_text
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.recommendations.test_profiles_service import plant
 

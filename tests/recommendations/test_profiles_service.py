@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from behavior.models import Event
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
-from recommendations.profiles import rebuild_profiles
+from recommendations.services.profiles import rebuild_profiles
 from tests.factories import CategoryFactory, EventFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

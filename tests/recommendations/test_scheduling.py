@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from recommendations.scheduling import DEFAULT_SCHEDULE, install_schedule
+from recommendations.runtime.schedule import DEFAULT_SCHEDULE, install_schedule
 
 
 @pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_install_schedule_restores_a_changed_task_but_keeps_staff_enabled_flag(c
 def test_schedule_guard_is_half_an_interval_a_minute_for_crontabs_and_none_otherwise():
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule
 
-    from recommendations.scheduling import CRONTAB_GUARD_SECONDS, schedule_guard_seconds
+    from recommendations.runtime.schedule import CRONTAB_GUARD_SECONDS, schedule_guard_seconds
 
     # given one interval task (every 15 minutes) and one crontab task
     every = IntervalSchedule.objects.create(every=15, period=IntervalSchedule.MINUTES)

@@ -8,9 +8,9 @@ from django.template import Context, Template
 from django.test import override_settings
 
 from recommendations.models import Impression, NotInterested
-from recommendations.serving import impressions, recommend_for
-from recommendations.serving.popularity import refresh_popularity
-from recommendations.serving.relations import refresh_item_relations
+from recommendations.services.serving import impressions, recommend_for
+from recommendations.services.serving.popularity import refresh_popularity
+from recommendations.services.serving.relations import refresh_item_relations
 from tests.recommendations.conftest import days_ago
 
 
@@ -98,7 +98,7 @@ def test_popular_and_related_blocks_leave_out_what_the_shopper_bought(
     catalogue, event_factory, user_factory, page_request
 ):
     # given the most popular shoe, bought by the shopper, and bought with S1 by others
-    from recommendations.serving import bought_together, popular_items
+    from recommendations.services.serving import bought_together, popular_items
 
     buyer, others = user_factory(), user_factory()
     shoes = catalogue["shoes"]
@@ -198,7 +198,7 @@ def test_without_request_no_impression_is_written(catalogue):
 @pytest.mark.django_db
 def test_bought_together_and_covisitation_explained(catalogue, event_factory, user_factory):
     # given shoppers who buy S0 with H5 in the same session
-    from recommendations.serving import bought_together
+    from recommendations.services.serving import bought_together
 
     shoe, hat = catalogue["shoes"][0], catalogue["hats"][5]
     for _ in range(4):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from recommendations.models import PrecomputedList
-from recommendations.serving import recommend_for
-from recommendations.serving.precompute import refresh_recommendations
+from recommendations.services.serving import recommend_for
+from recommendations.services.serving.precompute import refresh_recommendations
 from tests.recommendations.conftest import days_ago
 
 
@@ -72,7 +72,7 @@ def test_every_web_thread_scores_on_one_torch_thread():
 
     import torch
 
-    from recommendations.serving import model
+    from recommendations.services.serving import model
 
     before = torch.get_num_threads()
     loaded, limited_elsewhere = threading.Event(), threading.Event()
@@ -110,7 +110,7 @@ def test_web_threads_score_on_one_blas_thread():
     # given NumPy's BLAS (the single-history inference's products), by default one thread per core
     from threadpoolctl import threadpool_info
 
-    from recommendations.serving import model
+    from recommendations.services.serving import model
 
     # when a web thread prepares to score
     model.limit_threads_for_web()

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.registry import get_active_model
-from recommendations.training import (
+from recommendations.services.registry import get_active_model
+from recommendations.services.training import (
     ALREADY_RAN_THIS_PERIOD,
     ANOTHER_TRAINING_RUNNING,
     abandon_stale_runs,

@@ -10,9 +10,9 @@ from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from behavior.models import Event
-from recommendations.serving.impressions import redis_client
-from recommendations.serving.popularity import refresh_popularity
-from recommendations.serving.relations import refresh_item_relations
+from recommendations.services.serving.impressions import redis_client
+from recommendations.services.serving.popularity import refresh_popularity
+from recommendations.services.serving.relations import refresh_item_relations
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``manage.py import_events PATH [--create-missing]``: load an events CSV (see behavior.importing).
+"""``manage.py import_events PATH [--create-missing]``: load an events CSV (see behavior.services.importing).
 
 Each chunk is stored in its own transaction, all or nothing; on Postgres writer threads
 store chunks while the next one is read (``--writers``).
@@ -21,7 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from behavior.importing import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ImportFileError, import_events_csv
+from behavior.services.importing import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ImportFileError, import_events_csv
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """User profiles from behaviour: features, scaling, segments, outliers and rule-based tags.
 
-Pure NumPy / scikit-learn; nothing here imports Django. ``recommendations.profiles``
+Pure NumPy / scikit-learn; nothing here imports Django. ``recommendations.services.profiles``
 reads the database and feeds these functions plain arrays.
 """
 

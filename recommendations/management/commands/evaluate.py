@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from recommendations.core.dataset import EventLog
 from recommendations.core.evaluation import evaluate, protocol_split
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.training import baseline_recommenders, network_config, recommender_fn
+from recommendations.services.training import baseline_recommenders, network_config, recommender_fn
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.profiles.export import export_profiles
+from recommendations.services.profiles.export import export_profiles
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 Users with a history are scored in batches straight through the active model (the same
 ``LoadedModel`` the serving layer uses, with the same business rules: purchased and
 unavailable items are never listed); users without history, or every user when no model
-is active, get ``recommendations.serving.recommend_for`` (the API's own service).
+is active, get ``recommendations.services.serving.recommend_for`` (the API's own service).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from behavior.models import Event
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.data import item_key_lookup, load_histories, usable_events
-from recommendations.registry import LoadedModel, get_active_model
+from recommendations.data.events import item_key_lookup, load_histories, usable_events
+from recommendations.services.registry import LoadedModel, get_active_model
 
 BATCH_SIZE = 500
 
@@ -141,7 +141,7 @@ class Command(BaseCommand):
                 )
         missing = [pk for pk, _ in batch if pk not in results]
         if missing:
-            from recommendations.serving import recommend_for
+            from recommendations.services.serving import recommend_for
 
             user_objects = get_user_model()._default_manager.in_bulk(missing)
             for pk in missing:

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.privacy import export_user_data
+from recommendations.services.privacy import export_user_data
 
 
 class Command(BaseCommand):

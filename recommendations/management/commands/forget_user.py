@@ -7,7 +7,7 @@ import getpass
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.privacy import forget_user
+from recommendations.services.privacy import forget_user
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from recommendations.scheduling import install_schedule
+from recommendations.runtime.schedule import install_schedule
 
 
 class Command(BaseCommand):

@@ -7,9 +7,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.background import lower_cpu_priority
 from recommendations.core.profiles.tags import RuleError
-from recommendations.profiles import rebuild_profiles
+from recommendations.runtime.priority import lower_cpu_priority
+from recommendations.services.profiles import rebuild_profiles
 
 
 class Command(BaseCommand):

@@ -15,9 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--lists-only", action="store_true", help="skip item relations and popularity")
 
     def handle(self, *args, lists_only: bool = False, **options) -> None:
-        from recommendations.serving.popularity import refresh_popularity
-        from recommendations.serving.precompute import refresh_recommendations
-        from recommendations.serving.relations import refresh_item_relations
+        from recommendations.services.serving.popularity import refresh_popularity
+        from recommendations.services.serving.precompute import refresh_recommendations
+        from recommendations.services.serving.relations import refresh_item_relations
 
         if not lists_only:
             relations = refresh_item_relations()

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations.background import lower_cpu_priority
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.training import train_model
+from recommendations.runtime.priority import lower_cpu_priority
+from recommendations.services.training import train_model
 
 METRIC_COLUMNS = ("NDCG@10", "HR@10", "MRR@10", "coverage@10")
 # Exit status per outcome that produced no version (0 = a version was registered).

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from recommendations.api import fastpath
+from recommendations.fastpath import precomputed as fastpath
 
 
 class FastRecommendationsMiddleware:

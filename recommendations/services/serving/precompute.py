@@ -29,14 +29,14 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from behavior.collection import fewer_collections
+from behavior.services.collection import fewer_collections
 from recommendations.conf import recommender_settings
 from recommendations.core.batch import encode_columns, recent_distinct
 from recommendations.core.dataset import TYPE_INDEX
-from recommendations.data import any_of
-from recommendations.serving import explain, impressions, model
-from recommendations.serving.names import item_names
-from recommendations.serving.state import precomputed_cache_key
+from recommendations.data.events import any_of
+from recommendations.services.serving import explain, impressions, model
+from recommendations.services.serving.names import item_names
+from recommendations.services.serving.state import precomputed_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def refresh_recommendations(
     Purchased items are left out at compute time; the other business rules (stock, cart,
     "not interested") are applied when a list is served, because they change faster.
     """
-    from recommendations.data import stream_user_histories
+    from recommendations.data.events import stream_user_histories
 
     started = time.perf_counter()
     loaded = model.get_active_model()

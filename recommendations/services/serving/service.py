@@ -19,11 +19,11 @@ from django.core.cache import cache
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.serving import catalogue, explain, impressions, model, popularity
-from recommendations.serving.freshness import marker_text
-from recommendations.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
-from recommendations.serving.names import item_names
-from recommendations.serving.state import (
+from recommendations.services.serving import catalogue, explain, impressions, model, popularity
+from recommendations.services.serving.freshness import marker_text
+from recommendations.services.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
+from recommendations.services.serving.names import item_names
+from recommendations.services.serving.state import (
     CLOSING_WRITES_ATTRIBUTE,
     ClosingWrites,
     Prefetched,
@@ -34,7 +34,12 @@ from recommendations.serving.state import (
     prefetch,
     purchased_keys_cached,
 )
-from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem, ReusableList
+from recommendations.services.serving.types import (
+    Candidate,
+    RecommendationResult,
+    RecommendedItem,
+    ReusableList,
+)
 
 Stage = Callable[[], Iterable[Candidate]]
 SHOWN_ATTRIBUTE = "_recommendations_shown"

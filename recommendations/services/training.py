@@ -53,10 +53,10 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, History
 from recommendations.core.evaluation import evaluate, holdout_last_events
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.data import load_event_log
-from recommendations.locks import RunLock, run_lock
+from recommendations.data.events import load_event_log
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.registry import (
+from recommendations.runtime.locks import RunLock, run_lock
+from recommendations.services.registry import (
     RegistryError,
     StoredArtifact,
     activate_version,

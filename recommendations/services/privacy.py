@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ErasureResult", "export_user_data", "forget_user", "linked_visitor_ids"]
 
-# Cache keys of the serving layer that name one shopper (see recommendations/serving/).
+# Cache keys of the serving layer that name one shopper (see recommendations/services/serving/).
 _EXACT_KEYS = ("rec:pre:{user_id}", "rec:ni:u:{user_id}")
 _PATTERNS_USER = ("rec:rt:u:{user_id}:*", "rec:bought:{user_id}:*")
 _PATTERNS_VISITOR = ("rec:rt:v:{visitor_id}:*",)

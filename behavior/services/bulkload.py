@@ -35,8 +35,8 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
-from behavior import services
 from behavior.models import Event
+from behavior.services import ingest as services
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from django.utils.functional import SimpleLazyObject
 
 from recommendations.api import serializers as s
 from recommendations.api.views import my_list_data, query_params
-from recommendations.serving.service import REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE
-from recommendations.serving.state import CLOSING_WRITES_ATTRIBUTE, ClosingWrites
+from recommendations.services.serving.service import REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE
+from recommendations.services.serving.state import CLOSING_WRITES_ATTRIBUTE, ClosingWrites
 
 _ATTRIBUTES = (REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE, CLOSING_WRITES_ATTRIBUTE)
 

@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from recommendations.serving.impressions import cache_key, redis_client
+from recommendations.services.serving.impressions import cache_key, redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Services of user profiles: rebuild, export, detail and dashboard data."""
 
-from recommendations.profiles.rebuild import RebuildResult, rebuild_profiles
+from recommendations.services.profiles.rebuild import RebuildResult, rebuild_profiles
 
 __all__ = ["RebuildResult", "rebuild_profiles"]

@@ -46,11 +46,11 @@ from recommendations.core.profiles.segments import (
     nearest_centre,
 )
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
-from recommendations.locks import run_lock
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
-from recommendations.profiles.features import load_catalogue, load_profile_events, profile_users
-from recommendations.profiles.tags import get_tag_rules
-from recommendations.profiles.writer import vacuum_profiles, write_profiles
+from recommendations.runtime.locks import run_lock
+from recommendations.services.profiles.features import load_catalogue, load_profile_events, profile_users
+from recommendations.services.profiles.tags import get_tag_rules
+from recommendations.services.profiles.writer import vacuum_profiles, write_profiles
 
 PROFILE_LOCK_NAME = "recommendations.rebuild_profiles"
 # A rebuild of 100k profiles takes about a minute; a dead process frees the lease after this.
@@ -204,7 +204,7 @@ def _model_outputs(
 ) -> tuple[np.ndarray | None, np.ndarray | None, str, int | None]:
     """Propensity and embeddings from the active model; (None, None, "heuristic", None) without one."""
     try:
-        from recommendations.registry import get_active_model
+        from recommendations.services.registry import get_active_model
 
         loaded = get_active_model()
     except Exception:  # the registry is optional for profiles: never let it break a rebuild
@@ -216,7 +216,7 @@ def _model_outputs(
             + HEURISTIC_PROPENSITY_FORMULA
         )
         return None, None, "heuristic", None
-    from recommendations.data import load_histories
+    from recommendations.data.events import load_histories
 
     recommender = loaded.recommender
     propensity = np.zeros(len(user_pks))

@@ -8,9 +8,9 @@ from typing import Any
 from django.core.cache import cache
 
 from recommendations.conf import recommender_settings
-from recommendations.serving import impressions
-from recommendations.serving.freshness import digest
-from recommendations.serving.model import log_once
+from recommendations.services.serving import impressions
+from recommendations.services.serving.freshness import digest
+from recommendations.services.serving.model import log_once
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def cache_set(key: str, value: Any, timeout: int | None, *, closing: ClosingWrit
 def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None = None) -> set[str]:
     """Items the shopper marked "not interested" (cached until the next mark)."""
     from recommendations.models import NotInterested
-    from recommendations.serving.history import USER_PLACEHOLDER, compiled_rows
+    from recommendations.services.serving.history import USER_PLACEHOLDER, compiled_rows
 
     if user_id is None and not visitor_id:
         return set()
@@ -199,7 +199,7 @@ def purchased_keys_cached(
     later purchase is then in that history, which callers exclude themselves. A new event
     therefore costs no purchase query unless the history no longer overlaps.
     """
-    from recommendations.serving.history import purchased_keys
+    from recommendations.services.serving.history import purchased_keys
 
     if user_id is None:
         return set()

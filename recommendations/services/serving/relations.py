@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from behavior.items import items_by_key
 from recommendations.conf import recommender_settings
-from recommendations.serving import explain, model
+from recommendations.services.serving import explain, model
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 def refresh_item_relations() -> dict[str, int]:
     """Recompute every item's related items; returns rows written per kind."""
     from recommendations.core.candidates import covisitation
-    from recommendations.data import load_event_log
+    from recommendations.data.events import load_event_log
     from recommendations.models import ItemRelation
 
     per_item = recommender_settings.RELATED_ITEMS

@@ -39,7 +39,7 @@ def current_recommendations(
 ) -> tuple[list[dict[str, Any]], str]:
     """``(items, error)``: the user's recommendations as served now, or why they cannot be shown."""
     try:
-        from recommendations.serving import recommend_for
+        from recommendations.services.serving import recommend_for
     except ImportError:
         return [], "The serving layer is not installed, so no recommendations can be shown."
     try:

@@ -31,7 +31,7 @@ def log_once(key: str, message: str, *args: Any) -> None:
 def get_active_model() -> Any:
     """The registry's ``LoadedModel`` or None; never raises (failures are logged once)."""
     try:
-        from recommendations.registry import get_active_model as registry_get_active_model
+        from recommendations.services.registry import get_active_model as registry_get_active_model
     except ImportError as exc:
         log_once("import", "Recommender registry unavailable, serving fallbacks: %s", exc)
         return None

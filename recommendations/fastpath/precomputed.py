@@ -1,6 +1,6 @@
 """The API's fast path: a logged-in shopper's plain ``GET /api/recommendations/`` from Redis.
 
-``recommendations.middleware.FastRecommendationsMiddleware`` (placed before the session and
+``recommendations.fastpath.middleware.FastRecommendationsMiddleware`` (placed before the session and
 authentication middleware) calls :func:`answer`. It answers only what it can answer exactly
 as the DRF view would; anything else returns None and the request goes through the full
 stack, which stays the reference behaviour. On the way back :func:`remember` stores what
@@ -30,7 +30,7 @@ It serves only when all of these hold:
   change only through a compare-and-set that the tombstone makes fail. A logged-out session
   has no cache entry (``flush`` deletes it);
 - an empty cart and, when the visitor middleware runs, a valid visitor cookie;
-- the shopper's latest-event marker (``recommendations.serving.freshness``) equals the one
+- the shopper's latest-event marker (``recommendations.services.serving.freshness``) equals the one
   the list was built for, and the precomputed list and marks are byte for byte those it
   was built from;
 - the throttle allows the request (the count is handed to the DRF throttle on fall-through,
@@ -75,14 +75,14 @@ from django.utils.crypto import constant_time_compare
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
-from recommendations.api import lane
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
-from recommendations.serving import impressions
-from recommendations.serving.freshness import digest, marker_key, raise_markers
-from recommendations.serving.impressions import redis_client
-from recommendations.serving.model import log_once
-from recommendations.serving.service import REUSABLE_ATTRIBUTE
-from recommendations.serving.state import not_interested_cache_key, precomputed_cache_key
+from recommendations.fastpath import realtime as lane
+from recommendations.services.serving import impressions
+from recommendations.services.serving.freshness import digest, marker_key, raise_markers
+from recommendations.services.serving.impressions import redis_client
+from recommendations.services.serving.model import log_once
+from recommendations.services.serving.service import REUSABLE_ATTRIBUTE
+from recommendations.services.serving.state import not_interested_cache_key, precomputed_cache_key
 
 logger = logging.getLogger(__name__)
 

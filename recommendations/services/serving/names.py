@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable
 
 from behavior.items import get_item_model, item_key_field
-from recommendations.data import any_of
-from recommendations.serving import catalogue
+from recommendations.data.events import any_of
+from recommendations.services.serving import catalogue
 
 NAME_SECONDS = 300
 # names kept at most; the dict is emptied when it grows past this (a catalogue this large

@@ -27,7 +27,7 @@ from behavior.items import get_item_model
 from behavior.models import Event
 from recommendations.adapter import get_adapter
 from recommendations.core.profiles.features import ProfileEvents, category_medians
-from recommendations.data import exclude_erased
+from recommendations.data.events import exclude_erased
 
 CHUNK_SIZE = 20_000
 # Postgres fast path: ASCII unit / record separators never occur in keys, types or numbers.

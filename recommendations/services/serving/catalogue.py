@@ -34,8 +34,8 @@ from django.core.signals import setting_changed
 from django.db import transaction
 
 from recommendations.adapter import DefaultRecommenderAdapter
-from recommendations.serving.impressions import cache_key, redis_client
-from recommendations.serving.model import log_once
+from recommendations.services.serving.impressions import cache_key, redis_client
+from recommendations.services.serving.model import log_once
 
 logger = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ co-visitation -> popular in category -> popular overall (-> newest items), appli
 adapter's business rules, explains each item and records one impression per list.
 """
 
-from recommendations.serving.service import (
+from recommendations.services.serving.service import (
     bought_together,
     popular_items,
     recommend_for,
     similar_items,
 )
-from recommendations.serving.types import Candidate, RecommendationResult, RecommendedItem
+from recommendations.services.serving.types import Candidate, RecommendationResult, RecommendedItem
 
 __all__ = [
     "Candidate",

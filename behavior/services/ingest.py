@@ -33,10 +33,10 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from behavior import validation as v
 from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key
 from behavior.models import Event
+from behavior.services import validation as v
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ the optional columns ``value,session_id,event_id``, in any order.
 
 The file is read and stored in chunks (``chunk_size`` rows): memory stays flat whatever
 the file size, and each chunk is stored in one transaction, all or nothing. Rows that
-pass the fast path's checks (the same rules as :func:`behavior.services.ingest_events`)
-are written as ``COPY`` text and stored by :class:`behavior.bulkload.ChunkLoader` (on
+pass the fast path's checks (the same rules as :func:`behavior.services.ingest.ingest_events`)
+are written as ``COPY`` text and stored by :class:`behavior.services.bulkload.ChunkLoader` (on
 Postgres: straight ``COPY`` into the events table, by writer threads while the next
 chunk is read); every other row takes ``ingest_events`` itself, for its exact errors.
 
@@ -41,12 +41,12 @@ from django.contrib.auth.hashers import make_password
 from django.db import models, transaction
 from django.utils import timezone
 
-from behavior import services
-from behavior import validation as v
-from behavior.bulkload import ChunkLoader, copy_text, deferred_event_indexes
-from behavior.collection import fewer_collections
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
 from behavior.models import ITEM_EVENT_TYPES
+from behavior.services import ingest as services
+from behavior.services import validation as v
+from behavior.services.bulkload import ChunkLoader, copy_text, deferred_event_indexes
+from behavior.services.collection import fewer_collections
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
 OPTIONAL_COLUMNS = ("value", "session_id", "event_id")
@@ -169,9 +169,9 @@ def import_events_csv(
     by CSV column), ``on_progress(rows_done, bytes_read)`` after every chunk. Raises
     :class:`ImportFileError` for a missing/unreadable file or a bad header.
     ``defer_indexes`` runs the whole import in one transaction with the secondary event
-    indexes rebuilt at the end (see :mod:`behavior.bulkload`: locks the events table).
+    indexes rebuilt at the end (see :mod:`behavior.services.bulkload`: locks the events table).
     ``writers``: threads that store chunks while the next one is prepared (Postgres,
-    outside a transaction; see :class:`behavior.bulkload.ChunkLoader`); 0 stores inline.
+    outside a transaction; see :class:`behavior.services.bulkload.ChunkLoader`); 0 stores inline.
     """
     if defer_indexes:
         with deferred_event_indexes():
@@ -447,7 +447,7 @@ class _ChunkImporter:
             _remember(self.items, item_ids_by_key(keys))
 
     def _run_generic(self, chunk: list[tuple[int, list[str]]]) -> None:
-        """The per-event path of :func:`behavior.services.ingest_events` (exact error messages)."""
+        """The per-event path of :func:`behavior.services.ingest.ingest_events` (exact error messages)."""
         col = self.columns
         i_user, i_item, i_type, i_time = col["user_id"], col["item_id"], col["event_type"], col["timestamp"]
         i_value, i_session, i_event = col.get("value"), col.get("session_id"), col.get("event_id")
