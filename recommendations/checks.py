@@ -36,6 +36,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="recommendations.E004",
             )
         )
+    from recommendations.conf import network_config
+
+    try:
+        network_config()
+    except (TypeError, ValueError) as exc:
+        errors.append(
+            Error(
+                f"Invalid behaviour-network setting in RECOMMENDER: {exc}",
+                hint="See recommendations.core.config.NetworkConfig for each key's meaning and range.",
+                id="recommendations.E005",
+            )
+        )
     from behavior.items import get_item_model, item_key_field
 
     try:

@@ -7,69 +7,39 @@ The event-pipeline keys (``behavior.conf.BEHAVIOR_DEFAULTS``) are part of the sa
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.core.signals import setting_changed
 
 from behavior.conf import BEHAVIOR_DEFAULTS, SETTINGS_NAME, AppSettings
+from recommendations.core.config import SETTING_ALIASES, NetworkConfig
+
+_SETTING_KEYS = {field: key for key, field in SETTING_ALIASES.items()}
+
+# settings.RECOMMENDER key -> NetworkConfig field default (the one place those defaults are written)
+NETWORK_DEFAULTS: dict[str, Any] = {
+    _SETTING_KEYS.get(f.name, f.name.upper()): (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    )
+    for f in dataclasses.fields(NetworkConfig)
+}
 
 RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # --- policy -------------------------------------------------------------------------------
     # Import string of the adapter class a shop subclasses for business rules and item display.
     "ADAPTER": "recommendations.adapter.DefaultRecommenderAdapter",
     # --- data and preprocessing ---------------------------------------------------------------
-    # Weight of each event type in co-visitation, popularity and profile features.
-    "EVENT_WEIGHTS": {
-        "view": 1.0,
-        "click": 1.0,
-        "wishlist": 2.0,
-        "add_to_cart": 3.0,
-        "remove_from_cart": 0.0,
-        "purchase": 5.0,
-        "search": 0.0,
-    },
     # Only events of the last N days are used for training (None = all).
     "TRAINING_WINDOW_DAYS": 365,
-    # Items seen by fewer distinct users are dropped from training (rare-item filtering).
-    "MIN_ITEM_USERS": 2,
-    # Users with fewer events than this are not trained on.
-    "MIN_USER_EVENTS": 2,
-    # Longest event sequence per user fed to the behaviour network.
-    "MAX_SEQUENCE_LENGTH": 50,
     # Fewer cleaned events than this: the run ends with status "not enough data".
     "MIN_TRAINING_EVENTS": 200,
     # --- the behaviour network ------------------------------------------------------------------
-    # Width of item, event-type and position embeddings.
-    "EMBEDDING_DIM": 64,
-    # Transformer blocks.
-    "NUM_LAYERS": 2,
-    # Attention heads per block.
-    "NUM_HEADS": 1,
-    # Dropout inside the transformer.
-    "DROPOUT": 0.2,
-    # Adam learning rate.
-    "LEARNING_RATE": 1e-3,
-    # Sequences per training batch.
-    "BATCH_SIZE": 128,
-    # Upper bound on training epochs (early stopping usually ends sooner).
-    "EPOCHS": 60,
-    # Epochs without validation improvement before stopping.
-    "PATIENCE": 5,
-    # Seed of every random generator in training.
-    "RANDOM_SEED": 42,
-    # "auto" (CUDA when present, else CPU), "cpu" or "cuda".
-    "DEVICE": "auto",
-    # torch threads for training (web workers always use 1).
-    "TRAIN_THREADS": 2,
-    # Training arithmetic: "auto" (bfloat16 matrix products on a CPU with native bf16, e.g. AVX-512
-    # BF16 or AMX; float32 elsewhere), "bf16" or "fp32". Weights, loss and inference stay float32.
-    "TRAIN_PRECISION": "auto",
-    # Catalogues larger than this train with sampled softmax instead of a full softmax.
-    "SAMPLED_SOFTMAX_THRESHOLD": 50_000,
-    # Negatives per sequence for sampled softmax.
-    "NUM_NEGATIVES": 3000,
-    # Purchase-propensity label horizon, in days.
-    "PROPENSITY_HORIZON_DAYS": 7,
+    # Every field of recommendations.core.config.NetworkConfig, as an UPPER_CASE key with the same
+    # default (THREADS is TRAIN_THREADS), documented there: written once. A key left at None
+    # (MIN_ITEM_USERS, MIN_USER_EVENTS, DROPOUT, BATCH_SIZE, MAX_SEQUENCE_LENGTH) and MODE "auto" are
+    # chosen by each retrain on validation data; a value set here overrides that search.
+    **NETWORK_DEFAULTS,
     # --- registry and promotion ---------------------------------------------------------------
     # A new version may be this much (relative) worse than the active one and still be promoted.
     "PROMOTION_TOLERANCE": 0.02,
@@ -167,6 +137,11 @@ recommender_settings = AppSettings({**BEHAVIOR_DEFAULTS, **RECOMMENDER_DEFAULTS}
 
 # Every key a project may put in settings.RECOMMENDER.
 KNOWN_KEYS = frozenset(recommender_settings.defaults)
+
+
+def network_config() -> NetworkConfig:
+    """The behaviour network's choices from ``settings.RECOMMENDER`` (``None`` = chosen on validation)."""
+    return NetworkConfig.from_settings({key: getattr(recommender_settings, key) for key in KNOWN_KEYS})
 
 
 def _reload(*, setting: str, **_: Any) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -18,7 +21,7 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 }
 
 # settings.RECOMMENDER keys whose field name is not simply the lower-cased key.
-_SETTING_ALIASES = {"TRAIN_THREADS": "threads"}
+SETTING_ALIASES = {"TRAIN_THREADS": "threads"}
 
 
 @dataclass
@@ -31,12 +34,27 @@ class NetworkConfig:
         Width of item, event-type, position and time-gap embeddings.
     num_layers, num_heads : int
         Transformer blocks and attention heads per block.
-    dropout : float
-        Dropout on embeddings and inside the blocks.
-    max_sequence_length : int
-        Most recent events per shopper fed to the network.
-    learning_rate, batch_size, epochs, patience : float, int, int, int
-        Adam step size, sequences per batch, epoch cap, epochs without validation gain before stopping.
+    dropout : float or None
+        Dropout on embeddings and inside the blocks; ``None`` (default): chosen on validation from
+        ``dropout_grid``.
+    dropout_grid : tuple of float
+        The candidates ``fit`` trains and compares on validation when ``dropout`` is ``None``.
+    max_sequence_length : int or None
+        Most recent events per shopper fed to the network; ``None`` (default): the 90th percentile of
+        the shoppers' history lengths, within ``sequence_length_range`` (long histories, as on a film
+        site, need 200 steps for the network to see a shopper's taste; shop logs of short visits stay at
+        50, which also keeps training cheap).
+    sequence_length_range : (int, int)
+        Bounds of the automatic ``max_sequence_length``.
+    learning_rate, epochs, patience : float, int, int
+        Adam step size, epoch cap, epochs without validation gain before stopping.
+    batch_size : int or None
+        Training windows per batch; ``None`` (default): at most ``max_batch_size``, and small enough that
+        one epoch makes at least ``min_steps_per_epoch`` optimizer steps (at least ``min_batch_size``).
+        A small shop's log of a few hundred shoppers is otherwise a handful of steps per epoch, and early
+        stopping ends the training before the network has learnt anything.
+    max_batch_size, min_batch_size, min_steps_per_epoch : int
+        Bounds of the automatic batch size.
     min_improvement : float
         Relative validation NDCG@10 gain an epoch needs to reset the patience counter (the best weights
         are kept whatever the gain): slow creeping gains on large logs, each epoch costly, stop early.
@@ -52,13 +70,24 @@ class NetworkConfig:
         "Buys within this many days" is the propensity label.
     event_weights : dict[str, float]
         Weight of each event type (co-visitation, popularity); weight 0 drops the type from sequences.
-    min_item_users, min_user_events : int
-        Rare-item filter (distinct users) and shortest trainable history.
+    min_item_users, min_user_events : int or None
+        Rare-item filter (distinct users) and shortest trainable history; ``None`` (default): chosen on
+        validation from ``filter_grid`` (the cheap candidate sources rank the validation targets with
+        each filter; a filtered-out target counts as a miss, as it would for a shopper).
+    filter_grid : tuple of (int, int)
+        ``(min_item_users, min_user_events)`` candidates of the filter search.
+    search_users : int
+        The network candidates of the search train on at most this many shoppers (a fixed random
+        sample): the choice transfers, and a large shop's retrain stays within a few trainings' time.
     trending_half_life_days : float
         Half-life of the exponential decay of trending scores.
     mode : str
         ``"novel"``: validation targets are items new to the shopper and the history is masked;
-        ``"any"``: the last item, repeats allowed.
+        ``"any"``: the last item, repeats allowed; ``"auto"`` (default): the blend of the sources is
+        chosen on novel targets, then the weight of the shopper's own recent items ("recent") on the
+        last item, repeats allowed. Lists are then good both where a shop hides what the shopper has
+        seen (the recent weight never reorders unseen items) and where shoppers come back to items
+        (the weight grows with how often they do).
     windows_per_user : int
         Long histories are cut into at most this many training windows of ``max_sequence_length``.
     weight_decay : float
@@ -71,7 +100,8 @@ class NetworkConfig:
         where early stopping ends late; the continuation costs one epoch).
     blend : bool
         Choose blend weights of the network and the candidate sources (co-visitation, item-kNN,
-        transitions, recency, popularity) on validation.
+        transitions, recency, popularity) on validation. The network keeps a weight only when the
+        best blend with it beats the best blend without it on validation.
     covis_window : int
         Co-visitation counts pairs at most this many events apart within a session.
     session_gap_hours : float
@@ -90,12 +120,17 @@ class NetworkConfig:
     embedding_dim: int = 64
     num_layers: int = 2
     num_heads: int = 1
-    dropout: float = 0.2
-    max_sequence_length: int = 50
+    dropout: float | None = None
+    dropout_grid: tuple[float, ...] = (0.2, 0.5)
+    max_sequence_length: int | None = None
+    sequence_length_range: tuple[int, int] = (50, 200)
     learning_rate: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 60
-    patience: int = 5
+    batch_size: int | None = None
+    max_batch_size: int = 128
+    min_batch_size: int = 16
+    min_steps_per_epoch: int = 50
+    epochs: int = 200
+    patience: int = 10
     min_improvement: float = 0.01
     random_seed: int = 42
     device: str = "auto"
@@ -104,10 +139,12 @@ class NetworkConfig:
     num_negatives: int = 3000
     propensity_horizon_days: float = 7.0
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    min_item_users: int = 2
-    min_user_events: int = 2
+    min_item_users: int | None = None
+    min_user_events: int | None = None
+    filter_grid: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (3, 1), (1, 2))
+    search_users: int = 5000
     trending_half_life_days: float = 7.0
-    mode: str = "novel"
+    mode: str = "auto"
     windows_per_user: int = 8
     weight_decay: float = 0.0
     refit_full: bool = True
@@ -120,22 +157,42 @@ class NetworkConfig:
     train_precision: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("novel", "any"):
-            raise ValueError(f"mode must be 'novel' or 'any', got {self.mode!r}")
+        if self.mode not in ("auto", "novel", "any"):
+            raise ValueError(f"mode must be 'auto', 'novel' or 'any', got {self.mode!r}")
         for name in (
             "embedding_dim",
             "num_layers",
             "num_heads",
             "max_sequence_length",
             "batch_size",
+            "max_batch_size",
+            "min_batch_size",
             "epochs",
             "threads",
             "num_negatives",
             "windows_per_user",
             "neighbours",
+            "min_item_users",
+            "min_user_events",
+            "search_users",
         ):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value!r}")
+        if int(self.min_steps_per_epoch) < 0:
+            raise ValueError(f"min_steps_per_epoch must be >= 0, got {self.min_steps_per_epoch!r}")
+        self.dropout_grid = tuple(float(p) for p in self.dropout_grid)
+        low, high = (int(x) for x in self.sequence_length_range)
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"sequence_length_range must be (low, high) with 1 <= low <= high, got {low, high}"
+            )
+        self.sequence_length_range = (low, high)
+        self.filter_grid = tuple((int(a), int(b)) for a, b in self.filter_grid)
+        if not self.dropout_grid or not self.filter_grid:
+            raise ValueError("dropout_grid and filter_grid need at least one candidate")
+        if any(a < 1 or b < 1 for a, b in self.filter_grid):
+            raise ValueError(f"filter_grid values must be >= 1, got {self.filter_grid!r}")
         if int(self.refit_epochs) < 0:
             raise ValueError(f"refit_epochs must be >= 0, got {self.refit_epochs!r}")
         if self.embedding_dim % self.num_heads:
@@ -144,8 +201,9 @@ class NetworkConfig:
             raise ValueError(
                 f"train_precision must be 'auto', 'fp32' or 'bf16', got {self.train_precision!r}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for p in (*self.dropout_grid, *(() if self.dropout is None else (self.dropout,))):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"dropout must be in [0, 1), got {p!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         self.event_weights = {**DEFAULT_EVENT_WEIGHTS, **dict(self.event_weights or {})}
@@ -156,10 +214,32 @@ class NetworkConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in mapping.items():
-            name = _SETTING_ALIASES.get(str(key), str(key).lower())
+            name = SETTING_ALIASES.get(str(key), str(key).lower())
             if name in names:
                 kwargs[name] = value
         return cls(**kwargs)
+
+    def history_limit(self) -> int:
+        """Most recent events worth reading per shopper: the fixed length, else the automatic bound."""
+        return int(self.max_sequence_length or self.sequence_length_range[1])
+
+    def length_for(self, lengths: np.ndarray) -> int:
+        """``max_sequence_length`` when set, else the 90th percentile of ``lengths`` within the range."""
+        if self.max_sequence_length is not None:
+            return int(self.max_sequence_length)
+        low, high = self.sequence_length_range
+        if not len(lengths):
+            return low
+        return int(min(max(math.ceil(float(np.percentile(lengths, 90))), low), high))
+
+    def searched(self) -> list[str]:
+        """Names of the choices left to the validation search (``None`` fields and ``mode="auto"``)."""
+        out = [
+            n
+            for n in ("min_item_users", "min_user_events", "dropout", "batch_size")
+            if getattr(self, n) is None
+        ]
+        return out + (["mode"] if self.mode == "auto" else [])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy of every field."""

@@ -7,22 +7,21 @@ every event. All choices and their validation metrics are recorded in ``report_`
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recommendations.core import artifacts, scoring
+from recommendations.core import artifacts, scoring, selection
 from recommendations.core.base import BaseRecommender, NotFittedError
 from recommendations.core.candidates import (
     CoVisitation,
     covisitation_matrix,
-    history_weights,
     itemknn_matrix,
     transition_matrix,
 )
@@ -38,11 +37,11 @@ from recommendations.core.dataset import (
     histories_to_sequences,
     rare_item_filter,
 )
-from recommendations.core.metrics import hit_rate_at_k, mrr_at_k, ndcg_at_k
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.propensity import N_FEATURES, purchase_labels, scalar_features, truncate
 from recommendations.core.trainer import (
     Trainer,
+    TrainResult,
     Validation,
     resolve_device,
     score_sequences,
@@ -53,28 +52,8 @@ from recommendations.core.trainer import (
 DAY = 86400.0
 COMPONENTS = ("network", "covisitation", "itemknn", "transitions", "recent", "popularity")
 # popularity weight in every score: breaks ties among items the sources score alike (mostly zeros)
-TIE_BREAK = 1e-9
+TIE_BREAK = selection.TIE_BREAK
 Progress = Callable[[str, float], None]
-
-
-def _row_normalise(m: np.ndarray) -> np.ndarray:
-    s = m.sum(1, keepdims=True)
-    return np.divide(m, s, out=np.zeros_like(m), where=s > 0)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
-def _simplex(k: int, steps: int) -> list[tuple[float, ...]]:
-    """Weight vectors of ``k`` components on a grid of ``1/steps`` that sum to 1."""
-    out = []
-    for c in itertools.product(range(steps + 1), repeat=k - 1):
-        if sum(c) <= steps:
-            out.append(tuple(x / steps for x in (*c, steps - sum(c))))
-    return out
 
 
 def _csr_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, torch.Tensor]:
@@ -128,6 +107,10 @@ class BehaviorRecommender(BaseRecommender):
 
     # ------------------------------------------------------------------ fitting
     def _cfg(self) -> NetworkConfig:
+        """The resolved configuration after ``fit`` (every searched choice filled in), else the given one."""
+        resolved = getattr(self, "config_", None)
+        if resolved is not None:
+            return resolved
         return self.config if self.config is not None else NetworkConfig()
 
     def _event_weights(self) -> dict[str, float]:
@@ -136,45 +119,7 @@ class BehaviorRecommender(BaseRecommender):
     def _max_length(self) -> int | None:
         return self._cfg().max_sequence_length
 
-    @staticmethod
-    def _holdout(seqs: Sequences, mode: str) -> tuple[Sequences, Sequences, np.ndarray, list[int]]:
-        """Per shopper, the last (novel) step becomes a validation target; training keeps earlier steps."""
-        train = Sequences([], [], [], [])
-        v_in = Sequences([], [], [], [])
-        targets, rows = [], []
-        for r, (u, it, tp, tm) in enumerate(zip(seqs.users, seqs.items, seqs.types, seqs.times, strict=True)):
-            t = None
-            if len(it) >= 3:
-                if mode == "any":
-                    t = len(it) - 1
-                else:
-                    seen_before = {}
-                    for k, x in enumerate(it):
-                        seen_before.setdefault(int(x), k)
-                    for k in range(len(it) - 1, 1, -1):
-                        if seen_before[int(it[k])] == k:
-                            t = k
-                            break
-            if t is None:
-                train.users.append(u), train.items.append(it), train.types.append(tp), train.times.append(tm)
-                continue
-            (
-                train.users.append(u),
-                train.items.append(it[:t]),
-                train.types.append(tp[:t]),
-                train.times.append(tm[:t]),
-            )
-            (
-                v_in.users.append(u),
-                v_in.items.append(it[:t]),
-                v_in.types.append(tp[:t]),
-                v_in.times.append(tm[:t]),
-            )
-            targets.append(int(it[t]))
-            rows.append(r)
-        return train, v_in, np.asarray(targets, dtype=np.int64), rows
-
-    def _new_network(self, n_items: int) -> BehaviorNetwork:
+    def _new_network(self, n_items: int, dropout: float | None = None) -> BehaviorNetwork:
         cfg = self._cfg()
         seed_everything(cfg.random_seed)
         return BehaviorNetwork(
@@ -182,14 +127,14 @@ class BehaviorRecommender(BaseRecommender):
             cfg.embedding_dim,
             cfg.num_layers,
             cfg.num_heads,
-            cfg.dropout,
+            float(dropout if dropout is not None else (cfg.dropout if cfg.dropout is not None else 0.2)),
             cfg.max_sequence_length,
             n_scalar=N_FEATURES,
         )
 
-    def _fit_candidates(self, seqs: Sequences, clean: EventLog, index: ItemIndex) -> dict:
+    def _fit_sources(self, seqs: Sequences, n: int) -> dict:
+        """Co-visitation, item-kNN, transitions and popularity fitted on ``seqs`` (``n`` items)."""
         cfg = self._cfg()
-        n = len(index)
         type_w = {i + 1: cfg.event_weights.get(t, 0.0) for i, t in enumerate(EVENT_TYPES)}
         cov = covisitation_matrix(
             seqs,
@@ -211,107 +156,70 @@ class BehaviorRecommender(BaseRecommender):
         self, seqs: Sequences, logits: np.ndarray | None, cands: dict, names: Sequence[str]
     ) -> dict[str, np.ndarray]:
         """Row-normalised score of each candidate source, shape (len(seqs), n_items) float32 each."""
-        n = len(cands["popularity"])
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            if name == "network":
-                m = _softmax(logits.astype(np.float64))
-            elif name == "covisitation":
-                m = np.asarray(
-                    (history_weights(seqs, n, last=20, decay=0.8) @ cands["covisitation"]).todense()
-                )
-            elif name == "itemknn":
-                hist = history_weights(seqs, n, last=self._cfg().max_sequence_length, decay=1.0)
-                m = np.asarray((hist @ cands["itemknn"]).todense())
-            elif name == "transitions":
-                m = np.asarray((history_weights(seqs, n, last=3, decay=0.3) @ cands["transitions"]).todense())
-            elif name == "recent":
-                m = history_weights(seqs, n, last=self._cfg().max_sequence_length, decay=0.8).toarray()
-            elif name == "popularity":
-                m = np.tile(cands["popularity"], (len(seqs), 1))
-            else:
-                raise ValueError(name)
-            out[name] = _row_normalise(np.asarray(m, dtype=np.float64)).astype(np.float32)
-        return out
+        return selection.components(seqs, logits, cands, names, self._cfg().max_sequence_length)
 
-    def _choose_blend(
-        self, comps: dict[str, np.ndarray], validation: Validation, popularity: np.ndarray
-    ) -> tuple[dict, dict]:
-        """Validation metrics of each source alone and of the best blend (simplex grid, then local moves)."""
-        names = list(comps)
-        stack = torch.from_numpy(np.stack([comps[n] for n in names]))
-        tie = torch.from_numpy(
-            (TIE_BREAK * popularity / (popularity.max(initial=0.0) + 1e-12)).astype(np.float32)
+    def _train_network(
+        self,
+        train: Sequences,
+        validation: Validation | None,
+        n_items: int,
+        progress: Progress,
+    ) -> tuple[BehaviorNetwork, TrainResult, dict]:
+        """Train the network; with several dropout candidates, the one best on validation.
+
+        The candidates train on at most ``search_users`` shoppers (a fixed sample); the winner is then
+        trained on everyone unless the sample already was everyone.
+        """
+        cfg = self._cfg()
+        grid = cfg.dropout_grid if cfg.dropout is None else (float(cfg.dropout),)
+        if len(grid) == 1 or validation is None or not len(validation.targets):
+            p = grid[0] if cfg.dropout is None else float(cfg.dropout)
+            network = self._new_network(n_items, p)
+            result = Trainer(replace(cfg, dropout=p), progress, "train").fit(network, train, validation)
+            return network, result, {"value": p, "searched": False}
+        sample = selection.sample_rows(len(train), cfg.search_users, cfg.random_seed)
+        sampled_users = {train.users[r] for r in sample}
+        v_rows = [k for k, u in enumerate(validation.inputs.users) if u in sampled_users]
+        part = train.take(sample) if len(sample) < len(train) else train
+        part_valid = (
+            Validation(validation.inputs.take(v_rows), validation.targets[v_rows], validation.mask_history)
+            if len(v_rows) < len(validation.targets)
+            else validation
         )
-        metrics: dict[str, dict] = {}
-        cache: dict[tuple, float] = {}
+        tried: dict[str, dict] = {}
+        best: tuple[float, float, BehaviorNetwork, TrainResult] | None = None
+        for k, p in enumerate(grid):
+            network = self._new_network(n_items, p)
 
-        # tie-break and history mask folded into one additive base, built once: each candidate weight
-        # vector then costs one weighted sum and one comparison pass (same ranks as validation_ranks)
-        base = tie[None, :].repeat(stack.shape[1], 1)
-        if validation.mask_history:
-            rows, cols = validation.history_mask()
-            base[rows, cols] = float("-inf")
-        rows_all = torch.arange(stack.shape[1])
-        tgt = torch.from_numpy(validation.targets - 1)
+            def step(stage: str, fraction: float, k: int = k) -> None:
+                progress("search", (k + fraction) / len(grid))
 
-        def evaluate(weights) -> tuple[float, np.ndarray]:
-            s = torch.tensordot(torch.tensor(weights, dtype=torch.float32), stack, dims=1)
-            s += base
-            t = s[rows_all, tgt]
-            ranks = ((s >= t[:, None]).sum(1) - 1).numpy().astype(np.int64)
-            cache[tuple(round(w, 4) for w in weights)] = ndcg_at_k(ranks)
-            return ndcg_at_k(ranks), ranks
+            result = Trainer(replace(cfg, dropout=p), step, "search").fit(network, part, part_valid)
+            tried[f"{p:g}"] = {"NDCG@10": round(result.best_ndcg, 5), "epochs": result.best_epoch}
+            if best is None or result.best_ndcg > best[0] + 1e-12:
+                best = (result.best_ndcg, p, network, result)
+        assert best is not None
+        _, p, network, result = best
+        if part is not train:
+            network = self._new_network(n_items, p)
+            result = Trainer(replace(cfg, dropout=p), progress, "train").fit(network, train, validation)
+        return (
+            network,
+            result,
+            {"value": p, "searched": True, "validation": tried, "sample_users": len(sample)},
+        )
 
-        for k, name in enumerate(names):
-            w = [0.0] * len(names)
-            w[k] = 1.0
-            _, ranks = evaluate(w)
-            metrics[name] = self._metrics(ranks)
-        best_w, best = None, -1.0
-        steps = 10 if len(_simplex(len(names), 10)) <= 400 else 5
-        grid = _simplex(len(names), steps) if self._cfg().blend else []
-        for w in grid:
-            if "popularity" in names and w[names.index("popularity")] > 0.3:
-                continue  # popularity mostly breaks ties; large weights never help and cost time
-            score, _ = evaluate(w)
-            if score > best + 1e-12:
-                best, best_w = score, w
-        # local refinement: move 0.05 of weight between two sources while it helps
-        for _ in range(10 if best_w is not None else 0):
-            improved = False
-            for a, b in itertools.permutations(range(len(names)), 2):
-                w = list(best_w)
-                if w[a] < 0.05 - 1e-9:
-                    continue
-                w[a], w[b] = round(w[a] - 0.05, 4), round(w[b] + 0.05, 4)
-                key = tuple(round(x, 4) for x in w)
-                score = cache[key] if key in cache else evaluate(w)[0]
-                if score > best + 1e-12:
-                    best, best_w, improved = score, tuple(w), True
-            if not improved:
-                break
-        if best_w is None:
-            best_w = tuple(1.0 if n == "network" else 0.0 for n in names)
-        _, ranks = evaluate(best_w)
-        metrics["blend"] = self._metrics(ranks)
-        return metrics, dict(zip(names, best_w, strict=True))
-
-    @staticmethod
-    def _metrics(ranks: np.ndarray) -> dict:
-        return {
-            "HR@10": round(hit_rate_at_k(ranks), 5),
-            "NDCG@10": round(ndcg_at_k(ranks), 5),
-            "MRR@10": round(mrr_at_k(ranks), 5),
-        }
-
-    def fit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
-        """Clean ``log``, train network and candidate sources, choose the blend, train the propensity head.
+    def fit(
+        self, log: EventLog, *, progress: Progress | None = None, propensity: bool = True
+    ) -> BehaviorRecommender:
+        """Clean ``log``, make every open choice on validation, train, and fit the candidate sources.
 
         Parameters
         ----------
         log : EventLog
         progress : callable (stage: str, fraction: float) -> None, optional
+        propensity : bool
+            Also train the purchase-propensity head (a caller that calls :meth:`refit` next skips it here).
 
         Returns
         -------
@@ -322,41 +230,40 @@ class BehaviorRecommender(BaseRecommender):
         ValueError
             When no sequence with at least two steps remains after cleaning.
         """
+        self.__dict__.pop("config_", None)
         cfg = self._cfg()
         t_start = time.perf_counter()
-        # wall seconds from each stage's first progress call to the next stage's ("refit" includes the
-        # final candidate tables, "propensity" the head); recorded in the report
         stage_seconds: dict[str, float] = {}
-        current = ["", t_start]
-
-        def report_progress(stage: str, fraction: float) -> None:
-            now = time.perf_counter()
-            if stage != current[0]:
-                if current[0]:
-                    stage_seconds[current[0]] = round(
-                        stage_seconds.get(current[0], 0.0) + now - current[1], 2
-                    )
-                current[:] = [stage, now]
-            if progress is not None:
-                progress(stage, fraction)
+        report_progress = self._stage_clock(stage_seconds, progress, t_start)
 
         report_progress("prepare", 0.0)
-        clean = rare_item_filter(clean_log(log, cfg.event_weights), cfg.min_item_users)
+        cleaned = clean_log(log, cfg.event_weights)
+        all_index = ItemIndex(sorted(set(cleaned.items)))
+        all_seqs = build_sequences(cleaned, all_index, cfg.event_weights, min_events=1)
+        filters = selection.choose_filters(all_seqs, len(all_index), cfg, self._fit_sources)
+        cfg = replace(cfg, min_item_users=filters.min_item_users, min_user_events=filters.min_user_events)
+        self.config_ = cfg
+        clean = rare_item_filter(cleaned, cfg.min_item_users)
         index = ItemIndex(sorted(set(clean.items)))
-        seqs = build_sequences(clean, index, cfg.event_weights, min_events=max(cfg.min_user_events, 1))
+        seqs = build_sequences(clean, index, cfg.event_weights, min_events=cfg.min_user_events)
+        lengths = np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=len(seqs))
+        cfg = self.config_ = replace(cfg, max_sequence_length=cfg.length_for(lengths))
         if not len(seqs) or max(len(s) for s in seqs.items) < 2:
             raise ValueError("not enough data: no shopper has two usable events after cleaning")
         n_items = len(index)
         device = resolve_device(cfg.device)
-        train_seqs, v_inputs, v_targets, _ = self._holdout(seqs, cfg.mode)
-        if len(v_targets) > cfg.max_validation_users:
-            pick = np.sort(
-                np.random.default_rng(cfg.random_seed).choice(
-                    len(v_targets), cfg.max_validation_users, replace=False
-                )
-            )
-            v_inputs, v_targets = v_inputs.take(pick), v_targets[pick]
-        validation = Validation(v_inputs, v_targets, mask_history=cfg.mode == "novel")
+        target_mode = "any" if cfg.mode == "any" else "novel"
+        train_seqs, v_inputs, v_targets, _ = selection.holdout(seqs, target_mode)
+        pick = selection.sample_rows(len(v_targets), cfg.max_validation_users, cfg.random_seed)
+        v_inputs, v_targets = v_inputs.take(pick), v_targets[pick]
+        validation = Validation(v_inputs, v_targets, mask_history=target_mode == "novel")
+        choices: dict[str, dict] = {
+            "filters": {
+                "value": {"min_item_users": cfg.min_item_users, "min_user_events": cfg.min_user_events},
+                "searched": filters.searched,
+                "validation": filters.validation,
+            }
+        }
         report: dict = {
             "n_events": len(log),
             "n_clean_events": len(clean),
@@ -366,15 +273,24 @@ class BehaviorRecommender(BaseRecommender):
             "validation_users": len(v_targets),
             "mode": cfg.mode,
             "device": str(device),
+            "choices": choices,
+        }
+        choices["max_sequence_length"] = {
+            "value": cfg.max_sequence_length,
+            "searched": self.config is None or self.config.max_sequence_length is None,
+            "reason": "90th percentile of the shoppers' history lengths, within the configured range",
         }
         report_progress("prepare", 1.0)
 
-        network = self._new_network(n_items)
         has_valid = len(v_targets) > 0
-        report_progress("train", 0.0)
-        result = Trainer(cfg, report_progress, "train").fit(
-            network, train_seqs, validation if has_valid else None
+        network, result, choices["dropout"] = self._train_network(
+            train_seqs, validation if has_valid else None, n_items, report_progress
         )
+        cfg = self.config_ = replace(cfg, dropout=choices["dropout"]["value"])
+        choices["batch_size"] = {
+            "value": result.batch_size,
+            "searched": self.config is None or self.config.batch_size is None,
+        }
         report.update(
             epochs=result.best_epoch,
             epochs_run=result.epochs_run,
@@ -389,32 +305,15 @@ class BehaviorRecommender(BaseRecommender):
             names.insert(4, "recent")
         if has_valid:
             report_progress("blend", 0.0)
-            cands = self._fit_candidates(train_seqs, clean, index)
+            cands = self._fit_sources(train_seqs, n_items)
             with torch_threads(cfg.threads):
                 logits, _ = score_sequences(network.cpu(), v_inputs, torch.device("cpu"))
                 comps = self._components(v_inputs, logits, cands, names)
-                val_metrics, weights = self._choose_blend(comps, validation, cands["popularity"])
-            best_single = max(names, key=lambda n: val_metrics[n]["NDCG@10"])
-            report["validation"] = val_metrics
-            if not cfg.blend:
-                weights = {n: float(n == "network") for n in names}
-                report["selected"] = "network"
-                report["reason"] = "blending disabled in the configuration: network alone"
-            else:
-                use_blend = val_metrics["blend"]["NDCG@10"] > val_metrics[best_single]["NDCG@10"]
-                if not use_blend:
-                    weights = {n: float(n == best_single) for n in names}
-                selected = "blend" if use_blend else best_single
-                report["selected"] = selected
-                report["reason"] = (
-                    f"highest validation NDCG@10: {selected} {val_metrics[selected]['NDCG@10']}"
-                    f" vs network alone {val_metrics['network']['NDCG@10']}"
-                    + (
-                        f" and best single source {best_single} {val_metrics[best_single]['NDCG@10']}"
-                        if use_blend
-                        else ""
-                    )
-                )
+                weights, report_blend = self._choose_weights(comps, validation, cands["popularity"])
+                report.update(report_blend)
+                choices["blend"] = {"value": weights, "searched": cfg.blend, "reason": report_blend["reason"]}
+                if cfg.mode == "auto":
+                    weights, choices["mode"] = self._choose_repeats(seqs, cands, network, weights)
             report_progress("blend", 1.0)
         else:
             weights = {n: float(n == "network") for n in names}
@@ -424,23 +323,147 @@ class BehaviorRecommender(BaseRecommender):
         report["blend_weights"] = self.blend_weights_
 
         if cfg.refit_full and has_valid and result.best_epoch > 0:
-            # the validation targets are the newest, most useful steps: retrain on everything
+            # the validation targets are the newest, most useful steps: train on everything too
             report_progress("refit", 0.0)
             if cfg.refit_epochs > 0:
-                # continue from the early-stopped weights: one pass over every sequence teaches the newest
-                # steps at the cost of one epoch instead of best_epoch epochs from scratch
-                refit = Trainer(cfg, report_progress, "refit").fit(
-                    network, seqs, None, epochs=cfg.refit_epochs
-                )
-            else:
-                network = self._new_network(n_items)
+                refit = self._continue_training(network, seqs, cfg, report_progress)
+            else:  # a fresh network for the early-stopped epoch count (twice the time, no continuation)
+                network = self._new_network(n_items, cfg.dropout)
                 refit = Trainer(cfg, report_progress, "refit").fit(
                     network, seqs, None, epochs=result.best_epoch
                 )
             report["refit_seconds"] = round(refit.seconds, 2)
             report["refit_epochs"] = refit.epochs_run
+        self._finalize(log, clean, index, seqs, network, report, report_progress, propensity=propensity)
+        report["stage_seconds"] = stage_seconds
+        report["seconds"] = round(time.perf_counter() - t_start, 2)
+        self.report_ = report
+        return self
+
+    @staticmethod
+    def _stage_clock(stage_seconds: dict[str, float], progress: Progress | None, t_start: float) -> Progress:
+        """A progress callback that also records wall seconds per stage into ``stage_seconds``."""
+        current: list = ["", t_start]
+
+        def report_progress(stage: str, fraction: float) -> None:
+            now = time.perf_counter()
+            if stage != current[0]:
+                if current[0]:
+                    stage_seconds[current[0]] = round(
+                        stage_seconds.get(current[0], 0.0) + now - current[1], 2
+                    )
+                current[:] = [stage, now]
+            if progress is not None:
+                progress(stage, fraction)
+
+        return report_progress
+
+    def _choose_weights(
+        self, comps: dict[str, np.ndarray], validation: Validation, popularity: np.ndarray
+    ) -> tuple[dict[str, float], dict]:
+        """Blend weights chosen on validation; the network keeps a weight only where it helps.
+
+        Returns the weights and the report entries (``validation``, ``selected``, ``reason``).
+        """
+        cfg = self._cfg()
+        names = list(comps)
+        val_metrics, weights = selection.choose_blend(comps, validation, popularity, search=cfg.blend)
+        if not cfg.blend:
+            return {n: float(n == "network") for n in names}, {
+                "validation": val_metrics,
+                "selected": "network",
+                "reason": "blending disabled in the configuration: network alone",
+            }
+        without = {n: c for n, c in comps.items() if n != "network"}
+        other_metrics, other_weights = selection.choose_blend(without, validation, popularity)
+        val_metrics["blend_without_network"] = other_metrics["blend"]
+
+        def ndcg(name: str) -> float:
+            return float(val_metrics[name]["NDCG@10"])
+
+        # the best option with the network (a blend or the network alone) against the best without it
+        # (a blend or one source): the network keeps a weight only for a strict gain on validation
+        with_net = (
+            "blend" if weights.get("network", 0.0) > 0 and ndcg("blend") > ndcg("network") else "network"
+        )
+        single = max((n for n in names if n != "network"), key=ndcg, default=None)
+        without_net = "blend_without_network"
+        if single is not None and ndcg(single) >= ndcg(without_net):
+            without_net = single
+        if single is not None and ndcg(with_net) <= ndcg(without_net):
+            selected = "blend" if without_net == "blend_without_network" else without_net
+            weights = (
+                {n: float(other_weights.get(n, 0.0)) for n in names}
+                if selected == "blend"
+                else {n: float(n == selected) for n in names}
+            )
+            val_metrics["blend"] = val_metrics[without_net]
+        else:
+            selected = with_net
+            if selected == "network":
+                weights = {n: float(n == "network") for n in names}
+        reason = (
+            f"highest validation NDCG@10: {selected} {ndcg(selected) if selected != 'blend' else ndcg('blend')}"
+            f" (network alone {ndcg('network')}; best without the network: {without_net} {ndcg(without_net)})"
+        )
+        return weights, {"validation": val_metrics, "selected": selected, "reason": reason}
+
+    def _choose_repeats(
+        self, seqs: Sequences, cands: dict, network: BehaviorNetwork, weights: dict[str, float]
+    ) -> tuple[dict[str, float], dict]:
+        """Weight of the shopper's own recent items, on each shopper's last step (repeats count)."""
+        cfg = self._cfg()
+        _, inputs, targets, _ = selection.holdout(seqs, "any")
+        pick = selection.sample_rows(len(targets), cfg.max_validation_users, cfg.random_seed)
+        inputs, targets = inputs.take(pick), targets[pick]
+        if not len(targets):
+            return weights, {
+                "value": 0.0,
+                "searched": False,
+                "reason": "no shopper has a last step to learn from",
+            }
+        repeat_share = float(
+            np.mean([t in set(s.tolist()) for s, t in zip(inputs.items, targets, strict=True)])
+        )
+        names = [n for n, w in weights.items() if w > 0] + ["recent"]
+        logits = None
+        if "network" in names:
+            logits, _ = score_sequences(network.cpu(), inputs, torch.device("cpu"))
+        comps = self._components(inputs, logits, cands, names)
+        validation = Validation(inputs, targets, mask_history=False)
+        recent, tried = selection.choose_recent_weight(comps, weights, validation, cands["popularity"])
+        scaled = {n: w * (1.0 - recent) for n, w in weights.items()}
+        scaled["recent"] = scaled.get("recent", 0.0) + recent
+        return scaled, {
+            "value": {"recent_weight": recent, "repeat_share": round(repeat_share, 4)},
+            "searched": True,
+            "validation": tried,
+            "reason": f"{repeat_share:.0%} of the shoppers' last steps return to an item of their history",
+        }
+
+    def _continue_training(
+        self, network: BehaviorNetwork, seqs: Sequences, cfg: NetworkConfig, progress: Progress
+    ) -> TrainResult:
+        """``refit_epochs`` more passes over ``seqs`` from the current weights (one pass at least)."""
+        return Trainer(cfg, progress, "refit").fit(network, seqs, None, epochs=max(int(cfg.refit_epochs), 1))
+
+    def _finalize(
+        self,
+        log: EventLog,
+        clean: EventLog,
+        index: ItemIndex,
+        seqs: Sequences,
+        network: BehaviorNetwork,
+        report: dict,
+        progress: Progress,
+        *,
+        propensity: bool,
+    ) -> None:
+        """Candidate tables, bought-together, trending and (optionally) the propensity head on ``seqs``."""
+        cfg = self._cfg()
+        n_items = len(index)
         self.network_ = network.cpu().eval()
-        cands = self._fit_candidates(seqs, clean, index)
+        cands = self._fit_sources(seqs, n_items)
         self.index_ = index
         self.item_ids_ = list(index.item_ids)
         self.transitions_ = cands["transitions"]
@@ -457,11 +480,55 @@ class BehaviorRecommender(BaseRecommender):
         )
         self.covisitation_ = CoVisitation(self.item_ids_, cands["covisitation"], together)
         self._fit_trending(clean, index)
-        report_progress("propensity", 0.0)
-        report["propensity"] = self._fit_propensity(log, report_progress)
-        report_progress("done", 1.0)
-        report["stage_seconds"] = stage_seconds
-        report["seconds"] = round(time.perf_counter() - t_start, 2)
+        if propensity:
+            progress("propensity", 0.0)
+            report["propensity"] = self._fit_propensity(log, progress)
+        else:
+            self._no_propensity()
+        progress("done", 1.0)
+
+    def refit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
+        """Continue training on ``log`` (the fitted events and newer ones) with every choice kept.
+
+        Items new in ``log`` get fresh embeddings; the others keep theirs. The candidate tables, trending
+        and the propensity head are rebuilt on ``log``. Used after an evaluation on held-out events, so
+        the served model also learns from the newest step of every shopper.
+        """
+        self._check_fitted()
+        cfg = self._cfg()
+        t_start = time.perf_counter()
+        stage_seconds: dict[str, float] = {}
+        report_progress = self._stage_clock(stage_seconds, progress, t_start)
+        report_progress("refit", 0.0)
+        clean = rare_item_filter(clean_log(log, cfg.event_weights), int(cfg.min_item_users or 1))
+        index = ItemIndex(sorted(set(clean.items) | set(self.item_ids_)))
+        seqs = build_sequences(clean, index, cfg.event_weights, min_events=int(cfg.min_user_events or 1))
+        if not len(seqs):
+            raise ValueError("not enough data: no shopper has a usable event after cleaning")
+        network = self._new_network(len(index))
+        old = self.network_.state_dict()
+        state = {k: v for k, v in old.items() if k != "item_emb.weight"}
+        weight = network.item_emb.weight.detach().clone()
+        rows = torch.tensor([index.index[i] for i in self.item_ids_], dtype=torch.long)
+        weight[rows] = old["item_emb.weight"][1:]
+        state["item_emb.weight"] = weight
+        network.load_state_dict(state)
+        result = self._continue_training(network, seqs, cfg, report_progress)
+        report = dict(self.report_)
+        report.update(
+            refit_seconds=round(result.seconds, 2),
+            refit_epochs=result.epochs_run,
+            n_items=len(index),
+            n_events=len(log),
+            n_clean_events=len(clean),
+            n_users=len(seqs),
+            n_steps=seqs.n_events,
+        )
+        self._finalize(log, clean, index, seqs, network, report, report_progress, propensity=True)
+        report["stage_seconds"] = {
+            **report.get("stage_seconds", {}),
+            **{f"final_{k}": v for k, v in stage_seconds.items()},
+        }
         self.report_ = report
         return self
 
@@ -504,14 +571,18 @@ class BehaviorRecommender(BaseRecommender):
         _, hidden = score_sequences(self.network_, seqs, torch.device("cpu"), with_logits=False)
         return hidden, x
 
-    def _fit_propensity(self, log: EventLog, progress: Progress) -> dict:
-        """Time-cut labels: features strictly before each cut, label = purchase in [cut, cut + horizon)."""
-        cfg = self._cfg()
-        horizon = cfg.propensity_horizon_days * DAY
+    def _no_propensity(self) -> None:
+        """No head: every shopper gets the base rate (0 until a head is trained)."""
         self.propensity_mean_ = np.zeros(N_FEATURES, dtype=np.float32)
         self.propensity_std_ = np.ones(N_FEATURES, dtype=np.float32)
         self.propensity_base_rate_ = 0.0
         self.has_propensity_ = False
+
+    def _fit_propensity(self, log: EventLog, progress: Progress) -> dict:
+        """Time-cut labels: features strictly before each cut, label = purchase in [cut, cut + horizon)."""
+        cfg = self._cfg()
+        horizon = cfg.propensity_horizon_days * DAY
+        self._no_propensity()
         if not len(log) or horizon <= 0:
             return {"trained": False, "reason": "empty log or no horizon"}
         all_log = log if log.is_bot is None else log.subset(~log.is_bot)

@@ -119,6 +119,7 @@ class TrainResult:
     positions_per_epoch: int = 0
     device: str = "cpu"
     precision: str = "fp32"
+    batch_size: int = 0
 
 
 def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tuple[np.ndarray, ...]:
@@ -154,6 +155,22 @@ def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tup
         z = np.zeros((0, length), dtype=np.int64)
         return z, z, z, z
     return np.stack(rows_i), np.stack(rows_t), np.stack(rows_g), np.stack(rows_l)
+
+
+def batch_size_for(config: NetworkConfig, n_windows: int) -> int:
+    """Training windows per batch: ``config.batch_size`` when set, else the automatic size.
+
+    The automatic size is ``max_batch_size`` on large logs and shrinks (not below ``min_batch_size``)
+    until one epoch makes ``min_steps_per_epoch`` optimizer steps: the loss covers every position of a
+    window, so an epoch of a few hundred shoppers is otherwise a handful of Adam steps, and early
+    stopping, counted in epochs, ends the run before the network has learnt anything.
+    """
+    if config.batch_size is not None:
+        return int(config.batch_size)
+    if config.min_steps_per_epoch <= 0:
+        return int(config.max_batch_size)
+    fitted = n_windows // int(config.min_steps_per_epoch)
+    return int(max(config.min_batch_size, min(config.max_batch_size, fitted)))
 
 
 def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list:
@@ -303,6 +320,7 @@ class Trainer:
             lengths = (tensors[0] > 0).sum(1)
             n_windows = len(tensors[0])
             result.positions_per_epoch = int((arrays[3] > 0).sum())
+            result.batch_size = batch_size = batch_size_for(cfg, n_windows)
             sampled = network.n_items > cfg.sampled_softmax_threshold
             gen = torch.Generator().manual_seed(cfg.random_seed)
             best_state, best, bad = None, -1.0, 0
@@ -317,7 +335,7 @@ class Trainer:
                 network.train()
                 t0, c0 = time.perf_counter(), time.process_time()
                 total = 0.0
-                for idx in length_bucketed_batches(lengths, cfg.batch_size, gen):
+                for idx in length_bucketed_batches(lengths, batch_size, gen):
                     items, types, gaps, labels = (t[idx] for t in tensors)
                     # the batch's windows have similar lengths: drop the leading columns that are padding
                     # in every row (exact: they are masked and carry no label; positions count from the

@@ -46,7 +46,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.db.models import Max
 from django.utils import timezone
 
-from recommendations.conf import recommender_settings
+from recommendations.conf import network_config, recommender_settings
 from recommendations.core.base import BaseRecommender, Progress
 from recommendations.core.baselines import CoVisitationRecommender, PopularityRecommender
 from recommendations.core.config import NetworkConfig
@@ -90,12 +90,6 @@ RecommendFn = Callable[[list[History], int, Sequence[set[str]] | None], list[lis
 
 
 # --- configuration ------------------------------------------------------------------------------
-
-
-def network_config() -> NetworkConfig:
-    """The behaviour network's hyperparameters from ``settings.RECOMMENDER`` (defaults filled in)."""
-    mapping = {key: getattr(recommender_settings, key) for key in recommender_settings.defaults}
-    return NetworkConfig.from_settings(mapping)
 
 
 # --- the lock -----------------------------------------------------------------------------------
@@ -362,7 +356,8 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
 
         config = network_config()
         with stage("fit"):
-            recommender = BehaviorRecommender(config).fit(train_log, progress=progress)
+            # the propensity head is trained once, by the refit on every event below
+            recommender = BehaviorRecommender(config).fit(train_log, progress=progress, propensity=False)
 
         with stage("evaluate"):
             metrics = _evaluate(recommender_fn(recommender), train_log, targets)
@@ -378,6 +373,11 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
                 except Exception as exc:  # a broken active model must not block its replacement
                     active_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("the active v%s could not be scored: %s", active.number, active_error)
+
+        with stage("refit"):
+            # the holdout is each shopper's newest step, the most telling one: once the promotion guard
+            # has scored the model on it, the served model learns it too (one more pass, every choice kept)
+            recommender.refit(log, progress=progress)
 
         with stage("save"), tempfile.TemporaryDirectory(prefix="recommender-train-") as folder:
             recommender.save(folder)
@@ -402,7 +402,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
                 baseline_metrics=baseline_metrics,
                 active_metrics=active_metrics,
                 compared_with=active,
-                hyperparameters=_json_safe(config.to_dict()),
+                hyperparameters=_json_safe(recommender.config_.to_dict()),
                 report=_json_safe(getattr(recommender, "report_", {}) or {}),
                 status=ModelVersion.Status.CANDIDATE,
                 status_reason=decision.reason if not decision.promote else "",

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from behavior.models import Event
 from recommendations.adapter import get_adapter
-from recommendations.conf import recommender_settings
+from recommendations.conf import network_config, recommender_settings
 from recommendations.data.events import item_key_lookup, load_histories, usable_events
 from recommendations.services.registry import LoadedModel, get_active_model
 
@@ -117,7 +117,7 @@ class Command(BaseCommand):
         ids = [pk for pk, _ in batch]
         seen, purchased = _interacted(ids)
         histories = (
-            load_histories(users=ids, limit=recommender_settings.MAX_SEQUENCE_LENGTH) if loaded else {}
+            load_histories(users=ids, limit=network_config().history_limit()) if loaded else {}
         )
         direct = [(pk, name) for pk, name in batch if histories.get(name)]
         results: dict[Any, tuple[list[str], list[float], int | None]] = {}

@@ -22,7 +22,7 @@ from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
 from behavior.models import Event
-from recommendations.conf import recommender_settings
+from recommendations.conf import network_config, recommender_settings
 from recommendations.core.profiles.features import (
     AFFINITY_PREFIX,
     EMBEDDING_PREFIX,
@@ -224,7 +224,7 @@ def _model_outputs(
     for start in range(0, len(user_pks), MODEL_BATCH):
         pks = user_pks[start : start + MODEL_BATCH]
         names = usernames[start : start + MODEL_BATCH]
-        histories_by_key = load_histories(users=pks, limit=recommender_settings.MAX_SEQUENCE_LENGTH)
+        histories_by_key = load_histories(users=pks, limit=network_config().history_limit())
         histories = [histories_by_key.get(name, []) for name in names]
         propensity[start : start + len(pks)] = np.asarray(
             recommender.propensity(histories, now), dtype=np.float64
