@@ -403,7 +403,7 @@ class BehaviorRecommender(BaseRecommender):
             if selected == "network":
                 weights = {n: float(n == "network") for n in names}
         reason = (
-            f"highest validation NDCG@10: {selected} {ndcg(selected) if selected != 'blend' else ndcg('blend')}"
+            f"highest validation NDCG@10: {selected} {ndcg(selected)}"
             f" (network alone {ndcg('network')}; best without the network: {without_net} {ndcg(without_net)})"
         )
         return weights, {"validation": val_metrics, "selected": selected, "reason": reason}
