@@ -28,8 +28,13 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
         "purchase": 5.0,
         "search": 0.0,
     },
-    # Only events of the last N days are used for training (None = all).
+    # Only events of the last N days are used for training (None = all). Every data window (this
+    # one, profiles, active users, popularity, trending) counts back from the data clock
+    # (recommendations.data.clock): the newest stored event, so an imported older history works.
     "TRAINING_WINDOW_DAYS": 365,
+    # Seconds past the wall clock that a stored event may lie and still set the data clock; later
+    # (future-dated) events are ignored by it, so one wrong client clock cannot move every window.
+    "DATA_CLOCK_SKEW_SECONDS": 300,
     # Items seen by fewer distinct users are dropped from training (rare-item filtering).
     "MIN_ITEM_USERS": 2,
     # Users with fewer events than this are not trained on.

@@ -46,6 +46,7 @@ from recommendations.core.profiles.segments import (
     nearest_centre,
 )
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
+from recommendations.data.clock import data_now
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.runtime.locks import run_lock
 from recommendations.services.profiles.features import load_catalogue, load_profile_events, profile_users
@@ -92,6 +93,8 @@ class _Computed:
     model_version: int | None
     notes: list[str]
     embeddings: np.ndarray | None = None
+    # the data clock (unix seconds) the features count back from: recency_days is relative to it
+    clock: float = 0.0
 
 
 def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = False) -> RebuildResult:
@@ -196,7 +199,7 @@ def _compute(
     if propensity is None:
         propensity = heuristic_propensity(table)
     table.add_column("propensity", propensity)
-    return _Computed(user_pks, usernames, table, has_events, source, version, notes, embeddings)
+    return _Computed(user_pks, usernames, table, has_events, source, version, notes, embeddings, now)
 
 
 def _model_outputs(
@@ -219,6 +222,9 @@ def _model_outputs(
     from recommendations.data.events import load_histories
 
     recommender = loaded.recommender
+    # the head reads events strictly before its "now"; ``now`` is the data clock, the time of the
+    # newest event itself, which must count: the next representable instant includes it
+    after = float(np.nextafter(now, np.inf))
     propensity = np.zeros(len(user_pks))
     embeddings: np.ndarray | None = None
     for start in range(0, len(user_pks), MODEL_BATCH):
@@ -227,7 +233,7 @@ def _model_outputs(
         histories_by_key = load_histories(users=pks, limit=recommender_settings.MAX_SEQUENCE_LENGTH)
         histories = [histories_by_key.get(name, []) for name in names]
         propensity[start : start + len(pks)] = np.asarray(
-            recommender.propensity(histories, now), dtype=np.float64
+            recommender.propensity(histories, after), dtype=np.float64
         )
         batch = np.asarray(recommender.embed_users(histories), dtype=np.float64)
         if embeddings is None:
@@ -257,8 +263,9 @@ def _add_embedding_columns(computed: _Computed, pca: dict[str, Any] | None) -> d
 
 # --- full rebuild ----------------------------------------------------------------------------------
 def _rebuild_full(started: float) -> RebuildResult:
+    # now_dt (wall clock) stamps the run and the profiles; features count back from the data clock
     now_dt = timezone.now()
-    now = now_dt.timestamp()
+    now = data_now(now_dt).timestamp()
     rules = get_tag_rules()
     run = ProfileRun.objects.create(kind=ProfileRun.Kind.FULL, created_at=now_dt)
     try:
@@ -453,7 +460,7 @@ def _segment_summaries(
 
 # --- incremental rebuild ---------------------------------------------------------------------------
 def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: float) -> RebuildResult:
-    now_dt = timezone.now()
+    now_dt = timezone.now()  # stamps the run and the profiles; features use the data clock
     params = current.params
     run = ProfileRun.objects.create(kind=ProfileRun.Kind.INCREMENTAL, created_at=now_dt)
     try:
@@ -461,7 +468,7 @@ def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: floa
         computed = _compute(
             user_pks,
             usernames,
-            now=now_dt.timestamp(),
+            now=data_now(now_dt).timestamp(),
             restrict=True,
             affinity_columns=params["affinity_columns"],
         )
@@ -589,7 +596,7 @@ def _write_profiles(
     rounded = round_significant(table.values[:, [j for j, _ in stored_columns]]).tolist()
     recency = table.column("recency_days")
     propensity = round_significant(table.column("propensity")).tolist()
-    now_ts = now_dt.timestamp()
+    clock = computed.clock  # the last activity is the data clock minus the recency
     no_events_note = (
         "no events recorded for this account (anonymous browsing before login is not linked "
         "to it): not placed in a segment"
@@ -619,7 +626,7 @@ def _write_profiles(
                 computed.propensity_source,
                 bool(is_outlier[i]),
                 reasons.get(i, ""),
-                datetime.fromtimestamp(now_ts - recency[i] * 86_400.0, tz=UTC) if active else None,
+                datetime.fromtimestamp(clock - recency[i] * 86_400.0, tz=UTC) if active else None,
                 now_dt,
                 computed.model_version,
                 notes,
