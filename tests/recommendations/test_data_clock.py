@@ -21,9 +21,10 @@ from behavior.items import get_item_model, item_key_field
 from behavior.models import Event
 from recommendations.adapter import get_adapter
 from recommendations.data.clock import clock_bound, data_now
-from recommendations.data.events import active_users_queryset, load_event_log
+from recommendations.data.events import active_users_queryset, load_event_log, load_histories
 from recommendations.models import PrecomputedList, ProfileTag, TrainingRun, UserProfile
-from recommendations.services.profiles.rebuild import rebuild_profiles
+from recommendations.services.profiles.rebuild import rebuild_profiles, round_significant
+from recommendations.services.registry import get_active_model
 from recommendations.services.serving import popularity
 from recommendations.services.serving.precompute import refresh_recommendations
 from recommendations.services.serving.service import popular_items
@@ -138,13 +139,26 @@ def test_an_imported_2017_history_trains_profiles_and_serves_with_the_defaults(o
     # profiles: recency from the end of the history, a real propensity, no blanket "churn risk"
     result = rebuild_profiles(full=True)
     assert result.propensity_source == "model"
-    profiles = UserProfile.objects.filter(user__username__in=shoppers)
+    profiles = UserProfile.objects.filter(user__username__in=shoppers).select_related("user")
     assert profiles.count() == SHOPPERS
     recency = np.array([p.features["recency_days"] for p in profiles])
     assert recency.min() == 0.0 and recency.max() < 10  # everyone came back within 10 days of the end
     propensity = np.array([p.propensity for p in profiles])
-    assert propensity.min() > 0.0
-    assert np.median(propensity) >= 0.01  # not the 0.0000 of a clock years after the last event
+    # not the 0.0000 of a clock years after the last event: the buyers (every other shopper) are
+    # told apart from those who never bought
+    bought = np.array([p.user.username in buyers for p in profiles])
+    assert propensity.max() > 0.5
+    assert propensity[bought].mean() > 5 * propensity[~bought].mean()
+    # and it reads each shopper's whole history, as the head did when it was fitted, not only the
+    # last MAX_SEQUENCE_LENGTH (20 here) events the network looks at
+    heavy = profiles.get(user__username="old000")
+    history = load_histories(users=[heavy.user_id], limit=10_000)["old000"]
+    assert len(history) > 20
+    clock = float(np.nextafter(data_now().timestamp(), np.inf))
+    expected = get_active_model().recommender.propensity([history], clock)
+    assert heavy.propensity == round_significant(expected)[0]
+    last_20 = get_active_model().recommender.propensity([history[-20:]], clock)
+    assert heavy.propensity != round_significant(last_20)[0]
     churn = ProfileTag.objects.filter(label="churn risk", profile__user__username__in=shoppers).count()
     assert buyers and churn == 0  # nobody lapsed: the last visits are within 10 days of the end
     last = max(datetime.fromtimestamp(row[3], tz=UTC) for row in rows)
@@ -165,6 +179,29 @@ def test_an_imported_2017_history_trains_profiles_and_serves_with_the_defaults(o
     lists = PrecomputedList.objects.filter(user__username__in=shoppers)
     assert lists.count() == SHOPPERS
     assert all(row.item_keys for row in lists)
+
+
+def test_a_model_without_a_propensity_head_leaves_propensity_to_the_heuristic(
+    tmp_path, tiny_network, fresh_registry, item_factory
+):
+    # given a 2017 history without a single purchase: the model can learn no propensity head
+    item_factory()
+    rows = [row for row in history_2017() if row[2] != "purchase"]
+    import_history(tmp_path, rows)
+    run = train_model(triggered_by="test")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.model_version.report["propensity"]["trained"] is False
+
+    # when the profiles are rebuilt
+    result = rebuild_profiles(full=True)
+
+    # then the propensity is the heuristic's (which ranks shoppers), not the model's base rate of 0
+    assert result.propensity_source == "heuristic"
+    assert any("has no propensity head" in note for note in result.notes)
+    profiles = UserProfile.objects.filter(user__username__in={row[0] for row in rows})
+    propensity = np.array([p.propensity for p in profiles])
+    assert len(propensity) == SHOPPERS and propensity.min() > 0.0 and len(set(propensity)) > 1
+    assert {p.propensity_source for p in profiles} == {"heuristic"}
 
 
 def test_windows_count_back_from_the_newest_event(old_shop):
