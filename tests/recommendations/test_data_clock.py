@@ -121,6 +121,7 @@ def test_one_future_dated_event_does_not_move_the_clock(old_shop, recommender_se
 # --- an imported 2017 history through the product's own path --------------------------------------
 
 
+@pytest.mark.swappable
 def test_an_imported_2017_history_trains_profiles_and_serves_with_the_defaults(old_shop):
     rows = old_shop
     shoppers = {row[0] for row in rows}
@@ -204,6 +205,7 @@ def test_a_model_without_a_propensity_head_leaves_propensity_to_the_heuristic(
     assert {p.propensity_source for p in profiles} == {"heuristic"}
 
 
+@pytest.mark.swappable
 def test_windows_count_back_from_the_newest_event(old_shop):
     rows = old_shop
     end = max(row[3] for row in rows)
@@ -218,6 +220,7 @@ def test_windows_count_back_from_the_newest_event(old_shop):
 # --- the not-enough-data message ------------------------------------------------------------------
 
 
+@pytest.mark.swappable
 def test_not_enough_data_says_how_many_events_lie_outside_the_window(old_shop, recommender_settings_override):
     rows = old_shop
     end = max(row[3] for row in rows)
@@ -240,6 +243,7 @@ def test_not_enough_data_says_how_many_events_lie_outside_the_window(old_shop, r
     assert len(load_event_log(window_days=needed)) == len(rows)
 
 
+@pytest.mark.swappable
 def test_placeholder_items_are_created_available(old_shop):
     model = get_item_model()
     item = model._default_manager.get(**{item_key_field(): "OLD-07"})
