@@ -55,6 +55,11 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "VISITOR_COOKIE_NAME": "rec_vid",
     # Lifetime of the visitor cookie in days.
     "VISITOR_COOKIE_AGE_DAYS": 365,
+    # Values given to the placeholder items `import_events --create-missing` creates, for those of
+    # these fields the item model has. An imported event proves the item existed, so by default a
+    # placeholder is recommendable (these are the fields the default recommender adapter checks);
+    # a catalogue sync later sets the real values. {} leaves the model's own defaults.
+    "PLACEHOLDER_ITEM_VALUES": {"is_active": True, "available": True, "stock": 1},
     # Events older than this many days are deleted by behavior.prune_events (None = keep forever).
     "EVENT_RETENTION_DAYS": 730,
     # Honour the browser's Do-Not-Track / Global Privacy Control headers.

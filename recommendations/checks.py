@@ -36,6 +36,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="recommendations.E004",
             )
         )
+    skew = user.get("DATA_CLOCK_SKEW_SECONDS", 0)
+    if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew < 10**8:
+        errors.append(
+            Error(
+                f"DATA_CLOCK_SKEW_SECONDS must be a number of seconds from 0 to 10**8, not {skew!r}.",
+                id="recommendations.E005",
+            )
+        )
     from recommendations.conf import network_config
 
     try:
@@ -45,7 +53,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             Error(
                 f"Invalid behaviour-network setting in RECOMMENDER: {exc}",
                 hint="See recommendations.core.config.NetworkConfig for each key's meaning and range.",
-                id="recommendations.E005",
+                id="recommendations.E006",
             )
         )
     from behavior.items import get_item_model, item_key_field

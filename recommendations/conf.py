@@ -30,8 +30,13 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Import string of the adapter class a shop subclasses for business rules and item display.
     "ADAPTER": "recommendations.adapter.DefaultRecommenderAdapter",
     # --- data and preprocessing ---------------------------------------------------------------
-    # Only events of the last N days are used for training (None = all).
+    # Only events of the last N days are used for training (None = all). Every data window (this
+    # one, profiles, active users, popularity, trending) counts back from the data clock
+    # (recommendations.data.clock): the newest stored event, so an imported older history works.
     "TRAINING_WINDOW_DAYS": 365,
+    # Seconds past the wall clock that a stored event may lie and still set the data clock; later
+    # (future-dated) events are ignored by it, so one wrong client clock cannot move every window.
+    "DATA_CLOCK_SKEW_SECONDS": 300,
     # Fewer cleaned events than this: the run ends with status "not enough data".
     "MIN_TRAINING_EVENTS": 200,
     # --- the behaviour network ------------------------------------------------------------------

@@ -23,11 +23,16 @@ nullable, not blank-able) is filled generically: text fields with the key, numbe
 booleans with False, a foreign key with the first existing related row (or a placeholder
 related row built by the same rules). Other field types cannot be guessed: such rows are
 rejected with a clear error. Shops with richer item models should create items first.
+Then ``PLACEHOLDER_ITEM_VALUES`` sets the availability fields the model has (by default
+active, available and one in stock): an event proves that the item existed, and an imported
+history whose items all start out of stock would make every recommendation list empty
+without a word. The report names the values set (:attr:`ImportReport.placeholder_values`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +46,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import models, transaction
 from django.utils import timezone
 
+from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
 from behavior.models import ITEM_EVENT_TYPES
 from behavior.services import ingest as services
@@ -147,6 +153,8 @@ class ImportReport:
     rejected: int = 0
     users_created: int = 0
     items_created: int = 0
+    # the PLACEHOLDER_ITEM_VALUES the created items got (the fields the item model has)
+    placeholder_values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 RejectCallback = Callable[[int, dict[str, list[str]]], None]
@@ -561,6 +569,7 @@ class _ChunkImporter:
         with transaction.atomic():
             model._default_manager.bulk_create(items, ignore_conflicts=True)
         self.report.items_created += len(item_ids_by_key(missing))
+        self.report.placeholder_values = placeholder_availability()
 
 
 class PlaceholderError(ValueError):
@@ -568,12 +577,20 @@ class PlaceholderError(ValueError):
 
 
 def build_placeholder_item(key: str) -> models.Model:
-    """An unsaved item with ``key`` and generic values for the other required fields."""
+    """An unsaved item with ``key``, generic values for the other required fields and the
+    availability of :func:`placeholder_availability`."""
     model = get_item_model()
     key_field = item_key_field()
     values = _placeholder_values(model, key, skip=key_field, depth=0)
+    values.update(placeholder_availability())
     values[key_field] = key
     return model(**values)
+
+
+def placeholder_availability() -> dict[str, Any]:
+    """The ``PLACEHOLDER_ITEM_VALUES`` of the fields the item model has (others are ignored)."""
+    names = {f.name for f in get_item_model()._meta.concrete_fields}
+    return {name: value for name, value in behavior_settings.PLACEHOLDER_ITEM_VALUES.items() if name in names}
 
 
 def _placeholder_values(

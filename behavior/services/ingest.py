@@ -521,6 +521,25 @@ def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
     return merged
 
 
+def retention_cutoff(*, retention_days: int | None = None, now: datetime | None = None) -> datetime | None:
+    """Events that occurred before this instant are past retention; None when kept forever.
+
+    ``retention_days`` defaults to ``EVENT_RETENTION_DAYS``. The wall clock on purpose (not the
+    newest stored event, which the recommender's windows count back from): retention limits
+    how long personal data is kept, which is a matter of real time.
+    """
+    days = behavior_settings.EVENT_RETENTION_DAYS if retention_days is None else retention_days
+    if days is None:
+        return None
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def events_past_retention(*, now: datetime | None = None) -> int:
+    """How many stored events the next ``prune_events`` deletes (0 when events are kept forever)."""
+    cutoff = retention_cutoff(now=now)
+    return 0 if cutoff is None else Event.objects.filter(occurred_at__lt=cutoff).count()
+
+
 def prune_events(
     *, retention_days: int | None = None, batch_size: int = 10_000, now: datetime | None = None
 ) -> int:
@@ -529,10 +548,9 @@ def prune_events(
     ``retention_days`` defaults to ``EVENT_RETENTION_DAYS``; ``None`` there means keep
     forever. Batches keep each transaction (and the locks it holds) short.
     """
-    days = behavior_settings.EVENT_RETENTION_DAYS if retention_days is None else retention_days
-    if days is None:
+    cutoff = retention_cutoff(retention_days=retention_days, now=now)
+    if cutoff is None:
         return 0
-    cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted = 0
     while True:
         old = Event.objects.filter(occurred_at__lt=cutoff).order_by()

@@ -38,7 +38,13 @@ from recommendations.core.dataset import (
     rare_item_filter,
 )
 from recommendations.core.models.behavior_network import BehaviorNetwork
-from recommendations.core.propensity import N_FEATURES, purchase_labels, scalar_features, truncate
+from recommendations.core.propensity import (
+    N_FEATURES,
+    label_cuts,
+    purchase_labels,
+    scalar_features,
+    truncate,
+)
 from recommendations.core.trainer import (
     Trainer,
     TrainResult,
@@ -590,9 +596,7 @@ class BehaviorRecommender(BaseRecommender):
         users = list(by_user)
         hists = [by_user[u] for u in users]
         t_min, t_max = float(all_log.timestamps.min()), float(all_log.timestamps.max())
-        step = max(horizon / 2, DAY)
-        cuts = [t_max - horizon - k * step for k in range(8)]
-        cuts = [c for c in cuts if c - t_min >= min(step, horizon)]
+        cuts, horizon = label_cuts(t_min, t_max, horizon)  # a shorter window on a short log
         hs, xs, ys, groups = [], [], [], []
         rng = np.random.default_rng(cfg.random_seed)
         user_group = rng.random(len(users)) < 0.2  # held-out shoppers for early stopping
@@ -668,7 +672,8 @@ class BehaviorRecommender(BaseRecommender):
             "cuts": len(cuts),
             "examples": len(Y),
             "positive_rate": round(float(Y.mean()), 4),
-            "horizon_days": cfg.propensity_horizon_days,
+            "horizon_days": round(horizon / DAY, 4),
+            "configured_horizon_days": cfg.propensity_horizon_days,
             "selected": chosen,
             "reason": "higher ROC-AUC on held-out shoppers (time-cut labels before the newest event)",
             "validation": {v: {k: x for k, x in d.items() if k != "state"} for v, d in variants.items()},
@@ -725,7 +730,10 @@ class BehaviorRecommender(BaseRecommender):
         return best, best_state or {}
 
     def propensity(self, histories: Sequence[History], now: float) -> np.ndarray:
-        """Probability that each shopper buys within ``propensity_horizon_days`` after ``now``.
+        """Probability that each shopper buys within the head's label window after ``now``.
+
+        The window is ``propensity_horizon_days``, or shorter when the training log was
+        (``report_["propensity"]["horizon_days"]``, see :func:`~recommendations.core.propensity.label_cuts`).
 
         Parameters
         ----------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,12 @@ from django.db import connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, RowNumber
-from django.utils import timezone
 
 from behavior.items import get_item_model, item_key_field
 from behavior.models import Event
 from recommendations.conf import recommender_settings
 from recommendations.core.dataset import EventLog, History
+from recommendations.data.clock import data_now
 
 VISITOR_PREFIX = "v:"
 
@@ -139,6 +139,7 @@ class _Columns:
 def load_event_log(
     *,
     window_days: int | None = None,
+    clock: datetime | None = None,
     user_ids: Iterable[Any] | None = None,
     chunk_size: int | None = None,
 ) -> EventLog:
@@ -147,7 +148,10 @@ def load_event_log(
     Parameters
     ----------
     window_days:
-        Only events of the last ``window_days`` days (None = every event).
+        Only events of the last ``window_days`` days before ``clock`` (None = every event).
+    clock:
+        The end the window counts back from (default: the data clock,
+        :func:`recommendations.data.clock.data_now`, so an imported older history is read).
     user_ids:
         Only the events of these users (primary keys); anonymous events are then left out.
     chunk_size:
@@ -158,7 +162,7 @@ def load_event_log(
     """
     queryset = usable_events()
     if window_days is not None:
-        queryset = queryset.filter(occurred_at__gte=timezone.now() - timedelta(days=window_days))
+        queryset = queryset.filter(occurred_at__gte=(clock or data_now()) - timedelta(days=window_days))
     if user_ids is not None:
         queryset = queryset.filter(user_id__in=list(user_ids))
     rows = queryset.values_list(
@@ -284,14 +288,17 @@ class HistoryBatch:
         return out
 
 
-def active_users_queryset(days: int) -> models.QuerySet:
-    """Primary keys of users with (human) events in the last ``days`` days, ascending.
+def active_users_queryset(days: int, clock: datetime | None = None) -> models.QuerySet:
+    """Primary keys of users with (human) events in the ``days`` days before ``clock``, ascending.
+
+    ``clock`` defaults to the data clock (:func:`recommendations.data.clock.data_now`): the
+    shoppers of an imported older history are the active ones of that history.
 
     Written as ``EXISTS`` over the users so that the planner may probe the (user, time) index
     once per user (a quarter of the time of a ``DISTINCT`` over 400,000 recent events, and the
     first ids come at once) or hash-join the recent events, whichever its statistics favour.
     """
-    since = timezone.now() - timedelta(days=days)
+    since = (clock or data_now()) - timedelta(days=days)
     recent = Event.objects.filter(user_id=OuterRef("pk"), occurred_at__gte=since, is_bot=False).order_by()
     return get_user_model()._base_manager.filter(Exists(recent)).order_by("pk").values_list("pk", flat=True)
 
@@ -314,8 +321,9 @@ def stream_user_histories(
 
     Parameters
     ----------
-    user_ids : the users to read (primary keys); default: those active in the last ``active_days``
-        days (every user with events when that is None too).
+    user_ids : the users to read (primary keys); default: those active in the ``active_days`` days
+        before the data clock (:func:`active_users_queryset`; every user with events when that is
+        None too).
     batch_users : users per batch, or a function of the number of users giving the batch sizes.
     """
     if limit <= 0:

@@ -38,12 +38,12 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.db import InterfaceError, OperationalError, connections
-from django.db.models import Max
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from recommendations.conf import network_config, recommender_settings
@@ -53,7 +53,8 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, History
 from recommendations.core.evaluation import evaluate, holdout_last_events
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.data.events import load_event_log
+from recommendations.data.clock import data_now
+from recommendations.data.events import load_event_log, usable_events
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.runtime.locks import RunLock, run_lock
 from recommendations.services.registry import (
@@ -75,6 +76,7 @@ __all__ = [
     "baseline_recommenders",
     "decide_promotion",
     "network_config",
+    "outside_window_hint",
     "train_model",
     "training_lock",
 ]
@@ -340,11 +342,14 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
 
     try:
         with stage("load"):
-            log = load_event_log(window_days=window_days)
+            # the window ends at the newest stored event, not at the wall clock: an imported
+            # history of last year trains like a live one (recommendations.data.clock)
+            clock = data_now()
+            log = load_event_log(window_days=window_days, clock=clock)
         run.event_count = len(log)
         run.user_count = len(set(log.users.tolist()))
         run.item_count = len(set(log.items.tolist()))
-        _require_enough(run, log)
+        _require_enough(run, log, window_days=window_days, clock=clock)
 
         with stage("holdout"):
             train_log, targets = holdout_last_events(log)
@@ -352,6 +357,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
             raise _NotEnoughData(
                 f"only {len(targets)} shoppers have a holdout event; "
                 f"MIN_TRAINING_USERS is {recommender_settings.MIN_TRAINING_USERS}"
+                + outside_window_hint(window_days, clock)
             )
 
         config = network_config()
@@ -441,14 +447,38 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
         run.save()
 
 
-def _require_enough(run: TrainingRun, log: EventLog) -> None:
+def _require_enough(run: TrainingRun, log: EventLog, *, window_days: int | None, clock: datetime) -> None:
     minimum = recommender_settings.MIN_TRAINING_EVENTS
     if len(log) < minimum:
-        raise _NotEnoughData(f"{len(log)} usable events; MIN_TRAINING_EVENTS is {minimum}")
+        raise _NotEnoughData(
+            f"{len(log):,} usable events; MIN_TRAINING_EVENTS is {minimum}"
+            + outside_window_hint(window_days, clock)
+        )
     if (run.user_count or 0) < recommender_settings.MIN_TRAINING_USERS:
         raise _NotEnoughData(
             f"{run.user_count} shoppers; MIN_TRAINING_USERS is {recommender_settings.MIN_TRAINING_USERS}"
+            + outside_window_hint(window_days, clock)
         )
+
+
+def outside_window_hint(window_days: int | None, clock: datetime) -> str:
+    """How many usable events the training window leaves out, and how to include them ("" if none).
+
+    The window is the ``window_days`` days before ``clock`` (the data clock); the suggested
+    ``--window-days`` is the smallest that reaches back to the oldest stored event.
+    """
+    if window_days is None:
+        return ""
+    since = clock - timedelta(days=window_days)
+    older = usable_events().filter(occurred_at__lt=since).aggregate(n=Count("pk"), oldest=Min("occurred_at"))
+    if not older["n"]:
+        return ""
+    needed = max(math.ceil((clock - older["oldest"]).total_seconds() / 86_400.0), window_days + 1)
+    return (
+        f"; {older['n']:,} more events are older than the {window_days}-day window ending at "
+        f"{clock:%Y-%m-%d %H:%M:%S %Z} (the newest stored event): run `retrain --window-days {needed}` "
+        f"or set TRAINING_WINDOW_DAYS to {needed} (None: every event) to include them"
+    )
 
 
 def _evaluate(fn: RecommendFn, train_log: EventLog, targets: dict[str, str]) -> dict[str, Any]:

@@ -46,7 +46,12 @@ def test_import_good_file_with_iso_and_unix_timestamps(tmp_path, make_item, user
     out, err = _run(path)
     # then
     assert "3 rows: 3 stored, 0 already stored, 0 rejected" in out
-    assert err == ""
+    # and nothing was rejected; the only word on stderr is that 2023's events are past retention
+    assert err == (
+        "Warning: 3 stored events are older than EVENT_RETENTION_DAYS (730 days): the next "
+        "behavior.prune_events (daily) deletes them. To keep an imported history, set "
+        "RECOMMENDER['EVENT_RETENTION_DAYS'] to None (keep forever) or to more days.\n"
+    )
     events = list(
         Event.objects.order_by("occurred_at").values_list(
             "user_id", "visitor_id", "session_id", "event_type", "occurred_at", "value"
@@ -111,7 +116,8 @@ def test_bad_rows_are_reported_with_line_numbers_and_good_rows_stored(tmp_path, 
     out, err = _run(path)
     # then
     assert "9 rows: 2 stored, 0 already stored, 7 rejected" in out
-    lines = err.strip().splitlines()
+    lines, (warning,) = err.strip().splitlines()[:-1], err.strip().splitlines()[-1:]
+    assert warning.startswith("Warning: 2 stored events are older than EVENT_RETENTION_DAYS")
     assert [line.split(":")[0] for line in lines] == [
         "line 3",
         "line 4",
@@ -148,6 +154,42 @@ def test_create_missing_creates_users_and_placeholder_items(tmp_path, make_item)
     assert not erin.has_usable_password()
     item = get_item_model()._default_manager.get(**{item_key_field(): "NEW-7"})
     assert Event.objects.filter(user=erin, item=item).count() == 1
+
+
+def test_placeholder_items_are_recommendable_and_the_command_says_so(tmp_path, make_item):
+    # given an event of an unknown item
+    make_item("K-1")
+    path = _write(tmp_path, "user_id,item_id,event_type,timestamp\nerin,NEW-8,purchase,1700000000\n")
+    # when it is imported with --create-missing
+    out, _ = _run(path, "--create-missing")
+    # then the placeholder got the availability fields its model has (Product: active and one in
+    # stock; Book: available), and the command names them
+    model = get_item_model()
+    item = model._default_manager.get(**{item_key_field(): "NEW-8"})
+    names = {f.name for f in model._meta.concrete_fields}
+    given = {k: v for k, v in {"is_active": True, "available": True, "stock": 1}.items() if k in names}
+    assert given and {name: getattr(item, name) for name in given} == given
+    assert (
+        f"The 1 placeholder items are named after their keys and set "
+        f"{', '.join(f'{k}={v!r}' for k, v in given.items())} (RECOMMENDER['PLACEHOLDER_ITEM_VALUES'])"
+    ) in out
+    assert "recommendable until the catalogue sets their real names, prices and stock" in out
+
+
+def test_placeholders_without_availability_fields_are_a_loud_warning(tmp_path, make_item, settings):
+    # given a setting naming no field of the item model
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "PLACEHOLDER_ITEM_VALUES": {"published": True}}
+    make_item("K-1")
+    path = _write(tmp_path, "user_id,item_id,event_type,timestamp\nerin,NEW-9,view,1700000000\n")
+    # when
+    out, err = _run(path, "--create-missing")
+    # then the item is created with the model's defaults, and stderr says what that may mean
+    assert "created 1 users and 1 items" in out
+    assert "placeholder items are named" not in out
+    assert (
+        "Warning: the 1 placeholder items keep the item model's defaults: the model has none of the "
+        "fields of RECOMMENDER['PLACEHOLDER_ITEM_VALUES'] (published)."
+    ) in err
 
 
 def test_without_create_missing_unknown_rows_fail_the_import(tmp_path):

@@ -21,7 +21,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from behavior.conf import behavior_settings
 from behavior.services.importing import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ImportFileError, import_events_csv
+from behavior.services.ingest import events_past_retention
 
 
 class Command(BaseCommand):
@@ -134,5 +136,34 @@ class Command(BaseCommand):
             # of this process (all threads), without the database server's.
             + f"; {elapsed:.1f} s, {report.rows / max(elapsed, 1e-9):,.0f} rows/s, {cpu:.1f} s CPU"
         )
+        if report.items_created:
+            self._describe_placeholders(report.items_created, report.placeholder_values)
+        doomed = events_past_retention() if report.accepted else 0
+        if doomed:
+            self.stderr.write(
+                f"Warning: {doomed:,} stored events are older than EVENT_RETENTION_DAYS "
+                f"({behavior_settings.EVENT_RETENTION_DAYS} days): the next behavior.prune_events "
+                "(daily) deletes them. To keep an imported history, set RECOMMENDER['EVENT_RETENTION_DAYS'] "
+                "to None (keep forever) or to more days."
+            )
         if report.rows and report.accepted + report.duplicates == 0:
             raise CommandError(f"No row of {options['path']} could be imported ({report.rejected} rejected).")
+
+    def _describe_placeholders(self, count: int, values: dict[str, Any]) -> None:
+        """Say what the placeholder items are: whether shops will see them recommended, and why."""
+        if values:
+            given = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            self.stdout.write(
+                f"The {count} placeholder items are named after their keys and set {given} "
+                "(RECOMMENDER['PLACEHOLDER_ITEM_VALUES']): an imported event shows the item existed, so "
+                "they are recommendable until the catalogue sets their real names, prices and stock."
+            )
+            return
+        # nothing was set: the model's defaults decide, and those may hide every placeholder
+        self.stderr.write(
+            f"Warning: the {count} placeholder items keep the item model's defaults: the model has "
+            "none of the fields of RECOMMENDER['PLACEHOLDER_ITEM_VALUES'] "
+            f"({', '.join(behavior_settings.PLACEHOLDER_ITEM_VALUES) or 'empty'}). If those defaults make "
+            "items unavailable, recommendations of the imported history stay empty: name the item "
+            "model's availability fields in PLACEHOLDER_ITEM_VALUES or update the items."
+        )

@@ -116,9 +116,7 @@ class Command(BaseCommand):
     ) -> Iterable[tuple[str, list[str], list[float], int | None]]:
         ids = [pk for pk, _ in batch]
         seen, purchased = _interacted(ids)
-        histories = (
-            load_histories(users=ids, limit=network_config().history_limit()) if loaded else {}
-        )
+        histories = load_histories(users=ids, limit=network_config().history_limit()) if loaded else {}
         direct = [(pk, name) for pk, name in batch if histories.get(name)]
         results: dict[Any, tuple[list[str], list[float], int | None]] = {}
         if loaded is not None and direct:

@@ -50,7 +50,8 @@ class Command(BaseCommand):
             "--window-days",
             type=int,
             default=None,
-            help="Train on the events of the last N days (default: TRAINING_WINDOW_DAYS).",
+            help="Train on the events of the N days up to the newest stored event "
+            "(default: TRAINING_WINDOW_DAYS).",
         )
 
     def _progress_printer(self) -> Callable[[str, float], None]:

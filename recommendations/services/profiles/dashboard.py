@@ -17,6 +17,8 @@ DASHBOARD_DAYS = 30
 
 def events_per_day(days: int = DASHBOARD_DAYS) -> tuple[list[str], dict[str, list[float]]]:
     """``(dates, {event type: counts per date})`` for the last ``days`` days."""
+    # The wall clock, not the data clock: the chart shows what the shop is doing these calendar
+    # days (an imported history shows in the models and profiles trained on it, not here).
     today = timezone.localdate()
     dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
     start = timezone.now() - timedelta(days=days)
@@ -38,7 +40,7 @@ def events_per_day(days: int = DASHBOARD_DAYS) -> tuple[list[str], dict[str, lis
 
 def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
     """Impressions, clicks, purchases, CTR and conversion per (placement, model version)."""
-    start = timezone.now() - timedelta(days=days)
+    start = timezone.now() - timedelta(days=days)  # live traffic: the wall clock
     impressions = {
         (row["placement"], row["model_version"]): row["n"]
         for row in Impression.objects.filter(created_at__gte=start)

@@ -46,6 +46,7 @@ from recommendations.core.profiles.segments import (
     nearest_centre,
 )
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
+from recommendations.data.clock import data_now
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.runtime.locks import run_lock
 from recommendations.services.profiles.features import load_catalogue, load_profile_events, profile_users
@@ -63,6 +64,13 @@ MODEL_BATCH = 2048
 # Outlier core points kept on the run for incremental rebuilds (a random subset is enough).
 MAX_STORED_CORE_POINTS = 3000
 PROFILE_NATIVE_THREADS = 1
+# Latest events per shopper read for the model's propensity and embedding (the embedding keeps
+# the last MAX_SEQUENCE_LENGTH itself). The propensity head's counting features (events, items,
+# active days, per-type counts) saw each shopper's whole training window when it was fitted;
+# only the last MAX_SEQUENCE_LENGTH events would undercount every longer history, a train/serve
+# skew (on a week of Taobao, where the median shopper has 55 events: ROC-AUC 0.5735 with 50
+# events, 0.578 with all). The bound keeps a batch's histories in memory.
+PROPENSITY_HISTORY_EVENTS = 1000
 # Users K-means learns the segment centres from (a fixed random sample of the eligible ones).
 SEGMENT_FIT_SAMPLE = 20_000
 
@@ -92,6 +100,8 @@ class _Computed:
     model_version: int | None
     notes: list[str]
     embeddings: np.ndarray | None = None
+    # the data clock (unix seconds) the features count back from: recency_days is relative to it
+    clock: float = 0.0
 
 
 def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = False) -> RebuildResult:
@@ -196,13 +206,16 @@ def _compute(
     if propensity is None:
         propensity = heuristic_propensity(table)
     table.add_column("propensity", propensity)
-    return _Computed(user_pks, usernames, table, has_events, source, version, notes, embeddings)
+    return _Computed(user_pks, usernames, table, has_events, source, version, notes, embeddings, now)
 
 
 def _model_outputs(
     user_pks: list[Any], usernames: list[str], now: float, notes: list[str]
 ) -> tuple[np.ndarray | None, np.ndarray | None, str, int | None]:
-    """Propensity and embeddings from the active model; (None, None, "heuristic", None) without one."""
+    """Propensity and embeddings from the active model; (None, None, "heuristic", None) without one.
+
+    A model without a propensity head gives its embeddings and no propensity (the heuristic's).
+    """
     try:
         from recommendations.services.registry import get_active_model
 
@@ -219,20 +232,40 @@ def _model_outputs(
     from recommendations.data.events import load_histories
 
     recommender = loaded.recommender
+    # the head reads events strictly before its "now"; ``now`` is the data clock, the time of the
+    # newest event itself, which must count: the next representable instant includes it
+    after = float(np.nextafter(now, np.inf))
+    # A model without a trained head answers its training base rate for everyone (0 when there
+    # were no labels): no ranking at all. The heuristic at least orders shoppers by carts,
+    # orders, views and recency, so it stands in and the profiles say so.
+    has_head = bool(getattr(recommender, "has_propensity_", True))
+    if not has_head:
+        why = ((getattr(recommender, "report_", None) or {}).get("propensity") or {}).get("reason", "")
+        notes.append(
+            f"the active model v{loaded.version_number} has no propensity head"
+            + (f" ({why})" if why else "")
+            + ": propensity from the heuristic "
+            + HEURISTIC_PROPENSITY_FORMULA
+        )
     propensity = np.zeros(len(user_pks))
     embeddings: np.ndarray | None = None
     for start in range(0, len(user_pks), MODEL_BATCH):
         pks = user_pks[start : start + MODEL_BATCH]
         names = usernames[start : start + MODEL_BATCH]
-        histories_by_key = load_histories(users=pks, limit=network_config().history_limit())
-        histories = [histories_by_key.get(name, []) for name in names]
-        propensity[start : start + len(pks)] = np.asarray(
-            recommender.propensity(histories, now), dtype=np.float64
+        histories_by_key = load_histories(
+            users=pks, limit=max(network_config().history_limit(), PROPENSITY_HISTORY_EVENTS)
         )
+        histories = [histories_by_key.get(name, []) for name in names]
+        if has_head:
+            propensity[start : start + len(pks)] = np.asarray(
+                recommender.propensity(histories, after), dtype=np.float64
+            )
         batch = np.asarray(recommender.embed_users(histories), dtype=np.float64)
         if embeddings is None:
             embeddings = np.zeros((len(user_pks), batch.shape[1]))
         embeddings[start : start + len(pks)] = batch
+    if not has_head:
+        return None, embeddings, "heuristic", loaded.version_number
     return propensity, embeddings, "model", loaded.version_number
 
 
@@ -257,8 +290,9 @@ def _add_embedding_columns(computed: _Computed, pca: dict[str, Any] | None) -> d
 
 # --- full rebuild ----------------------------------------------------------------------------------
 def _rebuild_full(started: float) -> RebuildResult:
+    # now_dt (wall clock) stamps the run and the profiles; features count back from the data clock
     now_dt = timezone.now()
-    now = now_dt.timestamp()
+    now = data_now(now_dt).timestamp()
     rules = get_tag_rules()
     run = ProfileRun.objects.create(kind=ProfileRun.Kind.FULL, created_at=now_dt)
     try:
@@ -453,7 +487,7 @@ def _segment_summaries(
 
 # --- incremental rebuild ---------------------------------------------------------------------------
 def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: float) -> RebuildResult:
-    now_dt = timezone.now()
+    now_dt = timezone.now()  # stamps the run and the profiles; features use the data clock
     params = current.params
     run = ProfileRun.objects.create(kind=ProfileRun.Kind.INCREMENTAL, created_at=now_dt)
     try:
@@ -461,7 +495,7 @@ def _rebuild_incremental(current: ProfileRun, user_ids: list[Any], started: floa
         computed = _compute(
             user_pks,
             usernames,
-            now=now_dt.timestamp(),
+            now=data_now(now_dt).timestamp(),
             restrict=True,
             affinity_columns=params["affinity_columns"],
         )
@@ -589,7 +623,7 @@ def _write_profiles(
     rounded = round_significant(table.values[:, [j for j, _ in stored_columns]]).tolist()
     recency = table.column("recency_days")
     propensity = round_significant(table.column("propensity")).tolist()
-    now_ts = now_dt.timestamp()
+    clock = computed.clock  # the last activity is the data clock minus the recency
     no_events_note = (
         "no events recorded for this account (anonymous browsing before login is not linked "
         "to it): not placed in a segment"
@@ -619,7 +653,7 @@ def _write_profiles(
                 computed.propensity_source,
                 bool(is_outlier[i]),
                 reasons.get(i, ""),
-                datetime.fromtimestamp(now_ts - recency[i] * 86_400.0, tz=UTC) if active else None,
+                datetime.fromtimestamp(clock - recency[i] * 86_400.0, tz=UTC) if active else None,
                 now_dt,
                 computed.model_version,
                 notes,

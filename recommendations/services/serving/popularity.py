@@ -2,7 +2,8 @@
 
 The refresh task writes ``ItemPopularity``; pages read one cached snapshot. When the
 table is empty (the task never ran) the snapshot is computed from recent events once and
-cached, so an empty or fresh database still serves popular items.
+cached, so an empty or fresh database still serves popular items. "Recent" is counted back
+from the data clock (the newest stored event), not the wall clock.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from behavior.items import item_key_field
 from recommendations.conf import recommender_settings
+from recommendations.data.clock import data_now
 
 CACHE_KEY = "rec:popularity:v1"
 STAMP_KEY = "rec:popularity:stamp"
@@ -80,7 +82,9 @@ def compute_popularity() -> dict[str, tuple[float, float, str, str]]:
     from behavior.models import Event
     from recommendations.adapter import get_adapter
 
-    now = timezone.now()
+    # the window and the trending decay count back from the newest stored event, so the items
+    # of an imported older history are popular too (recommendations.data.clock)
+    now = data_now()
     since = now - timedelta(days=recommender_settings.POPULARITY_WINDOW_DAYS)
     field_name = item_key_field()
     rows = (
@@ -128,7 +132,7 @@ def refresh_popularity() -> int:
     from recommendations.models import ItemPopularity
 
     scores = compute_popularity()
-    now = timezone.now()
+    now = timezone.now()  # a freshness marker: when the rows were computed, on the wall clock
     rows = [
         ItemPopularity(
             item_key=key,

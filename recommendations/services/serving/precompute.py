@@ -114,6 +114,7 @@ def refresh_recommendations(
     watch = _Stopwatch()
     batches = stream_user_histories(
         user_ids=user_ids,
+        # active within ACTIVE_USER_DAYS before the newest stored event (the data clock)
         active_days=recommender_settings.ACTIVE_USER_DAYS,
         limit=recommender_settings.SESSION_EVENTS,
         batch_users=functools.partial(
@@ -519,7 +520,7 @@ def _store(
     """Replace the batch's lists in the table (one COPY on PostgreSQL) and the cache (one pipeline)."""
     from recommendations.models import PrecomputedList
 
-    now = timezone.now()
+    now = timezone.now()  # a freshness marker (computed_at), on the wall clock
     version = loaded.version_number
     lists = encoder.lists(ranked, reasons)
     with transaction.atomic():

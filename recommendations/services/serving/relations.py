@@ -25,6 +25,7 @@ def refresh_item_relations() -> dict[str, int]:
     from recommendations.models import ItemRelation
 
     per_item = recommender_settings.RELATED_ITEMS
+    # the training window, counted back from the newest stored event (the data clock)
     log = load_event_log(window_days=recommender_settings.TRAINING_WINDOW_DAYS)
     relations: dict[tuple[str, str], dict[str, float]] = {}
     if len(log):
@@ -42,7 +43,7 @@ def refresh_item_relations() -> dict[str, int]:
                 # embeddings and co-visitation both vote; co-visitation scores are in [0, 1]
                 similar[related] = max(similar.get(related, 0.0), float(score))
     names = {key: str(item) for key, item in items_by_key({k for k, _ in relations}).items()}
-    now = timezone.now()
+    now = timezone.now()  # a freshness marker (computed_at), on the wall clock
     rows = []
     counts = {"similar": 0, "bought_together": 0}
     for (key, kind), scores in relations.items():
