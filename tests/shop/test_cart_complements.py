@@ -51,7 +51,7 @@ def best_bought_main(planted: dict[str, list[str]], prefix: str) -> str:
                 bought_main = first.get((user, main))
                 if bought_main is not None and bought_main <= when:
                     counts[main] += 1
-    return counts.most_common(1)[0][0]
+    return min(counts, key=lambda sku: (-counts[sku], sku))
 
 
 @pytest.fixture(scope="module")
