@@ -72,6 +72,35 @@ class DefaultRecommenderAdapter:
             return str(getattr(category, "slug", None) or category.pk)
         return str(category)
 
+    def get_substitute_group(self, item: Any) -> str | None:
+        """Items of one group can replace each other (two phones), so the cart's block never fills
+        with them: an item of a cart item's group is shown there only when shoppers buy it with
+        that very item more often than instead of it (coffee beans with a coffee machine).
+
+        Default: the category. A shop whose categories are broad ("Electronics") or narrow
+        ("Phones 128 GB") may return a key of its own; None puts the item in no group.
+        """
+        return self.get_item_category(item)
+
+    def substitute_groups(self, keys: Iterable[str]) -> dict[str, str]:
+        """``{key: group}`` of the items among ``keys`` (available or not) that have a group.
+
+        One query per 5,000 keys, with the category joined when it is a relation.
+        """
+        model = get_item_model()
+        field = item_key_field()
+        queryset = model._default_manager.all()
+        if "category" in _field_names(model) and model._meta.get_field("category").is_relation:
+            queryset = queryset.select_related("category")
+        keys = sorted({str(k) for k in keys})
+        groups: dict[str, str] = {}
+        for start in range(0, len(keys), 5000):
+            for item in queryset.filter(**{f"{field}__in": keys[start : start + 5000]}):
+                group = self.get_substitute_group(item)
+                if group is not None:
+                    groups[str(getattr(item, field))] = str(group)
+        return groups
+
     def get_category_label(self, item: Any) -> str:
         """Human name of the item's category, used in explanations ("popular in Shoes")."""
         category = getattr(item, "category", None)

@@ -107,6 +107,9 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "LIST_CACHE_SECONDS": 30,
     # Related items kept per item and kind by recommendations.refresh_item_relations.
     "RELATED_ITEMS": 20,
+    # A cart or purchase this many days after a purchase of an item counts as bought with it
+    # (its complements: the cart's "Complete your purchase", "Frequently bought together").
+    "COMPLEMENT_DAYS": 14.0,
     # Users scored per batch by recommendations.refresh_recommendations.
     "PRECOMPUTE_BATCH_SIZE": 512,
     # Batches recommendations.refresh_recommendations scores at once, one thread each (1 = score in

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import template
 
+from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
 from recommendations.services import serving
 from recommendations.services.serving.service import UnknownItem
@@ -161,12 +162,41 @@ def show_popular(
     return _block(popular_items(context, limit=limit, category=category, placement=placement), title)
 
 
+@register.simple_tag(takes_context=True)
+def cart_recommendations(
+    context: template.Context, limit: int | None = None, placement: str = "cart"
+) -> RecommendationResult:
+    """``{% cart_recommendations limit=4 as recs %}``: what goes with the cart (``complete_purchase``)."""
+    request, user, visitor_id = _shopper(context)
+    return serving.complete_purchase(
+        user=user,
+        visitor_id=visitor_id,
+        limit=limit or recommender_settings.DEFAULT_LIMIT,
+        placement=placement,
+        context={"request": request},
+    )
+
+
 @register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
 def show_cart_recommendations(
     context: template.Context,
     limit: int | None = None,
     title: str = "Complete your purchase",
     placement: str = "cart",
+    other_title: str = "Popular in other categories",
+    empty_cart_title: str = "Recommended for you",
 ) -> dict[str, Any]:
-    """``{% show_cart_recommendations limit=4 title="Complete your purchase" %}``: anchored on the cart."""
-    return _block(recommended_items(context, placement=placement, limit=limit), title)
+    """``{% show_cart_recommendations limit=4 title="Complete your purchase" %}``.
+
+    ``title`` heads the cart's complements; without any, the block is a different one (popular
+    items outside the cart's categories) under ``other_title``; an empty cart gets the shopper's
+    own list under ``empty_cart_title``.
+    """
+    recs = cart_recommendations(context, limit=limit, placement=placement)
+    if not get_adapter().get_cart_item_keys(context.get("request")):
+        heading = empty_cart_title
+    elif recs.source == "complement":
+        heading = title
+    else:
+        heading = other_title
+    return _block(recs, heading)

@@ -67,17 +67,62 @@ def test_exclude_parameter(client, catalogue):
 
 @pytest.mark.django_db
 def test_similar_unknown_item_is_404_and_known_is_public(client, catalogue):
+    # given a shop without any behaviour yet
     # when
     missing = client.get("/api/items/NOPE/similar/")
-    found = client.get("/api/items/S1/similar/", {"limit": 2, "kind": "bought_together"})
+    found = client.get("/api/items/S1/similar/", {"limit": 2})
+    together = client.get("/api/items/S1/similar/", {"limit": 2, "kind": "bought_together"})
     bad_kind = client.get("/api/items/S1/similar/", {"kind": "other"})
-    # then
+    # then similar items fall back to the newest of its category, said as such
     assert missing.status_code == 404
     assert found.status_code == 200
-    assert [item["item"] for item in found.json()["items"]] == ["S9", "S8"]
+    assert [(item["item"], item["reason"]) for item in found.json()["items"]] == [
+        ("S9", "new in Shoes"),
+        ("S8", "new in Shoes"),
+    ]
     assert found["Cache-Control"] == "public, max-age=300"
+    # and nothing was ever bought with it: no other shoe is passed off as bought together
+    assert together.status_code == 200
+    assert together.json()["items"] == []
     assert bad_kind.status_code == 400
     assert list(bad_kind.json()) == ["kind"]
+
+
+@pytest.mark.django_db
+def test_similar_and_bought_together_say_what_relates_the_items_and_nothing_of_the_client(
+    client, catalogue, user_factory, event_factory
+):
+    # given three shoppers who view shoes 0, 1 and 2 in a row, then buy shoe 0 with hat 3
+    from datetime import timedelta
+
+    from recommendations.services.serving.popularity import refresh_popularity
+    from recommendations.services.serving.relations import refresh_item_relations
+
+    products = {p.sku: p for items in catalogue.values() for p in items}
+    start = timezone.now() - timedelta(days=1)
+    for _ in range(3):
+        shopper = user_factory()
+        steps = [("S0", "view"), ("S1", "view"), ("S2", "view"), ("S0", "purchase"), ("H3", "purchase")]
+        for minute, (key, event_type) in enumerate(steps):
+            event_factory(
+                user=shopper,
+                item=products[key],
+                event_type=event_type,
+                occurred_at=start + timedelta(minutes=minute),
+            )
+    refresh_item_relations()
+    refresh_popularity()
+    # when a client that never viewed anything asks for both lists of shoe 0
+    similar = client.get("/api/items/S0/similar/", {"limit": 3}).json()["items"]
+    together = client.get("/api/items/S0/similar/", {"limit": 3, "kind": "bought_together"}).json()["items"]
+    # then the similar items are the co-viewed shoes (and the hat), "similar to Shoe 0": never
+    # "because you viewed", which this client did not
+    assert {item["item"] for item in similar} == {"S1", "S2", "H3"}
+    assert {item["reason"] for item in similar} == {"similar to Shoe 0"}
+    # and the hat bought with it is "bought together with Shoe 0"; the shoes only viewed with it are not
+    assert [(item["item"], item["reason"], item["source"]) for item in together] == [
+        ("H3", "bought together with Shoe 0", "complement")
+    ]
 
 
 @pytest.mark.django_db

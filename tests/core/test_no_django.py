@@ -14,7 +14,7 @@ def test_core_imports_without_django():
     code = (
         "import sys, recommendations.core, recommendations.core.recommender, "
         "recommendations.core.evaluation, "
-        "recommendations.core.candidates, recommendations.core.baselines; "
+        "recommendations.core.candidates, recommendations.core.complements, recommendations.core.baselines; "
         "print('django' in sys.modules)"
     )
 

@@ -212,10 +212,10 @@ def test_bought_together_and_covisitation_explained(catalogue, event_factory, us
     visitor = recommend_for(visitor_id="v-000000001", limit=3, context={"item": shoe})
     # then
     assert result.items[0].key == "H5"
-    assert result.items[0].reason == "often bought with Shoe 0"
-    assert result.items[0].source == "covisitation"
+    assert result.items[0].reason == "bought together with Shoe 0"
+    assert result.items[0].source == "complement"
     assert visitor.items[0].key == "H5"
-    assert visitor.items[0].reason == "often bought with Shoe 0"
+    assert visitor.items[0].reason == "bought together with Shoe 0"
     assert "S0" not in visitor.keys
 
 

@@ -87,7 +87,7 @@ def test_successful_run_registers_an_active_version_with_metrics(tiny_network, f
     # then the run succeeded and produced version 1, active, with metrics on the same holdout
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert (run.event_count, run.user_count, run.item_count) == (160, 20, 27)  # items 0..26 are walked
-    assert set(run.timings) == {"load", "holdout", "fit", "evaluate", "save", "register"}
+    assert set(run.timings) == {"load", "holdout", "fit", "evaluate", "refit", "save", "register"}
     assert run.worker_pid is not None and run.worker_host
     version = run.model_version
     assert version.number == 1

@@ -120,12 +120,18 @@ def test_cart_page_renders_empty_and_filled(client, phone, product_factory):
     empty = client.get(reverse("shop:cart"))
     client.post(reverse("shop:cart_add"), {"sku": phone.sku, "quantity": "2"})
     filled = client.get(reverse("shop:cart"))
-    # then both render; the filled one shows the line total and the cart recommendations block
+    # then both render; the empty one offers the shopper's own list
     assert empty.status_code == 200 and "Your cart is empty" in empty.content.decode()
+    assert "<h2>Recommended for you</h2>" in empty.content.decode()
+    # the filled one shows the line total; nothing was ever bought with the phone, so its block is
+    # not "Complete your purchase" but a different one, without the phone or another phone
     assert filled.status_code == 200
     assert filled.context["total"] == Decimal("998.00")
-    assert "€998.00" in filled.content.decode()
-    assert "Complete your purchase" in filled.content.decode()
+    html = filled.content.decode()
+    assert "€998.00" in html
+    assert "Complete your purchase" not in html
+    assert "<h2>Popular in other categories</h2>" in html
+    assert html.count('class="rec-item"') == 4 and 'data-item="PHN-' not in html.split("<h2>Popular")[1]
 
 
 @pytest.mark.django_db

@@ -17,16 +17,20 @@ from recommendations.services.serving.relations import refresh_item_relations
 
 @pytest.fixture
 def shelf(phones, category_factory, product_factory, user_factory, event_factory):
-    """Twelve phones and four cases, bought and viewed together by a few shoppers."""
+    """Twelve phones and four cases: six shoppers each view six phones, buy one and a case with it.
+
+    Phone 2 is bought by three shoppers, two of them with case 0 (its complement).
+    """
     cases = category_factory(name="Cases", slug="cases")
     items = [product_factory(sku=f"PHN-{i:04d}", category=phones, stock=9) for i in range(12)]
     items += [product_factory(sku=f"CAS-{i:04d}", category=cases, stock=9) for i in range(4)]
     now = timezone.now()
     for u in range(6):
         shopper = user_factory()
-        for step, item in enumerate([*items[u : u + 6], items[12 + u % 4]]):
-            event_type = "purchase" if step % 3 == 2 else "view"
-            when = now - timedelta(hours=u + step / 10)
+        steps = [(item, "view") for item in items[u : u + 6]]
+        steps += [(items[2 + u % 2], "purchase"), (items[12 + u % 4], "purchase")]
+        for step, (item, event_type) in enumerate(steps):
+            when = now - timedelta(hours=u) + timedelta(minutes=step)
             event_factory(user=shopper, item=item, event_type=event_type, occurred_at=when)
     refresh_item_relations()
     refresh_popularity()
@@ -37,6 +41,12 @@ def _block(html: str, placement: str) -> list[str]:
     section = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
     assert section, f"no {placement} block"
     return re.findall(r'data-item="([^"]+)"', section.group(1))
+
+
+def _reasons(html: str, placement: str) -> list[str]:
+    section = re.search(rf'data-placement="{placement}">(.*?)</section>', html, re.S)
+    assert section, f"no {placement} block"
+    return re.findall(r'<small class="rec-reason">([^<]*)</small>', section.group(1))
 
 
 @pytest.mark.django_db
@@ -60,6 +70,13 @@ def test_product_page_shows_two_blocks_with_a_fixed_number_of_queries(
     assert 1 <= len(together) <= 4 and 1 <= len(similar) <= 6
     assert not set(together) & set(similar)
     assert shelf[2].sku not in together + similar
+    # "Frequently bought together" is the case bought with this phone, then other cases: never a phone
+    assert together[0] == "CAS-0000"
+    assert all(key.startswith("CAS-") for key in together)
+    assert _reasons(html, "bought_together")[0] == f"bought together with {shelf[2].name}"
+    # "Similar items" says what it is, and never "because you viewed" (this visitor saw one phone)
+    assert _reasons(html, "similar")[0] == f"similar to {shelf[2].name}"
+    assert "because you viewed" not in html
     # and every item links to its page with the block's recommendation id and position
     rec_id = re.search(r'data-recommendation-id="([^"]+)" data-placement="similar"', html).group(1)
     assert f'href="/p/{similar[0]}/?rec={rec_id}&amp;pos=1&amp;pl=similar"' in html

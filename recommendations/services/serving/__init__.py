@@ -3,10 +3,11 @@
 ``recommend_for`` builds a list through the fallback chain personal -> session ->
 co-visitation -> popular in category -> popular overall (-> newest items), applies the
 adapter's business rules, explains each item and records one impression per list.
+``complete_purchase`` (the cart) and ``bought_together`` serve complements, never substitutes.
 """
 
+from recommendations.services.serving.complements import bought_together, complete_purchase
 from recommendations.services.serving.service import (
-    bought_together,
     popular_items,
     recommend_for,
     similar_items,
@@ -18,6 +19,7 @@ __all__ = [
     "RecommendationResult",
     "RecommendedItem",
     "bought_together",
+    "complete_purchase",
     "popular_items",
     "recommend_for",
     "similar_items",

@@ -125,7 +125,12 @@ def _embedding_index(loaded: Any) -> tuple[dict[str, int], np.ndarray] | None:
 def anchors(
     loaded: Any, history: list, recommended: list[str], *, recent: int = 10
 ) -> dict[str, tuple[str, str]]:
-    """For each recommended key, the recent history item most like it: ``{key: (anchor, event_type)}``."""
+    """For each recommended key, the recent history item most like it: ``{key: (anchor, event_type)}``.
+
+    A recommended key that is itself among the recent items is its own anchor (with its newest
+    event type): the network may bring back an item the shopper had, and no other item explains
+    that as truly (``explain.from_anchor`` says "you viewed this before").
+    """
     index = _embedding_index(loaded) if loaded is not None else None
     recent_events: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -137,12 +142,13 @@ def anchors(
             break
     if not recent_events:
         return {}
+    own = {key: event_type for key, event_type in recent_events}
     if index is None:
-        return {key: recent_events[0] for key in recommended}
+        return {key: (key, own[key]) if key in own else recent_events[0] for key in recommended}
     positions, vectors = index
     known = [(k, t) for k, t in recent_events if k in positions]
     if not known:
-        return {key: recent_events[0] for key in recommended}
+        return {key: (key, own[key]) if key in own else recent_events[0] for key in recommended}
     history_vectors = vectors[[positions[k] for k, _ in known]]
     result = {key: known[0] for key in recommended}
     scored = [(key, positions[key]) for key in recommended if key in positions]
@@ -151,4 +157,7 @@ def anchors(
         best = np.argmax(history_vectors @ vectors[[row for _, row in scored]].T, axis=0)
         for (key, _row), index in zip(scored, best, strict=True):
             result[key] = known[int(index)]
+    for key in recommended:
+        if key in own:
+            result[key] = (key, own[key])
     return result

@@ -410,9 +410,11 @@ class _Explainer:
         self.texts: dict[tuple[str, str], str] = {}
 
     def reasons(self, batch: Any, items: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """One reason per recommended cell: "because you viewed X" from its anchor, else trending.
+        """One reason per recommended cell from its anchor (``explain.from_anchor``), else trending.
 
         ``items`` are the events' model columns + 1 (0 = unknown item), ``columns`` the lists.
+        An item that is itself among the user's recent items is its own anchor ("you viewed
+        this before"), as in ``model.anchors``.
         """
         rows, k = columns.shape
         out = np.full((rows, k), explain.TRENDING, dtype=object)
@@ -430,19 +432,33 @@ class _Explainer:
         filled = positions >= 0
         slot_columns = np.where(filled, items[np.where(filled, positions, 0)] - 1, -2)
         slots = anchor_slots(self.vectors, slot_columns, columns)
-        # only the slots some item points at need a text (and their item a name)
-        used = np.zeros(positions.shape, dtype=bool)
-        np.put_along_axis(used, slots, True, axis=1)
-        used &= filled & (counts > 0)[:, None]
-        events = positions[used]
-        keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
-        wanted = set(keys) - self.names.keys()
-        if wanted:
-            found = item_names(wanted)
-            self.names.update({key: found.get(key, key) for key in wanted})
-        slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
-        slot_texts[used] = [self._text(key, event_type) for key, event_type in zip(keys, types, strict=True)]
-        return np.where((counts > 0)[:, None], np.take_along_axis(slot_texts, slots, axis=1), out)
+        # (rows, k, slots): the recommended item is the item of that recent slot
+        own_slot = (slot_columns[:, None, :] == columns[:, :, None]) & (slot_columns >= 0)[:, None, :]
+        own = own_slot.any(axis=2)
+        slots = np.where(own, own_slot.argmax(axis=2), slots)
+        active = filled & (counts > 0)[:, None]
+        texts = {}
+        for is_own in (False, True):
+            # only the slots some item points at need a text (and, for "because", their item a name)
+            # (one spare column takes the cells of the other kind)
+            pointed = np.zeros((rows, positions.shape[1] + 1), dtype=bool)
+            np.put_along_axis(pointed, np.where(own == is_own, slots, positions.shape[1]), True, axis=1)
+            used = pointed[:, :-1] & active
+            events = positions[used]
+            keys, types = batch.items[events].tolist(), batch.event_types[events].tolist()
+            if not is_own:
+                wanted = set(keys) - self.names.keys()
+                if wanted:
+                    found = item_names(wanted)
+                    self.names.update({key: found.get(key, key) for key in wanted})
+            slot_texts = np.full(positions.shape, explain.TRENDING, dtype=object)
+            slot_texts[used] = [
+                explain.again(event_type) if is_own else self._text(key, event_type)
+                for key, event_type in zip(keys, types, strict=True)
+            ]
+            texts[is_own] = np.take_along_axis(slot_texts, slots, axis=1)
+        chosen = np.where(own, texts[True], texts[False])
+        return np.where((counts > 0)[:, None], chosen, out)
 
     def _text(self, key: str, event_type: str) -> str:
         text = self.texts.get((key, event_type))

@@ -1,4 +1,5 @@
-"""The serving use cases: ``recommend_for``, ``similar_items``, ``bought_together``, ``popular_items``.
+"""The serving use cases: ``recommend_for``, ``similar_items``, ``popular_items`` (the cart's
+complements are in ``complements``).
 
 Every list is built the same way: candidate stages in order of preference (each candidate
 carries its own reason and source), then the adapter's business rules, one query for the
@@ -42,6 +43,12 @@ from recommendations.services.serving.types import (
 )
 
 Stage = Callable[[], Iterable[Candidate]]
+# (candidate, its item) -> True when the list must not show it (e.g. a substitute of a cart item)
+Reject = Callable[[Candidate, Any], bool]
+# (anchor key, relation kind) -> the reason shown with an item related to that anchor
+Reasoner = Callable[[str, str], str]
+# the source each kind of stored relation gives its candidates
+RELATION_SOURCES = {"similar": "covisitation", "bought_together": "complement"}
 SHOWN_ATTRIBUTE = "_recommendations_shown"
 STATE_ATTRIBUTE = "_recommendations_state"
 # Set on the request when the served list may be replayed by the API's fast path.
@@ -129,12 +136,14 @@ def _assemble(
     newest_any: bool = True,
     known: dict[str, Any] | None = None,
     prefetched: Prefetched | None = None,
+    reject: Reject | None = None,
 ) -> list[tuple[Candidate, Any]]:
     """Walk the stages until ``limit`` recommendable items are found; one item query per round.
 
     ``known``: items already looked up during this request (``{key: item or None}``), read and
     filled in, so that the blocks of one page ask for each candidate once. ``prefetched`` may
-    carry the catalogue snapshot's version (``catalogue.PREFETCH_KEYS``).
+    carry the catalogue snapshot's version (``catalogue.PREFETCH_KEYS``). ``reject`` leaves out
+    candidates (the newest-items fill included) that a rule on the item itself refuses.
     """
     cap = recommender_settings.DIVERSITY_CAP
     chosen: list[tuple[Candidate, Any]] = []
@@ -145,6 +154,8 @@ def _assemble(
     target = limit * 2 + 10
 
     def take(candidate: Candidate, item: Any) -> None:
+        if reject is not None and reject(candidate, item):
+            return
         if cap:
             category = adapter.get_item_category(item)
             if category is not None and per_category.get(category, 0) >= cap:
@@ -308,7 +319,9 @@ def _popular_stage(
     return stage
 
 
-def _relations_stage(anchors: list[str], kinds: tuple[str, ...], source: str, limit: int) -> Stage:
+def _relations_stage(anchors: list[str], kinds: tuple[str, ...], limit: int, reason_for: Reasoner) -> Stage:
+    """Stored relations of the anchors, earlier anchors and kinds first, each worded by ``reason_for``."""
+
     def stage() -> Iterator[Candidate]:
         from recommendations.models import ItemRelation
 
@@ -324,8 +337,10 @@ def _relations_stage(anchors: list[str], kinds: tuple[str, ...], source: str, li
         # anchors earlier in the list (the page's item, the latest events) come first, then the
         # kinds in the order asked for (bought together before merely similar)
         ordered = sorted(rows, key=lambda r: (rank.get(r[0], 99), kind_rank.get(r[2], 9), -r[3]))
-        for _anchor, related, _kind, score, reason in ordered:
-            yield Candidate(related, score, reason or explain.TRENDING, source)
+        for anchor, related, kind, score, _stored in ordered:
+            yield Candidate(
+                related, score, reason_for(anchor, kind), RELATION_SOURCES.get(kind, "covisitation")
+            )
 
     return stage
 
@@ -383,11 +398,11 @@ def _realtime(
     model.limit_threads_for_web()
     scored = model.recommend(loaded, [state.history], n)[0]
     anchor_of = model.anchors(loaded, state.history, [key for key, _ in scored])
-    names = item_names({a for a, _ in anchor_of.values()})
+    names = item_names({anchor for key, (anchor, _) in anchor_of.items() if anchor != key})
     rows = []
     for key, score in scored:
         anchor = anchor_of.get(key)
-        reason = explain.because(anchor[1], names.get(anchor[0], anchor[0])) if anchor else explain.TRENDING
+        reason = explain.from_anchor(key, anchor, names.get(anchor[0], anchor[0]) if anchor else "")
         rows.append([key, float(score), reason])
     cache_set(cache_key, {"n": n, "rows": rows}, recommender_settings.CACHE_TIMEOUT, closing=closing)
     return rows
@@ -540,6 +555,30 @@ def _context_keys(context: Mapping[str, Any], adapter: DefaultRecommenderAdapter
     return keys
 
 
+def _anchor_reasons(anchors: list[str], page_keys: list[str], cart_keys: set[str], history: list) -> Reasoner:
+    """Reasons for items related to a list's anchors, true of this shopper.
+
+    A complement of a cart item "goes with X in your cart", of any other anchor is "bought
+    together with X"; an item similar to one the shopper had (and is not looking at now) says
+    what they did ("because you viewed X"), else "similar to X". Names are read on first use.
+    """
+    last_type = {key: event_type for key, event_type, _ts in history}
+    names: dict[str, str] = {}
+
+    def reason_for(anchor: str, kind: str) -> str:
+        if not names:
+            names.update(item_names(anchors))
+            names[""] = ""  # read once, even when no anchor has a name
+        name = names.get(anchor, anchor)
+        if kind == "bought_together":
+            return explain.goes_with_cart(name) if anchor in cart_keys else explain.bought_with(name)
+        if anchor in last_type and anchor not in page_keys and anchor not in cart_keys:
+            return explain.because(last_type[anchor], name)
+        return explain.similar_to(name)
+
+    return reason_for
+
+
 def _recent_distinct(history: list, n: int) -> list[str]:
     keys: list[str] = []
     for key, _type, _ts in reversed(history):
@@ -621,7 +660,12 @@ def recommend_for(
         _personal_stage(
             state, loaded, limit * 3 + len(excluded), version_box, prefetched, used, _closing_writes(request)
         ),
-        _relations_stage(anchors, ("bought_together", "similar"), "covisitation", limit),
+        _relations_stage(
+            anchors,
+            ("bought_together", "similar"),
+            limit,
+            _anchor_reasons(anchors, page_keys, cart_keys, state.history),
+        ),
     ]
     if category:
         stages.append(_popular_stage(category, prefetched))
@@ -664,12 +708,13 @@ def resolve_item(item: Any) -> tuple[str, Any]:
 def _related_list(
     item: Any,
     *,
-    kinds: tuple[str, ...],
     limit: int,
     placement: str,
     context: Mapping[str, Any] | None,
     record: bool | None,
 ) -> RecommendationResult:
+    """Items similar to ``item``: its stored "similar" relations, the model's nearest items, then its
+    category's popular items; every reason is "similar to <item>" or says where it came from."""
     context = dict(context or {})
     request = context.get("request")
     adapter = get_adapter()
@@ -683,9 +728,11 @@ def _related_list(
         | _bought_by_shopper(request)
     )
     version_box: list = []
-    stages: list[Stage] = [_relations_stage([key], kinds, "covisitation", limit)]
-    if "similar" in kinds:
-        stages.append(_model_similar_stage(key, instance, limit, version_box, adapter))
+    name = adapter.get_item_name(instance)
+    stages: list[Stage] = [
+        _relations_stage([key], ("similar",), limit, lambda _anchor, _kind: explain.similar_to(name)),
+        _model_similar_stage(key, instance, limit, version_box, adapter),
+    ]
     if category:
         stages.append(_popular_stage(category))
     stages.append(_popular_stage(None))
@@ -700,6 +747,13 @@ def _related_list(
     result = _result(
         chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
     )
+    return _finish_for_request(result, request, record)
+
+
+def _finish_for_request(
+    result: RecommendationResult, request: Any, record: bool | None
+) -> RecommendationResult:
+    """``_finish`` for the request's shopper (a user, a visitor, or nobody without a request)."""
     user = getattr(request, "user", None)
     user_id = user.pk if user is not None and user.is_authenticated else None
     return _finish(
@@ -734,28 +788,7 @@ def similar_items(
     record: bool | None = None,
 ) -> RecommendationResult:
     """Items like ``item`` (a key or an instance): relations, model embeddings, then its category."""
-    return _related_list(
-        item, kinds=("similar",), limit=limit, placement=placement, context=context, record=record
-    )
-
-
-def bought_together(
-    item: Any,
-    *,
-    limit: int = 10,
-    placement: str = "bought_together",
-    context: Mapping[str, Any] | None = None,
-    record: bool | None = None,
-) -> RecommendationResult:
-    """Items often bought with ``item``, then similar items, then its category's popular items."""
-    return _related_list(
-        item,
-        kinds=("bought_together", "similar"),
-        limit=limit,
-        placement=placement,
-        context=context,
-        record=record,
-    )
+    return _related_list(item, limit=limit, placement=placement, context=context, record=record)
 
 
 def popular_items(
@@ -782,8 +815,4 @@ def popular_items(
         newest_any=category_key is None,
     )
     result = _result(chosen, placement=placement, model_version=None, adapter=adapter)
-    user = getattr(request, "user", None)
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    return _finish(
-        result, request=request, user_id=user_id, visitor_id=getattr(request, "visitor_id", ""), record=record
-    )
+    return _finish_for_request(result, request, record)
