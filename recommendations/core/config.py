@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -223,14 +221,20 @@ class NetworkConfig:
         """Most recent events worth reading per shopper: the fixed length, else the automatic bound."""
         return int(self.max_sequence_length or self.sequence_length_range[1])
 
-    def length_for(self, lengths: np.ndarray) -> int:
-        """``max_sequence_length`` when set, else the 90th percentile of ``lengths`` within the range."""
+    def length_for(self, lengths: Sequence[int]) -> int:
+        """``max_sequence_length`` when set, else the 90th percentile of ``lengths`` within the range.
+
+        The percentile is the nearest-rank one (an actual history length), computed without NumPy so
+        that reading the settings imports no numerical library.
+        """
         if self.max_sequence_length is not None:
             return int(self.max_sequence_length)
         low, high = self.sequence_length_range
-        if not len(lengths):
+        ordered = sorted(int(n) for n in lengths)
+        if not ordered:
             return low
-        return int(min(max(math.ceil(float(np.percentile(lengths, 90))), low), high))
+        p90 = ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
+        return int(min(max(p90, low), high))
 
     def searched(self) -> list[str]:
         """Names of the choices left to the validation search (``None`` fields and ``mode="auto"``)."""

@@ -489,9 +489,10 @@ class BehaviorRecommender(BaseRecommender):
         if propensity:
             progress("propensity", 0.0)
             report["propensity"] = self._fit_propensity(log, progress)
-        else:
+            progress("propensity", 1.0)
+            progress("done", 1.0)
+        else:  # a refit follows and finishes the model
             self._no_propensity()
-        progress("done", 1.0)
 
     def refit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
         """Continue training on ``log`` (the fitted events and newer ones) with every choice kept.

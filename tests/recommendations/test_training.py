@@ -533,7 +533,9 @@ def test_retrain_command_prints_training_progress(tiny_network, fresh_registry, 
     # then each training stage is reported on stderr while the report stays on stdout
     progress = err.getvalue().splitlines()
     assert progress[0] == "  prepare: 0%"
-    assert "  train: 100%" in progress
+    # the dropout candidates train in the "search" stage, the refit on every event in "refit"
+    assert "  search: 100%" in progress
+    assert "  refit: 100%" in progress
     assert progress[-1] == "  done: 100%"
     assert "train:" not in out.getvalue()
     assert "Promoted: v1 is active." in out.getvalue()
