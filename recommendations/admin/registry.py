@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from recommendations.conf import recommender_settings
 from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services.model_choices import version_choices
 
 
 def _pretty_json(value: Any) -> str:
@@ -147,9 +148,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "hyperparameters_json",
         "report_json",
         "artifact_files_json",
+        "choices_table",
     )
     fieldsets = (
         (None, {"fields": ("number", "status", "status_reason", "training_run")}),
+        ("Choices made for this shop", {"fields": ("choices_table",)}),
         ("Promotion", {"fields": ("promoted_by", "promoted_at", "compared_with", "replaced_version")}),
         (
             "Metrics on the run's holdout",
@@ -214,6 +217,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="hyperparameters")
     def hyperparameters_json(self, obj: ModelVersion) -> str:
         return _pretty_json(obj.hyperparameters)
+
+    @admin.display(description="choices")
+    def choices_table(self, obj: ModelVersion) -> str:
+        rows = version_choices(obj)
+        if not rows:
+            return "—"
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            "choice",
+            "value",
+            "how",
+            "validation NDCG@10",
+        )
+        body = format_html(
+            "".join("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>" for _ in rows),
+            *[part for row in rows for part in (row.label, row.value, row.how, row.figures)],
+        )
+        return format_html("<table>{}{}</table>", head, body)
 
     @admin.display(description="report")
     def report_json(self, obj: ModelVersion) -> str:

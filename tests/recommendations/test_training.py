@@ -389,6 +389,32 @@ def test_admin_lists_runs_and_versions(client, staff_user, version_factory):
     assert "0.5000" in page and "0.1000" in page and "0.4000" in page
 
 
+def test_admin_shows_each_choice_the_training_made_with_its_validation_figures(
+    client, staff_user, tiny_network, fresh_registry, ring_events
+):
+    # given a training with the default search (filters and repeats open)
+    ring_events()
+    run = train_model(triggered_by="test")
+    version = run.model_version
+    choices = version.report["choices"]
+
+    # when staff open the version's page
+    client.force_login(staff_user)
+    page = client.get(f"/admin/recommendations/modelversion/{version.pk}/change/").content.decode()
+
+    # then each choice is a row with its value, how it was made and the candidates' figures
+    assert "Rare-item and short-history filters" in page
+    filters = choices["filters"]
+    assert filters["searched"] is True
+    for candidate, figure in filters["validation"].items():
+        assert f"{candidate}: {figure:.4f}" in page
+    assert f"min_item_users {filters['value']['min_item_users']}" in page
+    assert "Weight of the shopper&#x27;s own recent items (repeats)" in page
+    assert "chosen on validation" in page
+    # the hyperparameters stored are the resolved ones, not the open settings
+    assert version.hyperparameters["min_item_users"] == filters["value"]["min_item_users"]
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 
