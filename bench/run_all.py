@@ -2,8 +2,8 @@
 
 The full set takes well over an hour on a 2-core machine (the 1M-event import, 100k
 profiles, the quality splits and a 10-minute soak). ``--quick`` runs the small variants.
-Benchmarks need the local Postgres and Redis; the quality benchmark skips data sets
-missing from ../shared/data.
+Benchmarks need the local Postgres and Redis; the quality benchmark skips unless
+RECOMMENDER_EVAL_DIR and RECOMMENDER_EVAL_DATA name the protocol's code and the data sets.
 
 usage: python bench/run_all.py [--quick] [--only NAME[,NAME...]]
 """
@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "ingest": (["--events", "100000", "--naive", "1000", "--max-seconds", "60"], ["--quick"]),
     "pages": (["--requests", "200"], ["--requests", "50"]),
     "train": (["--threads", "2"], ["--threads", "2", "--skip-growth"]),
-    "quality": (["--threads", "2"], ["--threads", "2", "--splits", "tb2novel", "--no-propensity"]),
+    "quality": ([], ["--splits", "tb2novel", "--skip-network"]),
     "serve": ([], ["--quick"]),
     "profiles": (["--users", "100000", "--events", "1500000"], ["--users", "5000", "--events", "75000"]),
     "soak": (["--minutes", "10"], ["--quick"]),

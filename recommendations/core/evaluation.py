@@ -1,4 +1,4 @@
-"""The offline protocol of ``/work/shared/eval/protocol.py`` on :class:`EventLog`s.
+"""The offline evaluation protocol (``docs/evaluation.md``) on :class:`EventLog`s.
 
 Iterative k-core on distinct (user, item) pairs, consecutive repeats collapsed, one target per user
 (the last novel item, or the last item in ``any`` mode), ``tune_train`` + ``valid`` one step earlier,

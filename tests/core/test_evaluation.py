@@ -1,8 +1,9 @@
-"""The protocol split and evaluation agree with /work/shared/eval/protocol.py."""
+"""The protocol split and evaluation agree with the reference protocol (docs/evaluation.md)."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ import pytest
 from recommendations.core.dataset import EventLog
 from recommendations.core.evaluation import evaluate, holdout_last_events, protocol_split
 
-PROTOCOL = Path("/work/shared/eval/protocol.py")
+# the reference implementation lives with the evaluation data, outside the repository: named by an
+# environment variable, and the cross-check is skipped without it
+PROTOCOL = Path(os.environ.get("RECOMMENDER_EVAL_DIR", "/nonexistent")) / "protocol.py"
 
 
 def _synthetic_csv(path: Path, seed: int = 3) -> None:
@@ -44,7 +47,7 @@ def _rows(log: EventLog) -> list[tuple]:
 def test_split_matches_shared_protocol(tmp_path, k, mode):
     # given
     if not PROTOCOL.is_file():
-        pytest.skip("/work/shared/eval/protocol.py is absent")
+        pytest.skip("RECOMMENDER_EVAL_DIR does not name a folder with protocol.py")
     spec = importlib.util.spec_from_file_location("shared_protocol", PROTOCOL)
     protocol = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(protocol)
