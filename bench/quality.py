@@ -222,10 +222,12 @@ def main() -> int:
             peers = run_peers(split, mask, users, targets)
             best_peer = max(peers, key=lambda n: float(peers[n]["ndcg"].mean()))
             print(
-                f"\n### {split_name} ({info['users']} users, {info['items']} items, {info['train_events']} events)\n"
+                f"\n### {split_name} ({info['users']} users, {info['items']} items,"
+                f" {info['train_events']} events)\n"
             )
             print(
-                "| model | NDCG@10 | HR@10 | cov@10 | vs best rerun peer: ratio, 90 % interval of the difference | vs RecBole SASRec | s |"
+                "| model | NDCG@10 | HR@10 | cov@10 | vs best rerun peer: ratio, 90 % interval of the"
+                " difference | vs RecBole SASRec | s |"
             )
             print("|---|---|---|---|---|---|---|")
             for name, row in {**rows, **peers}.items():
@@ -243,9 +245,8 @@ def main() -> int:
                     f"| {name} | {m['NDCG@10']:.4f} | {m['HR@10']:.4f} | {m['coverage@10']:.3f} | {versus} |"
                     f" {recbole} | {seconds} |"
                 )
-            print(
-                f"| RecBole SASRec (peer results file, not rerun) | {RECBOLE_SASREC[split_name]:.4f} | | | | | |"
-            )
+            recbole = RECBOLE_SASREC[split_name]
+            print(f"| RecBole SASRec (peer results file, not rerun) | {recbole:.4f} | | | | | |")
             sys.stdout.flush()
     return 0
 
