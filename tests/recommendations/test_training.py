@@ -23,6 +23,7 @@ from recommendations.services.training import (
     train_model,
     training_lock,
 )
+from tests import factories
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,26 @@ def test_successful_run_registers_an_active_version_with_metrics(tiny_network, f
     # and the serving side can load it
     loaded = get_active_model()
     assert (loaded.version_id, loaded.version_number) == (version.pk, 1)
+
+
+def test_the_served_model_also_learns_each_shoppers_newest_step(
+    tiny_network, fresh_registry, ring_events, item_factory
+):
+    # given the ring walk, and three shoppers whose newest step is an item nobody touched before
+    # (three: enough shoppers for any rare-item filter the search may choose)
+    ring = ring_events()
+    newcomer = item_factory()
+    for shopper in ring["users"][:3]:
+        factories.EventFactory(user=shopper, item=newcomer, occurred_at=timezone.now() - timedelta(hours=1))
+
+    # when a training runs (its promotion holdout is each shopper's newest novel step)
+    run = train_model(triggered_by="test")
+
+    # then the holdout scored the model without that step, and the served model knows the item
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    served = get_active_model().recommender
+    assert item_key(newcomer) in served.item_ids_
+    assert run.model_version.report["n_events"] == run.event_count
 
 
 def test_promotion_guard_keeps_a_worse_model_as_candidate(
