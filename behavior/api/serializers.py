@@ -66,3 +66,17 @@ class IngestResultSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class RejectedBatchSerializer(serializers.Serializer):
+    """A 400 answer: the request as a whole is malformed (``detail`` only), or some events
+    were rejected (``detail`` and the counts); the valid events of such a batch are stored."""
+
+    detail = serializers.CharField()
+    accepted = serializers.IntegerField(required=False, help_text="Events stored now.")
+    duplicates = serializers.IntegerField(
+        required=False, help_text="Events whose event_id was already stored (re-sends)."
+    )
+    rejected = RejectedEventSerializer(
+        many=True, required=False, help_text="Every rejected event: its index and the reasons per field."
+    )

@@ -21,6 +21,7 @@ from behavior.api.serializers import (
     EventBatchSerializer,
     EventSerializer,
     IngestResultSerializer,
+    RejectedBatchSerializer,
 )
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
@@ -33,9 +34,13 @@ per event as JSON (default 8 KiB; a larger event is rejected on its own) and
 `MAX_REQUEST_BYTES` per request body (default 1 MiB). Too many events or too large a body
 answer **413**; a body that is not a JSON object answers **400**.
 
-Answers **202** with the number of events stored (`accepted`), re-sent events whose
-`event_id` was already stored (`duplicates`) and the per-event errors (`rejected`); the
-valid events of a batch are stored even when others are rejected.
+Answers **202** with the number of events stored (`accepted`) and re-sent events whose
+`event_id` was already stored (`duplicates`) when every event was valid. When one or more
+events are invalid it answers **400** with the same counts, a `detail` sentence and
+`rejected`: the index of each bad event in the batch and the reasons per field; the valid
+events of that batch **are stored** all the same (as Mixpanel's `/import` does), so a
+client must not re-send the batch unchanged, only fix or drop the rejected events (a
+re-send would store nothing twice anyway: event ids are idempotency keys).
 
 The user comes from authentication (session or basic). A `user`, `user_id` or `username`
 key in an event is **rejected** for that event, so a client can never write for someone
@@ -65,7 +70,11 @@ class EventIngestView(APIView):
         ),
         responses={
             202: IngestResultSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Malformed JSON or not an event object."),
+            400: OpenApiResponse(
+                RejectedBatchSerializer,
+                description="Malformed JSON or not an event object (detail only), or rejected events "
+                "(detail, counts and rejected[]: index and field of each); the valid events are stored.",
+            ),
             413: OpenApiResponse(ErrorSerializer, description="Too many events or too large a body."),
             429: OpenApiResponse(ErrorSerializer, description="Throttled."),
         },
@@ -99,7 +108,20 @@ class EventIngestView(APIView):
         # The same shape IngestResultSerializer documents, built directly: the counts are
         # ints and the rejections already {"index": int, "errors": {field: [str]}}.
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+        if result.rejected:
+            return Response({"detail": _rejected_detail(result, len(events)), **body}, status=400)
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _rejected_detail(result: services.IngestResult, sent: int) -> str:
+    """The sentence of a 400 answer to a batch with rejected events (the valid ones are stored)."""
+    rejected = len(result.rejected)
+    if rejected == sent:
+        return f"{'The event was' if sent == 1 else f'All {sent} events were'} rejected; nothing was stored."
+    return (
+        f"{rejected} of {sent} events rejected (see rejected[].index); the other {sent - rejected} "
+        f"were stored ({result.accepted} new, {result.duplicates} already stored)."
+    )
 
 
 def _too_large(detail: str) -> Response:

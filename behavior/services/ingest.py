@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -78,6 +78,20 @@ class IngestResult:
     events: list[Event] = field(default_factory=list, repr=False)
 
 
+class IngestOptions(TypedDict, total=False):
+    """Keyword options of :func:`ingest_events`, passed on to :func:`prepare_rows`."""
+
+    user: Any
+    visitor_id: str
+    session_id: str
+    user_agent: str
+    now: datetime | None
+    is_bot: bool | None
+    default_visitor_id: str
+    trusted: bool
+    historical: bool
+
+
 def is_bot_user_agent(user_agent: str) -> bool:
     """True when the User-Agent contains one of ``BOT_USER_AGENT_PATTERNS``.
 
@@ -89,6 +103,53 @@ def is_bot_user_agent(user_agent: str) -> bool:
 
 
 def ingest_events(
+    raw_events: Sequence[Any], *, return_events: bool = False, **options: Unpack[IngestOptions]
+) -> IngestResult:
+    """Validate and store a batch of raw events; valid events are stored even if others fail.
+
+    Identity: ``user`` (from authentication) wins; ``visitor_id`` (the first-party cookie)
+    overrides any ``visitor_id`` in the events; an event's own ``visitor_id`` is used only
+    when the caller has none, then ``default_visitor_id``. An anonymous event with no
+    visitor id at all is rejected (nobody could ever be recommended from it). Callers that
+    must not let a client name a visitor reject the key first (the events API does).
+
+    ``trusted`` callers (server code: the import command, the tracking helper) may pass
+    ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
+    everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
+    size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
+    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    The options (:class:`IngestOptions`) are those of :func:`prepare_rows`.
+    """
+    prepared = prepare_rows(raw_events, **options)
+    result = IngestResult(duplicates=prepared.duplicates, rejected=prepared.rejected)
+    rows = prepared.rows
+    for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
+        rows = row_filter(rows)
+    if rows:
+        inserted, events = store_rows(rows, return_events=return_events, fresh_ids=not prepared.client_ids)
+        result.accepted += inserted
+        result.duplicates += len(rows) - inserted
+        result.events = events
+    return result
+
+
+@dataclass
+class PreparedRows:
+    """A validated batch, not stored yet: rows in ``COLUMNS`` order and what was refused.
+
+    ``indexes[i]`` is the position in the batch of ``rows[i]``; ``rejected`` is sorted by
+    index; ``duplicates`` counts event ids repeated inside the batch; ``client_ids`` says
+    whether any event id came from the caller (then it may be stored already).
+    """
+
+    rows: list[tuple] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    client_ids: bool = False
+
+
+def prepare_rows(
     raw_events: Sequence[Any],
     *,
     user: Any = None,
@@ -100,26 +161,18 @@ def ingest_events(
     default_visitor_id: str = "",
     trusted: bool = False,
     historical: bool = False,
-    return_events: bool = False,
-) -> IngestResult:
-    """Validate and store a batch of raw events; valid events are stored even if others fail.
+) -> PreparedRows:
+    """Validate a batch and build its rows without storing them (:func:`ingest_events` stores them).
 
-    Identity: ``user`` (from authentication) wins; ``visitor_id`` (the first-party cookie)
-    overrides any ``visitor_id`` in the events; an event's own ``visitor_id`` is used only
-    when the caller has none, then ``default_visitor_id``. An anonymous event with no
-    visitor id at all is rejected (nobody could ever be recommended from it).
-
-    ``trusted`` callers (server code: the import command, the tracking helper) may pass
-    ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
-    everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
-    size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
-    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    The arguments mean what they mean for :func:`ingest_events`. The import command
+    prepares a chunk's odd rows here and stores them with the rest of the chunk, in the
+    chunk's one transaction.
     """
     now = now or timezone.now()
     limits = v.Limits.for_now(now, historical=historical)
     bot = is_bot_user_agent(user_agent) if is_bot is None else bool(is_bot)
     user_pk = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
-    result = IngestResult()
+    prepared = PreparedRows()
     item_model = get_item_model()
 
     cleaned: list[tuple[int, dict[str, Any]]] = []
@@ -127,16 +180,15 @@ def ingest_events(
     for index, raw in enumerate(raw_events):
         errors, data = _clean_event(raw, limits=limits, trusted=trusted, item_model=item_model)
         if errors:
-            result.rejected.append({"index": index, "errors": errors})
+            prepared.rejected.append({"index": index, "errors": errors})
             continue
         if "item_key" in data:
             wanted_keys.add(data["item_key"])
         cleaned.append((index, data))
 
     item_pks = item_ids_by_key(wanted_keys) if wanted_keys else {}
-    rows: list[tuple] = []
+    rows, indexes = prepared.rows, prepared.indexes
     seen: set[uuid.UUID] = set()
-    client_ids = False  # any event id chosen by the caller (then it may already be stored)
     for index, data in cleaned:
         errors = {}
         if "item_key" in data:
@@ -150,17 +202,18 @@ def ingest_events(
         if event_user is None and not event_visitor:
             errors["visitor_id"] = ["Required for anonymous events (no visitor cookie)."]
         if errors:
-            result.rejected.append({"index": index, "errors": errors})
+            prepared.rejected.append({"index": index, "errors": errors})
             continue
         event_id = data.get("event_id")
         if event_id is None:
             event_id = uuid.uuid4()
         else:
-            client_ids = True
+            prepared.client_ids = True
         if event_id in seen:  # the same event twice in one batch: a re-send, not an error
-            result.duplicates += 1
+            prepared.duplicates += 1
             continue
         seen.add(event_id)
+        indexes.append(index)
         rows.append(
             (
                 event_id,
@@ -180,16 +233,8 @@ def ingest_events(
                 bot,
             )
         )
-
-    for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
-        rows = row_filter(rows)
-    if rows:
-        result.rejected.sort(key=lambda entry: entry["index"])
-        inserted, events = store_rows(rows, return_events=return_events, fresh_ids=not client_ids)
-        result.accepted += inserted
-        result.duplicates += len(rows) - inserted
-        result.events = events
-    return result
+    prepared.rejected.sort(key=lambda entry: entry["index"])
+    return prepared
 
 
 def _clean_event(
@@ -203,6 +248,14 @@ def _clean_event(
     if not isinstance(raw, Mapping):
         return {v.NON_FIELD: ["Expected an object."]}, {}
     if not trusted and not v.event_size_at_most(raw, behavior_settings.MAX_EVENT_BYTES):
+        # Depth first: measuring the size of a value nested ~1000 levels deep would recurse.
+        deep = {
+            v.field_name(key): [f"Nested too deeply (at most {v.MAX_JSON_DEPTH} levels)."]
+            for key, value in raw.items()
+            if isinstance(value, dict | list) and v.too_deep(value)
+        }
+        if deep:
+            return deep, {}
         size = v.event_size(raw)
         if size > behavior_settings.MAX_EVENT_BYTES:
             return {v.NON_FIELD: [f"Event is {size} bytes; at most {behavior_settings.MAX_EVENT_BYTES}."]}, {}
@@ -230,7 +283,7 @@ def _clean_event(
         elif key in v.IDENTITY_FIELDS:
             errors[str(key)] = ["The user is taken from authentication; remove this field."]
         else:
-            errors[str(key)[:64]] = ["Unknown field."]
+            errors[v.field_name(key)] = ["Unknown field."]
 
     event_type = raw.get("event_type")
     if event_type is None:

@@ -99,7 +99,7 @@ def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_ite
     from behavior.services.importing import _ChunkImporter
 
     original = _ChunkImporter._run_fast
-    _ChunkImporter._run_fast = lambda self, chunk: chunk  # every row to the generic path
+    _ChunkImporter._run_fast = lambda self, chunk, batch: chunk  # every row to the generic path
     try:
         generic = import_events_csv(str(path), now=now)
     finally:
