@@ -33,7 +33,9 @@ class EventSerializer(serializers.Serializer):
     visitor_id = serializers.CharField(
         required=False,
         max_length=64,
-        help_text="Anonymous visitor id; only used when the request carries no visitor cookie.",
+        help_text="Only from a server-to-server client authenticated with a token whose user holds "
+        "behavior.record_for_visitors; rejected from everybody else (a browser's visitor is its "
+        "signed cookie).",
     )
     session_id = serializers.CharField(required=False, max_length=64)
     recommendation_id = serializers.UUIDField(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from django.apps import apps
 from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -24,7 +26,7 @@ from behavior.api.serializers import (
     RejectedBatchSerializer,
 )
 from behavior.conf import behavior_settings
-from behavior.middleware import _VALID_VISITOR_ID
+from behavior.models import EventOrigin
 from behavior.services import ingest as services
 
 DESCRIPTION = """Record behaviour events: one event object, or `{"events": [...]}`.
@@ -42,10 +44,20 @@ events of that batch **are stored** all the same (as Mixpanel's `/import` does),
 client must not re-send the batch unchanged, only fix or drop the rejected events (a
 re-send would store nothing twice anyway: event ids are idempotency keys).
 
-The user comes from authentication (session or basic). A `user`, `user_id` or `username`
-key in an event is **rejected** for that event, so a client can never write for someone
-else. Anonymous shoppers are identified by the first-party visitor cookie; an event's own
-`visitor_id` is used only when the request carries no cookie. Unknown keys are rejected.
+The user comes from authentication (session, basic or token). A `user`, `user_id` or
+`username` key in an event is **rejected** for that event, so a client can never write for
+someone else. An anonymous shopper is the visitor of the signed, HttpOnly cookie the server
+issued to this browser (an unsigned or forged cookie is ignored and replaced); an event that
+names a `visitor_id` is **rejected**. Unknown keys are rejected.
+
+Server-to-server clients (an app's backend relaying its users' actions) may name the
+visitor of each event in `visitor_id`, only when they authenticate with a DRF token
+(`Authorization: Token …`) whose user holds the permission
+`behavior.record_for_visitors`; their events are stored as that visitor's anonymous
+events (never the token user's), marked `origin = "client"`, not flagged as bots by their
+User-Agent, and Do-Not-Track headers of the client itself do not apply (honouring its
+users' choices is the client's job).
+
 When the shopper opted out of tracking (Do-Not-Track / Global Privacy Control, missing
 consent), events are acknowledged with 202 and not stored.
 """
@@ -58,6 +70,15 @@ class EventIngestView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "events"
     parser_classes = [JSONParser]
+
+    def get_authenticators(self) -> list:
+        """The project's authentication classes, plus DRF tokens when ``rest_framework.authtoken`` is in."""
+        authenticators = super().get_authenticators()
+        if apps.is_installed("rest_framework.authtoken") and not any(
+            isinstance(a, TokenAuthentication) for a in authenticators
+        ):
+            authenticators.append(TokenAuthentication())
+        return authenticators
 
     @extend_schema(
         operation_id="events_create",
@@ -85,26 +106,27 @@ class EventIngestView(APIView):
         if error is not None:
             return error
         adapter = get_tracking_adapter()
-        may_track = getattr(request._request, "may_track", None)
-        if may_track is None:
-            may_track = adapter.may_track(request._request)
-        if not may_track:
-            return Response({"accepted": 0, "duplicates": 0, "rejected": []}, status=status.HTTP_202_ACCEPTED)
-
-        user = request.user if request.user and request.user.is_authenticated else None
-        cookie = request.COOKIES.get(behavior_settings.VISITOR_COOKIE_NAME, "")
-        issued = getattr(request._request, "visitor_id", "") or ""
-        session = getattr(request._request, "session", None)
-        result = services.ingest_events(
-            events,
-            user=user,
-            # The cookie is authoritative; without one the body's visitor_id may name the visitor.
-            visitor_id=issued if _VALID_VISITOR_ID.match(cookie) else "",
-            default_visitor_id=issued,
-            session_id=(session.session_key or "") if session is not None else "",
-            user_agent=request.headers.get("User-Agent", ""),
-            is_bot=adapter.is_bot(request._request),
-        )
+        if adapter.is_trusted_client(request):
+            # The client names each event's visitor; the token's user is the client, not a shopper.
+            result = services.ingest_events(events, is_bot=False, origin=EventOrigin.CLIENT.value)
+        else:
+            may_track = getattr(request._request, "may_track", None)
+            if may_track is None:
+                may_track = adapter.may_track(request._request)
+            if not may_track:
+                body = {"accepted": 0, "duplicates": 0, "rejected": []}
+                return Response(body, status=status.HTTP_202_ACCEPTED)
+            user = request.user if request.user and request.user.is_authenticated else None
+            session = getattr(request._request, "session", None)
+            result = services.ingest_events(
+                events,
+                user=user,
+                # The visitor the middleware verified or issued; never one named by the browser.
+                visitor_id=getattr(request._request, "visitor_id", "") or "",
+                allow_visitor_id=False,
+                session_id=(session.session_key or "") if session is not None else "",
+                is_bot=adapter.is_bot(request._request),
+            )
         # The same shape IngestResultSerializer documents, built directly: the counts are
         # ints and the rejections already {"index": int, "errors": {field: [str]}}.
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}

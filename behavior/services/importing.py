@@ -52,7 +52,7 @@ from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
-from behavior.models import ITEM_EVENT_TYPES
+from behavior.models import ITEM_EVENT_TYPES, EventOrigin
 from behavior.services import ingest as services
 from behavior.services import validation as v
 from behavior.services.bulkload import ChunkLoader, copy_line, copy_text, deferred_event_indexes
@@ -93,9 +93,9 @@ def content_event_id(content: str) -> str:
 
 
 # COPY text of the columns every imported row shares after received_at (services.COLUMNS order):
-# recommendation_id NULL, placement "", position NULL, context {}, is_bot false.
+# recommendation_id NULL, placement "", position NULL, context {}, is_bot false, origin "import".
 _NULL = r"\N"
-_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\n"
+_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\t{EventOrigin.IMPORT.value}\n"
 # Cache entries of users and items: (pk, the pk as COPY text). Anonymous rows / rows without item.
 _ANONYMOUS = (None, _NULL)
 _NO_ITEM = (None, _NULL)
@@ -456,6 +456,7 @@ class _ChunkImporter:
                     None,
                     {},
                     False,
+                    EventOrigin.IMPORT.value,
                 )
             )
             if copy:
@@ -551,7 +552,9 @@ class _ChunkImporter:
             lines.append(line)
         if not raws:
             return
-        prepared = services.prepare_rows(raws, trusted=True, historical=True, now=batch.now)
+        prepared = services.prepare_rows(
+            raws, trusted=True, historical=True, now=batch.now, origin=EventOrigin.IMPORT.value
+        )
         for entry in prepared.rejected:
             errors = {_FIELD_TO_COLUMN.get(k, k): reasons for k, reasons in entry["errors"].items()}
             self._reject(lines[entry["index"]], errors)

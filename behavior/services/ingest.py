@@ -57,6 +57,7 @@ COLUMNS: tuple[str, ...] = (
     "position",
     "context",
     "is_bot",
+    "origin",
 )
 _CONTEXT_INDEX = COLUMNS.index("context")
 _STAGE_TABLE = "behavior_event_stage"
@@ -90,6 +91,8 @@ class IngestOptions(TypedDict, total=False):
     default_visitor_id: str
     trusted: bool
     historical: bool
+    allow_visitor_id: bool
+    origin: str
 
 
 def is_bot_user_agent(user_agent: str) -> bool:
@@ -161,12 +164,16 @@ def prepare_rows(
     default_visitor_id: str = "",
     trusted: bool = False,
     historical: bool = False,
+    allow_visitor_id: bool = True,
+    origin: str = "",
 ) -> PreparedRows:
     """Validate a batch and build its rows without storing them (:func:`ingest_events` stores them).
 
-    The arguments mean what they mean for :func:`ingest_events`. The import command
-    prepares a chunk's odd rows here and stores them with the rest of the chunk, in the
-    chunk's one transaction.
+    The other arguments mean what they mean for :func:`ingest_events`.
+    ``allow_visitor_id=False`` rejects an event that names a ``visitor_id`` (a browser may
+    not: its visitor is the cookie the server issued). ``origin`` marks every row
+    (``behavior.models.EventOrigin``). The import command prepares a chunk's odd rows here
+    and stores them with the rest of the chunk, in the chunk's one transaction.
     """
     now = now or timezone.now()
     limits = v.Limits.for_now(now, historical=historical)
@@ -178,7 +185,9 @@ def prepare_rows(
     cleaned: list[tuple[int, dict[str, Any]]] = []
     wanted_keys: set[str] = set()
     for index, raw in enumerate(raw_events):
-        errors, data = _clean_event(raw, limits=limits, trusted=trusted, item_model=item_model)
+        errors, data = _clean_event(
+            raw, limits=limits, trusted=trusted, item_model=item_model, allow_visitor_id=allow_visitor_id
+        )
         if errors:
             prepared.rejected.append({"index": index, "errors": errors})
             continue
@@ -231,6 +240,7 @@ def prepare_rows(
                 data.get("position"),
                 data.get("context") or {},
                 bot,
+                origin,
             )
         )
     prepared.rejected.sort(key=lambda entry: entry["index"])
@@ -238,7 +248,12 @@ def prepare_rows(
 
 
 def _clean_event(
-    raw: Any, *, limits: v.Limits, trusted: bool, item_model: type[models.Model]
+    raw: Any,
+    *,
+    limits: v.Limits,
+    trusted: bool,
+    item_model: type[models.Model],
+    allow_visitor_id: bool = True,
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Check one raw event; return (errors by field, cleaned values).
 
@@ -262,6 +277,9 @@ def _clean_event(
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "visitor_id" and not allow_visitor_id:
+            errors[key] = [VISITOR_NAMED_BY_CLIENT]
+            continue
         if value is None or (value == "" and key != "event_type"):
             continue
         cleaner = _CLEANERS.get(key)
@@ -319,6 +337,12 @@ _CLEANERS: dict[str, Any] = {
     "position": lambda x, _: v.clean_int(x, low=0, high=v.MAX_POSITION),
     "context": lambda x, _: v.clean_context(x),
 }
+
+
+VISITOR_NAMED_BY_CLIENT = (
+    "The visitor is the one the server issued to this browser (its cookie); only an authorised "
+    "server-to-server client may name a visitor_id."
+)
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -555,12 +579,26 @@ def _insert_orm(rows: list[tuple], *, fresh_ids: bool = False) -> list[Event]:
 # --- identity, retention -----------------------------------------------------------------------
 
 
-def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
-    """Attach a visitor's anonymous events to ``user`` (called at login); return how many."""
+# Clock difference tolerated between the web process that issued a visitor id and the one
+# that stored its events (the id is random and unknown to anyone else, so a minute of slack
+# opens nothing; the signature's time is also truncated to the second).
+MERGE_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def merge_visitor_into_user(visitor_id: str, user: Any, *, since: datetime | None = None) -> int:
+    """Attach a visitor's anonymous events to ``user`` (called at login); return how many.
+
+    ``since``: when the id was issued to this browser; only events the server received
+    from then on (``received_at``, the server's clock, never the client's ``occurred_at``)
+    are merged, so events stored under the same id by anyone else before are not.
+    """
     if not visitor_id or user is None or user.pk is None:
         return 0
+    anonymous = Event.objects.filter(visitor_id=visitor_id, user__isnull=True)
+    if since is not None:
+        anonymous = anonymous.filter(received_at__gte=since - MERGE_CLOCK_SKEW)
     with transaction.atomic():
-        merged = Event.objects.filter(visitor_id=visitor_id, user__isnull=True).update(user=user)
+        merged = anonymous.update(user=user)
         if merged:
             newest = (
                 Event.objects.filter(user=user, visitor_id=visitor_id, is_bot=False, item__isnull=False)

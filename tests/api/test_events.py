@@ -10,7 +10,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from behavior.identity import read_visitor, sign_visitor
 from behavior.models import Event
+from behavior.services.ingest import VISITOR_NAMED_BY_CLIENT
 
 URL = "/api/events/"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
@@ -35,8 +37,9 @@ def test_single_event_is_accepted_with_202(client, product):
     assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     event = Event.objects.get()
     assert event.item == product
-    assert len(event.visitor_id) == 32  # the visitor id the middleware issued
-    assert response.cookies["rec_vid"].value == event.visitor_id
+    cookie = response.cookies["rec_vid"]  # the visitor id the middleware issued: signed, HttpOnly
+    assert read_visitor(cookie.value).id == event.visitor_id and len(event.visitor_id) == 32
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
 
 
 @pytest.mark.django_db
@@ -287,16 +290,19 @@ def test_user_comes_from_authentication_never_from_the_body(client, user, other_
 
 
 @pytest.mark.django_db
-def test_body_visitor_id_is_used_only_without_a_cookie(client, product):
+@pytest.mark.parametrize("with_cookie", [False, True])
+def test_a_browser_can_never_name_the_visitor_in_the_body(client, product, with_cookie):
     # given
-    event = {"event_type": "view", "item": product.sku, "visitor_id": "app-visitor-1"}
-    # when: no cookie
-    _post(client, event)
-    # and: a cookie is present
-    client.cookies["rec_vid"] = "cookie-visitor-1"
-    _post(client, event)
+    if with_cookie:
+        client.cookies["rec_vid"] = sign_visitor("a" * 32)
+    event = {"event_type": "view", "item": product.sku, "visitor_id": "b" * 32}
+    # when
+    response = _post(client, {"events": [event, {"event_type": "view", "item": product.sku}]})
     # then
-    assert sorted(Event.objects.values_list("visitor_id", flat=True)) == ["app-visitor-1", "cookie-visitor-1"]
+    assert response.status_code == 400
+    assert response.json()["rejected"] == [{"index": 0, "errors": {"visitor_id": [VISITOR_NAMED_BY_CLIENT]}}]
+    issued = "a" * 32 if with_cookie else read_visitor(response.cookies["rec_vid"].value).id
+    assert Event.objects.get().visitor_id == issued
 
 
 @pytest.mark.django_db

@@ -68,6 +68,7 @@ def _row(user_pk, item_pk, second: int) -> tuple:
         None,
         {},
         False,
+        "import",
     )
 
 

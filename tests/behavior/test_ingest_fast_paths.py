@@ -135,6 +135,7 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         3,
         {"q": "shoes ☃", "n": [1, 2.5]},
         True,
+        "client",
     )
     second = (
         uuid.uuid4(),
@@ -152,6 +153,7 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         None,
         {},
         False,
+        "",
     )
     # when
     inserted = services._insert_postgres_json([first, second])
