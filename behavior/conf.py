@@ -31,6 +31,8 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "FUTURE_TOLERANCE_SECONDS": 300,
     # Oldest accepted client time, in days before now (older means a broken clock).
     "MAX_EVENT_AGE_DAYS": 3650,
+    # Retry-After of the 503 answered while the database is unreachable (seconds).
+    "UNAVAILABLE_RETRY_AFTER_SECONDS": 5,
     # Batches at least this large take a bulk path (one JSON INSERT on Postgres, executemany on SQLite).
     "BULK_INSERT_THRESHOLD": 20,
     # Batches at least this large are loaded with COPY into a staging table on Postgres.

@@ -82,3 +82,10 @@ class RejectedBatchSerializer(serializers.Serializer):
     rejected = RejectedEventSerializer(
         many=True, required=False, help_text="Every rejected event: its index and the reasons per field."
     )
+
+
+class UnavailableSerializer(serializers.Serializer):
+    """A 503 answer: the database is unreachable; retry after ``retry_after`` seconds."""
+
+    detail = serializers.CharField()
+    retry_after = serializers.IntegerField(help_text="Seconds to wait before retrying (also Retry-After).")

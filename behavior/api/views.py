@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import RequestDataTooBig
@@ -14,20 +15,22 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from behavior.adapter import get_tracking_adapter
+from behavior.api.errors import exception_handler
 from behavior.api.serializers import (
     ErrorSerializer,
     EventBatchSerializer,
     EventSerializer,
     IngestResultSerializer,
     RejectedBatchSerializer,
+    UnavailableSerializer,
 )
 from behavior.conf import behavior_settings
 from behavior.models import EventOrigin
 from behavior.services import ingest as services
+from behavior.throttling import ResilientScopedRateThrottle
 
 DESCRIPTION = """Record behaviour events: one event object, or `{"events": [...]}`.
 
@@ -67,9 +70,14 @@ class EventIngestView(APIView):
     """Thin view: size limits and JSON shape here, everything else in ``services``."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    # Storing events never depends on Redis: the throttle counts per process while it is down.
+    throttle_classes = [ResilientScopedRateThrottle]
     throttle_scope = "events"
     parser_classes = [JSONParser]
+
+    def get_exception_handler(self) -> Any:
+        """A database outage answers 503 with Retry-After (see ``behavior.api.errors``)."""
+        return exception_handler
 
     def get_authenticators(self) -> list:
         """The project's authentication classes, plus DRF tokens when ``rest_framework.authtoken`` is in."""
@@ -98,6 +106,11 @@ class EventIngestView(APIView):
             ),
             413: OpenApiResponse(ErrorSerializer, description="Too many events or too large a body."),
             429: OpenApiResponse(ErrorSerializer, description="Throttled."),
+            503: OpenApiResponse(
+                UnavailableSerializer,
+                description="The database is unreachable: nothing was stored; retry after Retry-After "
+                "seconds with the same event ids.",
+            ),
         },
         tags=["events"],
     )

@@ -436,7 +436,12 @@ def _insert_postgres_copy(rows: list[tuple], *, durable: bool = True) -> int:
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS AS "
             f"SELECT {columns} FROM {table} WITH NO DATA"
         )
-        with cursor.cursor.copy(f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN") as copy:
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(  # psycopg's errors as Django's
+                f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN"
+            ) as copy,
+        ):
             for row in _json_rows(rows):
                 copy.write_row(row)
         cursor.execute(
