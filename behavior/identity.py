@@ -40,6 +40,8 @@ _ID_LENGTH = 32
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Attribute of a request whose response must carry a newly issued visitor cookie.
 _ISSUED_ATTRIBUTE = "_behavior_visitor_issued"
+# Attribute of a request whose response must set the generation cookie again.
+_GENERATION_ATTRIBUTE = "_behavior_visitor_generation"
 # Attribute of a request whose response must delete the visitor cookies (tracking not allowed).
 _CLEARED_ATTRIBUTE = "_behavior_visitor_cleared"
 
@@ -102,6 +104,16 @@ def issue_visitor(request: HttpRequest) -> str:
     return visitor_id
 
 
+def check_generation(request: HttpRequest) -> None:
+    """Have the response set the generation cookie again when the browser's does not match its id.
+
+    The beacon stops queueing without it (a browser that deleted that cookie alone).
+    """
+    name = behavior_settings.VISITOR_GENERATION_COOKIE_NAME
+    if request.COOKIES.get(name) != generation(request.visitor_id):  # type: ignore[attr-defined]
+        setattr(request, _GENERATION_ATTRIBUTE, True)
+
+
 def forget_visitor(request: HttpRequest) -> None:
     """Drop the request's visitor id; its response deletes the visitor cookies (no tracking)."""
     request.visitor_id = ""  # type: ignore[attr-defined]
@@ -134,6 +146,11 @@ def write_cookies(request: HttpRequest, response: HttpResponse) -> None:
         cookie = {"max_age": max_age, "samesite": "Lax", "secure": secure}
         response.set_cookie(name, sign_visitor(issued), httponly=True, **cookie)
         response.set_cookie(generation_name, generation(issued), httponly=False, **cookie)
+    elif getattr(request, _GENERATION_ATTRIBUTE, False):
+        visitor_id = request.visitor_id  # type: ignore[attr-defined]
+        response.set_cookie(
+            generation_name, generation(visitor_id), max_age=_max_age(), samesite="Lax", secure=secure
+        )
     elif getattr(request, _CLEARED_ATTRIBUTE, False):
         if name in request.COOKIES:
             response.delete_cookie(name, samesite="Lax")

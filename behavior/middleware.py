@@ -32,6 +32,7 @@ class VisitorMiddleware:
         if visitor is not None:
             request.visitor_id = visitor.id  # type: ignore[attr-defined]
             request.visitor_issued_at = visitor.issued_at  # type: ignore[attr-defined]
+            identity.check_generation(request)
         elif request.may_track:
             identity.issue_visitor(request)
         else:

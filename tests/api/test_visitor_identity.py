@@ -62,6 +62,18 @@ def _foreign(visitor_id: str = VICTIM) -> int:
     )
 
 
+def test_a_missing_generation_cookie_is_set_again(catalogue):
+    # given: a browser with its visitor cookie but without the beacon's generation cookie
+    browser = _browser()
+    browser.cookies["rec_vid"] = sign_visitor(VICTIM)
+    # when
+    response = browser.get("/")
+    # then: the same id, and its generation again
+    assert "rec_vid" not in response.cookies
+    assert response.cookies["rec_vgen"].value == generation(VICTIM)
+    assert "rec_vgen" not in browser.get("/").cookies  # set once, not on every page
+
+
 # --- the attacks -------------------------------------------------------------------------------
 
 
