@@ -31,6 +31,8 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "FUTURE_TOLERANCE_SECONDS": 300,
     # Oldest accepted client time, in days before now (older means a broken clock).
     "MAX_EVENT_AGE_DAYS": 3650,
+    # Retry-After of the 503 answered while the database is unreachable (seconds).
+    "UNAVAILABLE_RETRY_AFTER_SECONDS": 5,
     # Batches at least this large take a bulk path (one JSON INSERT on Postgres, executemany on SQLite).
     "BULK_INSERT_THRESHOLD": 20,
     # Batches at least this large are loaded with COPY into a staging table on Postgres.
@@ -51,20 +53,26 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
         "facebookexternalhit",
         "preview",
     ],
-    # Cookie holding the first-party anonymous visitor id.
+    # Cookie holding the first-party anonymous visitor id (signed, HttpOnly; see behavior.identity).
     "VISITOR_COOKIE_NAME": "rec_vid",
-    # Lifetime of the visitor cookie in days.
+    # Script-readable cookie that changes whenever a new visitor id is issued (the beacon's outbox).
+    "VISITOR_GENERATION_COOKIE_NAME": "rec_vgen",
+    # Lifetime of the visitor cookie in days (an older signature is refused and a new id issued).
     "VISITOR_COOKIE_AGE_DAYS": 365,
     # Values given to the placeholder items `import_events --create-missing` creates, for those of
     # these fields the item model has. An imported event proves the item existed, so by default a
     # placeholder is recommendable (these are the fields the default recommender adapter checks);
     # a catalogue sync later sets the real values. {} leaves the model's own defaults.
     "PLACEHOLDER_ITEM_VALUES": {"is_active": True, "available": True, "stock": 1},
+    # Secure flag of the visitor cookies; None follows SESSION_COOKIE_SECURE or the request's scheme.
+    "VISITOR_COOKIE_SECURE": None,
     # Events older than this many days are deleted by behavior.prune_events (None = keep forever).
     "EVENT_RETENTION_DAYS": 730,
-    # Honour the browser's Do-Not-Track / Global Privacy Control headers.
+    # Honour the browser's Do-Not-Track (DNT: 1) and Global Privacy Control (Sec-GPC: 1) headers.
     "HONOR_DO_NOT_TRACK": True,
-    # Name of a consent cookie that must equal "1" before tracking (None = no consent needed).
+    # Issue no visitor cookie and record no event until the tracking adapter's has_consent() is true.
+    "REQUIRE_CONSENT": False,
+    # Cookie the default has_consent() reads ("1" = consent given); setting it also requires consent.
     "CONSENT_COOKIE_NAME": None,
     # Import string of the class deciding tracking policy (see behavior.adapter).
     "TRACKING_ADAPTER": "behavior.adapter.DefaultTrackingAdapter",

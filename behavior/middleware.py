@@ -1,48 +1,42 @@
-"""Gives every browser a first-party anonymous visitor id (``request.visitor_id``)."""
+"""Gives every trackable browser a server-issued anonymous visitor id (``request.visitor_id``)."""
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from behavior import identity
 from behavior.adapter import get_tracking_adapter
-from behavior.conf import behavior_settings
-
-_VALID_VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class VisitorMiddleware:
-    """Reads or issues the visitor cookie; sets ``request.visitor_id`` and ``request.may_track``.
+    """Reads or issues the signed visitor cookie; sets ``request.visitor_id`` and ``request.may_track``.
 
-    The cookie is only issued when the tracking adapter allows tracking, so a shopper
-    who sends Do-Not-Track gets no identifier at all.
+    - tracking allowed and a cookie whose signature verifies: its id (``request.visitor_issued_at``
+      is when it was issued);
+    - tracking allowed and no cookie, or one that is unsigned, forged or expired: a new id,
+      set on the response (the old value is never used);
+    - tracking not allowed (Do-Not-Track, Global Privacy Control, no consent): no id, and
+      the response deletes visitor cookies the browser still has.
+
+    Login and logout issue a new id (``behavior.signals``); this middleware writes it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        cookie_name = behavior_settings.VISITOR_COOKIE_NAME
-        current = request.COOKIES.get(cookie_name, "")
-        request.may_track = get_tracking_adapter().may_track(request)
-        issue = False
-        if _VALID_VISITOR_ID.match(current):
-            request.visitor_id = current
+        request.may_track = get_tracking_adapter().may_track(request)  # type: ignore[attr-defined]
+        visitor = identity.read_request_visitor(request) if request.may_track else None
+        if visitor is not None:
+            request.visitor_id = visitor.id  # type: ignore[attr-defined]
+            request.visitor_issued_at = visitor.issued_at  # type: ignore[attr-defined]
+            identity.check_generation(request)
         elif request.may_track:
-            request.visitor_id = uuid.uuid4().hex
-            issue = True
+            identity.issue_visitor(request)
         else:
-            request.visitor_id = ""
+            identity.forget_visitor(request)
         response = self.get_response(request)
-        if issue:
-            response.set_cookie(
-                cookie_name,
-                request.visitor_id,
-                max_age=behavior_settings.VISITOR_COOKIE_AGE_DAYS * 86400,
-                httponly=False,  # the JS beacon reads it
-                samesite="Lax",
-            )
+        identity.write_cookies(request, response)
         return response

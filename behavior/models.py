@@ -21,6 +21,14 @@ class EventType(models.TextChoices):
     SEARCH = "search", "Search"
 
 
+class EventOrigin(models.TextChoices):
+    """Who wrote an event down: the shop itself, a trusted server-to-server client, or an import."""
+
+    SHOP = "", "Shop (its pages, the beacon, its own code)"
+    CLIENT = "client", "Trusted server-to-server client"
+    IMPORT = "import", "CSV import"
+
+
 # Event types that must name an item (a search may not).
 ITEM_EVENT_TYPES = frozenset(t.value for t in EventType if t != EventType.SEARCH)
 
@@ -66,9 +74,20 @@ class Event(models.Model):
     position = models.PositiveSmallIntegerField(null=True, blank=True)
     context = models.JSONField(default=dict, blank=True)
     is_bot = models.BooleanField(default=False)
+    # Events a server-to-server client sent for a visitor it named are marked "client": the
+    # visitor id is then that client's word, not a cookie this server issued.
+    origin = models.CharField(
+        max_length=8, choices=EventOrigin.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-occurred_at"]
+        permissions = [
+            (
+                "record_for_visitors",
+                "Can record events for visitor ids it names (server-to-server clients with a token)",
+            )
+        ]
         # Every index is paid for by every insert (Postgres' b-tree maintenance is most of
         # the cost of storing an event), so each one here serves a real query:
         # - (user, occurred_at): a user's history, newest first; lookups by user (CASCADE);

@@ -1,14 +1,14 @@
-"""Signal handlers of the event pipeline (login merge lives in services; wired here)."""
+"""Signal handlers of the event pipeline: the login merge and the visitor id renewal."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import Signal, receiver
 
-from behavior.conf import behavior_settings
+from behavior import identity
 from behavior.services import ingest as services
 
 logger = logging.getLogger(__name__)
@@ -21,22 +21,45 @@ logger = logging.getLogger(__name__)
 events_stored = Signal()
 
 
+def _request_visitor(request: Any) -> identity.Visitor | None:
+    """The visitor this browser was issued: from the middleware, else from the signed cookie."""
+    visitor_id = getattr(request, "visitor_id", "")
+    issued_at = getattr(request, "visitor_issued_at", None)
+    if visitor_id and issued_at is not None:
+        return identity.Visitor(visitor_id, issued_at)
+    if hasattr(request, "visitor_id"):  # the middleware ran and found no trackable visitor
+        return None
+    return identity.read_request_visitor(request) if hasattr(request, "COOKIES") else None
+
+
 @receiver(user_logged_in, dispatch_uid="behavior.merge_visitor_at_login")
 def merge_visitor_at_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    """Attach the visitor's anonymous history to the user who just logged in.
+    """Attach this browser's anonymous history to the user who just logged in; issue a new id.
 
-    The visitor id comes from the middleware (``request.visitor_id``) or, when the
-    middleware did not run, from the cookie. A failure is logged, never raised: it must
-    not prevent a login.
+    Only the visitor id the server issued to this browser (a verified signed cookie) is
+    merged, and only its events stored since it was issued. Then the browser gets a new id,
+    so its later anonymous events (after a logout, say) start a history of their own. A
+    failure is logged, never raised: it must not prevent a login.
     """
     if request is None:
         return
-    visitor_id = getattr(request, "visitor_id", "") or request.COOKIES.get(
-        behavior_settings.VISITOR_COOKIE_NAME, ""
-    )
-    if not visitor_id:
-        return
-    try:
-        services.merge_visitor_into_user(visitor_id, user)
-    except Exception:
-        logger.exception("Merging visitor %s into user %s failed", visitor_id, getattr(user, "pk", None))
+    visitor = _request_visitor(request)
+    if visitor is not None:
+        try:
+            services.merge_visitor_into_user(visitor.id, user, since=visitor.issued_at)
+        except Exception:
+            logger.exception("Merging a visitor into user %s failed", getattr(user, "pk", None))
+    _renew(request)
+
+
+@receiver(user_logged_out, dispatch_uid="behavior.new_visitor_at_logout")
+def new_visitor_at_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Issue a new visitor id at logout: the next person on this browser is someone new."""
+    if request is not None:
+        _renew(request)
+
+
+def _renew(request: Any) -> None:
+    # Only where the visitor middleware runs (it writes the cookie) and tracking is allowed.
+    if getattr(request, "may_track", False) and hasattr(request, "visitor_id"):
+        identity.issue_visitor(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
 from contextlib import nullcontext
 from typing import Any
@@ -13,6 +14,7 @@ from django.http import HttpRequest
 
 from behavior.adapter import get_tracking_adapter
 from behavior.models import Event
+from behavior.outages import database_unavailable, warn_now_and_then
 from behavior.services import ingest as services
 from behavior.services import validation as v
 
@@ -37,6 +39,13 @@ def record_event(
     the tracking adapter does not allow tracking (Do-Not-Track, no consent) and when the
     event could not be stored. Never raises: a tracking problem must not break a page, so
     it is logged, and database errors are contained in a savepoint.
+
+    While the database is unreachable the event is **lost, and counted** (:data:`LOST_EVENTS`,
+    one warning a minute with the running count), not kept for later: the page that records
+    it read its product from the same database a moment before, so this only happens in the
+    instant an outage begins; nobody was told the event was stored; and keeping it in the
+    web process's memory would lose it on the next restart while pretending otherwise (a
+    spool in Redis would make event storage depend on Redis again).
     """
     try:
         adapter = get_tracking_adapter()
@@ -72,9 +81,33 @@ def record_event(
             logger.warning("Event %r not recorded: %s", event_type, result.rejected[0]["errors"])
             return None
         return result.events[0] if result.events else None
-    except Exception:
-        logger.exception("Recording a %r event failed", event_type)
+    except Exception as exc:
+        if database_unavailable(exc):
+            _count_lost(event_type, exc)
+        else:
+            logger.exception("Recording a %r event failed", event_type)
         return None
+
+
+# Events of server-side views that this process could not store because the database was
+# unreachable (see record_event); exported as a metric by the operations layer.
+LOST_EVENTS = 0
+_lost_lock = threading.Lock()
+
+
+def _count_lost(event_type: str, error: BaseException) -> None:
+    global LOST_EVENTS
+    with _lost_lock:
+        LOST_EVENTS += 1
+        lost = LOST_EVENTS
+    warn_now_and_then(
+        logger,
+        "tracking-lost",
+        "Event %r lost: the database is unavailable (%s); %d events lost by this process so far",
+        event_type,
+        type(error).__name__,
+        lost,
+    )
 
 
 def _attribution(recommendation_id: Any, placement: str, position: Any) -> dict[str, Any]:

@@ -157,34 +157,41 @@ def naive_loop(n: int, skus: list[str]) -> float:
     return n / (time.perf_counter() - start)
 
 
-def make_batches(args: argparse.Namespace, skus: list[str]) -> list[bytes]:
+def make_batches(args: argparse.Namespace, skus: list[str]) -> list[tuple[bytes, str]]:
+    """(body, Cookie header) per request: 5000 anonymous visitors, as browsers send them.
+
+    A browser's visitor is the signed cookie the server issued it; this process has the
+    server's settings and key, so it signs the cookies itself (``behavior.identity``).
+    """
+    from behavior.conf import behavior_settings
+    from behavior.identity import sign_visitor
+
     rng = random.Random(7)
+    cookies = [f"{behavior_settings.VISITOR_COOKIE_NAME}={sign_visitor(f'{v:032x}')}" for v in range(5000)]
     batches = []
     for b in range(args.events // args.batch):
-        visitor = f"visitor{b % 5000:06d}"
         events = [
             {
                 "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "event_type": rng.choice(EVENT_TYPES),
                 "item": rng.choice(skus),
-                "visitor_id": visitor,
                 "session_id": f"s{b % 9000}",
             }
             for _ in range(args.batch)
         ]
-        batches.append(json.dumps({"events": events}).encode())
+        batches.append((json.dumps({"events": events}).encode(), cookies[b % 5000]))
     return batches
 
 
-def client_worker(port: int, batches: list[bytes], deadline: float, queue: mp.Queue) -> None:
+def client_worker(port: int, batches: list[tuple[bytes, str]], deadline: float, queue: mp.Queue) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/5.0 bench"}
     accepted = duplicates = rejected = sent = errors = 0
-    for body in batches:
+    for body, cookie in batches:
         if time.time() > deadline:
             break
         try:
-            conn.request("POST", "/api/events/", body=body, headers=headers)
+            conn.request("POST", "/api/events/", body=body, headers={**headers, "Cookie": cookie})
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException):
@@ -202,7 +209,7 @@ def client_worker(port: int, batches: list[bytes], deadline: float, queue: mp.Qu
     queue.put((sent, accepted, duplicates, rejected, errors, time.process_time()))
 
 
-def post_all(port: int, batches: list[bytes], clients: int, max_seconds: float) -> dict:
+def post_all(port: int, batches: list[tuple[bytes, str]], clients: int, max_seconds: float) -> dict:
     queue: mp.Queue = mp.Queue()
     shares = [batches[i::clients] for i in range(clients)]
     deadline = time.time() + max_seconds

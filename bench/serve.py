@@ -218,7 +218,9 @@ def _sessions(user_ids: list, path: Path) -> None:
     from bench.sessions import login_sessions
 
     keys = login_sessions(user_ids)
-    lines = [f"sessionid={key}; rec_vid=bench{pk:010d}" for pk, key in keys.items()]
+    from behavior.identity import sign_visitor
+
+    lines = [f"sessionid={key}; rec_vid={sign_visitor(f'bench{pk:010d}')}" for pk, key in keys.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -451,13 +453,14 @@ def _anonymous_realtime_cpu(source_ids: list, count: int) -> tuple[float, float]
     through ``ingest_events``, then are requested once: p50 and mean.
     """
     from behavior.conf import behavior_settings
+    from behavior.identity import sign_visitor
 
     stamp = int(time.time())
     source_of = {f"{ANONYMOUS_PREFIX}{stamp}x{i:05d}": source_ids[i % len(source_ids)] for i in range(count)}
     _copy_histories(source_of, "visitor_id")
     clients = {}
     for visitor in source_of:
-        client = _client(f"{behavior_settings.VISITOR_COOKIE_NAME}={visitor}")
+        client = _client(f"{behavior_settings.VISITOR_COOKIE_NAME}={sign_visitor(visitor)}")
         assert client.get("/api/recommendations/").status_code == 200
         clients[visitor] = client
     _fresh_events(list(source_of), identity="visitor_id")

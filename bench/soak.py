@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import uuid
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,21 @@ def _request(port: int, method: str, path: str, body: dict | None = None, header
         conn.close()
 
 
+def _visitor_cookie(port: int) -> str:
+    """The ``name=value`` of the visitor cookie the server issues a new browser on its home page."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/", headers=UA)
+        response = conn.getresponse()
+        response.read()
+        jar = SimpleCookie()
+        for header in response.msg.get_all("Set-Cookie") or []:
+            jar.load(header)
+        return f"rec_vid={jar['rec_vid'].value}" if "rec_vid" in jar else ""
+    finally:
+        conn.close()
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
@@ -124,29 +140,36 @@ class Traffic:
 
     def _client(self, number: int, stop: float) -> None:
         rng = random.Random(number)
-        visitor = f"soak-{number}-{uuid.uuid4().hex[:8]}"
+        # Each client is one browser: the visitor cookie the server issues it on its first page,
+        # and a session id of its own that tells its events apart in the final count.
+        session = f"soak-{number}-{uuid.uuid4().hex[:8]}"
+        visitor = ""
         step = 0
         while time.monotonic() < stop:
             step += 1
             try:
+                if not visitor:
+                    visitor = _visitor_cookie(self.port)
                 kind = step % 4
                 if kind == 0:
                     events = [
                         {
                             "event_type": "view",
                             "item": rng.choice(self.skus),
-                            "visitor_id": visitor,
+                            "session_id": session,
                             "event_id": str(uuid.uuid4()),
                         }
                         for _ in range(10)
                     ]
-                    status, _, body = _request(self.port, "POST", "/api/events/", {"events": events})
+                    status, _, body = _request(
+                        self.port, "POST", "/api/events/", {"events": events}, headers={"Cookie": visitor}
+                    )
                     if status == 202:
                         with self.lock:
                             self.stats["accepted"] += json.loads(body)["accepted"]
                 elif kind in (1, 3):
                     personal = kind == 1
-                    cookie = rng.choice(self.cookies) if personal else f"rec_vid={visitor}"
+                    cookie = rng.choice(self.cookies) if personal else visitor
                     status, seconds, _ = _request(
                         self.port, "GET", "/api/recommendations/?limit=10", headers={"Cookie": cookie}
                     )
@@ -379,7 +402,7 @@ def main() -> int:
         job_output = jobs.communicate(timeout=60)[0]
         with psycopg.connect(f"{PG}/{DB}") as conn:
             stored = conn.execute(
-                "SELECT count(*) FROM behavior_event WHERE visitor_id LIKE 'soak-%%'"
+                "SELECT count(*) FROM behavior_event WHERE session_id LIKE 'soak-%%'"
             ).fetchone()[0]
         accepted = sum(phase.stats["accepted"] for phase in (warmup, baseline, soak))
         baseline_p99, soak_p99 = _pct(baseline.recommendations, 0.99), _pct(soak.recommendations, 0.99)

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    # Tokens of server-to-server clients of POST /api/events/ (see behavior.adapter.is_trusted_client).
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -115,6 +117,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database host must answer a request with a 503 in seconds (the API's
+    # Retry-After), not hang the worker until gunicorn's timeout kills it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded demo database: wait for the writer instead of failing at once, take the
     # write lock at BEGIN (no upgrade deadlocks), and use WAL with NORMAL sync so a page view's
@@ -179,6 +187,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # A database outage answers 503 with Retry-After and JSON on every API view.
+    "EXCEPTION_HANDLER": "behavior.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "events": os.environ.get("THROTTLE_EVENTS", "6000/min"),
         "recommendations": os.environ.get("THROTTLE_RECOMMENDATIONS", "6000/min"),

@@ -61,9 +61,11 @@ def _clear_cache():
     """
     from django.core.cache import cache
 
+    from recommendations.api import fallback
     from recommendations.services.serving import catalogue, names
 
     cache.clear()
+    fallback.clear()  # the popular lists a process keeps for database outages
     catalogue.reset()
     names.clear()  # item names kept per process for explanations
     yield

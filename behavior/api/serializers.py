@@ -33,7 +33,9 @@ class EventSerializer(serializers.Serializer):
     visitor_id = serializers.CharField(
         required=False,
         max_length=64,
-        help_text="Anonymous visitor id; only used when the request carries no visitor cookie.",
+        help_text="Only from a server-to-server client authenticated with a token whose user holds "
+        "behavior.record_for_visitors; rejected from everybody else (a browser's visitor is its "
+        "signed cookie).",
     )
     session_id = serializers.CharField(required=False, max_length=64)
     recommendation_id = serializers.UUIDField(
@@ -66,3 +68,24 @@ class IngestResultSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class RejectedBatchSerializer(serializers.Serializer):
+    """A 400 answer: the request as a whole is malformed (``detail`` only), or some events
+    were rejected (``detail`` and the counts); the valid events of such a batch are stored."""
+
+    detail = serializers.CharField()
+    accepted = serializers.IntegerField(required=False, help_text="Events stored now.")
+    duplicates = serializers.IntegerField(
+        required=False, help_text="Events whose event_id was already stored (re-sends)."
+    )
+    rejected = RejectedEventSerializer(
+        many=True, required=False, help_text="Every rejected event: its index and the reasons per field."
+    )
+
+
+class UnavailableSerializer(serializers.Serializer):
+    """A 503 answer: the database is unreachable; retry after ``retry_after`` seconds."""
+
+    detail = serializers.CharField()
+    retry_after = serializers.IntegerField(help_text="Seconds to wait before retrying (also Retry-After).")

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from behavior.adapter import get_tracking_adapter
+from behavior.api.errors import exception_handler
 from behavior.api.serializers import (
     ErrorSerializer,
     EventBatchSerializer,
     EventSerializer,
     IngestResultSerializer,
+    RejectedBatchSerializer,
+    UnavailableSerializer,
 )
 from behavior.conf import behavior_settings
-from behavior.middleware import _VALID_VISITOR_ID
+from behavior.models import EventOrigin
 from behavior.services import ingest as services
+from behavior.throttling import ResilientScopedRateThrottle
 
 DESCRIPTION = """Record behaviour events: one event object, or `{"events": [...]}`.
 
@@ -33,14 +39,28 @@ per event as JSON (default 8 KiB; a larger event is rejected on its own) and
 `MAX_REQUEST_BYTES` per request body (default 1 MiB). Too many events or too large a body
 answer **413**; a body that is not a JSON object answers **400**.
 
-Answers **202** with the number of events stored (`accepted`), re-sent events whose
-`event_id` was already stored (`duplicates`) and the per-event errors (`rejected`); the
-valid events of a batch are stored even when others are rejected.
+Answers **202** with the number of events stored (`accepted`) and re-sent events whose
+`event_id` was already stored (`duplicates`) when every event was valid. When one or more
+events are invalid it answers **400** with the same counts, a `detail` sentence and
+`rejected`: the index of each bad event in the batch and the reasons per field; the valid
+events of that batch **are stored** all the same (as Mixpanel's `/import` does), so a
+client must not re-send the batch unchanged, only fix or drop the rejected events (a
+re-send would store nothing twice anyway: event ids are idempotency keys).
 
-The user comes from authentication (session or basic). A `user`, `user_id` or `username`
-key in an event is **rejected** for that event, so a client can never write for someone
-else. Anonymous shoppers are identified by the first-party visitor cookie; an event's own
-`visitor_id` is used only when the request carries no cookie. Unknown keys are rejected.
+The user comes from authentication (session, basic or token). A `user`, `user_id` or
+`username` key in an event is **rejected** for that event, so a client can never write for
+someone else. An anonymous shopper is the visitor of the signed, HttpOnly cookie the server
+issued to this browser (an unsigned or forged cookie is ignored and replaced); an event that
+names a `visitor_id` is **rejected**. Unknown keys are rejected.
+
+Server-to-server clients (an app's backend relaying its users' actions) may name the
+visitor of each event in `visitor_id`, only when they authenticate with a DRF token
+(`Authorization: Token …`) whose user holds the permission
+`behavior.record_for_visitors`; their events are stored as that visitor's anonymous
+events (never the token user's), marked `origin = "client"`, not flagged as bots by their
+User-Agent, and Do-Not-Track headers of the client itself do not apply (honouring its
+users' choices is the client's job).
+
 When the shopper opted out of tracking (Do-Not-Track / Global Privacy Control, missing
 consent), events are acknowledged with 202 and not stored.
 """
@@ -50,9 +70,23 @@ class EventIngestView(APIView):
     """Thin view: size limits and JSON shape here, everything else in ``services``."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    # Storing events never depends on Redis: the throttle counts per process while it is down.
+    throttle_classes = [ResilientScopedRateThrottle]
     throttle_scope = "events"
     parser_classes = [JSONParser]
+
+    def get_exception_handler(self) -> Any:
+        """A database outage answers 503 with Retry-After (see ``behavior.api.errors``)."""
+        return exception_handler
+
+    def get_authenticators(self) -> list:
+        """The project's authentication classes, plus DRF tokens when ``rest_framework.authtoken`` is in."""
+        authenticators = super().get_authenticators()
+        if apps.is_installed("rest_framework.authtoken") and not any(
+            isinstance(a, TokenAuthentication) for a in authenticators
+        ):
+            authenticators.append(TokenAuthentication())
+        return authenticators
 
     @extend_schema(
         operation_id="events_create",
@@ -65,9 +99,18 @@ class EventIngestView(APIView):
         ),
         responses={
             202: IngestResultSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Malformed JSON or not an event object."),
+            400: OpenApiResponse(
+                RejectedBatchSerializer,
+                description="Malformed JSON or not an event object (detail only), or rejected events "
+                "(detail, counts and rejected[]: index and field of each); the valid events are stored.",
+            ),
             413: OpenApiResponse(ErrorSerializer, description="Too many events or too large a body."),
             429: OpenApiResponse(ErrorSerializer, description="Throttled."),
+            503: OpenApiResponse(
+                UnavailableSerializer,
+                description="The database is unreachable: nothing was stored; retry after Retry-After "
+                "seconds with the same event ids.",
+            ),
         },
         tags=["events"],
     )
@@ -76,30 +119,44 @@ class EventIngestView(APIView):
         if error is not None:
             return error
         adapter = get_tracking_adapter()
-        may_track = getattr(request._request, "may_track", None)
-        if may_track is None:
-            may_track = adapter.may_track(request._request)
-        if not may_track:
-            return Response({"accepted": 0, "duplicates": 0, "rejected": []}, status=status.HTTP_202_ACCEPTED)
-
-        user = request.user if request.user and request.user.is_authenticated else None
-        cookie = request.COOKIES.get(behavior_settings.VISITOR_COOKIE_NAME, "")
-        issued = getattr(request._request, "visitor_id", "") or ""
-        session = getattr(request._request, "session", None)
-        result = services.ingest_events(
-            events,
-            user=user,
-            # The cookie is authoritative; without one the body's visitor_id may name the visitor.
-            visitor_id=issued if _VALID_VISITOR_ID.match(cookie) else "",
-            default_visitor_id=issued,
-            session_id=(session.session_key or "") if session is not None else "",
-            user_agent=request.headers.get("User-Agent", ""),
-            is_bot=adapter.is_bot(request._request),
-        )
+        if adapter.is_trusted_client(request):
+            # The client names each event's visitor; the token's user is the client, not a shopper.
+            result = services.ingest_events(events, is_bot=False, origin=EventOrigin.CLIENT.value)
+        else:
+            may_track = getattr(request._request, "may_track", None)
+            if may_track is None:
+                may_track = adapter.may_track(request._request)
+            if not may_track:
+                body = {"accepted": 0, "duplicates": 0, "rejected": []}
+                return Response(body, status=status.HTTP_202_ACCEPTED)
+            user = request.user if request.user and request.user.is_authenticated else None
+            session = getattr(request._request, "session", None)
+            result = services.ingest_events(
+                events,
+                user=user,
+                # The visitor the middleware verified or issued; never one named by the browser.
+                visitor_id=getattr(request._request, "visitor_id", "") or "",
+                allow_visitor_id=False,
+                session_id=(session.session_key or "") if session is not None else "",
+                is_bot=adapter.is_bot(request._request),
+            )
         # The same shape IngestResultSerializer documents, built directly: the counts are
         # ints and the rejections already {"index": int, "errors": {field: [str]}}.
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+        if result.rejected:
+            return Response({"detail": _rejected_detail(result, len(events)), **body}, status=400)
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _rejected_detail(result: services.IngestResult, sent: int) -> str:
+    """The sentence of a 400 answer to a batch with rejected events (the valid ones are stored)."""
+    rejected = len(result.rejected)
+    if rejected == sent:
+        return f"{'The event was' if sent == 1 else f'All {sent} events were'} rejected; nothing was stored."
+    return (
+        f"{rejected} of {sent} events rejected (see rejected[].index); the other {sent - rejected} "
+        f"were stored ({result.accepted} new, {result.duplicates} already stored)."
+    )
 
 
 def _too_large(detail: str) -> Response:

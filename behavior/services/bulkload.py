@@ -25,12 +25,14 @@ default. Other databases: a no-op.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
@@ -40,6 +42,7 @@ from behavior.services import ingest as services
 
 logger = logging.getLogger(__name__)
 
+_CONTEXT_AT = services.COLUMNS.index("context")
 # Session-level memory for the index builds (SET LOCAL: this transaction only, no server change).
 INDEX_BUILD_MEMORY = "256MB"
 
@@ -118,6 +121,23 @@ def copy_text(value: Any) -> str:
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_line(row: tuple) -> str:
+    """One prepared row (``services.COLUMNS`` order) as a line of text ``COPY``.
+
+    The general form, for rows the import's fast path did not format itself (those that
+    took :func:`behavior.services.ingest.prepare_rows`): the context as compact JSON,
+    times in ISO 8601 with their offset.
+    """
+    fields = []
+    for index, value in enumerate(row):
+        if index == _CONTEXT_AT:
+            value = json.dumps(value or {}, separators=(",", ":"))
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        fields.append(copy_text(value))
+    return "\t".join(fields) + "\n"
 
 
 def _copy_fields() -> list[Any]:
@@ -332,9 +352,11 @@ class ChunkLoader:
     chunk is stored before ``submit`` returns.
 
     At most one chunk waits for a writer (memory stays flat). A writer's error is
-    raised by the next ``submit`` or by ``close``; chunks already queued are still stored,
-    as they would have been before the error inline (every chunk is all or nothing, and
-    the import is idempotent, so re-running it completes the rest).
+    raised by the next ``submit`` or by ``close``, and ``failed_lines`` then names the
+    lines of the chunk that failed (when ``submit`` was given them). Every chunk is all or
+    nothing: the failed one stored none of its rows; chunks submitted after it are not
+    stored; the one other chunk a second writer was storing at that moment may be. The
+    import is idempotent, so re-running it completes the rest.
     """
 
     # Deadlock between two writers (the same event id in two chunks in flight): retried.
@@ -345,6 +367,7 @@ class ChunkLoader:
         self.offered = 0
         self._lock = threading.Lock()
         self._error: BaseException | None = None
+        self.failed_lines: tuple[int, int] | None = None
         self._threads: list[threading.Thread] = []
         # Chunks may come with their COPY text (see copy_chunk): worth preparing on Postgres only.
         self.copy_text = connection.vendor == "postgresql"
@@ -360,17 +383,24 @@ class ChunkLoader:
             for thread in self._threads:
                 thread.start()
 
-    def submit(self, rows: list[tuple], payload: bytes | None) -> None:
-        """Store one chunk (``payload``: its COPY text, or None) now, or queue it for a writer."""
+    def submit(self, rows: list[tuple], payload: bytes | None, lines: tuple[int, int] | None = None) -> None:
+        """Store one chunk (``payload``: its COPY text, or None) now, or queue it for a writer.
+
+        ``lines``: the first and last line of the file the chunk came from, for the error.
+        """
         if self._error is not None:
             raise self._error
         job: CopyChunk | list[tuple] = rows
         if payload is not None and self.copy_text:
             job = CopyChunk.of(rows, payload, self.locks)
         if self._threads:
-            self._jobs.put(job)
+            self._jobs.put((job, lines))
         else:
-            self._count(job, _store(job))
+            try:
+                self._count(job, _store(job))
+            except BaseException:
+                self.failed_lines = lines
+                raise
 
     def close(self) -> None:
         """Wait for the queued chunks, end the writers; raise the first writer error."""
@@ -395,12 +425,15 @@ class ChunkLoader:
 
     def _work(self) -> None:
         try:
-            while (job := self._jobs.get()) is not None:
+            while (entry := self._jobs.get()) is not None:
+                job, lines = entry
                 if self._error is None:
                     try:
                         self._count(job, self._store_retrying(job))
                     except BaseException as exc:  # handed to the importing thread
-                        self._error = self._error or exc
+                        with self._lock:
+                            if self._error is None:
+                                self._error, self.failed_lines = exc, lines
         finally:
             connections.close_all()  # this thread's connections only
 

@@ -11,11 +11,21 @@ the optional columns ``value,session_id,event_id``, in any order.
   once. Two identical rows in one file are therefore one event.
 
 The file is read and stored in chunks (``chunk_size`` rows): memory stays flat whatever
-the file size, and each chunk is stored in one transaction, all or nothing. Rows that
-pass the fast path's checks (the same rules as :func:`behavior.services.ingest.ingest_events`)
-are written as ``COPY`` text and stored by :class:`behavior.services.bulkload.ChunkLoader` (on
-Postgres: straight ``COPY`` into the events table, by writer threads while the next
-chunk is read); every other row takes ``ingest_events`` itself, for its exact errors.
+the file size. Rows that pass the fast path's checks (the same rules as
+:func:`behavior.services.ingest.ingest_events`) are written as ``COPY`` text at once; every
+other row is checked by :func:`behavior.services.ingest.prepare_rows` itself, for its exact
+errors. A bad row is reported with its line number (the line its record ends on) and
+never stops the import. Then all the valid rows of the chunk are stored together by
+:class:`behavior.services.bulkload.ChunkLoader` (on Postgres: straight ``COPY`` into the
+events table, by writer threads while the next chunk is read).
+
+What a failure leaves behind: each chunk's events are stored in one transaction, all or
+nothing. When storing a chunk fails (the database went away, a constraint), the import
+stops with :class:`ImportStoreError` naming the chunk's lines: that chunk stored **no**
+event; every chunk before it is stored; chunks after it are not, except that with writer
+threads the one chunk a second writer was storing at the same moment may be. Users and
+items created under ``create_missing`` are committed before their chunk's events and stay.
+The import is idempotent, so running it again completes it without storing anything twice.
 
 ``create_missing`` creates unknown users (unusable password) and placeholder items. A
 placeholder item gets its key field set; every other *required* field (no default, not
@@ -43,15 +53,15 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
-from behavior.models import ITEM_EVENT_TYPES
+from behavior.models import ITEM_EVENT_TYPES, EventOrigin
 from behavior.services import ingest as services
 from behavior.services import validation as v
-from behavior.services.bulkload import ChunkLoader, copy_text, deferred_event_indexes
+from behavior.services.bulkload import ChunkLoader, copy_line, copy_text, deferred_event_indexes
 from behavior.services.collection import fewer_collections
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
@@ -89,9 +99,9 @@ def content_event_id(content: str) -> str:
 
 
 # COPY text of the columns every imported row shares after received_at (services.COLUMNS order):
-# recommendation_id NULL, placement "", position NULL, context {}, is_bot false.
+# recommendation_id NULL, placement "", position NULL, context {}, is_bot false, origin "import".
 _NULL = r"\N"
-_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\n"
+_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\t{EventOrigin.IMPORT.value}\n"
 # Cache entries of users and items: (pk, the pk as COPY text). Anonymous rows / rows without item.
 _ANONYMOUS = (None, _NULL)
 _NO_ITEM = (None, _NULL)
@@ -141,6 +151,20 @@ class _Batch:
 
 class ImportFileError(ValueError):
     """The file as a whole cannot be imported (missing, unreadable, bad header)."""
+
+
+class ImportStoreError(RuntimeError):
+    """Storing one chunk failed; the import stopped (see the module docstring for what is stored)."""
+
+    def __init__(self, lines: tuple[int, int] | None, stored: int, cause: BaseException) -> None:
+        self.lines, self.stored = lines, stored
+        where = f"lines {lines[0]}-{lines[1]}" if lines else "a chunk"
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        super().__init__(
+            f"Storing the events of {where} failed ({reason}); none of them was stored. Earlier "
+            f"chunks are stored ({stored} new events). Run the import again to complete it: rows "
+            "already stored are recognised and never stored twice."
+        )
 
 
 @dataclass
@@ -200,30 +224,36 @@ def import_events_csv(
         reader = csv.reader(text)
         columns = _read_header(reader, path)
         report = ImportReport()
-        with ChunkLoader(writers) as loader:
-            importer = _ChunkImporter(
-                columns,
-                create_missing=create_missing,
-                report=report,
-                on_rejected=on_rejected,
-                now=now,
-                loader=loader,
-            )
-            chunk: list[tuple[int, list[str]]] = []
-            try:
-                for row in reader:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue  # blank line
-                    chunk.append((reader.line_num, row))
-                    if len(chunk) >= chunk_size:
-                        importer.run(chunk)
-                        chunk = []
-                        if on_progress:
-                            on_progress(report.rows, binary.tell())
-            except csv.Error as exc:
-                raise ImportFileError(f"Unreadable CSV at line {reader.line_num}: {exc}") from exc
-            if chunk:
-                importer.run(chunk)
+        loader = ChunkLoader(writers)
+        importer = _ChunkImporter(
+            columns,
+            create_missing=create_missing,
+            report=report,
+            on_rejected=on_rejected,
+            now=now,
+            loader=loader,
+        )
+        chunk: list[tuple[int, list[str]]] = []
+        try:
+            with loader:
+                try:
+                    for row in reader:
+                        if not row or (len(row) == 1 and not row[0].strip()):
+                            continue  # blank line
+                        chunk.append((reader.line_num, row))
+                        if len(chunk) >= chunk_size:
+                            importer.run(chunk)
+                            chunk = []
+                            if on_progress:
+                                on_progress(report.rows, binary.tell())
+                except csv.Error as exc:
+                    raise ImportFileError(f"Unreadable CSV at line {reader.line_num}: {exc}") from exc
+                if chunk:
+                    importer.run(chunk)
+        except DatabaseError as exc:
+            # A writer's failure names its chunk; otherwise it was the chunk being prepared.
+            lines = loader.failed_lines or ((chunk[0][0], chunk[-1][0]) if chunk else None)
+            raise ImportStoreError(lines, loader.inserted, exc) from exc
         # Every chunk is stored now (the writers are joined): count what the fast path stored.
         report.accepted += loader.inserted
         report.duplicates += loader.offered - loader.inserted
@@ -303,12 +333,25 @@ class _ChunkImporter:
 
     def _run(self, chunk: list[tuple[int, list[str]]]) -> None:
         self.report.rows += len(chunk)
-        slow = self._run_fast(chunk)
+        batch = _Batch(self.now or timezone.now(), copy_text=self.loader.copy_text)
+        slow = self._run_fast(chunk, batch)
         if slow:
-            self._run_generic(slow)
+            self._run_generic(slow, batch)
+        self._submit(batch, (chunk[0][0], chunk[-1][0]))
 
-    def _run_fast(self, chunk: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
-        """Store the rows that are certainly valid; return the others for the generic path.
+    def _submit(self, batch: _Batch, lines: tuple[int, int]) -> None:
+        """Hand every row of the chunk to the loader at once: one transaction, all or nothing."""
+        self.report.duplicates += batch.duplicates
+        rows = batch.rows
+        for row_filter in services.ROW_FILTERS:  # privacy hook (erased shoppers), as in ingest_events
+            rows = row_filter(rows)
+        if rows:
+            # The preformatted COPY text is only valid for the rows exactly as prepared.
+            payload = "".join(batch.lines).encode() if rows is batch.rows and batch.lines else None
+            self.loader.submit(rows, payload, lines)
+
+    def _run_fast(self, chunk: list[tuple[int, list[str]]], batch: _Batch) -> list[tuple[int, list[str]]]:
+        """Prepare the rows that are certainly valid; return the others for the generic path.
 
         The hot loop of a large import (see :meth:`_prepare`). Users and items come from
         caches filled by earlier chunks; rows naming one not cached yet pass again once the
@@ -318,20 +361,11 @@ class _ChunkImporter:
         original per-event validation, so the accepted values and every error message
         stay exactly as they were.
         """
-        batch = _Batch(self.now or timezone.now(), copy_text=self.loader.copy_text)
         slow: list[tuple[int, list[str]]] = []
         misses = self._prepare(chunk, batch, slow, final=False)
         if misses:
             self._resolve(misses)
             self._prepare(misses, batch, slow, final=True)
-        self.report.duplicates += batch.duplicates
-        rows = batch.rows
-        for row_filter in services.ROW_FILTERS:  # privacy hook (erased shoppers), as in ingest_events
-            rows = row_filter(rows)
-        if rows:
-            # The preformatted COPY text is only valid for the rows exactly as prepared.
-            payload = "".join(batch.lines).encode() if rows is batch.rows and batch.lines else None
-            self.loader.submit(rows, payload)
         return slow
 
     def _prepare(
@@ -430,6 +464,7 @@ class _ChunkImporter:
                     None,
                     {},
                     False,
+                    EventOrigin.IMPORT.value,
                 )
             )
             if copy:
@@ -454,8 +489,11 @@ class _ChunkImporter:
                 self._create_items(keys)
             _remember(self.items, item_ids_by_key(keys))
 
-    def _run_generic(self, chunk: list[tuple[int, list[str]]]) -> None:
-        """The per-event path of :func:`behavior.services.ingest.ingest_events` (exact error messages)."""
+    def _run_generic(self, chunk: list[tuple[int, list[str]]], batch: _Batch) -> None:
+        """The per-event checks of :func:`behavior.services.ingest.ingest_events` (exact error messages).
+
+        The valid rows join ``batch`` (stored with the fast rows, in the chunk's transaction).
+        """
         col = self.columns
         i_user, i_item, i_type, i_time = col["user_id"], col["item_id"], col["event_type"], col["timestamp"]
         i_value, i_session, i_event = col.get("value"), col.get("session_id"), col.get("event_id")
@@ -522,12 +560,22 @@ class _ChunkImporter:
             lines.append(line)
         if not raws:
             return
-        result = services.ingest_events(raws, trusted=True, historical=True, now=self.now or timezone.now())
-        self.report.accepted += result.accepted
-        self.report.duplicates += result.duplicates
-        for entry in result.rejected:
+        prepared = services.prepare_rows(
+            raws, trusted=True, historical=True, now=batch.now, origin=EventOrigin.IMPORT.value
+        )
+        for entry in prepared.rejected:
             errors = {_FIELD_TO_COLUMN.get(k, k): reasons for k, reasons in entry["errors"].items()}
             self._reject(lines[entry["index"]], errors)
+        batch.duplicates += prepared.duplicates
+        for row in prepared.rows:
+            key = row[0].hex  # the fast path's form of an event id
+            if key in batch.seen:  # the same event as a fast row of this chunk
+                batch.duplicates += 1
+                continue
+            batch.seen.add(key)
+            batch.rows.append(row)
+            if batch.copy_text:
+                batch.lines.append(copy_line(row))
 
     def _users(self, usernames: set[str]) -> dict[str, Any]:
         """Username -> user pk, creating the missing users when asked to."""

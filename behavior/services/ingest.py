@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -57,6 +57,7 @@ COLUMNS: tuple[str, ...] = (
     "position",
     "context",
     "is_bot",
+    "origin",
 )
 _CONTEXT_INDEX = COLUMNS.index("context")
 _STAGE_TABLE = "behavior_event_stage"
@@ -78,6 +79,22 @@ class IngestResult:
     events: list[Event] = field(default_factory=list, repr=False)
 
 
+class IngestOptions(TypedDict, total=False):
+    """Keyword options of :func:`ingest_events`, passed on to :func:`prepare_rows`."""
+
+    user: Any
+    visitor_id: str
+    session_id: str
+    user_agent: str
+    now: datetime | None
+    is_bot: bool | None
+    default_visitor_id: str
+    trusted: bool
+    historical: bool
+    allow_visitor_id: bool
+    origin: str
+
+
 def is_bot_user_agent(user_agent: str) -> bool:
     """True when the User-Agent contains one of ``BOT_USER_AGENT_PATTERNS``.
 
@@ -89,6 +106,53 @@ def is_bot_user_agent(user_agent: str) -> bool:
 
 
 def ingest_events(
+    raw_events: Sequence[Any], *, return_events: bool = False, **options: Unpack[IngestOptions]
+) -> IngestResult:
+    """Validate and store a batch of raw events; valid events are stored even if others fail.
+
+    Identity: ``user`` (from authentication) wins; ``visitor_id`` (the first-party cookie)
+    overrides any ``visitor_id`` in the events; an event's own ``visitor_id`` is used only
+    when the caller has none, then ``default_visitor_id``. An anonymous event with no
+    visitor id at all is rejected (nobody could ever be recommended from it). Callers that
+    must not let a client name a visitor reject the key first (the events API does).
+
+    ``trusted`` callers (server code: the import command, the tracking helper) may pass
+    ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
+    everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
+    size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
+    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    The options (:class:`IngestOptions`) are those of :func:`prepare_rows`.
+    """
+    prepared = prepare_rows(raw_events, **options)
+    result = IngestResult(duplicates=prepared.duplicates, rejected=prepared.rejected)
+    rows = prepared.rows
+    for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
+        rows = row_filter(rows)
+    if rows:
+        inserted, events = store_rows(rows, return_events=return_events, fresh_ids=not prepared.client_ids)
+        result.accepted += inserted
+        result.duplicates += len(rows) - inserted
+        result.events = events
+    return result
+
+
+@dataclass
+class PreparedRows:
+    """A validated batch, not stored yet: rows in ``COLUMNS`` order and what was refused.
+
+    ``indexes[i]`` is the position in the batch of ``rows[i]``; ``rejected`` is sorted by
+    index; ``duplicates`` counts event ids repeated inside the batch; ``client_ids`` says
+    whether any event id came from the caller (then it may be stored already).
+    """
+
+    rows: list[tuple] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    client_ids: bool = False
+
+
+def prepare_rows(
     raw_events: Sequence[Any],
     *,
     user: Any = None,
@@ -100,43 +164,40 @@ def ingest_events(
     default_visitor_id: str = "",
     trusted: bool = False,
     historical: bool = False,
-    return_events: bool = False,
-) -> IngestResult:
-    """Validate and store a batch of raw events; valid events are stored even if others fail.
+    allow_visitor_id: bool = True,
+    origin: str = "",
+) -> PreparedRows:
+    """Validate a batch and build its rows without storing them (:func:`ingest_events` stores them).
 
-    Identity: ``user`` (from authentication) wins; ``visitor_id`` (the first-party cookie)
-    overrides any ``visitor_id`` in the events; an event's own ``visitor_id`` is used only
-    when the caller has none, then ``default_visitor_id``. An anonymous event with no
-    visitor id at all is rejected (nobody could ever be recommended from it).
-
-    ``trusted`` callers (server code: the import command, the tracking helper) may pass
-    ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
-    everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
-    size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
-    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    The other arguments mean what they mean for :func:`ingest_events`.
+    ``allow_visitor_id=False`` rejects an event that names a ``visitor_id`` (a browser may
+    not: its visitor is the cookie the server issued). ``origin`` marks every row
+    (``behavior.models.EventOrigin``). The import command prepares a chunk's odd rows here
+    and stores them with the rest of the chunk, in the chunk's one transaction.
     """
     now = now or timezone.now()
     limits = v.Limits.for_now(now, historical=historical)
     bot = is_bot_user_agent(user_agent) if is_bot is None else bool(is_bot)
     user_pk = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
-    result = IngestResult()
+    prepared = PreparedRows()
     item_model = get_item_model()
 
     cleaned: list[tuple[int, dict[str, Any]]] = []
     wanted_keys: set[str] = set()
     for index, raw in enumerate(raw_events):
-        errors, data = _clean_event(raw, limits=limits, trusted=trusted, item_model=item_model)
+        errors, data = _clean_event(
+            raw, limits=limits, trusted=trusted, item_model=item_model, allow_visitor_id=allow_visitor_id
+        )
         if errors:
-            result.rejected.append({"index": index, "errors": errors})
+            prepared.rejected.append({"index": index, "errors": errors})
             continue
         if "item_key" in data:
             wanted_keys.add(data["item_key"])
         cleaned.append((index, data))
 
     item_pks = item_ids_by_key(wanted_keys) if wanted_keys else {}
-    rows: list[tuple] = []
+    rows, indexes = prepared.rows, prepared.indexes
     seen: set[uuid.UUID] = set()
-    client_ids = False  # any event id chosen by the caller (then it may already be stored)
     for index, data in cleaned:
         errors = {}
         if "item_key" in data:
@@ -150,17 +211,18 @@ def ingest_events(
         if event_user is None and not event_visitor:
             errors["visitor_id"] = ["Required for anonymous events (no visitor cookie)."]
         if errors:
-            result.rejected.append({"index": index, "errors": errors})
+            prepared.rejected.append({"index": index, "errors": errors})
             continue
         event_id = data.get("event_id")
         if event_id is None:
             event_id = uuid.uuid4()
         else:
-            client_ids = True
+            prepared.client_ids = True
         if event_id in seen:  # the same event twice in one batch: a re-send, not an error
-            result.duplicates += 1
+            prepared.duplicates += 1
             continue
         seen.add(event_id)
+        indexes.append(index)
         rows.append(
             (
                 event_id,
@@ -178,22 +240,20 @@ def ingest_events(
                 data.get("position"),
                 data.get("context") or {},
                 bot,
+                origin,
             )
         )
-
-    for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
-        rows = row_filter(rows)
-    if rows:
-        result.rejected.sort(key=lambda entry: entry["index"])
-        inserted, events = store_rows(rows, return_events=return_events, fresh_ids=not client_ids)
-        result.accepted += inserted
-        result.duplicates += len(rows) - inserted
-        result.events = events
-    return result
+    prepared.rejected.sort(key=lambda entry: entry["index"])
+    return prepared
 
 
 def _clean_event(
-    raw: Any, *, limits: v.Limits, trusted: bool, item_model: type[models.Model]
+    raw: Any,
+    *,
+    limits: v.Limits,
+    trusted: bool,
+    item_model: type[models.Model],
+    allow_visitor_id: bool = True,
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Check one raw event; return (errors by field, cleaned values).
 
@@ -203,12 +263,23 @@ def _clean_event(
     if not isinstance(raw, Mapping):
         return {v.NON_FIELD: ["Expected an object."]}, {}
     if not trusted and not v.event_size_at_most(raw, behavior_settings.MAX_EVENT_BYTES):
+        # Depth first: measuring the size of a value nested ~1000 levels deep would recurse.
+        deep = {
+            v.field_name(key): [f"Nested too deeply (at most {v.MAX_JSON_DEPTH} levels)."]
+            for key, value in raw.items()
+            if isinstance(value, dict | list) and v.too_deep(value)
+        }
+        if deep:
+            return deep, {}
         size = v.event_size(raw)
         if size > behavior_settings.MAX_EVENT_BYTES:
             return {v.NON_FIELD: [f"Event is {size} bytes; at most {behavior_settings.MAX_EVENT_BYTES}."]}, {}
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "visitor_id" and not allow_visitor_id:
+            errors[key] = [VISITOR_NAMED_BY_CLIENT]
+            continue
         if value is None or (value == "" and key != "event_type"):
             continue
         cleaner = _CLEANERS.get(key)
@@ -230,7 +301,7 @@ def _clean_event(
         elif key in v.IDENTITY_FIELDS:
             errors[str(key)] = ["The user is taken from authentication; remove this field."]
         else:
-            errors[str(key)[:64]] = ["Unknown field."]
+            errors[v.field_name(key)] = ["Unknown field."]
 
     event_type = raw.get("event_type")
     if event_type is None:
@@ -266,6 +337,12 @@ _CLEANERS: dict[str, Any] = {
     "position": lambda x, _: v.clean_int(x, low=0, high=v.MAX_POSITION),
     "context": lambda x, _: v.clean_context(x),
 }
+
+
+VISITOR_NAMED_BY_CLIENT = (
+    "The visitor is the one the server issued to this browser (its cookie); only an authorised "
+    "server-to-server client may name a visitor_id."
+)
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -359,7 +436,12 @@ def _insert_postgres_copy(rows: list[tuple], *, durable: bool = True) -> int:
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS AS "
             f"SELECT {columns} FROM {table} WITH NO DATA"
         )
-        with cursor.cursor.copy(f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN") as copy:
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(  # psycopg's errors as Django's
+                f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN"
+            ) as copy,
+        ):
             for row in _json_rows(rows):
                 copy.write_row(row)
         cursor.execute(
@@ -502,12 +584,26 @@ def _insert_orm(rows: list[tuple], *, fresh_ids: bool = False) -> list[Event]:
 # --- identity, retention -----------------------------------------------------------------------
 
 
-def merge_visitor_into_user(visitor_id: str, user: Any) -> int:
-    """Attach a visitor's anonymous events to ``user`` (called at login); return how many."""
+# Clock difference tolerated between the web process that issued a visitor id and the one
+# that stored its events (the id is random and unknown to anyone else, so a minute of slack
+# opens nothing; the signature's time is also truncated to the second).
+MERGE_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def merge_visitor_into_user(visitor_id: str, user: Any, *, since: datetime | None = None) -> int:
+    """Attach a visitor's anonymous events to ``user`` (called at login); return how many.
+
+    ``since``: when the id was issued to this browser; only events the server received
+    from then on (``received_at``, the server's clock, never the client's ``occurred_at``)
+    are merged, so events stored under the same id by anyone else before are not.
+    """
     if not visitor_id or user is None or user.pk is None:
         return 0
+    anonymous = Event.objects.filter(visitor_id=visitor_id, user__isnull=True)
+    if since is not None:
+        anonymous = anonymous.filter(received_at__gte=since - MERGE_CLOCK_SKEW)
     with transaction.atomic():
-        merged = Event.objects.filter(visitor_id=visitor_id, user__isnull=True).update(user=user)
+        merged = anonymous.update(user=user)
         if merged:
             newest = (
                 Event.objects.filter(user=user, visitor_id=visitor_id, is_bot=False, item__isnull=False)

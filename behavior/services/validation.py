@@ -55,6 +55,8 @@ _CENT = Decimal("0.01")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _NUMERIC = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Deepest nesting of objects and lists accepted inside a value (``context``).
+MAX_JSON_DEPTH = 20
 
 
 class FieldError(ValueError):
@@ -128,6 +130,15 @@ def parse_timestamp(value: Any) -> datetime:
     """Unix seconds (number or numeric string) or an ISO 8601 string, as an aware UTC datetime."""
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        return _parse_timestamp(value)
+    except (OverflowError, OSError) as exc:
+        # A value that names no representable moment: a timezone offset that moves
+        # 0001-01-01 or 9999-12-31 across the ends of the calendar, or unix seconds that do.
+        raise FieldError("Timestamp out of range.") from exc
+
+
+def _parse_timestamp(value: Any) -> datetime:
     if isinstance(value, bool):
         raise FieldError("Must be an ISO 8601 date-time or unix seconds.")
     if isinstance(value, str):
@@ -192,8 +203,8 @@ def clean_int(value: Any, *, low: int, high: int) -> int:
 
 def _check_json_text(value: Any, depth: int = 0) -> None:
     """Walk a JSON value and reject text the database cannot store."""
-    if depth > 20:
-        raise FieldError("Nested too deeply.")
+    if depth > MAX_JSON_DEPTH:
+        raise FieldError(f"Nested too deeply (at most {MAX_JSON_DEPTH} levels).")
     if isinstance(value, str):
         check_text(value)
     elif isinstance(value, dict):
@@ -217,12 +228,43 @@ def clean_context(value: Any) -> dict:
     return value
 
 
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` nests objects or lists more than ``limit`` levels deep.
+
+    Iterative, so a body nested close to the JSON parser's own limit (~1000 levels) is
+    measured without the recursion that ``json.dumps`` or a recursive walk would need.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def field_name(key: Any) -> str:
+    """A key of the client's event as a printable field name for an error (at most 64 characters).
+
+    Keys are echoed in the answer: a lone surrogate (valid in JSON text, not in UTF-8)
+    would make the response unencodable, so such characters are written as escapes.
+    """
+    text = key if isinstance(key, str) else str(key)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:64]
+
+
 def event_size(raw: Mapping[str, Any]) -> int:
     """Bytes of one event as compact JSON (what the per-event cap applies to)."""
     try:
         return len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass"))
-    except (TypeError, ValueError):
-        return 0  # unserializable values are caught by the field checks
+    except (TypeError, ValueError, RecursionError):
+        return 0  # unserializable or too deep values are caught by the field checks
 
 
 # One character is at most 12 bytes of ASCII JSON (a surrogate pair as two \uXXXX escapes);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.cache import cache as default_cache
@@ -13,9 +14,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from behavior.api.errors import exception_handler
+from behavior.outages import database_unavailable
+from behavior.throttling import ResilientScopedRateThrottle
+from recommendations.api import fallback
 from recommendations.api import serializers as s
 from recommendations.conf import recommender_settings
 from recommendations.services import serving
@@ -28,13 +32,14 @@ from recommendations.services.serving.state import mark_not_interested
 PRECOUNTED_ATTRIBUTE = "_recommendations_throttle_precount"
 
 
-class CounterScopedRateThrottle(ScopedRateThrottle):
+class CounterScopedRateThrottle(ResilientScopedRateThrottle):
     """DRF's scoped throttle as a fixed-window counter in Redis: one round trip per request.
 
     ``ScopedRateThrottle`` reads and rewrites the list of the shopper's request times on every
     request (two round trips and a list of up to ``rate`` floats to unpickle and pickle); the
     counter (INCR + EXPIRE in one pipeline) allows the same number of requests per window.
-    Without a Redis cache it is DRF's own throttle.
+    Without a Redis cache it is DRF's own throttle. While Redis fails, each process counts
+    on its own (``behavior.throttling``).
     """
 
     @classmethod
@@ -81,8 +86,8 @@ class CounterScopedRateThrottle(ScopedRateThrottle):
                 pipe.incr(counter)
                 pipe.expire(counter, self.duration + 1)
                 count, _ = pipe.execute()
-            except Exception:  # a broken Redis must not turn every request away
-                return True
+            except Exception as exc:  # a broken Redis must not turn every request away
+                return self.allow_locally(request, view, exc)
         self.window_end = (window + 1) * self.duration
         return int(count) <= self.num_requests
 
@@ -122,9 +127,43 @@ class _RecommendationsAPIView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [CounterScopedRateThrottle]
     throttle_scope = "recommendations"
+    # Placement of a fallback answer when the request names none (see fallback_answer).
+    fallback_placement = "default"
 
     def query(self, serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
         return query_params(serializer_class, self.request.query_params)
+
+    def get_exception_handler(self) -> Any:
+        """A database outage answers 503 with Retry-After (see ``behavior.api.errors``)."""
+        return exception_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """While the database is unreachable a GET gets the last popular list in memory (or a 503)."""
+        if self.request is not None and self.request.method == "GET" and database_unavailable(exc):
+            body = self.fallback_answer()
+            if body is not None:
+                response = Response(body)
+                patch_cache_control(response, private=True, no_store=True)
+                return response
+        return super().handle_exception(exc)
+
+    def fallback_answer(self) -> dict[str, Any] | None:
+        """The remembered popular list for this request's parameters (read leniently), or None."""
+        params = self.request.query_params
+        try:
+            limit = min(int(params.get("limit", "")), recommender_settings.MAX_LIMIT)
+        except ValueError:
+            limit = recommender_settings.DEFAULT_LIMIT
+        placement = params.get("placement") or params.get("kind") or self.fallback_placement
+        if not re.fullmatch(s.PLACEMENT_PATTERN[1:-1], placement):
+            placement = self.fallback_placement
+        return fallback.answer(limit=limit, placement=placement, category=params.get("category"))
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method == "GET" and response.status_code == 200 and "source" in (response.data or {}):
+            fallback.keep_fresh()  # a list was built from the database: it is reachable
+        return response
 
     @staticmethod
     def public(response: Response) -> Response:
@@ -154,6 +193,8 @@ class RecommendationsView(_RecommendationsAPIView):
 class SimilarItemsView(_RecommendationsAPIView):
     """Items similar to, or often bought with, one item."""
 
+    fallback_placement = "similar"
+
     @extend_schema(
         parameters=[s.SimilarQuerySerializer, OpenApiParameter("key", str, OpenApiParameter.PATH)],
         responses=s.RecommendationListSerializer,
@@ -172,11 +213,16 @@ class SimilarItemsView(_RecommendationsAPIView):
 class PopularItemsView(_RecommendationsAPIView):
     """Popular and trending items, overall or of one category."""
 
+    fallback_placement = "popular"
+
     @extend_schema(parameters=[s.PopularQuerySerializer], responses=s.RecommendationListSerializer)
     def get(self, request: Request) -> Response:
         params = self.query(s.PopularQuerySerializer)
         result = serving.popular_items(limit=params["limit"], category=params.get("category"), record=False)
-        return self.public(Response(s.RecommendationListSerializer(result).data))
+        data = s.RecommendationListSerializer(result).data
+        if params.get("category"):  # the overall list is kept by keep_fresh, at full length
+            fallback.remember(data, params["category"])
+        return self.public(Response(data))
 
 
 class NotInterestedView(_RecommendationsAPIView):

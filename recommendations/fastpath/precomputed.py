@@ -29,7 +29,8 @@ It serves only when all of these hold:
   change, deactivation, deletion), before and after the commit; a fill races with such a
   change only through a compare-and-set that the tombstone makes fail. A logged-out session
   has no cache entry (``flush`` deletes it);
-- an empty cart and, when the visitor middleware runs, a valid visitor cookie;
+- an empty cart and, when the visitor middleware runs, a visitor cookie whose signature
+  verifies (``behavior.identity``) and a request the tracking adapter may track;
 - the shopper's latest-event marker (``recommendations.services.serving.freshness``) equals the one
   the list was built for, and the precomputed list and marks are byte for byte those it
   was built from;
@@ -72,8 +73,9 @@ from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from behavior import identity
+from behavior.adapter import get_tracking_adapter
 from behavior.conf import behavior_settings
-from behavior.middleware import _VALID_VISITOR_ID
 from recommendations.adapter import get_adapter
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.fastpath import realtime as lane
@@ -231,11 +233,16 @@ def answer(request: HttpRequest) -> HttpResponse | None:
     request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check (DisallowedHost: a 400)
     cookies = request.COOKIES
     session_key = cookies.get(config.session_cookie, "")
-    visitor_id = cookies.get(config.visitor_cookie, "") if config.visitor_cookie else ""
-    if not _SESSION_KEY_PATTERN.fullmatch(session_key) or (
-        config.visitor_cookie and not _VALID_VISITOR_ID.match(visitor_id)
-    ):
+    if not _SESSION_KEY_PATTERN.fullmatch(session_key):
         return None
+    visitor_id = ""
+    if config.visitor_cookie:
+        # The id the visitor middleware would accept: a verified signature, tracking allowed;
+        # otherwise the full stack answers (and issues or deletes the cookie).
+        visitor = identity.read_visitor(cookies.get(config.visitor_cookie))
+        if visitor is None or not get_tracking_adapter().may_track(request):
+            return None
+        visitor_id = visitor.id
     client = redis_client()
     if client is None:
         return None

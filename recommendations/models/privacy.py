@@ -14,6 +14,7 @@ erased events are gone already, but late re-sends would be accepted again.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -22,6 +23,10 @@ from django.db import models
 from django.db.models import CharField, Exists, Func, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
+
+from behavior.outages import warn_now_and_then
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ErasedSubject",
@@ -117,12 +122,41 @@ class ErasureAudit(models.Model):
 
 
 def any_erased() -> bool:
-    """True when at least one subject was erased (cached a few seconds per cache)."""
-    flag = cache.get(ANY_ERASED_CACHE_KEY)
+    """True when at least one subject was erased (cached a few seconds per cache).
+
+    The cache is only a shortcut: while it is unreachable the answer comes from the database
+    (never a guessed "nothing erased", which would let an erased shopper's events back in),
+    so ingestion keeps working without Redis.
+    """
+    try:
+        flag = cache.get(ANY_ERASED_CACHE_KEY)
+    except Exception as exc:
+        _cache_unavailable(exc)
+        return ErasedSubject.objects.exists()
     if flag is None:
         flag = ErasedSubject.objects.exists()
-        cache.set(ANY_ERASED_CACHE_KEY, flag, ANY_ERASED_CACHE_SECONDS)
+        try:
+            cache.set(ANY_ERASED_CACHE_KEY, flag, ANY_ERASED_CACHE_SECONDS)
+        except Exception as exc:
+            _cache_unavailable(exc)
     return bool(flag)
+
+
+def mark_erased_in_cache() -> None:
+    """Set the "something was erased" flag at once (after an erasure); harmless if the cache is down.
+
+    Readers that cannot reach the cache ask the database, and a flag missing from the cache
+    is read from the database too: a cache outage never hides an erasure.
+    """
+    try:
+        cache.set(ANY_ERASED_CACHE_KEY, True, None)
+    except Exception as exc:
+        _cache_unavailable(exc)
+
+
+def _cache_unavailable(error: BaseException) -> None:
+    message = "Erasure flag: cache unavailable (%s); asking the database"
+    warn_now_and_then(logger, "erasure-flag", message, type(error).__name__)
 
 
 def erased_hashes(hashes: Iterable[str]) -> set[str]:

@@ -38,7 +38,7 @@ from recommendations.models import (
     PrecomputedList,
     UserProfile,
 )
-from recommendations.models.privacy import ANY_ERASED_CACHE_KEY, subject_hash
+from recommendations.models.privacy import mark_erased_in_cache, subject_hash
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
             [ErasedSubject(kind=kind, subject_hash=h) for kind, h in tombstones if h not in existing],
             ignore_conflicts=True,
         )
-    cache.set(ANY_ERASED_CACHE_KEY, True, None)
+    mark_erased_in_cache()
 
     counts: dict[str, int] = {}
     with transaction.atomic():
@@ -135,10 +135,10 @@ def _delete(queryset: Any) -> int:
 def _forget_cached(user_id: Any, visitors: list[str]) -> None:
     """Delete every cached list or state naming the person (best effort: entries expire anyway)."""
     exact = [key.format(user_id=user_id) for key in _EXACT_KEYS] + [f"rec:ni:v:{v}" for v in visitors]
-    cache.delete_many(exact)
     patterns = [p.format(user_id=user_id) for p in _PATTERNS_USER]
     patterns += [p.format(visitor_id=v) for v in visitors for p in _PATTERNS_VISITOR]
     try:
+        cache.delete_many(exact)
         _delete_patterns(patterns)
     except Exception:  # a cache outage must not undo an erasure; the entries time out
         logger.warning("could not delete cached entries of an erased subject", exc_info=True)

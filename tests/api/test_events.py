@@ -10,7 +10,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from behavior.identity import read_visitor, sign_visitor
 from behavior.models import Event
+from behavior.services.ingest import VISITOR_NAMED_BY_CLIENT
 
 URL = "/api/events/"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
@@ -35,8 +37,9 @@ def test_single_event_is_accepted_with_202(client, product):
     assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     event = Event.objects.get()
     assert event.item == product
-    assert len(event.visitor_id) == 32  # the visitor id the middleware issued
-    assert response.cookies["rec_vid"].value == event.visitor_id
+    cookie = response.cookies["rec_vid"]  # the visitor id the middleware issued: signed, HttpOnly
+    assert read_visitor(cookie.value).id == event.visitor_id and len(event.visitor_id) == 32
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
 
 
 @pytest.mark.django_db
@@ -60,9 +63,11 @@ def test_batch_with_mixed_events_stores_valid_ones_and_reports_the_rest(client, 
     }
     # when
     response = _post(client, payload)
-    # then
-    assert response.status_code == 202
+    # then: 400 names each bad event; the good ones are stored all the same
+    assert response.status_code == 400
     assert response.json() == {
+        "detail": "2 of 5 events rejected (see rejected[].index); the other 3 were stored "
+        "(2 new, 1 already stored).",
         "accepted": 2,
         "duplicates": 1,
         "rejected": [
@@ -153,7 +158,7 @@ def test_oversize_single_event_is_rejected_alone(client, product):
     )
     # then
     body = response.json()
-    assert response.status_code == 202
+    assert response.status_code == 400
     assert body["accepted"] == 1
     assert body["rejected"][0]["index"] == 0
     assert "non_field_errors" in body["rejected"][0]["errors"]
@@ -186,10 +191,79 @@ def test_bad_events_are_rejected_never_500(client, product, event, field):
     # when
     response = _post(client, body)
     # then
-    assert response.status_code == 202
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The event was rejected; nothing was stored."
     assert response.json()["accepted"] == 0
     assert field in response.json()["rejected"][0]["errors"]
     assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        (-70000000000, "Timestamp out of range."),
+        ("-70000000000", "Timestamp out of range."),
+        ("9999-12-31T23:59:59-05:00", "Timestamp out of range."),
+        ("0001-01-01T00:00:00+05:00", "Timestamp out of range."),
+        (-1e11, "Timestamp out of range."),
+        (1e11, "Is in the future."),
+        ("0001-01-01T00:00:00-05:00", "Is too far in the past."),
+    ],
+)
+def test_timestamps_beyond_the_calendar_are_rejected_with_index_and_field(client, product, stamp, reason):
+    # given: one event whose time overflows between 30 good ones (the bulk insert path)
+    events = [{"event_type": "view", "item": product.sku} for _ in range(31)]
+    events[7]["occurred_at"] = stamp
+    # when
+    response = _post(client, {"events": events})
+    # then
+    assert response.status_code == 400
+    body = response.json()
+    assert body["rejected"] == [{"index": 7, "errors": {"occurred_at": [reason]}}]
+    assert body["accepted"] == 30
+    assert Event.objects.count() == 30
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_as_a_key_is_rejected_by_name(client, product):
+    # given: JSON text may escape a lone surrogate, which no UTF-8 answer could echo as is
+    event = f'{{"event_type": "view", "item": "{product.sku}"'
+    body = f'{{"events": [{event}, "\\ud800": 1}}, {event}}}]}}'
+    # when
+    response = _post(client, body)
+    # then
+    assert response.status_code == 400
+    assert response.json()["rejected"] == [{"index": 0, "errors": {"\\ud800": ["Unknown field."]}}]
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("depth", [21, 900])
+def test_a_context_nested_too_deeply_is_rejected_by_field(client, product, depth):
+    # given
+    context = '{"a": ' * depth + "1" + "}" * depth
+    event = f'{{"event_type": "view", "item": "{product.sku}"'
+    body = f'{{"events": [{event}}}, {event}, "context": {context}}}]}}'
+    # when
+    response = _post(client, body)
+    # then
+    assert response.status_code == 400
+    assert response.json()["rejected"] == [
+        {"index": 1, "errors": {"context": ["Nested too deeply (at most 20 levels)."]}}
+    ]
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_context_nested_twenty_levels_is_stored(client, product):
+    # given
+    context = '{"a": ' * 20 + "1" + "}" * 20
+    # when
+    response = _post(client, f'{{"event_type": "view", "item": "{product.sku}", "context": {context}}}')
+    # then
+    assert response.status_code == 202
+    assert Event.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -208,6 +282,7 @@ def test_user_comes_from_authentication_never_from_the_body(client, user, other_
         },
     )
     # then
+    assert response.status_code == 400
     assert response.json()["rejected"] == [
         {"index": 0, "errors": {key: ["The user is taken from authentication; remove this field."]}}
     ]
@@ -215,16 +290,19 @@ def test_user_comes_from_authentication_never_from_the_body(client, user, other_
 
 
 @pytest.mark.django_db
-def test_body_visitor_id_is_used_only_without_a_cookie(client, product):
+@pytest.mark.parametrize("with_cookie", [False, True])
+def test_a_browser_can_never_name_the_visitor_in_the_body(client, product, with_cookie):
     # given
-    event = {"event_type": "view", "item": product.sku, "visitor_id": "app-visitor-1"}
-    # when: no cookie
-    _post(client, event)
-    # and: a cookie is present
-    client.cookies["rec_vid"] = "cookie-visitor-1"
-    _post(client, event)
+    if with_cookie:
+        client.cookies["rec_vid"] = sign_visitor("a" * 32)
+    event = {"event_type": "view", "item": product.sku, "visitor_id": "b" * 32}
+    # when
+    response = _post(client, {"events": [event, {"event_type": "view", "item": product.sku}]})
     # then
-    assert sorted(Event.objects.values_list("visitor_id", flat=True)) == ["app-visitor-1", "cookie-visitor-1"]
+    assert response.status_code == 400
+    assert response.json()["rejected"] == [{"index": 0, "errors": {"visitor_id": [VISITOR_NAMED_BY_CLIENT]}}]
+    issued = "a" * 32 if with_cookie else read_visitor(response.cookies["rec_vid"].value).id
+    assert Event.objects.get().visitor_id == issued
 
 
 @pytest.mark.django_db

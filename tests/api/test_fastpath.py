@@ -17,17 +17,20 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from behavior.identity import sign_visitor
 from recommendations.models import Impression
 from recommendations.services.serving import impressions
 
 URL = "/api/recommendations/"
-VISITOR = "visitor-fast-0001"
+# Visitor ids as the server issues them (32 hex digits), sent as signed cookies.
+VISITOR = "f" * 31 + "1"
+OTHER_VISITOR = "f" * 31 + "2"
 
 
 def _logged_in(user, visitor=VISITOR) -> Client:
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 (tests)")
     client.force_login(user)
-    client.cookies["rec_vid"] = visitor
+    client.cookies["rec_vid"] = sign_visitor(visitor)
     return client
 
 
@@ -111,7 +114,7 @@ def test_each_cookie_gets_only_its_own_users_list(redis_cache, catalogue, user, 
     # given two users with different lists, both warmed up
     precomputed(user, ["S1", "S2", "S3"])
     precomputed(other_user, ["H1", "H2", "H3"], version=4)
-    first, second = _logged_in(user), _logged_in(other_user, "visitor-fast-0002")
+    first, second = _logged_in(user), _logged_in(other_user, OTHER_VISITOR)
     _warm(first)
     _warm(second)
     # when both ask in turns through the fast path
@@ -396,7 +399,7 @@ def test_stored_entry_is_not_served_for_another_user(redis_cache, catalogue, use
 
     precomputed(user, ["S1", "S2", "S3"])
     precomputed(other_user, ["H1", "H2", "H3"])
-    first, second = _logged_in(user), _logged_in(other_user, "visitor-fast-0002")
+    first, second = _logged_in(user), _logged_in(other_user, OTHER_VISITOR)
     _warm(first)
     _warm(second)
     client = caches["default"]._cache.get_client(None, write=True)

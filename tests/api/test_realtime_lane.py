@@ -15,6 +15,7 @@ from recommendations.models import Impression
 from recommendations.services.serving import impressions
 from recommendations.services.serving.state import mark_not_interested
 from tests.api.test_fastpath import (
+    OTHER_VISITOR,
     URL,
     _get,
     _items,
@@ -171,7 +172,7 @@ def test_each_session_gets_its_own_users_lane_answer(
 
     precomputed(user, ["S1"], version=active_model.version_number)
     precomputed(other_user, ["H1"], version=active_model.version_number)
-    first, second = _logged_in(user), _logged_in(other_user, "visitor-fast-0002")
+    first, second = _logged_in(user), _logged_in(other_user, OTHER_VISITOR)
     _warm(first)
     _warm(second)
     lane_calls.clear()
@@ -237,7 +238,7 @@ def test_a_session_not_yet_seen_is_authenticated_by_the_lane(
 ):
     # given a template from another shopper's full-stack answer, and a fresh login of this user
     precomputed(other_user, ["S1"])
-    _warm(_logged_in(other_user, "visitor-fast-0002"))
+    _warm(_logged_in(other_user, OTHER_VISITOR))
     precomputed(user, ["S1"], version=active_model.version_number)
     _view(user, ["H1"], django_capture_on_commit_callbacks)
     client = _logged_in(user)

@@ -25,7 +25,7 @@ from behavior.services.bulkload import (
     copy_text,
     reference_locks,
 )
-from behavior.services.importing import import_events_csv
+from behavior.services.importing import ImportStoreError, import_events_csv
 
 pytestmark = [pytest.mark.swappable]
 
@@ -68,6 +68,7 @@ def _row(user_pk, item_pk, second: int) -> tuple:
         None,
         {},
         False,
+        "import",
     )
 
 
@@ -206,6 +207,36 @@ def test_writer_error_is_raised_and_the_failing_chunk_leaves_nothing(make_item, 
         loader.submit(bad, _copy_payload(bad))
     assert Event.objects.filter(event_id__in=[row[0] for row in bad]).count() == 0
     assert Event.objects.filter(event_id__in=[row[0] for row in good]).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threaded_import_stops_at_a_failing_chunk_that_leaves_nothing(tmp_path, make_item, user_factory):
+    # given: chunks of 2 rows; lines 4-5 hold a fast row and a per-event row the database refuses
+    _postgres_only()
+    from tests.behavior.test_import_events import _refuse_session
+
+    make_item("K-1")
+    user_factory(username="alice")
+    _refuse_session("poison")
+    try:
+        path = _write(
+            tmp_path,
+            [
+                "alice,K-1,view,1700000001,,",
+                "alice,K-1,view,1700000002,,",
+                "alice,K-1,view,1700000003,,",
+                ",K-1,view,2023-11-14T22:16:00Z,,poison",
+            ],
+        )
+        # when
+        with pytest.raises(ImportStoreError) as failure:
+            import_events_csv(path, chunk_size=2, writers=2)
+        # then
+        assert failure.value.lines == (4, 5)
+        assert sorted(e.occurred_at.timestamp() for e in Event.objects.all()) == [1700000001, 1700000002]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_poison ON behavior_event; DROP FUNCTION refuse_poison()")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from behavior.items import get_item_model, item_key_field
 from behavior.models import Event
@@ -136,6 +137,87 @@ def test_bad_rows_are_reported_with_line_numbers_and_good_rows_stored(tmp_path, 
     assert "session_id:" in report["line 8"]
     assert "value:" in report["line 9"]
     assert Event.objects.count() == 2
+
+
+def test_timestamps_beyond_the_calendar_are_reported_by_line_and_the_rest_stored(
+    tmp_path, make_item, user_factory
+):
+    # given
+    make_item("K-1")
+    user_factory(username="carol")
+    path = _write(
+        tmp_path,
+        (
+            "user_id,item_id,event_type,timestamp\n"
+            "carol,K-1,view,1700000000\n"  # line 2: good
+            "carol,K-1,view,-70000000000\n"  # line 3: before year 1
+            "carol,K-1,view,9999-12-31T23:59:59-05:00\n"  # line 4: after 9999 in UTC
+            "carol,K-1,view,0001-01-01T00:00:00+05:00\n"  # line 5: before year 1 in UTC
+            "carol,K-1,view,1e400\n"  # line 6: infinite
+            "carol,K-1,click,1700000000\n"  # line 7: good
+        ),
+    )
+    # when: no traceback, exit status 0
+    out, err = _run(path, "--chunk-size", "3")
+    # then
+    assert "6 rows: 2 stored, 0 already stored, 4 rejected" in out
+    assert err.strip().splitlines() == [
+        "line 3: timestamp: Timestamp out of range.",
+        "line 4: timestamp: Timestamp out of range.",
+        "line 5: timestamp: Timestamp out of range.",
+        "line 6: timestamp: Timestamp out of range.",
+    ]
+    assert Event.objects.count() == 2
+
+
+def _refuse_session(name: str) -> None:
+    """A trigger that makes the database refuse every event of session ``name`` (a real failure)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.session_id = '{name}' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON behavior_event "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        )
+
+
+def test_a_chunk_that_fails_to_store_leaves_nothing_and_names_its_lines(tmp_path, make_item, user_factory):
+    # given: chunks of 3 rows; the second chunk mixes rows of the fast path with one that takes
+    # the per-event path (an ISO time) and that the database refuses
+    if connection.vendor != "postgresql":
+        pytest.skip("the refusing trigger is PL/pgSQL")
+    make_item("K-1")
+    user_factory(username="carol")
+    _refuse_session("poison")
+    path = _write(
+        tmp_path,
+        (
+            "user_id,item_id,event_type,timestamp,session_id\n"
+            "carol,K-1,view,1700000001,\n"  # lines 2-4: the first chunk
+            "carol,K-1,view,1700000002,\n"
+            "carol,K-1,view,1700000003,\n"
+            "carol,K-1,view,1700000004,\n"  # lines 5-7: the failing chunk
+            ",K-1,view,2023-11-14T22:16:00Z,poison\n"
+            "carol,K-1,view,1700000006,\n"
+            "carol,K-1,view,1700000007,\n"  # line 8: never read
+        ),
+    )
+    # when
+    with pytest.raises(CommandError) as failure:
+        _run(path, "--chunk-size", "3", "--writers", "0")
+    # then: the first chunk is stored, nothing of the failing one, and the message says so
+    assert sorted(e.occurred_at.timestamp() for e in Event.objects.all()) == [
+        1700000001,
+        1700000002,
+        1700000003,
+    ]
+    message = str(failure.value)
+    assert message.startswith("Storing the events of lines 5-7 failed (refused by the test trigger")
+    assert "none of them was stored" in message
+    assert "Earlier chunks are stored (3 new events)" in message
 
 
 def test_create_missing_creates_users_and_placeholder_items(tmp_path, make_item):

@@ -99,7 +99,7 @@ def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_ite
     from behavior.services.importing import _ChunkImporter
 
     original = _ChunkImporter._run_fast
-    _ChunkImporter._run_fast = lambda self, chunk: chunk  # every row to the generic path
+    _ChunkImporter._run_fast = lambda self, chunk, batch: chunk  # every row to the generic path
     try:
         generic = import_events_csv(str(path), now=now)
     finally:
@@ -135,6 +135,7 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         3,
         {"q": "shoes ☃", "n": [1, 2.5]},
         True,
+        "client",
     )
     second = (
         uuid.uuid4(),
@@ -152,6 +153,7 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         None,
         {},
         False,
+        "",
     )
     # when
     inserted = services._insert_postgres_json([first, second])

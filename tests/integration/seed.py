@@ -1,5 +1,8 @@
 """The small shop seeded by the integration tests and bench/soak.py (a script for ``manage.py shell -c``)."""
 
+# DRF token of "events-relay", a server-to-server client that may name visitors in events.
+RELAY_TOKEN = "5eed" * 10
+
 # Seeds a small shop: 12 products, 15 shoppers with 8 events each (views, carts, purchases).
 SEED = """
 import random, uuid
@@ -25,4 +28,11 @@ for u in range(15):
                        "occurred_at": (now - timedelta(hours=10 - step, minutes=u)).isoformat()})
     ingest_events(events, trusted=True)
 print("seeded", Product.objects.count())
+"""
+SEED += f"""
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+relay = User.objects.create_user("events-relay")
+relay.user_permissions.add(Permission.objects.get(codename="record_for_visitors"))
+Token.objects.create(user=relay, key="{RELAY_TOKEN}")
 """

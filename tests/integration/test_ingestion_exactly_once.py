@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import normal_cpu_priority
 from tests.integration.harness import SEED, free_port, stack, wait_for
+from tests.integration.seed import RELAY_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,12 @@ def _post(port: int, events: list[dict]) -> tuple[int, dict]:
             "POST",
             "/api/events/",
             body=json.dumps({"events": events}),
-            headers={"Content-Type": "application/json", "User-Agent": "Mozilla/5.0"},
+            # a server-to-server client: it may name each event's visitor (the ids counted below)
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Mozilla/5.0",
+                "Authorization": f"Token {RELAY_TOKEN}",
+            },
         )
         response = conn.getresponse()
         body = response.read()

@@ -1,12 +1,16 @@
 """``manage.py import_events PATH [--create-missing]``: load an events CSV (see behavior.services.importing).
 
-Each chunk is stored in its own transaction, all or nothing; on Postgres writer threads
-store chunks while the next one is read (``--writers``).
+Each chunk's events are stored in one transaction, all or nothing; on Postgres writer
+threads store chunks while the next one is read (``--writers``). When storing a chunk
+fails, the command stops with exit status 1 and names the chunk's lines: that chunk stored
+nothing, the chunks before it are stored (with writer threads, the one chunk stored beside
+it may be too), and running the same import again completes it without duplicates.
 
-Exit status: 0 when the file was read, even if some rows were rejected (they are listed
-with their line numbers on stderr, followed by a summary); 1 (CommandError) when the file
-is missing or unreadable, the header is wrong, or the file has rows and none of them
-could be stored or recognised as already stored.
+Exit status: 0 when the file was read, even if some rows were rejected (each listed with
+its line number and the reason per column on stderr, followed by a summary); 1
+(CommandError) when the file is missing or unreadable, the header is wrong, a chunk could
+not be stored, or the file has rows and none of them could be stored or recognised as
+already stored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from behavior.conf import behavior_settings
-from behavior.services.importing import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ImportFileError, import_events_csv
+from behavior.services.importing import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ImportFileError,
+    ImportStoreError,
+    import_events_csv,
+)
 from behavior.services.ingest import events_past_retention
 
 
@@ -116,7 +126,7 @@ class Command(BaseCommand):
                 defer_indexes=options["defer_indexes"],
                 writers=options["writers"],
             )
-        except ImportFileError as exc:
+        except (ImportFileError, ImportStoreError) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()

@@ -1,0 +1,59 @@
+"""Throttles that keep working while the shared cache (Redis) is down.
+
+DRF's throttles keep their request histories in the default cache; when that cache is
+unreachable every request would fail (a 500) before its view ran, so storing an event
+would depend on Redis. Here a cache error switches the throttle to a per-process local
+memory cache (Django's ``LocMemCache``, thread-safe): each process then counts its own
+clients, so during the outage a client may reach the rate once per web process, which
+is the price of staying up. A warning is logged when a process starts counting locally
+(at most once a minute) and :data:`LOCAL_FALLBACKS` counts the requests so decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.core.cache.backends.locmem import LocMemCache
+from rest_framework.throttling import ScopedRateThrottle
+
+from behavior.outages import warn_now_and_then
+
+logger = logging.getLogger(__name__)
+
+# Per-process histories while the shared cache is unreachable (never shared between processes).
+_local_cache = LocMemCache("behavior-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 50_000}})
+_lock = threading.Lock()
+# Requests this process throttled from local memory because the shared cache failed.
+LOCAL_FALLBACKS = 0
+
+
+def count_locally(error: BaseException) -> None:
+    """Record one request decided from local memory; log a warning at most once a minute."""
+    global LOCAL_FALLBACKS
+    with _lock:
+        LOCAL_FALLBACKS += 1
+    warn_now_and_then(
+        logger,
+        "throttle-cache",
+        "Throttle cache unavailable (%s: %s); counting requests per process until it is back",
+        type(error).__name__,
+        error,
+    )
+
+
+class ResilientScopedRateThrottle(ScopedRateThrottle):
+    """``ScopedRateThrottle`` that counts in process memory while the shared cache fails."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # any cache backend error: connection refused, timeout, ...
+            return self.allow_locally(request, view, exc)
+
+    def allow_locally(self, request: Any, view: Any, error: BaseException) -> bool:
+        """The same decision from this process's own history of the client's requests."""
+        count_locally(error)
+        self.cache = _local_cache
+        return ScopedRateThrottle.allow_request(self, request, view)
