@@ -161,7 +161,8 @@ def test_timestamps_beyond_the_calendar_are_reported_by_line_and_the_rest_stored
     out, err = _run(path, "--chunk-size", "3")
     # then
     assert "6 rows: 2 stored, 0 already stored, 4 rejected" in out
-    assert err.strip().splitlines() == [
+    # (2023's events also draw the retention warning of an old import, after the rejected lines)
+    assert [line for line in err.strip().splitlines() if not line.startswith("Warning:")] == [
         "line 3: timestamp: Timestamp out of range.",
         "line 4: timestamp: Timestamp out of range.",
         "line 5: timestamp: Timestamp out of range.",
