@@ -16,7 +16,7 @@ Besides wall-clock rates it prints CPU seconds per event of each party (gunicorn
 tree, the Postgres backends of the bench database, the client processes; sampled with
 psutil), because on a shared machine wall time mostly measures the other tenants. The
 import figures separate Django start-up from the import itself (the command prints its
-own elapsed time). Ends with a Markdown table (copied into bench/RESULTS-ingest.md).
+own elapsed time). Ends with a Markdown table (copied into bench/RESULTS.md).
 """
 
 from __future__ import annotations
