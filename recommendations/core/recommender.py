@@ -381,7 +381,10 @@ class BehaviorRecommender(BaseRecommender):
                 "reason": "blending disabled in the configuration: network alone",
             }
         without = {n: c for n, c in comps.items() if n != "network"}
-        other_metrics, other_weights = selection.choose_blend(without, validation, popularity)
+        if weights.get("network", 0.0) > 0:
+            other_metrics, other_weights = selection.choose_blend(without, validation, popularity)
+        else:  # the best blend already leaves the network out: the same search would find it again
+            other_metrics, other_weights = val_metrics, weights
         val_metrics["blend_without_network"] = other_metrics["blend"]
 
         def ndcg(name: str) -> float:
