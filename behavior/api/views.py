@@ -12,7 +12,6 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from behavior.adapter import get_tracking_adapter
@@ -22,6 +21,7 @@ from behavior.api.serializers import (
     EventSerializer,
     IngestResultSerializer,
 )
+from behavior.api.throttling import PluginScopedRateThrottle
 from behavior.conf import behavior_settings
 from behavior.middleware import _VALID_VISITOR_ID
 from behavior.services import ingest as services
@@ -50,7 +50,7 @@ class EventIngestView(APIView):
     """Thin view: size limits and JSON shape here, everything else in ``services``."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PluginScopedRateThrottle]
     throttle_scope = "events"
     parser_classes = [JSONParser]
 

@@ -13,9 +13,9 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from behavior.api.throttling import PluginScopedRateThrottle
 from recommendations.api import serializers as s
 from recommendations.conf import recommender_settings
 from recommendations.services import serving
@@ -28,13 +28,14 @@ from recommendations.services.serving.state import mark_not_interested
 PRECOUNTED_ATTRIBUTE = "_recommendations_throttle_precount"
 
 
-class CounterScopedRateThrottle(ScopedRateThrottle):
+class CounterScopedRateThrottle(PluginScopedRateThrottle):
     """DRF's scoped throttle as a fixed-window counter in Redis: one round trip per request.
 
     ``ScopedRateThrottle`` reads and rewrites the list of the shopper's request times on every
     request (two round trips and a list of up to ``rate`` floats to unpickle and pickle); the
     counter (INCR + EXPIRE in one pipeline) allows the same number of requests per window.
-    Without a Redis cache it is DRF's own throttle.
+    Without a Redis cache it is DRF's own throttle. The scope's rate is the host's, or the
+    plugin's default when the host names none (``behavior.api.throttling``).
     """
 
     @classmethod
