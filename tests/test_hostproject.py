@@ -12,6 +12,7 @@ the repository and, there, runs ``migrate`` and ``check --deploy``, posts events
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -137,13 +138,38 @@ def build_distributions(out: Path) -> tuple[Path, Path]:
     return sdist, wheel
 
 
+# Installed here for the demo, the tests or the benchmarks, never needed by the plugin: left out of
+# the new environment, so that the host shows the package's own dependencies are enough.
+NOT_THE_PLUGINS = (
+    "psycopg",
+    "psycopg-binary",
+    "gunicorn",
+    "whitenoise",
+    "dj-database-url",
+    "drf-spectacular-sidecar",
+    "psutil",
+)
+
+
+def _entries_of(distributions: tuple[str, ...]) -> set[str]:
+    """The top-level names in site-packages that belong to these installed distributions."""
+    entries: set[str] = set()
+    for name in distributions:
+        try:
+            files = importlib.metadata.distribution(name).files or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        entries.update(path.parts[0] for path in files if path.parts and path.parts[0] != "..")
+    return entries
+
+
 def fresh_venv(folder: Path) -> Path:
     """A new virtual environment whose dependencies come from this test's environment.
 
     Installing torch and the rest again would take minutes and the network; instead the new
     environment sees a folder of links to this environment's installed distributions, minus
-    this project itself (its editable install would put the source tree on the path). The
-    package under test is then installed from the wheel by pip, into the new environment.
+    this project itself (its editable install would put the source tree on the path) and minus
+    :data:`NOT_THE_PLUGINS`. The package under test is then installed by pip from the wheel.
     """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
     python = folder / "bin" / "python"
@@ -157,14 +183,16 @@ def fresh_venv(folder: Path) -> Path:
     )
     deps = folder / "deps"
     deps.mkdir()
+    left_out = _entries_of(NOT_THE_PLUGINS)
     here = [Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     for source in here:
         for entry in source.iterdir():
             lowered = entry.name.lower()
             if lowered.startswith(("django_behavior_recommender", "__editable__")) or entry.suffix == ".pth":
                 continue
-            if not (deps / entry.name).exists():
-                (deps / entry.name).symlink_to(entry)
+            if entry.name in left_out or (deps / entry.name).exists():
+                continue
+            (deps / entry.name).symlink_to(entry)
     (site / "dependencies-of-the-test.pth").write_text(f"{deps}\n")
     return python
 
@@ -207,6 +235,12 @@ def _wait_for_server(url: str, process: subprocess.Popen, timeout: float = 120) 
             time.sleep(0.5)
     raise AssertionError(f"runserver did not answer within {timeout} s")
 
+
+WHERE_FROM = """
+import importlib.util, behavior, recommendations
+print(behavior.__file__, recommendations.__file__)
+print("importable:", [name for name in {absent!r} if importlib.util.find_spec(name)])
+"""
 
 # The synthetic shop: two categories of 12 products; each shopper keeps to one category.
 CATEGORIES = {"audio": "AUD", "kitchen": "KIT"}
@@ -314,9 +348,11 @@ def test_a_fresh_host_installs_the_wheel_and_recommends(tmp_path):
         return done
 
     # the plugin is imported from the installed wheel
-    where = manage("shell", "-c", "import behavior as b, recommendations as r; print(b.__file__, r.__file__)")
+    # (and none of the demo's, the tests' or the Postgres driver's packages is there)
+    where = manage("shell", "-c", WHERE_FROM.format(absent=[m.replace("-", "_") for m in NOT_THE_PLUGINS]))
     files = [word for word in where.stdout.split() if word.endswith("__init__.py")]
     assert len(files) == 2 and all(path.startswith(str(tmp_path / "venv")) for path in files), where.stdout
+    assert "importable: []" in where.stdout, where.stdout
 
     # when the host migrates and runs the deployment checks
     manage("migrate", "--noinput")
