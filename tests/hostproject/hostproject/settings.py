@@ -5,7 +5,6 @@ The README shows the marked blocks of this file verbatim (``tests/test_hostproje
 that they are equal), and the host-project test installs the built wheel and runs this project.
 """
 
-import os
 from pathlib import Path
 
 # Build paths inside the project like this: BASE_DIR / 'subdir'.
@@ -107,6 +106,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # readme: begin settings
 # --- django-behavior-recommender -------------------------------------------------------------
+import os
+
 INSTALLED_APPS += ["rest_framework", "django_celery_beat", "behavior", "recommendations"]
 # After AuthenticationMiddleware: gives every browser a first-party visitor id.
 MIDDLEWARE += ["behavior.middleware.VisitorMiddleware"]

@@ -8,7 +8,7 @@ urlpatterns = [
 ]
 
 # readme: begin urls
-from django.urls import include  # noqa: E402
+from django.urls import include
 
 urlpatterns += [
     path("api/", include("behavior.api.urls")),  # POST /api/events/
