@@ -10,9 +10,14 @@ DEMO_EVENTS ?= 120000
 
 .PHONY: install demo demo-data test test-swapped lint bench clean
 
-$(STAMP): pyproject.toml
+# The source tree, editable, with every extra the demo and the tests use; the exact releases of
+# .ci/constraints.txt (torch) keep the install fast and offline.
+EXTRAS := dev,demo,postgres,redis
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c .ci/constraints.txt
+
+$(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP_INSTALL) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,9 +42,10 @@ test-swapped: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: install
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PIP_INSTALL) -e '.[$(EXTRAS),bench]'
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:

@@ -12,6 +12,16 @@ from django.db import connections, models
 
 from behavior.conf import behavior_settings
 
+# What the event's item relation points at while ``RECOMMENDER_ITEM_MODEL`` is missing: the app
+# registry still loads, and ``manage.py check`` reports the missing setting
+# (``recommendations.E002``) instead of an AttributeError while the models are imported.
+MISSING_ITEM_MODEL = "RECOMMENDER_ITEM_MODEL.NotSet"
+
+
+def item_model_label() -> str:
+    """``settings.RECOMMENDER_ITEM_MODEL``, or :data:`MISSING_ITEM_MODEL` when it is not set."""
+    return getattr(settings, "RECOMMENDER_ITEM_MODEL", None) or MISSING_ITEM_MODEL
+
 
 def get_item_model() -> type[models.Model]:
     """Return the model named by ``settings.RECOMMENDER_ITEM_MODEL``."""

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from behavior.items import item_model_label
+
 
 class EventType(models.TextChoices):
     """The fixed vocabulary of shopper actions."""
@@ -57,7 +59,7 @@ class Event(models.Model):
     # A deleted item cannot be recommended any more; its events go with it (CASCADE keeps
     # the log free of dangling rows that training would have to skip).
     item = models.ForeignKey(
-        settings.RECOMMENDER_ITEM_MODEL,
+        item_model_label(),
         null=True,
         blank=True,
         on_delete=models.CASCADE,

@@ -16,8 +16,8 @@ import threading
 from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
-from rest_framework.throttling import ScopedRateThrottle
 
+from behavior.api.throttling import PluginScopedRateThrottle
 from behavior.outages import warn_now_and_then
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def count_locally(error: BaseException) -> None:
     )
 
 
-class ResilientScopedRateThrottle(ScopedRateThrottle):
+class ResilientScopedRateThrottle(PluginScopedRateThrottle):
     """``ScopedRateThrottle`` that counts in process memory while the shared cache fails."""
 
     def allow_request(self, request: Any, view: Any) -> bool:
@@ -56,4 +56,4 @@ class ResilientScopedRateThrottle(ScopedRateThrottle):
         """The same decision from this process's own history of the client's requests."""
         count_locally(error)
         self.cache = _local_cache
-        return ScopedRateThrottle.allow_request(self, request, view)
+        return PluginScopedRateThrottle.allow_request(self, request, view)

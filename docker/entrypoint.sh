@@ -5,6 +5,8 @@ role="${1:-web}"
 case "$role" in
   web)
     python manage.py migrate --noinput
+    # creates the default beat jobs that are missing; jobs staff edited in the admin are kept
+    # (`install_schedule --reset` by hand writes the defaults back)
     python manage.py install_schedule
     python manage.py collectstatic --noinput >/dev/null
     exec gunicorn shop.wsgi:application --bind 0.0.0.0:8000 \

@@ -1,4 +1,7 @@
+from contextlib import suppress
+
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class RecommendationsConfig(AppConfig):
@@ -15,4 +18,7 @@ class RecommendationsConfig(AppConfig):
         # the per-process snapshot of recommendable items
         freshness.connect()
         fastpath.connect()
-        catalogue.connect()
+        # a missing or wrong RECOMMENDER_ITEM_MODEL: `manage.py check` names it
+        # (recommendations.E002) instead of a traceback while the apps load
+        with suppress(ImproperlyConfigured):
+            catalogue.connect()

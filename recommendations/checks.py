@@ -1,14 +1,22 @@
-"""System checks of the recommender's settings (ids ``recommendations.E00x``)."""
+"""System checks of the plugin's settings: clear messages at start-up instead of exceptions later.
+
+Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model,
+``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
+across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
+"Embedding" section lists what a host must set to pass them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from recommendations.conf import KNOWN_KEYS
+
+EMBEDDING_GUIDE = 'See the README\'s section "Embedding the two apps in another Django shop".'
 
 
 @register(Tags.compatibility)
@@ -61,7 +69,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     try:
         model = get_item_model()
     except ImproperlyConfigured as exc:
-        errors.append(Error(str(exc), id="recommendations.E002"))
+        errors.append(
+            Error(
+                str(exc),
+                hint="Name your catalogue's item model, e.g. RECOMMENDER_ITEM_MODEL = 'catalogue.Product', "
+                "before the first migrate (like AUTH_USER_MODEL). " + EMBEDDING_GUIDE,
+                id="recommendations.E002",
+            )
+        )
         return errors
     field_name = item_key_field()
     try:
@@ -103,3 +118,248 @@ def check_tag_rules(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         )
         for name, problems in rule_errors(rules)
     ]
+
+
+# --- adapters (recommendations.E007) -------------------------------------------------------------
+_ADAPTERS = {
+    "ADAPTER": "recommendations.adapter.DefaultRecommenderAdapter",
+    "TRACKING_ADAPTER": "behavior.adapter.DefaultTrackingAdapter",
+}
+
+
+def _adapter_error(key: str, value: Any, default_path: str) -> Error | None:
+    """Why ``RECOMMENDER[key]`` is not a usable adapter class, or None when it is."""
+    from django.utils.module_loading import import_string
+
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            return Error(
+                f"RECOMMENDER[{key!r}] = {value!r} cannot be imported: {exc}",
+                hint=f"Give the dotted path of a subclass of {default_path}, or leave the key out "
+                "to use the default.",
+                id="recommendations.E007",
+            )
+    if isinstance(value, type) and issubclass(value, import_string(default_path)):
+        return None
+    return Error(
+        f"RECOMMENDER[{key!r}] must be a subclass of {default_path}, not {value!r}.",
+        id="recommendations.E007",
+    )
+
+
+@register(Tags.compatibility)
+def check_adapters(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``ADAPTER`` and ``TRACKING_ADAPTER`` must import and subclass the plugin's defaults.
+
+    They are imported lazily on the first request: without this check a wrong path passed
+    ``manage.py check`` and then failed every request that served a list or stored an event.
+    """
+    user = getattr(settings, "RECOMMENDER", {}) or {}
+    if not isinstance(user, dict):
+        return []  # E001 already says so
+    named = {key: path for key, path in _ADAPTERS.items() if user.get(key) is not None}
+    found = (_adapter_error(key, user[key], path) for key, path in named.items())
+    return [error for error in found if error is not None]
+
+
+# --- throttle rates (recommendations.E008) -------------------------------------------------------
+@register(Tags.compatibility)
+def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A rate the host sets for one of the plugin's throttle scopes must be one DRF can parse.
+
+    A scope the host leaves out uses the plugin's default (``behavior.api.throttling``).
+    """
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    from behavior.api.throttling import DEFAULT_THROTTLE_RATES
+
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    errors: list[Error] = []
+    for scope in DEFAULT_THROTTLE_RATES:
+        rate = rates.get(scope)
+        if rate is None:
+            continue
+        try:
+            number, duration = SimpleRateThrottle.parse_rate(SimpleRateThrottle, rate)
+            valid = number is not None and number >= 0 and duration is not None
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            valid = False
+        if not valid:
+            errors.append(
+                Error(
+                    f"REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{scope!r}] = {rate!r} is not a rate.",
+                    hint=f"Write requests per period, e.g. {DEFAULT_THROTTLE_RATES[scope]!r} "
+                    "(period s, m, h or d), None for no limit, or leave the scope out for the "
+                    "plugin's default.",
+                    id="recommendations.E008",
+                )
+            )
+    return errors
+
+
+# --- a cache shared by every process (recommendations.E020 / W020) ------------------------------
+# Backends whose data lives in one process (or nowhere): a list refreshed by a worker, a
+# freshness marker raised by one web process or a lease taken by one scheduler are invisible to
+# the others, so they would serve stale lists and could run one job twice at once.
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _process_local_cache() -> str | None:
+    """The default cache's backend path when it is not shared across processes, else None."""
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    try:
+        backend = caches["default"]
+    except Exception:  # a broken CACHES setting: Django's own checks report it
+        return None
+    if isinstance(backend, LocMemCache | DummyCache):
+        return f"{type(backend).__module__}.{type(backend).__qualname__}"
+    return None
+
+
+_CACHE_HINT = (
+    "Use a cache every web and worker process shares, e.g. CACHES = {'default': {'BACKEND': "
+    "'django.core.cache.backends.redis.RedisCache', 'LOCATION': 'redis://127.0.0.1:6379/1'}}. "
+    "A deployment that really runs one process only may silence this check."
+)
+
+
+@register(Tags.caches)
+def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``DEBUG`` off, the default cache must be shared across processes (E020)."""
+    backend = _process_local_cache()
+    if backend is None or settings.DEBUG:
+        return []
+    return [
+        Error(
+            f"The default cache ({backend}) is not shared across processes: after a refresh, "
+            "web processes serve stale recommendation lists, and locks do not hold across workers.",
+            hint=_CACHE_HINT,
+            id="recommendations.E020",
+        )
+    ]
+
+
+@register(Tags.caches, deploy=True)
+def check_shared_cache_for_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy`` on settings with ``DEBUG`` on: the same finding as a warning (W020)."""
+    backend = _process_local_cache()
+    if backend is None or not settings.DEBUG:
+        return []  # with DEBUG off, E020 already reports it
+    return [
+        Warning(
+            f"The default cache ({backend}) is not shared across processes; with DEBUG off this "
+            "is an error (recommendations.E020).",
+            hint=_CACHE_HINT,
+            id="recommendations.W020",
+        )
+    ]
+
+
+# --- Celery (recommendations.W030-W032) ----------------------------------------------------------
+# The plugin's periodic and background tasks; the checks read their limits from Celery itself.
+PLUGIN_TASKS = (
+    "recommendations.retrain_model",
+    "recommendations.rebuild_profiles",
+    "recommendations.refresh_recommendations",
+    "recommendations.refresh_item_relations",
+    "behavior.prune_events",
+)
+# Brokers whose unacknowledged messages are redelivered after a visibility timeout.
+VISIBILITY_TIMEOUT_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://", "sqs://")
+# Celery's own default visibility timeout of those transports, in seconds.
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+
+
+def _celery_app() -> Any | None:
+    """The current Celery app when a broker is configured and tasks are not run eagerly, else None."""
+    from celery import current_app
+
+    app = current_app._get_current_object()
+    if not app.conf.broker_url or app.conf.task_always_eager:
+        return None
+    return app
+
+
+def _longest_task_seconds(app: Any) -> tuple[str, float] | None:
+    """The plugin task that may run longest (hard limit, else soft limit) and that limit."""
+    conf = app.conf
+    longest: tuple[str, float] | None = None
+    for name in PLUGIN_TASKS:
+        task = app.tasks.get(name)
+        if task is None:
+            continue
+        limit = task.time_limit or conf.task_time_limit or task.soft_time_limit or conf.task_soft_time_limit
+        if limit and (longest is None or limit > longest[1]):
+            longest = (name, float(limit))
+    return longest
+
+
+@register(Tags.compatibility)
+def check_celery(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The Celery settings the plugin's tasks rely on, when Celery is configured with a broker.
+
+    - W030: late acknowledgement, so a task whose worker dies is delivered again (the tasks
+      are idempotent and hold locks, so a second delivery is harmless);
+    - W031: on Redis (and SQS) a message not acknowledged within the visibility timeout is
+      delivered to a second worker, so the timeout must be longer than the longest task;
+    - W032: ``CELERY_*`` settings that no Celery app reads.
+    """
+    app = _celery_app()
+    if app is None:
+        broker = getattr(settings, "CELERY_BROKER_URL", None)
+        if broker and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+            return [
+                Warning(
+                    "CELERY_BROKER_URL is set but the current Celery app does not use it, so the "
+                    "recommender's tasks would be sent nowhere.",
+                    hint="Create the project's Celery app with "
+                    "app.config_from_object('django.conf:settings', namespace='CELERY') and import it "
+                    "in the project package's __init__.py. " + EMBEDDING_GUIDE,
+                    id="recommendations.W032",
+                )
+            ]
+        return []
+    # the task modules register the plugin's tasks with every app (Celery's autodiscovery may
+    # not have run yet in this process)
+    import behavior.tasks  # noqa: F401
+    import recommendations.tasks  # noqa: F401
+
+    messages: list[CheckMessage] = []
+    early = [name for name in PLUGIN_TASKS if name in app.tasks and not app.tasks[name].acks_late]
+    if early:
+        messages.append(
+            Warning(
+                f"Celery acknowledges {', '.join(early)} when it starts: a worker that dies during the "
+                "task loses it until its next scheduled run.",
+                hint="Set CELERY_TASK_ACKS_LATE = True (and CELERY_TASK_REJECT_ON_WORKER_LOST = True).",
+                id="recommendations.W030",
+            )
+        )
+    broker = str(app.conf.broker_url)
+    longest = _longest_task_seconds(app)
+    if broker.startswith(VISIBILITY_TIMEOUT_SCHEMES) and longest is not None:
+        options = app.conf.broker_transport_options or {}
+        timeout = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
+        name, seconds = longest
+        suggested = {"visibility_timeout": int(seconds) + 3600}
+        if not isinstance(timeout, int | float) or timeout <= seconds:
+            messages.append(
+                Warning(
+                    f"The broker's visibility timeout ({timeout!r} s) is not longer than {name}'s "
+                    f"time limit ({seconds:.0f} s): a long run is delivered to a second worker "
+                    "while the first still works on it.",
+                    hint=f"Set CELERY_BROKER_TRANSPORT_OPTIONS = {suggested!r} (seconds), "
+                    "or lower RECOMMENDER['TRAIN_TIME_LIMIT'].",
+                    id="recommendations.W031",
+                )
+            )
+    return messages

@@ -1,8 +1,10 @@
 """The default Celery beat schedule, installed into django-celery-beat's tables.
 
-Staff change the schedule in the admin ("Periodic tasks"); ``install_schedule`` creates
-the defaults and, on a re-run, updates only the rows it owns (matched by name), so it
-is safe to run at every deploy. Task names are permanent.
+Staff change the schedule in the admin ("Periodic tasks"). ``install_schedule`` runs at every
+deploy (the Docker entrypoint's web role) and only creates the default jobs that are missing:
+a job that exists (by its name, or any periodic task of the same Celery task, in case staff
+renamed it) is kept as it is, with its interval or crontab, queue, arguments and enabled flag.
+``--reset`` (``reset=True``) puts the default jobs back as shipped. Task names are permanent.
 """
 
 from __future__ import annotations
@@ -60,36 +62,77 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
 )
 
 
+def _schedule_fields(job: ScheduledJob) -> dict[str, object]:
+    """The crontab or interval row of ``job`` (shared rows, created when missing)."""
+    if job.crontab is not None:
+        minute, hour = job.crontab
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=minute,
+            hour=hour,
+            day_of_week="*",
+            day_of_month="*",
+            month_of_year="*",
+            timezone="UTC",
+        )
+        return {"crontab": crontab, "interval": None}
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=job.every_minutes, period=IntervalSchedule.MINUTES
+    )
+    return {"crontab": None, "interval": interval}
+
+
+# Fields of a periodic task that are bookkeeping, not configuration: ``--reset`` leaves them.
+_BOOKKEEPING_FIELDS = frozenset({"id", "name", "last_run_at", "total_run_count", "date_changed"})
+
+
+def _shipped_fields(job: ScheduledJob) -> dict[str, object]:
+    """Every configurable field of ``job``'s periodic task as shipped (what ``--reset`` writes).
+
+    Fields the job does not name take the model's defaults (no arguments, headers, priority,
+    expiry, start time or solar/clocked schedule; enabled), so a reset undoes every admin edit.
+    """
+    fields: dict[str, object] = {
+        field.name: field.get_default()
+        for field in PeriodicTask._meta.concrete_fields
+        if field.name not in _BOOKKEEPING_FIELDS
+    }
+    fields.update(task=job.task, description=job.description, queue=job.queue, **_schedule_fields(job))
+    return fields
+
+
 @transaction.atomic
-def install_schedule(jobs: tuple[ScheduledJob, ...] = DEFAULT_SCHEDULE) -> dict[str, str]:
-    """Create or update the default periodic tasks; returns ``{name: "created"|"updated"}``."""
+def install_schedule(
+    jobs: tuple[ScheduledJob, ...] = DEFAULT_SCHEDULE, *, reset: bool = False
+) -> dict[str, str]:
+    """Create the default periodic tasks that are missing; keep the others as staff left them.
+
+    Returns ``{job name: outcome}``: ``"created"``, ``"kept"`` (a task of that name exists),
+    ``"kept as <name>"`` (a periodic task of another name runs the same Celery task) or, with
+    ``reset``, ``"reset"`` (the job's task of that name was written back as shipped; other
+    periodic tasks of the same Celery task are left alone).
+    """
     outcome: dict[str, str] = {}
     for job in jobs:
-        schedule_fields: dict[str, object] = {"crontab": None, "interval": None}
-        if job.crontab is not None:
-            minute, hour = job.crontab
-            schedule_fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-                minute=minute,
-                hour=hour,
-                day_of_week="*",
-                day_of_month="*",
-                month_of_year="*",
-                timezone="UTC",
-            )
-        else:
-            schedule_fields["interval"], _ = IntervalSchedule.objects.get_or_create(
-                every=job.every_minutes, period=IntervalSchedule.MINUTES
-            )
-        _, created = PeriodicTask.objects.update_or_create(
-            name=job.name,
-            defaults={
-                "task": job.task,
-                "description": job.description,
-                "queue": job.queue,
-                **schedule_fields,
-            },
-        )
-        outcome[job.name] = "created" if created else "updated"
+        existing = PeriodicTask.objects.filter(name=job.name).first()
+        if reset:
+            if existing is None:
+                PeriodicTask.objects.create(name=job.name, **_shipped_fields(job))
+                outcome[job.name] = "created"
+            else:
+                for field, value in _shipped_fields(job).items():
+                    setattr(existing, field, value)
+                existing.save()
+                outcome[job.name] = "reset"
+            continue
+        if existing is not None:
+            outcome[job.name] = "kept"
+            continue
+        renamed = PeriodicTask.objects.filter(task=job.task).order_by("pk").first()
+        if renamed is not None:
+            outcome[job.name] = f"kept as {renamed.name}"
+            continue
+        PeriodicTask.objects.create(name=job.name, **_shipped_fields(job))
+        outcome[job.name] = "created"
     return outcome
 
 
