@@ -27,7 +27,6 @@ from behavior.api.serializers import (
     RejectedBatchSerializer,
     UnavailableSerializer,
 )
-from behavior.api.throttling import PluginScopedRateThrottle
 from behavior.conf import behavior_settings
 from behavior.models import EventOrigin
 from behavior.services import ingest as services
