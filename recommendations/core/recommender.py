@@ -62,6 +62,10 @@ TIE_BREAK = selection.TIE_BREAK
 Progress = Callable[[str, float], None]
 
 
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def _csr_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, torch.Tensor]:
     m = m.tocsr()
     return {
@@ -656,14 +660,15 @@ class BehaviorRecommender(BaseRecommender):
                 pv = torch.sigmoid(net.propensity_logit(th[va], tz[va])).numpy()
             variants[variant] = {
                 "valid_logloss": round(loss, 5),
-                "valid_roc_auc": round(roc_auc(Y[G], pv), 4),
+                # None when the held-out shoppers hold one class only (a tiny log): JSON has no NaN
+                "valid_roc_auc": _finite_or_none(round(roc_auc(Y[G], pv), 4)),
                 "state": state,
             }
         # ranking shoppers is what the head is for: choose by held-out ROC-AUC, log-loss breaks ties
         chosen = max(
             variants,
             key=lambda v: (
-                np.nan_to_num(variants[v]["valid_roc_auc"], nan=0.5),
+                0.5 if variants[v]["valid_roc_auc"] is None else variants[v]["valid_roc_auc"],
                 -variants[v]["valid_logloss"],
             ),
         )
