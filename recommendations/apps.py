@@ -16,3 +16,7 @@ class RecommendationsConfig(AppConfig):
         freshness.connect()
         fastpath.connect()
         catalogue.connect()
+        from behavior.signals import retention_due
+        from recommendations.services.retention import prune_serving_data
+
+        retention_due.connect(prune_serving_data, dispatch_uid="recommendations.retention")

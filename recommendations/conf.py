@@ -139,6 +139,13 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # --- operations engineer: privacy -------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,
+    # Served lists (impressions: who saw which list) older than this many days are deleted by the
+    # daily retention task, behavior.prune_events (None = keep forever). A year keeps the placement
+    # figures comparable across seasons; click-through alerts look at the last weeks only.
+    "IMPRESSION_RETENTION_DAYS": 365,
+    # "Not interested" marks older than this many days are deleted by the same task (None = keep
+    # forever): as long as events by default, a mark being part of the shopper's behaviour.
+    "NOT_INTERESTED_RETENTION_DAYS": 730,
 }
 
 recommender_settings = AppSettings({**BEHAVIOR_DEFAULTS, **RECOMMENDER_DEFAULTS})

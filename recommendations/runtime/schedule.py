@@ -54,7 +54,7 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
         name="behavior: prune old events daily",
         task="behavior.prune_events",
-        description="Delete events older than EVENT_RETENTION_DAYS at 03:45.",
+        description="Delete events, impressions and not-interested marks past their retention at 03:45.",
         crontab=("45", "3"),
     ),
 )
