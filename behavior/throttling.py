@@ -1,4 +1,11 @@
-"""Throttles that keep working while the shared cache (Redis) is down.
+"""Throttles of the plugin's endpoints: trusted client addresses, default rates, Redis optional.
+
+Every plugin endpoint has a scope (events, recommendations, profiles, privacy). The rate of
+a scope is ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]`` when the project sets one,
+else ``RECOMMENDER["THROTTLE_RATES"][scope]`` (so a project without throttle settings is
+still limited, and never answers 500 for a missing rate). Signed-in users are counted by
+user id, anyone else by :func:`behavior.client_address.client_address` (``REMOTE_ADDR``
+unless ``TRUSTED_PROXY_COUNT`` says which ``X-Forwarded-For`` entry a proxy wrote).
 
 DRF's throttles keep their request histories in the default cache; when that cache is
 unreachable every request would fail (a 500) before its view ran, so storing an event
@@ -18,6 +25,8 @@ from typing import Any
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.throttling import ScopedRateThrottle
 
+from behavior.client_address import client_address
+from behavior.conf import behavior_settings
 from behavior.outages import warn_now_and_then
 
 logger = logging.getLogger(__name__)
@@ -45,6 +54,17 @@ def count_locally(error: BaseException) -> None:
 
 class ResilientScopedRateThrottle(ScopedRateThrottle):
     """``ScopedRateThrottle`` that counts in process memory while the shared cache fails."""
+
+    def get_rate(self) -> str | None:
+        """The project's rate of this scope, else the plugin's default (None: not throttled)."""
+        rates = self.THROTTLE_RATES or {}  # DRF's DEFAULT_THROTTLE_RATES, read as DRF reads it
+        if self.scope in rates:
+            return rates[self.scope]
+        return (behavior_settings.THROTTLE_RATES or {}).get(self.scope)
+
+    def get_ident(self, request: Any) -> str:
+        """The client address this server trusts (never a raw ``X-Forwarded-For``)."""
+        return client_address(request)
 
     def allow_request(self, request: Any, view: Any) -> bool:
         try:

@@ -2,6 +2,9 @@
 # One image, three roles: web (migrate, install the beat schedule, gunicorn), worker, beat.
 set -eu
 role="${1:-web}"
+# Every role first runs Django's deployment checks and refuses to start on an error (a weak or
+# missing SECRET_KEY already stops the settings); warnings are printed and do not stop it.
+python manage.py check --deploy --fail-level ERROR
 case "$role" in
   web)
     python manage.py migrate --noinput

@@ -83,11 +83,11 @@ def _web_preparation_steps() -> list[list[str]]:
     return [step[step.index("manage.py") + 1 :] for step in steps]
 
 
-def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
-    # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+def _production_env(tmp_path) -> dict[str, str]:
+    """This process's environment as a deployment's: DEBUG off, a real secret, SQLite, eager tasks."""
     # (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never has it)
     inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env = {
+    return {
         **inherited,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "DEBUG": "0",
@@ -95,6 +95,13 @@ def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "CELERY_BROKER_URL": "",
         "CACHE_URL": "",
+    }
+
+
+def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
+    # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+    env = {
+        **_production_env(tmp_path),
         "SECURE_SSL_REDIRECT": "1",
         "SECURE_HSTS_SECONDS": "31536000",
         "SECURE_HSTS_PRELOAD": "1",
@@ -124,3 +131,34 @@ def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
     failures = [(r.args[2:], r.stdout[-1500:] + r.stderr[-1500:]) for r in results if r.returncode]
     assert failures == []
     assert (tmp_path / "static" / "admin").is_dir()
+
+
+def _entrypoint(tmp_path, **overrides: str) -> subprocess.CompletedProcess:
+    """The entrypoint with role ``true`` (any other command): its checks, then ``true``."""
+    env = {
+        **_production_env(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        **overrides,
+    }
+    return subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), "true"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_entrypoint_refuses_to_start_on_a_deploy_check_error_or_a_weak_key(tmp_path):
+    # when: a sound configuration, a configuration error (a system check's), a weak key, none
+    sound = _entrypoint(tmp_path)
+    broken = _entrypoint(tmp_path, RECOMMENDER_EPOCHS="0")
+    weak = _entrypoint(tmp_path, SECRET_KEY="x")
+    missing = _entrypoint(tmp_path, SECRET_KEY="")
+
+    # then: only the sound one reaches its command
+    assert sound.returncode == 0, sound.stderr[-2000:]
+    assert broken.returncode != 0 and "recommendations.E006" in broken.stderr
+    assert weak.returncode != 0 and "SECRET_KEY is too weak" in weak.stderr
+    assert missing.returncode != 0 and "SECRET_KEY must be set" in missing.stderr
