@@ -25,6 +25,7 @@ from typing import Any
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.throttling import ScopedRateThrottle
 
+from behavior import metrics
 from behavior.client_address import client_address
 from behavior.conf import behavior_settings
 from behavior.outages import warn_now_and_then
@@ -43,6 +44,7 @@ def count_locally(error: BaseException) -> None:
     global LOCAL_FALLBACKS
     with _lock:
         LOCAL_FALLBACKS += 1
+    metrics.THROTTLE_LOCAL.inc()
     warn_now_and_then(
         logger,
         "throttle-cache",

@@ -10,7 +10,7 @@ case "$role" in
     python manage.py migrate --noinput
     python manage.py install_schedule
     python manage.py collectstatic --noinput >/dev/null
-    exec gunicorn shop.wsgi:application --bind 0.0.0.0:8000 \
+    exec gunicorn shop.wsgi:application --config python:shop.gunicorn_conf --bind 0.0.0.0:8000 \
       --workers "${WEB_WORKERS:-3}" --timeout 30 --access-logfile -
     ;;
   worker)

@@ -20,3 +20,8 @@ class RecommendationsConfig(AppConfig):
         from recommendations.services.retention import prune_serving_data
 
         retention_due.connect(prune_serving_data, dispatch_uid="recommendations.retention")
+        from recommendations.ops import alerts
+        from recommendations.runtime.enqueue import remember_celery_app
+
+        alerts.connect()
+        remember_celery_app()

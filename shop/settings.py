@@ -96,12 +96,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    # request ids in every log line, passed on to the Celery tasks a request queues
+    "django_guid",
     "shop",
     "behavior",
     "recommendations",
 ]
 
 MIDDLEWARE = [
+    # First: an id per request for the logs (a proxy's valid Correlation-ID header is kept), and
+    # the request's latency for /metrics (not installed while RECOMMENDER["METRICS_ENABLED"] is off).
+    "django_guid.middleware.guid_middleware",
+    "recommendations.ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (the Docker image) without a CDN.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -269,11 +275,41 @@ RECOMMENDER = {
 if os.environ.get("RECOMMENDER_EPOCHS"):
     RECOMMENDER["EPOCHS"] = int(os.environ["RECOMMENDER_EPOCHS"])
 
+# --- Operations: readiness at /readyz, metrics at /metrics, alerts, request and task ids ---------
+# METRICS_ENABLED=1 serves Prometheus metrics (PROMETHEUS_MULTIPROC_DIR under several workers).
+RECOMMENDER["METRICS_ENABLED"] = env_bool("METRICS_ENABLED", False)
+RECOMMENDER["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN") or None
+# Who gets the alerts (ADMINS="Ops <ops@example.com>, dev@example.com") and from which address.
+ADMINS = [
+    (address.split("<")[0].strip() or address.strip(), address.split("<")[-1].rstrip("> ").strip())
+    for address in os.environ.get("ADMINS", "").split(",")
+    if address.strip()
+]
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "recommender@localhost")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+
+from django_guid.integrations import CeleryIntegration  # noqa: E402
+
+DJANGO_GUID = {
+    # the id stays in the logs: a response header per request would also make the fast path's
+    # replayed answers differ from the full stack's (and it is no client's business)
+    "RETURN_HEADER": False,
+    "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=True)],
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "recommendations.ops.logging.RequestAndTaskIds"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s [req=%(request_id)s task=%(task_id)s] %(name)s: %(message)s"
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["ids"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django_guid says at INFO that each request got a new id: that id is in every line already
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "django_guid": {"level": "WARNING"}},
 }

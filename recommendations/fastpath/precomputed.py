@@ -79,6 +79,7 @@ from behavior.conf import behavior_settings
 from recommendations.adapter import get_adapter
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.fastpath import realtime as lane
+from recommendations.ops.metrics import SOURCE_ATTRIBUTE
 from recommendations.services import personal_keys
 from recommendations.services.serving import impressions
 from recommendations.services.serving.freshness import digest, marker_key, raise_markers
@@ -361,6 +362,7 @@ def _serve(
     for name, value in entry["headers"]:
         response.headers[name] = value
     impressions.rows_queued(queued)
+    setattr(request, SOURCE_ATTRIBUTE, "fastpath")
     return response
 
 
@@ -388,6 +390,7 @@ def _realtime(
             return None
     response = lane.answer(request, user_id, visitor_id, session, user=user)
     if response is not None:
+        setattr(request, SOURCE_ATTRIBUTE, "lane")
         # one round trip: the service's writes (scored rows, impression), then the replay's
         closing = lane.closing_writes(request)
         try:
