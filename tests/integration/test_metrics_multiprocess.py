@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.integration.harness import BIN, SEED, free_port, stack, wait_for
+from tests.integration.harness import SEED, free_port, stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +39,9 @@ def test_counts_of_every_worker_are_added_up_at_each_scrape(tmp_path):
     with stack(tmp_path) as env:
         env.script(SEED)
         port = free_port()
-        web = env.spawn(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "shop.wsgi:application",
-                "--config",
-                "python:shop.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "3",
-            ],
+        web = env.gunicorn(
+            port,
+            workers=3,
             env={"METRICS_ENABLED": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")},
         )
         wait_for(lambda: _up(port), timeout=60, what="gunicorn")
