@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The demo always runs on the embedded SQLite database with eager tasks.
-DEMO_ENV := DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 CELERY_BROKER_URL= CACHE_URL= REDIS_URL= RECOMMENDER_EPOCHS=5
+# The demo always runs on the embedded SQLite database with eager tasks, in debug mode (the
+# settings refuse to start without a strong SECRET_KEY otherwise), with the demo logins.
+DEMO_ENV := DEBUG=1 DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 CELERY_BROKER_URL= CACHE_URL= REDIS_URL= RECOMMENDER_EPOCHS=5
 DEMO_USERS ?= 1500
 DEMO_EVENTS ?= 120000
 
@@ -24,7 +25,7 @@ install: $(STAMP)
 
 demo-data: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
-	$(DEMO_ENV) $(PY) manage.py seed_demo --users $(DEMO_USERS) --events $(DEMO_EVENTS) --skip-if-seeded
+	$(DEMO_ENV) $(PY) manage.py seed_demo --users $(DEMO_USERS) --events $(DEMO_EVENTS) --skip-if-seeded --demo-logins
 	$(DEMO_ENV) $(PY) manage.py prepare_demo
 
 demo: demo-data

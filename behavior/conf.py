@@ -76,6 +76,17 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "CONSENT_COOKIE_NAME": None,
     # Import string of the class deciding tracking policy (see behavior.adapter).
     "TRACKING_ADAPTER": "behavior.adapter.DefaultTrackingAdapter",
+    # Reverse proxies of this project in front of Django: 0 = throttle by REMOTE_ADDR; N = by the
+    # N-th address from the right of X-Forwarded-For (see behavior.client_address).
+    "TRUSTED_PROXY_COUNT": 0,
+    # Rates of the plugin's throttle scopes (per signed-in user, else per client address) used
+    # when REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] has no entry for the scope; None = no limit.
+    "THROTTLE_RATES": {
+        "events": "1200/min",
+        "recommendations": "1200/min",
+        "profiles": "60/min",
+        "privacy": "30/min",
+    },
 }
 
 # Keys whose values are import strings, resolved lazily.

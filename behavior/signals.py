@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 # error is logged and never fails the ingestion.
 events_stored = Signal()
 
+# Sent by ``behavior.prune_events`` (the daily retention task) after it pruned events:
+# ``now`` (aware datetime). Receivers delete the personal data they keep past its retention
+# and return ``{kind: rows deleted}``, which the task reports; an error is logged and the
+# other receivers still run.
+retention_due = Signal()
+
 
 def _request_visitor(request: Any) -> identity.Visitor | None:
     """The visitor this browser was issued: from the middleware, else from the signed cookie."""

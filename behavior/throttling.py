@@ -1,4 +1,11 @@
-"""Throttles that keep working while the shared cache (Redis) is down.
+"""Throttles of the plugin's endpoints: trusted client addresses, default rates, Redis optional.
+
+Every plugin endpoint has a scope (events, recommendations, profiles, privacy). The rate of
+a scope is ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]`` when the project sets one,
+else ``RECOMMENDER["THROTTLE_RATES"][scope]`` (so a project without throttle settings is
+still limited, and never answers 500 for a missing rate). Signed-in users are counted by
+user id, anyone else by :func:`behavior.client_address.client_address` (``REMOTE_ADDR``
+unless ``TRUSTED_PROXY_COUNT`` says which ``X-Forwarded-For`` entry a proxy wrote).
 
 DRF's throttles keep their request histories in the default cache; when that cache is
 unreachable every request would fail (a 500) before its view ran, so storing an event
@@ -17,6 +24,7 @@ from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
 
+from behavior import metrics
 from behavior.api.throttling import PluginScopedRateThrottle
 from behavior.outages import warn_now_and_then
 
@@ -34,6 +42,7 @@ def count_locally(error: BaseException) -> None:
     global LOCAL_FALLBACKS
     with _lock:
         LOCAL_FALLBACKS += 1
+    metrics.THROTTLE_LOCAL.inc()
     warn_now_and_then(
         logger,
         "throttle-cache",

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from behavior import metrics
 from behavior.adapter import get_tracking_adapter
 from behavior.models import Event
 from behavior.outages import database_unavailable, warn_now_and_then
@@ -100,6 +101,7 @@ def _count_lost(event_type: str, error: BaseException) -> None:
     with _lost_lock:
         LOST_EVENTS += 1
         lost = LOST_EVENTS
+    metrics.count_events(lost=1)
     warn_now_and_then(
         logger,
         "tracking-lost",

@@ -27,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
             "DATABASE_URL": f"{args.pg}/{args.db}",
             "DJANGO_SETTINGS_MODULE": "shop.settings",
             "DEBUG": "0",  # no per-query logging in the workers
-            "SECRET_KEY": "bench-only-secret-key",
+            "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "THROTTLE_EVENTS": "100000000/min",  # one loopback IP would otherwise be throttled
             "CELERY_BROKER_URL": "",

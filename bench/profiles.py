@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import threading
 import time
@@ -25,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+# the demo settings refuse to start in a benchmark (DEBUG off) without a strong key
+os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(48))
 
 
 def _peak_rss_sampler(stop: threading.Event, peak: list[int]) -> None:

@@ -50,6 +50,7 @@ import argparse
 import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -179,7 +180,7 @@ def _configure(args: argparse.Namespace, media: str) -> dict[str, str]:
         "CACHE_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
         "CACHE_KEY_PREFIX": "bench-serve",
         "DEBUG": "0",
-        "SECRET_KEY": "bench-serve-only-secret-key-not-for-production",
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "CELERY_BROKER_URL": "",
         "MEDIA_ROOT": media,

@@ -31,6 +31,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -290,7 +291,7 @@ def main() -> int:
         "CACHE_KEY_PREFIX": f"soak-{uuid.uuid4().hex[:6]}",
         "CELERY_BROKER_URL": "",
         "DEBUG": "0",
-        "SECRET_KEY": "soak-" + uuid.uuid4().hex,
+        "SECRET_KEY": "soak-" + secrets.token_urlsafe(48),
         "MEDIA_ROOT": f"/tmp/{DB}-media",
         "LOG_LEVEL": "WARNING",
         # the soak measures latency, not the throttle: keep every request under the limits

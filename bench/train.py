@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,8 @@ def growth_child(n_events: int, threads: int, epochs: int) -> None:
 def demo_child(users: int, events: int, threads: int) -> None:
     """Seed the demo shop into the temporary database of ``DATABASE_URL`` and print the targets."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    # the demo settings refuse to start in a benchmark (DEBUG off) without a strong key
+    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(48))
     import django
 
     django.setup()

@@ -22,3 +22,12 @@ class RecommendationsConfig(AppConfig):
         # (recommendations.E002) instead of a traceback while the apps load
         with suppress(ImproperlyConfigured):
             catalogue.connect()
+        from behavior.signals import retention_due
+        from recommendations.services.retention import prune_serving_data
+
+        retention_due.connect(prune_serving_data, dispatch_uid="recommendations.retention")
+        from recommendations.ops import alerts
+        from recommendations.runtime.enqueue import remember_celery_app
+
+        alerts.connect()
+        remember_celery_app()

@@ -169,16 +169,17 @@ def check_adapters(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """A rate the host sets for one of the plugin's throttle scopes must be one DRF can parse.
 
-    A scope the host leaves out uses the plugin's default (``behavior.api.throttling``).
+    A scope the host leaves out uses the plugin's default (``RECOMMENDER["THROTTLE_RATES"]``).
     """
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
-    from behavior.api.throttling import DEFAULT_THROTTLE_RATES
+    from behavior.conf import behavior_settings
 
     rates = api_settings.DEFAULT_THROTTLE_RATES or {}
     errors: list[Error] = []
-    for scope in DEFAULT_THROTTLE_RATES:
+    defaults = behavior_settings.THROTTLE_RATES or {}
+    for scope in defaults:
         rate = rates.get(scope)
         if rate is None:
             continue
@@ -191,7 +192,7 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             errors.append(
                 Error(
                     f"REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{scope!r}] = {rate!r} is not a rate.",
-                    hint=f"Write requests per period, e.g. {DEFAULT_THROTTLE_RATES[scope]!r} "
+                    hint=f"Write requests per period, e.g. {defaults[scope]!r} "
                     "(period s, m, h or d), None for no limit, or leave the scope out for the "
                     "plugin's default.",
                     id="recommendations.E008",

@@ -139,6 +139,29 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # --- operations engineer: privacy -------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,
+    # Served lists (impressions: who saw which list) older than this many days are deleted by the
+    # daily retention task, behavior.prune_events (None = keep forever). A year keeps the placement
+    # figures comparable across seasons; click-through alerts look at the last weeks only.
+    "IMPRESSION_RETENTION_DAYS": 365,
+    # "Not interested" marks older than this many days are deleted by the same task (None = keep
+    # forever): as long as events by default, a mark being part of the shopper's behaviour.
+    "NOT_INTERESTED_RETENTION_DAYS": 730,
+    # --- operations engineer: metrics and alerts (recommendations.ops) ----------------------------
+    # Serve Prometheus metrics at the project's /metrics URL (404 while off).
+    "METRICS_ENABLED": False,
+    # When set, /metrics needs "Authorization: Bearer <token>" (else restrict it at the proxy).
+    "METRICS_TOKEN": None,
+    # Alert when no model version was promoted for this many days (None = never).
+    "ALERT_NO_PROMOTION_DAYS": 7,
+    # Alert when a placement's click-through over the last ALERT_CTR_WINDOW_HOURS is below
+    # (1 - ALERT_CTR_DROP) times its rate over the ALERT_CTR_BASELINE_DAYS before, both periods
+    # with at least ALERT_CTR_MIN_IMPRESSIONS impressions.
+    "ALERT_CTR_DROP": 0.5,
+    "ALERT_CTR_WINDOW_HOURS": 24,
+    "ALERT_CTR_BASELINE_DAYS": 7,
+    "ALERT_CTR_MIN_IMPRESSIONS": 500,
+    # The same alert (kind and subject) is sent at most once per this many hours.
+    "ALERT_REPEAT_HOURS": 24,
 }
 
 recommender_settings = AppSettings({**BEHAVIOR_DEFAULTS, **RECOMMENDER_DEFAULTS})

@@ -20,23 +20,35 @@ from recommendations.runtime.priority import lower_task_priority
 
 # --- serving: precomputed lists, item relations, popularity (serving engineer) -------------------------
 @shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
-def refresh_recommendations() -> int:
-    """Score every active user through the active model and store the lists (table + cache)."""
-    from recommendations.services.serving.precompute import refresh_recommendations as refresh
+def refresh_recommendations() -> int | None:
+    """Score every active user through the active model and store the lists (table + cache).
+
+    None (at once) when another process is refreshing the lists (``serving.jobs``).
+    """
+    from recommendations.services.serving.jobs import refresh_lists
 
     lower_task_priority()
-    return refresh().users
+    result = refresh_lists()
+    return None if result is None else result.users
 
 
 @shared_task(name="recommendations.refresh_item_relations", ignore_result=True, soft_time_limit=3600)
-def refresh_item_relations() -> dict:
-    """Recompute similar / bought-together relations and popular / trending items."""
-    from recommendations.services.serving.popularity import refresh_popularity
-    from recommendations.services.serving.relations import refresh_item_relations as refresh
+def refresh_item_relations() -> dict | None:
+    """Recompute similar / bought-together relations and popular / trending items.
 
-    counts = refresh()
-    counts["popular"] = refresh_popularity()
-    return counts
+    None (at once) when another process is refreshing them (``serving.jobs``).
+    """
+    from recommendations.services.serving.jobs import refresh_relations
+
+    return refresh_relations()
+
+
+@shared_task(name="recommendations.check_alerts", ignore_result=True, soft_time_limit=600)
+def check_alerts() -> dict:
+    """Raise the periodic alerts: no promotion for days, a sharp click-through drop (``ops.alerts``)."""
+    from recommendations.ops.alerts import check_alerts as check
+
+    return check()
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -95,18 +107,27 @@ def retrain_model(self, triggered_by: str = "schedule", window_days: int | None 
     }
 
 
-def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> None:
-    """Queue a training on ``TRAIN_QUEUE`` once the current transaction commits."""
+def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> bool | None:
+    """Queue a training on ``TRAIN_QUEUE`` once the current transaction commits.
+
+    Returns whether the broker took it when that happened at once (no transaction open, as in
+    an admin action): False means nothing will run (the broker is unreachable; logged). None
+    when it waits for the caller's commit (the outcome is then only logged).
+    """
     queue = recommender_settings.TRAIN_QUEUE
-    # Operations engineer: published through tasks_enqueue.enqueue, so a broker outage is
-    # logged instead of raising into the web request that asked (the admin's "retrain").
+    # Published through runtime.enqueue, so a broker outage is reported instead of raising into
+    # the web request that asked (the admin's "retrain").
     from recommendations.runtime.enqueue import enqueue
 
+    outcome: list[bool] = []
     transaction.on_commit(
-        lambda: enqueue(
-            retrain_model, options={"queue": queue}, triggered_by=triggered_by, window_days=window_days
+        lambda: outcome.append(
+            enqueue(
+                retrain_model, options={"queue": queue}, triggered_by=triggered_by, window_days=window_days
+            )
         )
     )
+    return outcome[0] if outcome else None
 
 
 # --- profiles (profiles engineer) ------------------------------------------------------------------

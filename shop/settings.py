@@ -5,8 +5,11 @@ Environment variables (all optional):
 - ``DATABASE_URL``: any dj-database-url URL; default: SQLite file ``db.sqlite3`` beside manage.py.
 - ``CELERY_BROKER_URL``: e.g. ``redis://127.0.0.1:6379/0``; empty means tasks run eagerly in-process.
 - ``CACHE_URL`` or ``REDIS_URL``: a ``redis://`` URL for the cache; default: local memory.
-- ``SECRET_KEY``: required when ``DEBUG`` is off; a development key is derived otherwise.
-- ``DEBUG``: ``1``/``true`` for development (default on, for the demo).
+- ``DEBUG``: ``1``/``true`` for the local demo only (``make demo`` sets it); default off.
+- ``SECRET_KEY``: required when ``DEBUG`` is off, and refused when weak (fewer than 50
+  characters or 5 distinct ones, or Django's ``django-insecure-`` prefix: the criteria of
+  ``check --deploy``). With ``DEBUG`` on and no key, the demo makes a random one and keeps
+  it in ``.demo-secret-key`` beside manage.py (never a fixed or derivable value).
 - ``ALLOWED_HOSTS``: comma separated; default ``127.0.0.1,localhost``.
 - ``MEDIA_ROOT``, ``STATIC_ROOT``: folders of stored model files and collected static files;
   default ``media/`` and ``staticfiles/`` beside manage.py.
@@ -31,13 +34,39 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DEBUG", True)
+def weak_secret_key(key: str) -> bool:
+    """Whether ``key`` fails Django's own test of a secret key (``check --deploy``, security.W009)."""
+    return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
+
+
+def demo_secret_key(path: Path) -> str:
+    """The local demo's key: random, made once and kept in ``path`` (readable by its owner only)."""
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if weak_secret_key(key):
+        from django.core.management.utils import get_random_secret_key
+
+        key = get_random_secret_key()
+        path.touch(mode=0o600)
+        path.write_text(key)
+    return key
+
+
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Without SECRET_KEY this checkout's commands (migrate, import_events, retrain, an evaluation
+# harness that runs them) use a random key made once and kept beside manage.py: never a guessable
+# fallback. A deployment sets SECRET_KEY (the Docker entrypoint refuses to start without one), and
+# a key that is set but weak is refused while DEBUG is off.
+if SECRET_KEY and not DEBUG and weak_secret_key(SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak: use at least 50 characters with at least 5 different ones, e.g. "
+        "python -c 'from django.core.management.utils import get_random_secret_key as k; print(k())'"
+    )
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # Development only: never used in production because DEBUG=0 requires SECRET_KEY.
-    SECRET_KEY = "insecure-dev-key-" + str(BASE_DIR)
+    SECRET_KEY = demo_secret_key(BASE_DIR / ".demo-secret-key")
 
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
@@ -69,12 +98,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    # request ids in every log line, passed on to the Celery tasks a request queues
+    "django_guid",
     "shop",
     "behavior",
     "recommendations",
 ]
 
 MIDDLEWARE = [
+    # First: an id per request for the logs (a proxy's valid Correlation-ID header is kept), and
+    # the request's latency for /metrics (not installed while RECOMMENDER["METRICS_ENABLED"] is off).
+    "django_guid.middleware.guid_middleware",
+    "recommendations.ops.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (the Docker image) without a CDN.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -192,6 +227,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "events": os.environ.get("THROTTLE_EVENTS", "6000/min"),
         "recommendations": os.environ.get("THROTTLE_RECOMMENDATIONS", "6000/min"),
+        "profiles": os.environ.get("THROTTLE_PROFILES", "60/min"),
+        "privacy": os.environ.get("THROTTLE_PRIVACY", "30/min"),
+        # attempts at the shop's login form per client address (shop.views.LoginView)
+        "login": os.environ.get("THROTTLE_LOGIN", "10/min"),
         "anon": os.environ.get("THROTTLE_ANON", "3000/min"),
         "user": os.environ.get("THROTTLE_USER", "6000/min"),
     },
@@ -243,11 +282,41 @@ if os.environ.get("RECOMMENDER_BACKGROUND_NICENESS"):
     _niceness = os.environ["RECOMMENDER_BACKGROUND_NICENESS"]
     RECOMMENDER["BACKGROUND_NICENESS"] = None if _niceness == "none" else int(_niceness)
 
+# --- Operations: readiness at /readyz, metrics at /metrics, alerts, request and task ids ---------
+# METRICS_ENABLED=1 serves Prometheus metrics (PROMETHEUS_MULTIPROC_DIR under several workers).
+RECOMMENDER["METRICS_ENABLED"] = env_bool("METRICS_ENABLED", False)
+RECOMMENDER["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN") or None
+# Who gets the alerts (ADMINS="Ops <ops@example.com>, dev@example.com") and from which address.
+ADMINS = [
+    (address.split("<")[0].strip() or address.strip(), address.split("<")[-1].rstrip("> ").strip())
+    for address in os.environ.get("ADMINS", "").split(",")
+    if address.strip()
+]
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "recommender@localhost")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+
+from django_guid.integrations import CeleryIntegration  # noqa: E402
+
+DJANGO_GUID = {
+    # the id stays in the logs: a response header per request would also make the fast path's
+    # replayed answers differ from the full stack's (and it is no client's business)
+    "RETURN_HEADER": False,
+    "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=True)],
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "recommendations.ops.logging.RequestAndTaskIds"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s [req=%(request_id)s task=%(task_id)s] %(name)s: %(message)s"
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["ids"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django_guid says at INFO that each request got a new id: that id is in every line already
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "django_guid": {"level": "WARNING"}},
 }

@@ -4,10 +4,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from recommendations.ops.health import ReadinessView
+from recommendations.ops.metrics import metrics_view
 from shop import views
 
 urlpatterns = [
+    # liveness (touches nothing), readiness (database, cache, broker, the active model), metrics
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

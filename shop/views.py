@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -212,6 +214,31 @@ def order_done(request: HttpRequest, pk: int) -> HttpResponse:
     if not own:
         raise Http404("No such order.")
     return render(request, "shop/order_done.html", {"order": order})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login form, its attempts throttled per client address (scope ``login``).
+
+    A refused attempt is answered 429 with ``Retry-After`` before any password is checked;
+    the address is the one ``behavior.client_address`` trusts (``TRUSTED_PROXY_COUNT``).
+    """
+
+    template_name = "shop/login.html"
+    throttle_scope = "login"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from behavior.throttling import ResilientScopedRateThrottle
+
+        throttle = ResilientScopedRateThrottle()
+        if throttle.allow_request(request, self):
+            return super().post(request, *args, **kwargs)
+        wait = max(1, math.ceil(throttle.wait() or 60))
+        messages.error(request, f"Too many login attempts from your network; try again in {wait} seconds.")
+        response = self.render_to_response(
+            self.get_context_data(form=self.get_form_class()(request)), status=429
+        )
+        response["Retry-After"] = str(wait)
+        return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -7,7 +7,12 @@ demo settings and the real broker.
 """
 
 import os
+import secrets
 import tempfile
+
+# The demo settings refuse to start without a strong key when DEBUG is off (as in tests). Set in
+# the environment, so the processes the integration tests start share the same key.
+os.environ.setdefault("SECRET_KEY", "tests-" + secrets.token_urlsafe(48))
 
 from shop.settings import *  # noqa: F403
 
@@ -21,6 +26,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "events": "100000/min",
         "recommendations": "100000/min",
+        "profiles": "100000/min",
+        "privacy": "100000/min",
+        "login": "100000/min",
         "anon": "100000/min",
         "user": "100000/min",
     },

@@ -84,11 +84,11 @@ def _web_preparation_steps() -> list[list[str]]:
     return [step[step.index("manage.py") + 1 :] for step in steps]
 
 
-def test_entrypoint_web_preparation_and_deploy_check_pass_and_a_restart_keeps_the_schedule(tmp_path):
-    # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+def _production_env(tmp_path) -> dict[str, str]:
+    """This process's environment as a deployment's: DEBUG off, a real secret, SQLite, eager tasks."""
     # (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never has it)
     inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env = {
+    return {
         **inherited,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "DEBUG": "0",
@@ -98,6 +98,13 @@ def test_entrypoint_web_preparation_and_deploy_check_pass_and_a_restart_keeps_th
         # compose gives every process the Redis cache (with DEBUG off a per-process cache fails
         # the checks: recommendations.E020); none of these steps connects to it
         "CACHE_URL": "redis://127.0.0.1:6379/1",
+    }
+
+
+def test_entrypoint_web_preparation_and_deploy_check_pass(tmp_path):
+    # given: production-like environment (DEBUG off, a real secret, HTTPS switches on)
+    env = {
+        **_production_env(tmp_path),
         "SECURE_SSL_REDIRECT": "1",
         "SECURE_HSTS_SECONDS": "31536000",
         "SECURE_HSTS_PRELOAD": "1",
@@ -147,3 +154,34 @@ def test_entrypoint_web_preparation_and_deploy_check_pass_and_a_restart_keeps_th
         ).fetchall()
     database.close()
     assert job == [(0, "slow")]
+
+
+def _entrypoint(tmp_path, **overrides: str) -> subprocess.CompletedProcess:
+    """The entrypoint with role ``true`` (any other command): its checks, then ``true``."""
+    env = {
+        **_production_env(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        **overrides,
+    }
+    return subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), "true"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_entrypoint_refuses_to_start_on_a_deploy_check_error_or_a_weak_key(tmp_path):
+    # when: a sound configuration, a configuration error (a system check's), a weak key, none
+    sound = _entrypoint(tmp_path)
+    broken = _entrypoint(tmp_path, RECOMMENDER_EPOCHS="0")
+    weak = _entrypoint(tmp_path, SECRET_KEY="x")
+    missing = _entrypoint(tmp_path, SECRET_KEY="")
+
+    # then: only the sound one reaches its command
+    assert sound.returncode == 0, sound.stderr[-2000:]
+    assert broken.returncode != 0 and "recommendations.E006" in broken.stderr
+    assert weak.returncode != 0 and "SECRET_KEY is too weak" in weak.stderr
+    assert missing.returncode != 0 and "SECRET_KEY must be set" in missing.stderr

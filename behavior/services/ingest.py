@@ -33,6 +33,7 @@ from typing import Any, TypedDict, Unpack
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from behavior import metrics
 from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key
 from behavior.models import Event
@@ -133,6 +134,7 @@ def ingest_events(
         result.accepted += inserted
         result.duplicates += len(rows) - inserted
         result.events = events
+    metrics.count_events(accepted=result.accepted, retried=result.duplicates, rejected=len(result.rejected))
     return result
 
 

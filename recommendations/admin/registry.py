@@ -279,7 +279,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def retrain(self, request: HttpRequest, queryset: QuerySet) -> None:
         from recommendations.tasks import enqueue_retrain
 
-        enqueue_retrain(triggered_by=_staff_name(request))
-        self.message_user(
-            request, "A training was queued; its run appears under “Training runs”.", messages.SUCCESS
-        )
+        queued = enqueue_retrain(triggered_by=_staff_name(request))
+        if queued is False:
+            self.message_user(
+                request,
+                "The training could not be queued: the task broker is unreachable. Nothing will run; "
+                "try again once it is back (the logs have the error).",
+                messages.ERROR,
+            )
+        elif queued is None:
+            self.message_user(
+                request,
+                "A training will be queued when this request's changes are saved; its run appears "
+                "under “Training runs”.",
+                messages.INFO,
+            )
+        else:
+            self.message_user(
+                request, "A training was queued; its run appears under “Training runs”.", messages.SUCCESS
+            )

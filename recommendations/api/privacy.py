@@ -1,4 +1,4 @@
-"""``GET /api/privacy/users/<username>/export/`` (staff): one person's data as JSON."""
+"""``GET /api/privacy/users/<username>/export/``: one person's data as JSON (export permission)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from behavior.throttling import ResilientScopedRateThrottle
+from recommendations.api.permissions import CanExportPersonalData
 from recommendations.services.privacy import export_user_data
 
 
 class UserDataExportView(APIView):
-    """Staff only: everything the recommender holds about one user (right of access)."""
+    """Everything the recommender holds about one user (right of access), for holders of
+    ``recommendations.export_personal_data`` only."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [CanExportPersonalData]
+    throttle_classes = [ResilientScopedRateThrottle]
+    throttle_scope = "privacy"
 
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},

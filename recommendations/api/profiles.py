@@ -1,4 +1,4 @@
-"""``GET /api/profiles/<username>/`` (staff) and ``GET /api/profiles/me/`` (the user's own)."""
+"""``GET /api/profiles/<username>/`` (view-profiles permission) and ``GET /api/profiles/me/`` (own)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.generics import RetrieveAPIView
 
+from behavior.throttling import ResilientScopedRateThrottle
+from recommendations.api.permissions import CanViewProfiles
 from recommendations.models import Segment, UserProfile
 
 
@@ -81,10 +83,13 @@ class OwnProfileSerializer(serializers.ModelSerializer):
 
 
 class ProfileDetailView(RetrieveAPIView):
-    """A user's profile, for staff only (non-staff get 403 for every username: nothing leaks)."""
+    """A user's profile, for holders of ``recommendations.view_userprofile`` (others: 403 for
+    every username, so nothing leaks)."""
 
     serializer_class = StaffProfileSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [CanViewProfiles]
+    throttle_classes = [ResilientScopedRateThrottle]
+    throttle_scope = "profiles"
 
     def get_object(self) -> UserProfile:
         field = get_user_model().USERNAME_FIELD
@@ -103,6 +108,8 @@ class MyProfileView(RetrieveAPIView):
 
     serializer_class = OwnProfileSerializer
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [ResilientScopedRateThrottle]
+    throttle_scope = "profiles"
 
     @extend_schema(summary="Your own profile: segment and tags")
     def get(self, request, *args, **kwargs):

@@ -22,7 +22,7 @@ from behavior.throttling import ResilientScopedRateThrottle
 from recommendations.api import fallback
 from recommendations.api import serializers as s
 from recommendations.conf import recommender_settings
-from recommendations.services import serving
+from recommendations.services import personal_keys, serving
 from recommendations.services.serving.impressions import cache_key, redis_client
 from recommendations.services.serving.service import UnknownItem
 from recommendations.services.serving.state import mark_not_interested
@@ -56,8 +56,8 @@ class CounterScopedRateThrottle(ResilientScopedRateThrottle):
             return None
         num_requests, duration = throttle.parse_rate(rate)
         window = int(throttle.timer() // duration)
-        key = throttle.cache_format % {"scope": scope, "ident": ident}
-        return throttle.make_key(f"{key}:{window}"), duration, num_requests
+        key = personal_keys.THROTTLE_WINDOW.key(ident, scope=scope, window=window)
+        return throttle.make_key(key), duration, num_requests
 
     def make_key(self, key: str) -> str:
         """The throttle cache's key for ``key`` (the default cache's without its proxy lookup)."""
@@ -76,7 +76,7 @@ class CounterScopedRateThrottle(ResilientScopedRateThrottle):
         if self.key is None:
             return True
         window = int(self.timer() // self.duration)
-        counter = self.make_key(f"{self.key}:{window}")
+        counter = self.make_key(personal_keys.throttle_counter_key(self.key, window))
         precounted = getattr(request._request, PRECOUNTED_ATTRIBUTE, None)
         if precounted is not None and precounted[0] == counter:
             count = precounted[1]

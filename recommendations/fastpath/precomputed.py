@@ -79,6 +79,8 @@ from behavior.conf import behavior_settings
 from recommendations.adapter import get_adapter
 from recommendations.api.views import PRECOUNTED_ATTRIBUTE, CounterScopedRateThrottle, RecommendationsView
 from recommendations.fastpath import realtime as lane
+from recommendations.ops.metrics import SOURCE_ATTRIBUTE
+from recommendations.services import personal_keys
 from recommendations.services.serving import impressions
 from recommendations.services.serving.freshness import digest, marker_key, raise_markers
 from recommendations.services.serving.impressions import redis_client
@@ -186,12 +188,12 @@ def auth_key(user_id: Any, config: _Config | None = None) -> str:
     """The cache key of a user's session auth hash (valid for this ``SECRET_KEY`` only)."""
     config = config or _config()
     fingerprint = config.secret_fingerprint if config is not None else ""
-    return impressions.cache_key(f"rec:auth:{fingerprint}:{user_id}")
+    return impressions.cache_key(personal_keys.SESSION_AUTH.key(user_id, secret=fingerprint))
 
 
 def list_key(user_id: Any) -> str:
     """The cache key of the user's replayable response."""
-    return impressions.cache_key(f"rec:fast:{user_id}")
+    return impressions.cache_key(personal_keys.REPLAY.key(user_id))
 
 
 class _SessionOnly:
@@ -360,6 +362,7 @@ def _serve(
     for name, value in entry["headers"]:
         response.headers[name] = value
     impressions.rows_queued(queued)
+    setattr(request, SOURCE_ATTRIBUTE, "fastpath")
     return response
 
 
@@ -387,6 +390,7 @@ def _realtime(
             return None
     response = lane.answer(request, user_id, visitor_id, session, user=user)
     if response is not None:
+        setattr(request, SOURCE_ATTRIBUTE, "lane")
         # one round trip: the service's writes (scored rows, impression), then the replay's
         closing = lane.closing_writes(request)
         try:

@@ -112,6 +112,8 @@ class ErasureAudit(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "erasure audit record"
+        # Checked by the export endpoint (recommendations.api.permissions), not tied to this table.
+        permissions = [("export_personal_data", "Can export a person's data")]
 
     def __str__(self) -> str:
         return f"erasure {self.subject_hash[:12]}… by {self.requested_by}"

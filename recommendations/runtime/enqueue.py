@@ -39,3 +39,28 @@ def enqueue(task: Any, *args: Any, **kwargs: Any) -> bool:
         logger.exception("could not enqueue %s: the broker is unavailable", getattr(task, "name", task))
         return False
     return True
+
+
+_project_app: Any = None
+
+
+def remember_celery_app() -> None:
+    """Keep the Celery app current while Django is set up (``RecommendationsConfig.ready``).
+
+    Celery's ``current_app`` is per thread: a thread other than the one that created the
+    project's app (the readiness checks' executor, an async view's loop) gets Celery's
+    unconfigured fallback app instead, which knows no broker.
+    """
+    global _project_app
+    from celery import current_app
+
+    _project_app = current_app._get_current_object()
+
+
+def celery_app() -> Any:
+    """The project's Celery app, whichever thread asks."""
+    if _project_app is not None:
+        return _project_app
+    from celery import current_app
+
+    return current_app._get_current_object()

@@ -92,3 +92,24 @@ def run_lock(name: str, *, lease_seconds: int) -> Iterator[RunLock | None]:
         yield lock
     finally:
         lock.release()
+
+
+# Orders impression writes and erasures (``serving.impressions.flush``, ``privacy.forget_user``).
+ERASURE_BARRIER = "recommendations:erasure"
+
+
+def erasure_barrier(*, exclusive: bool) -> None:
+    """Inside a transaction: wait for erasures (shared) or for impression writes (exclusive).
+
+    An impression written by a transaction that holds the shared lock is either committed
+    before an erasure's delete starts (which then deletes it) or checked against the
+    tombstones after the erasure committed them (and then dropped): a row queued before an
+    erasure is never written after it. Postgres: a transaction-level advisory lock, released
+    at commit. SQLite (the embedded demo) has one writer at a time already: nothing to do.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [advisory_key(ERASURE_BARRIER)])

@@ -54,9 +54,15 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab=("40", "*"),
     ),
     ScheduledJob(
+        name="recommender: check alerts hourly",
+        task="recommendations.check_alerts",
+        description="Alert the admins when no model was promoted for days or a click-through dropped.",
+        crontab=("50", "*"),
+    ),
+    ScheduledJob(
         name="behavior: prune old events daily",
         task="behavior.prune_events",
-        description="Delete events older than EVENT_RETENTION_DAYS at 03:45.",
+        description="Delete events, impressions and not-interested marks past their retention at 03:45.",
         crontab=("45", "3"),
     ),
 )

@@ -9,10 +9,20 @@ Order of work, chosen so no event slips back in:
 
 1. tombstones (``ErasedSubject``) are committed first: from then on ingestion drops the
    subject's events and the data bridge never reads them (see ``events_exclusion``);
-2. rows are deleted in one transaction: events, profile (and its tag rows), precomputed
-   list, impressions, "not interested" marks;
-3. cached lists and states are deleted after the commit;
-4. an ``ErasureAudit`` row records the hash, the counts and who asked (no personal data).
+2. the person's rows leave the shared impression queue (``serving.impressions.forget``);
+3. rows are deleted in one transaction, under the erasure barrier
+   (``runtime.locks.erasure_barrier``): events, profile (and its tag rows), precomputed
+   list, impressions, "not interested" marks. An impression that a web process took from
+   the queue before step 2 is either written before this transaction (and deleted by it) or
+   checked against the tombstones of step 1 after it (and dropped): none is written after;
+4. every cache key of the person is deleted after the commit: the keys of
+   ``services.personal_keys``, the one module that serving, the fast path, freshness
+   and the throttles build per-person keys with;
+5. an ``ErasureAudit`` row records the hash, the counts and who asked (no personal data).
+
+What erasure cannot reach: another process's local throttle counts while Redis is down
+(they expire within the throttle's window). A person still browsing after their erasure
+gets fresh cache entries built from what is left (nothing of theirs).
 
 Erasure is also an objection to further tracking: later events of the same user id or
 anonymous visitor id are dropped at ingestion. Running it twice is harmless (counts 0).
@@ -21,10 +31,12 @@ anonymous visitor id are dropped at ingestion. Running it twice is harmless (cou
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from django.db.models import Q
 
@@ -39,15 +51,13 @@ from recommendations.models import (
     UserProfile,
 )
 from recommendations.models.privacy import mark_erased_in_cache, subject_hash
+from recommendations.runtime.locks import erasure_barrier
+from recommendations.services import personal_keys
+from recommendations.services.serving import impressions
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ErasureResult", "export_user_data", "forget_user", "linked_visitor_ids"]
-
-# Cache keys of the serving layer that name one shopper (see recommendations/services/serving/).
-_EXACT_KEYS = ("rec:pre:{user_id}", "rec:ni:u:{user_id}")
-_PATTERNS_USER = ("rec:rt:u:{user_id}:*", "rec:bought:{user_id}:*")
-_PATTERNS_VISITOR = ("rec:rt:v:{visitor_id}:*",)
 
 
 @dataclass
@@ -58,6 +68,8 @@ class ErasureResult:
     counts: dict[str, int] = field(default_factory=dict)
     visitor_count: int = 0
     audit_id: int | None = None
+    # cache keys of the person deleted (``services.personal_keys``)
+    cache_keys: int = 0
 
     @property
     def total(self) -> int:
@@ -100,9 +112,14 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
             ignore_conflicts=True,
         )
     mark_erased_in_cache()
+    try:
+        impressions.forget(user.pk, visitors)
+    except Exception:  # Redis down: the queued rows are dropped when written (tombstones)
+        logger.warning("could not clean the impression queue of an erased subject", exc_info=True)
 
     counts: dict[str, int] = {}
     with transaction.atomic():
+        erasure_barrier(exclusive=True)
         counts["events"] = _delete(Event.objects.filter(_events_of(user, visitors)))
         counts["profiles"] = _delete(UserProfile.objects.filter(user_id=user.pk))
         counts["precomputed_lists"] = _delete(PrecomputedList.objects.filter(user_id=user.pk))
@@ -119,10 +136,14 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
             visitor_count=len(visitors),
         )
     # After the rows are gone (deleting cache entries early could let a reader refill them).
-    _forget_cached(user.pk, visitors)
-    logger.info("erased subject %s… (%s) for %s", user_hash[:12], counts, requested_by)
+    cached = _forget_cached(user.pk, visitors)
+    logger.info("erased subject %s… (%s, %d cache keys) for %s", user_hash[:12], counts, cached, requested_by)
     return ErasureResult(
-        subject_hash=user_hash, counts=counts, visitor_count=len(visitors), audit_id=audit.pk
+        subject_hash=user_hash,
+        counts=counts,
+        visitor_count=len(visitors),
+        audit_id=audit.pk,
+        cache_keys=cached,
     )
 
 
@@ -132,36 +153,52 @@ def _delete(queryset: Any) -> int:
     return int(per_model.get(queryset.model._meta.label, 0))
 
 
-def _forget_cached(user_id: Any, visitors: list[str]) -> None:
-    """Delete every cached list or state naming the person (best effort: entries expire anyway)."""
-    exact = [key.format(user_id=user_id) for key in _EXACT_KEYS] + [f"rec:ni:v:{v}" for v in visitors]
-    patterns = [p.format(user_id=user_id) for p in _PATTERNS_USER]
-    patterns += [p.format(visitor_id=v) for v in visitors for p in _PATTERNS_VISITOR]
+def _forget_cached(user_id: Any, visitors: list[str]) -> int:
+    """Delete every cache key naming the person (best effort: entries expire anyway); how many went."""
+    targets = personal_keys.erasure_targets(user_id, visitors)
     try:
-        cache.delete_many(exact)
-        _delete_patterns(patterns)
+        return _delete_keys(targets.exact, targets.regex(cache.make_key("{}")))
     except Exception:  # a cache outage must not undo an erasure; the entries time out
         logger.warning("could not delete cached entries of an erased subject", exc_info=True)
+        return 0
 
 
-def _delete_patterns(patterns: list[str]) -> None:
-    """Delete cache keys matching glob patterns on the Redis and local-memory backends."""
-    import fnmatch
+def _glob_literal(text: str) -> str:
+    """``text`` as a literal inside a Redis ``MATCH`` pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
-    backend = getattr(cache, "_cache", None)
-    client_getter = getattr(backend, "get_client", None)
-    if client_getter is not None:  # django.core.cache.backends.redis.RedisCache
-        client = client_getter(write=True)
-        for pattern in patterns:
-            keys = list(client.scan_iter(match=cache.make_key(pattern), count=1000))
-            if keys:
-                client.delete(*keys)
-        return
-    if isinstance(backend, dict):  # LocMemCache: keys are made keys
-        made = [cache.make_key(p) for p in patterns]
-        for key in list(backend):
-            if any(fnmatch.fnmatchcase(key, m) for m in made):
-                cache.delete(key.split(":", 2)[-1])
+
+def _delete_keys(exact: list[str], pattern: re.Pattern[str] | None) -> int:
+    """Delete the ``exact`` keys and every key ``pattern`` fully matches (as the cache writes keys).
+
+    Redis: one ``SCAN`` over the cache's own key space (its prefix), whatever the number of
+    patterns. Local memory (the embedded demo): its dictionary. Other backends cannot list
+    their keys: the exact keys are deleted, the others expire.
+    """
+    backend = caches["default"]
+    made = [backend.make_key(key) for key in exact]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(None, write=True)
+        found = list(made)
+        if pattern is not None:
+            prefix = backend.make_key("{}").partition("{}")[0]
+            for key in client.scan_iter(match=_glob_literal(prefix) + "*", count=1000):
+                text = key.decode(errors="replace")
+                if pattern.fullmatch(text):
+                    found.append(key)
+        return int(client.delete(*found)) if found else 0
+    stored = getattr(backend, "_cache", None)
+    if isinstance(stored, dict):  # LocMemCache: its dictionary holds made keys
+        wanted = set(made)
+        with backend._lock:
+            doomed = [
+                k for k in list(stored) if k in wanted or (pattern is not None and pattern.fullmatch(k))
+            ]
+            for key in doomed:
+                backend._delete(key)
+        return len(doomed)
+    backend.delete_many(exact)
+    return len(exact)
 
 
 def export_user_data(user: Any) -> dict[str, Any]:

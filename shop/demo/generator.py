@@ -97,6 +97,9 @@ class SeedOptions:
     bot_share: float = 0.01
     anonymous_share: float = 0.25
     churn_share: float = 0.15
+    # The demo logins (an "admin" superuser, alice/bob/carol) with their published passwords;
+    # off by default: a shop seeded anywhere but a local demo must not have such accounts.
+    demo_logins: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the option when a value is out of range."""
@@ -414,12 +417,12 @@ def _play_everyone(
             say(f"behaviour: {position + 1}/{len(everyone)} shoppers, {emitted} events")
 
 
-def _create_users(users: list[ShopperPlan], now: float) -> list[int]:
+def _create_users(users: list[ShopperPlan], now: float, *, demo_logins: bool = False) -> list[int]:
     user_model = get_user_model()
     demo_names = list(DEMO_SHOPPERS)
     width = max(5, len(str(len(users))))
     unusable = make_password(None)  # the generated shoppers cannot log in; one hash serves all
-    shopper_hash = make_password(SHOPPER_PASSWORD)
+    shopper_hash = make_password(SHOPPER_PASSWORD) if demo_logins else unusable
     rows = []
     for plan in users:
         name = (
@@ -454,13 +457,14 @@ def _create_users(users: list[ShopperPlan], now: float) -> list[int]:
         ],
         batch_size=5000,
     )
-    admin, _ = user_model._default_manager.get_or_create(
-        username=STAFF_LOGIN[0],
-        defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
-    )
-    admin.is_staff = admin.is_superuser = True
-    admin.set_password(STAFF_LOGIN[1])
-    admin.save()
+    if demo_logins:
+        admin, _ = user_model._default_manager.get_or_create(
+            username=STAFF_LOGIN[0],
+            defaults={"email": "admin@example.com", "is_staff": True, "is_superuser": True},
+        )
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(STAFF_LOGIN[1])
+        admin.save()
     return ids
 
 
@@ -481,7 +485,7 @@ def seed_demo(
         report.products = len(products)
         say(f"catalogue: {len(products)} products in {len(CATEGORIES)} categories")
         users, visitors = _plan_shoppers(options, rng, id_rng, now_ts)
-        user_ids = _create_users(users, now_ts)
+        user_ids = _create_users(users, now_ts, demo_logins=options.demo_logins)
         report.users, report.visitors = len(users), len(visitors)
         for plan in users:
             report.type_counts[plan.shopper_type] = report.type_counts.get(plan.shopper_type, 0) + 1

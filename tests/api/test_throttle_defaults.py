@@ -7,8 +7,8 @@ import json
 import pytest
 from rest_framework.throttling import ScopedRateThrottle
 
-from behavior.api import throttling
-from behavior.api.throttling import DEFAULT_THROTTLE_RATES, PluginScopedRateThrottle
+from behavior.api.throttling import PluginScopedRateThrottle
+from behavior.conf import behavior_settings
 from behavior.models import Event
 
 
@@ -53,7 +53,7 @@ def test_the_plugins_defaults_apply_only_to_unnamed_scopes(drf_default_rates, mo
 
     # then the plugin's default fills the unnamed plugin scope, the host's rate wins elsewhere
     throttle.scope = "events"
-    assert throttle.get_rate() == DEFAULT_THROTTLE_RATES["events"] == "6000/min"
+    assert throttle.get_rate() == behavior_settings.THROTTLE_RATES["events"] == "1200/min"
     throttle.scope = "recommendations"
     assert throttle.get_rate() == "5/min"
     # and a scope that is not the plugin's stays DRF's business (its own error)
@@ -65,7 +65,7 @@ def test_the_plugins_defaults_apply_only_to_unnamed_scopes(drf_default_rates, mo
 @pytest.mark.django_db
 def test_the_default_rate_throttles(client, product, drf_default_rates, monkeypatch):
     # given the plugin's default for events lowered to two a minute, and no host rate
-    monkeypatch.setitem(throttling.DEFAULT_THROTTLE_RATES, "events", "2/min")
+    monkeypatch.setitem(behavior_settings.THROTTLE_RATES, "events", "2/min")
 
     # when
     codes = [_post_event(client, product).status_code for _ in range(3)]
@@ -78,7 +78,7 @@ def test_the_default_rate_throttles(client, product, drf_default_rates, monkeypa
 def test_a_host_rate_of_none_turns_the_throttle_off(client, product, monkeypatch):
     # given
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"events": None})
-    monkeypatch.setitem(throttling.DEFAULT_THROTTLE_RATES, "events", "1/min")
+    monkeypatch.setitem(behavior_settings.THROTTLE_RATES, "events", "1/min")
 
     # when
     codes = {_post_event(client, product).status_code for _ in range(3)}

@@ -38,5 +38,5 @@ def test_prune_events_task_deletes_events_past_the_retention(item):
     deleted = prune_events.delay().get()
     # then
     assert prune_events.name == "behavior.prune_events"
-    assert deleted == 1
+    assert deleted["events"] == 1
     assert Event.objects.count() == 1

@@ -183,12 +183,17 @@ class Stack:
             ],
         )
 
-    def gunicorn(self, port: int, workers: int = 2, name: str = "web") -> subprocess.Popen:
+    def gunicorn(
+        self, port: int, workers: int = 2, name: str = "web", env: dict | None = None
+    ) -> subprocess.Popen:
+        # the Docker image's gunicorn settings (prometheus-client's multiprocess folder)
         return self.spawn(
             name,
             [
                 str(BIN / "gunicorn"),
                 "shop.wsgi:application",
+                "--config",
+                "python:shop.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
@@ -198,6 +203,7 @@ class Stack:
                 "--graceful-timeout",
                 "5",
             ],
+            env,
         )
 
     @staticmethod

@@ -40,6 +40,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "events": "1000000/min",
         "recommendations": "1000000/min",
+        "profiles": "1000000/min",
+        "privacy": "1000000/min",
+        "login": "1000000/min",
         "anon": "1000000/min",
         "user": "1000000/min",
     },

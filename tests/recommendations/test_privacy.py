@@ -289,17 +289,31 @@ def test_do_not_track_page_view_stores_no_event(client, product_factory):
     assert Event.objects.filter(event_type="view").count() == 1
 
 
-def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factory, settings):
-    # given: the default schedule, a 30-day retention, an old and a recent event
+def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factory, user, settings):
+    # given: the default schedule, 30-, 20- and 10-day retentions of events, impressions and marks,
+    # and of each an old and a recent one
     from django_celery_beat.models import PeriodicTask
 
     import behavior.tasks  # noqa: F401  (what the worker's autodiscovery imports)
     from shop.celery import app
 
     call_command("install_schedule")
-    settings.RECOMMENDER = {**settings.RECOMMENDER, "EVENT_RETENTION_DAYS": 30}
+    settings.RECOMMENDER = {
+        **settings.RECOMMENDER,
+        "EVENT_RETENTION_DAYS": 30,
+        "IMPRESSION_RETENTION_DAYS": 20,
+        "NOT_INTERESTED_RETENTION_DAYS": 10,
+    }
     old = event_factory(occurred_at=timezone.now() - timedelta(days=31))
     recent = event_factory(occurred_at=timezone.now() - timedelta(days=29))
+    for days in (21, 19):
+        Impression.objects.create(
+            user=user, item_keys=["A"], created_at=timezone.now() - timedelta(days=days)
+        )
+    for days in (11, 9):
+        NotInterested.objects.create(
+            user=user, item_key=f"K{days}", created_at=timezone.now() - timedelta(days=days)
+        )
     entry = PeriodicTask.objects.get(task="behavior.prune_events")
 
     # when: the task is run exactly as beat would send it (its registered name, its stored args)
@@ -311,6 +325,28 @@ def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factor
 
     # then
     assert entry.enabled
-    assert deleted == 1
+    assert deleted == {"events": 1, "impressions": 1, "not_interested": 1}
+    assert Impression.objects.count() == NotInterested.objects.count() == 1
+    assert NotInterested.objects.get().item_key == "K9"
     assert not Event.objects.filter(pk=old.pk).exists()
     assert Event.objects.filter(pk=recent.pk).exists()
+
+
+def test_retention_of_none_keeps_impressions_and_marks(user, settings):
+    # given
+    from recommendations.services.retention import prune_serving_data
+
+    settings.RECOMMENDER = {
+        **settings.RECOMMENDER,
+        "IMPRESSION_RETENTION_DAYS": None,
+        "NOT_INTERESTED_RETENTION_DAYS": None,
+    }
+    Impression.objects.create(user=user, item_keys=["A"], created_at=timezone.now() - timedelta(days=5000))
+    NotInterested.objects.create(user=user, item_key="A", created_at=timezone.now() - timedelta(days=5000))
+
+    # when
+    counts = prune_serving_data(now=timezone.now(), batch_size=1)
+
+    # then
+    assert counts == {"impressions": 0, "not_interested": 0}
+    assert Impression.objects.count() == NotInterested.objects.count() == 1

@@ -234,7 +234,9 @@ def test_product_page_with_two_blocks_uses_few_queries(
         '{% show_recommended placement="product" limit=4 item=product %}'
     )
     # when / then
-    with django_assert_max_num_queries(10):
+    # 10 for the page, 4 for writing its impressions under the erasure barrier (savepoint, lock,
+    # tombstone check, release: a row queued before an erasure is never written after it)
+    with django_assert_max_num_queries(14):
         html = template.render(Context({"request": request, "product": catalogue["shoes"][0]}))
         impressions.flush()
     assert html.count('class="rec-item"') == 8

@@ -353,7 +353,7 @@ def test_abandoned_carts_predict_purchases_in_the_following_days(seeded):
 @pytest.mark.django_db
 def test_demo_logins_exist_with_their_types():
     # given a tiny seeded shop
-    seed_demo(SeedOptions(users=40, events=2000, seed=3), now=NOW)
+    seed_demo(SeedOptions(users=40, events=2000, seed=3, demo_logins=True), now=NOW)
     # then the staff login and the three shoppers of different types can log in and have a history
     from django.contrib.auth import authenticate
 
@@ -408,7 +408,9 @@ def test_command_refuses_to_overwrite_and_validates_options():
     assert "nothing to do" in skipped.getvalue()
     first_ids = set(Event.objects.values_list("event_id", flat=True))
     out = StringIO()
-    call_command("seed_demo", "--users", "30", "--events", "600", "--flush", "--seed", "5", stdout=out)
+    call_command(
+        "seed_demo", "--users", "30", "--events", "600", "--flush", "--seed", "5", "--demo-logins", stdout=out
+    )
     assert Product.objects.count() == 400
     assert PlantedShopper.objects.count() == 30
     assert first_ids.isdisjoint(Event.objects.values_list("event_id", flat=True))
@@ -427,3 +429,19 @@ def test_print_logins_only_prints():
         "  bob / shopper-demo-pass  (home cook)",
         "  carol / shopper-demo-pass  (book lover)",
     ]
+
+
+@pytest.mark.django_db
+def test_without_the_flag_no_demo_login_exists():
+    # given / when: seeded as anywhere but a local demo
+    out = StringIO()
+    call_command("seed_demo", "--users", "30", "--events", "600", stdout=out)
+    # then: the named accounts exist as data, but nobody can log in with a published password
+    from django.contrib.auth import authenticate, get_user_model
+
+    assert not get_user_model().objects.filter(username="admin").exists()
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+    assert get_user_model().objects.filter(username="alice").exists()
+    assert authenticate(username="alice", password="shopper-demo-pass") is None
+    assert "No demo logins created" in out.getvalue()
+    assert "admin-demo-pass" not in out.getvalue()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -15,16 +15,18 @@ class Command(BaseCommand):
         parser.add_argument("--lists-only", action="store_true", help="skip item relations and popularity")
 
     def handle(self, *args, lists_only: bool = False, **options) -> None:
-        from recommendations.services.serving.popularity import refresh_popularity
-        from recommendations.services.serving.precompute import refresh_recommendations
-        from recommendations.services.serving.relations import refresh_item_relations
+        from recommendations.services.serving.jobs import refresh_lists, refresh_relations
 
         if not lists_only:
-            relations = refresh_item_relations()
-            popular = refresh_popularity()
-            summary = ", ".join(f"{count} {kind}" for kind, count in relations.items())
+            counts = refresh_relations()
+            if counts is None:
+                raise CommandError("Another process is refreshing the item relations; nothing was done.")
+            popular = counts.pop("popular")
+            summary = ", ".join(f"{count} {kind}" for kind, count in counts.items())
             self.stdout.write(f"item relations: {summary}; popular items: {popular}")
-        result = refresh_recommendations()
+        result = refresh_lists()
+        if result is None:
+            raise CommandError("Another process is refreshing the recommendation lists; nothing was done.")
         if result.model_version is None:
             self.stdout.write("no active model: lists are served from the fallback chain")
         else:

@@ -18,6 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from recommendations.services import personal_keys
 from recommendations.services.serving.impressions import cache_key, redis_client
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def marker_text(latest_ts: float | None) -> str:
 
 def marker_key(user_id: Any) -> str:
     """The marker's key before the cache's prefix (``cache.make_key``) is applied."""
-    return f"rec:latest:u:{user_id}"
+    return personal_keys.LATEST_EVENT.key(user_id)
 
 
 def digest(raw: bytes) -> str:

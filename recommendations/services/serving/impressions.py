@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from recommendations.conf import recommender_settings
+from recommendations.runtime.locks import erasure_barrier
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,55 @@ def _model(row: dict) -> Any:
     )
 
 
+def _without_erased(rows: list[dict]) -> list[dict]:
+    """``rows`` less those of erased shoppers (asks the database: never a cached "none erased").
+
+    The same rule as erasure's: a user's rows by user id, an anonymous row by its visitor id.
+    """
+    from recommendations.models.privacy import ErasedSubject, subject_hash
+
+    def subject(row: dict) -> str | None:
+        if row.get("user_id") is not None:
+            return subject_hash("user", row["user_id"])
+        return subject_hash("visitor", row["visitor_id"]) if row.get("visitor_id") else None
+
+    hashes = {row_hash for row in rows if (row_hash := subject(row)) is not None}
+    if not hashes:
+        return rows
+    erased = set(ErasedSubject.objects.filter(subject_hash__in=hashes).values_list("subject_hash", flat=True))
+    if not erased:
+        return rows
+    kept = [row for row in rows if subject(row) not in erased]
+    logger.info("%d queued impressions of erased shoppers dropped", len(rows) - len(kept))
+    return kept
+
+
+def forget(user_id: Any, visitor_ids: list[str]) -> int:
+    """Take a person's rows out of the shared queue and this process's buffer; returns how many.
+
+    Rows another process took or buffers meanwhile are dropped when written (``flush`` checks
+    the tombstones, which erasure commits first).
+    """
+
+    def theirs(row: dict) -> bool:
+        if row.get("user_id") is not None:
+            return user_id is not None and str(row["user_id"]) == str(user_id)
+        return bool(row.get("visitor_id")) and row["visitor_id"] in visitor_ids
+
+    removed = 0
+    client = redis_client()
+    if client is not None:
+        key = queue_key()
+        for raw in client.lrange(key, 0, -1):
+            if theirs(json.loads(raw)):
+                removed += int(client.lrem(key, 0, raw))  # exact bytes: other rows untouched
+    with _lock:
+        kept = [row for row in _buffer if not theirs(row)]
+        removed += len(_buffer) - len(kept)
+        _buffer[:] = kept
+    return removed
+
+
 def _insert_json(rows: list[str]) -> int:
     """Postgres: the queued JSON rows in ONE statement, decoded by the database, not the ORM.
 
@@ -234,46 +284,66 @@ def flush(*, force: bool = True) -> int:
     process has not written it for ``IMPRESSION_FLUSH_SECONDS`` (a full queue is written by
     ``record_impression``): the end of a request on the Redis path costs no round trip.
     """
-    from django.db import connection
-
-    from recommendations.models import Impression
-
     global _last_flush
     recently = time.monotonic() - _last_flush < recommender_settings.IMPRESSION_FLUSH_SECONDS
     if not force and not _buffer and recently:
         return 0
     _last_flush = time.monotonic()
-    queued = _take_queued()
+    return write_taken(_take_queued())
+
+
+def write_taken(queued: list[str]) -> int:
+    """Write rows taken from the queue (JSON texts); those of shoppers erased meanwhile are dropped.
+
+    The tombstone check and the INSERT run in one transaction under the erasure barrier
+    (``runtime.locks.erasure_barrier``): a row queued before an erasure is never written
+    after it. On Postgres that costs a lock and a tombstone query per write (the Redis queue
+    writes ``IMPRESSION_BATCH_SIZE`` rows at a time).
+    """
     if not queued:
         return 0
+    rows = [json.loads(row) for row in queued]
     try:
-        if connection.vendor == "postgresql":
-            # one statement is atomic on its own (as the bulk_create below): no savepoint
-            return _insert_json(queued)
-    except IntegrityError:
-        pass  # e.g. a user deleted meanwhile: the row by row path below keeps the others
+        try:
+            with transaction.atomic():
+                kept = _kept(rows)
+                return _insert(kept) if kept else 0
+        except IntegrityError:  # e.g. a user deleted meanwhile: keep the others, drop the broken ones
+            with transaction.atomic():
+                return _insert_one_by_one(_kept(rows))
     except Exception:  # impressions are best effort: never fail a page for them
         logger.exception("Could not write %d impressions", len(queued))
         return 0
-    rows = [_model(json.loads(row)) for row in queued]
-    try:
-        # one multi-row INSERT is atomic on its own: no transaction (savepoint) needed
-        Impression.objects.bulk_create(rows)
-    except IntegrityError:
-        # e.g. a user deleted meanwhile: keep the other rows, drop the broken one
-        written = 0
-        for row in rows:
-            try:
-                with transaction.atomic():
-                    row.save(force_insert=True)
-                written += 1
-            except IntegrityError:
-                logger.info("Impression %s dropped (integrity error)", row.recommendation_id)
-        return written
-    except Exception:  # impressions are best effort: never fail a page for them
-        logger.exception("Could not write %d impressions", len(rows))
-        return 0
+
+
+def _kept(rows: list[dict]) -> list[dict]:
+    """Inside the writing transaction: the barrier, then the rows of shoppers not erased."""
+    erasure_barrier(exclusive=False)
+    return _without_erased(rows)
+
+
+def _insert(rows: list[dict]) -> int:
+    """One multi-row INSERT (Postgres: decoded by the database), atomic on its own."""
+    from django.db import connection
+
+    from recommendations.models import Impression
+
+    if connection.vendor == "postgresql":
+        return _insert_json([json.dumps(row) for row in rows])
+    Impression.objects.bulk_create([_model(row) for row in rows])
     return len(rows)
+
+
+def _insert_one_by_one(rows: list[dict]) -> int:
+    written = 0
+    for row in rows:
+        try:
+            with transaction.atomic():
+                _model(row).save(force_insert=True)
+            written += 1
+        except IntegrityError:
+            logger.info("Impression %s dropped (integrity error)", row["recommendation_id"])
+    return written
 
 
 def _on_request_finished(**_: Any) -> None:

@@ -20,6 +20,7 @@ from django.core.cache import cache
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.conf import recommender_settings
+from recommendations.services import personal_keys
 from recommendations.services.serving import catalogue, explain, impressions, model, popularity
 from recommendations.services.serving.freshness import marker_text
 from recommendations.services.serving.history import USER_PLACEHOLDER, ShopperState, compiled_rows, load_state
@@ -376,7 +377,7 @@ def _precomputed(user_id: Any, prefetched: dict | None = None) -> dict | None:
 
 
 def _realtime_cache_key(state: ShopperState, loaded: Any) -> str:
-    return f"rec:rt:{state.who}:{state.latest_ts}:{loaded.version_id}"
+    return personal_keys.realtime_key(state.user_id, state.visitor_id, state.latest_ts, loaded.version_id)
 
 
 def _realtime(
@@ -460,7 +461,7 @@ def _list_cache_key(state: ShopperState, exclude: set[str], limit: int, placemen
     """
     inputs = (state.latest_ts, limit, placement, sorted(exclude))
     digest = hashlib.sha1(repr(inputs).encode(), usedforsecurity=False).hexdigest()
-    return f"rec:list:{state.user_id}:{digest}"
+    return personal_keys.ASSEMBLED_LIST.key(state.user_id, inputs=digest)
 
 
 def _list_basis(state: ShopperState, prefetched: dict) -> tuple | None:

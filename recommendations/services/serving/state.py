@@ -8,6 +8,7 @@ from typing import Any
 from django.core.cache import cache
 
 from recommendations.conf import recommender_settings
+from recommendations.services import personal_keys
 from recommendations.services.serving import impressions
 from recommendations.services.serving.freshness import digest
 from recommendations.services.serving.model import log_once
@@ -15,25 +16,21 @@ from recommendations.services.serving.model import log_once
 logger = logging.getLogger(__name__)
 
 
-def _who(user_id: Any, visitor_id: str) -> str:
-    return f"u:{user_id}" if user_id is not None else f"v:{visitor_id}"
-
-
 def precomputed_cache_key(user_id: Any) -> str:
-    return f"rec:pre:{user_id}"
-
-
-def _not_interested_key(user_id: Any, visitor_id: str) -> str:
-    return f"rec:ni:{_who(user_id, visitor_id)}"
+    """The cache entry of a user's precomputed list (``personal_keys.PRECOMPUTED``)."""
+    return personal_keys.PRECOMPUTED.key(user_id)
 
 
 def not_interested_cache_key(user_id: Any, visitor_id: str) -> str:
     """The cache entry holding a shopper's "not interested" keys (part of ``prefetch``)."""
-    return _not_interested_key(user_id, visitor_id)
+    return personal_keys.not_interested_key(user_id, visitor_id)
+
+
+_not_interested_key = not_interested_cache_key
 
 
 def _bought_key(user_id: Any) -> str:
-    return f"rec:bought:{user_id}"
+    return personal_keys.BOUGHT.key(user_id)
 
 
 def _cached(cache_key: str, prefetched: dict | None) -> Any:

@@ -20,6 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("--flush", action="store_true", help="delete the previous demo data first")
         parser.add_argument("--skip-if-seeded", action="store_true", help="do nothing when products exist")
         parser.add_argument("--print-logins", action="store_true", help="only print the demo logins")
+        parser.add_argument(
+            "--demo-logins",
+            action="store_true",
+            help="create the demo logins (an admin superuser and three shoppers) with their published "
+            "passwords; only for a local demo (`make demo` passes it)",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["print_logins"]:
@@ -34,6 +40,7 @@ class Command(BaseCommand):
             days=options["days"],
             seed=options["seed"],
             products=options["products"],
+            demo_logins=options["demo_logins"],
         )
         try:
             seed_options.validate()
@@ -55,7 +62,10 @@ class Command(BaseCommand):
                 f"and {report.orders} orders in {report.seconds:.1f} s."
             )
         )
-        self._print_logins()
+        if seed_options.demo_logins:
+            self._print_logins()
+        else:
+            self.stdout.write("No demo logins created (pass --demo-logins for a local demo).")
 
     def _print_logins(self) -> None:
         self.stdout.write("Demo logins:")

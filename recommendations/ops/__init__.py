@@ -1,0 +1,1 @@
+"""Operations: readiness (``health``), Prometheus metrics (``metrics``), alerts (``alerts``), log ids."""
