@@ -235,9 +235,33 @@ _CACHE_HINT = (
 
 @register(Tags.caches)
 def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """With ``DEBUG`` off, the default cache must be shared across processes (E020)."""
+    """A per-process default cache: a warning (W020) in every check, an error (E020) under --deploy.
+
+    A warning, not an error, outside ``--deploy``: one process on a per-process cache works (a
+    local checkout, a script, an evaluation that runs the commands one after another), and an
+    error would stop every management command there. A deployment runs ``check --deploy`` (the
+    Docker entrypoint does, and refuses to start on an error), where several processes share the
+    work and the same cache is an error.
+    """
     backend = _process_local_cache()
-    if backend is None or settings.DEBUG:
+    if backend is None:
+        return []
+    return [
+        Warning(
+            f"The default cache ({backend}) is not shared across processes: with several web or "
+            "worker processes they serve stale recommendation lists and locks do not hold "
+            "(recommendations.E020 under check --deploy).",
+            hint=_CACHE_HINT,
+            id="recommendations.W020",
+        )
+    ]
+
+
+@register(Tags.caches, deploy=True)
+def check_shared_cache_for_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: a default cache that is not shared across processes is an error (E020)."""
+    backend = _process_local_cache()
+    if backend is None:
         return []
     return [
         Error(
@@ -245,22 +269,6 @@ def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             "web processes serve stale recommendation lists, and locks do not hold across workers.",
             hint=_CACHE_HINT,
             id="recommendations.E020",
-        )
-    ]
-
-
-@register(Tags.caches, deploy=True)
-def check_shared_cache_for_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """``check --deploy`` on settings with ``DEBUG`` on: the same finding as a warning (W020)."""
-    backend = _process_local_cache()
-    if backend is None or not settings.DEBUG:
-        return []  # with DEBUG off, E020 already reports it
-    return [
-        Warning(
-            f"The default cache ({backend}) is not shared across processes; with DEBUG off this "
-            "is an error (recommendations.E020).",
-            hint=_CACHE_HINT,
-            id="recommendations.W020",
         )
     ]
 

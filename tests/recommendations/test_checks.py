@@ -107,31 +107,22 @@ def test_a_per_process_cache_in_production_is_an_error(settings):
 
     # when
     messages = run_checks(tags=["caches"])
+    deploy = run_checks(tags=["caches"], include_deployment_checks=True)
 
-    # then
-    errors = [m for m in messages if m.id == "recommendations.E020"]
+    # then: a warning that stops no command, and an error under check --deploy
+    assert [(m.id, type(m)) for m in messages] == [("recommendations.W020", Warning)]
+    errors = [m for m in deploy if m.id == "recommendations.E020"]
     assert len(errors) == 1 and isinstance(errors[0], Error)
     assert "LocMemCache" in errors[0].msg and "RedisCache" in errors[0].hint
 
 
 def test_the_dummy_cache_is_not_shared_either(settings):
     # given
-    settings.DEBUG = False
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 
     # then
-    assert _ids(checks.check_shared_cache()) == ["recommendations.E020"]
-
-
-def test_a_per_process_cache_while_debugging_is_a_deploy_warning_only(settings):
-    # given a development setup
-    settings.DEBUG = True
-    settings.CACHES = LOCMEM
-
-    # then: plain `check` is quiet, `check --deploy` warns
-    assert checks.check_shared_cache() == []
-    warnings = checks.check_shared_cache_for_deploy()
-    assert _ids(warnings) == ["recommendations.W020"] and isinstance(warnings[0], Warning)
+    assert _ids(checks.check_shared_cache()) == ["recommendations.W020"]
+    assert _ids(checks.check_shared_cache_for_deploy()) == ["recommendations.E020"]
 
 
 def test_a_redis_cache_passes(settings):
