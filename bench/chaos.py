@@ -1,6 +1,6 @@
 """Chaos benchmark: beacon-like ingest through gunicorn while Redis is killed and Postgres restarted.
 
-    nice -n 5 .venv/bin/python bench/chaos.py [--seconds 300] [--clients 6] [--results bench/RESULTS-chaos.md]
+    nice -n 5 .venv/bin/python bench/chaos.py [--seconds 300] [--clients 6]
 
 Everything it disturbs is its own: a private ``redis-server`` on a free port (the cache, the
 throttles, the sessions) and, unless ``--database-url`` names an existing database, a private
@@ -19,8 +19,8 @@ pending one acknowledged (up to 120 s more).
 Counted from the clients' records and the database afterwards: events sent, acknowledged,
 stored; acknowledged and not stored (target 0); stored twice (0); responses of 500 (0);
 sent and never stored after the retries (0); the acknowledged-event rate in each phase,
-next to the no-fault rate of the same run. ``--json`` writes the figures, ``--results``
-appends the table. Exit status 1 when a target is missed.
+next to the no-fault rate of the same run. ``--json`` writes the figures; the printed heading
+and table replace the chaos section of bench/RESULTS.md. Exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -432,22 +432,18 @@ def main() -> int:
     parser.add_argument("--drain-seconds", type=float, default=120)
     parser.add_argument("--database-url", help="an existing database (no private Postgres, no restart)")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--results", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args()
     result = run(args)
-    text = table(result)
-    print(text)
+    # the heading and table for bench/RESULTS.md (which keeps the current run only)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    faults = "; ".join(f"{name} at {a:.0f}-{b:.0f} s" for name, a, b in result["faults"])
+    print(
+        f"{when}: {result['seconds']:.0f} s, {result['clients']} clients, {result['workers']} gunicorn"
+        f" workers ({platform.machine()}, {os.cpu_count()} CPUs). Faults: {faults}.\n\n{table(result)}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    if args.results:
-        with args.results.open("a") as out:
-            when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-            faults = "; ".join(f"{name} at {a:.0f}-{b:.0f} s" for name, a, b in result["faults"])
-            out.write(
-                f"\n## {when}: {result['seconds']:.0f} s, {result['clients']} clients, "
-                f"{result['workers']} gunicorn workers ({platform.machine()}, {os.cpu_count()} CPUs)\n\n"
-                f"Faults: {faults}.\n\n{text}\n"
-            )
+
     failures = missed(result)
     if failures:
         print("MISSED:", ", ".join(failures))
