@@ -166,7 +166,7 @@ def run_network_alone(split: Path, mask: bool) -> tuple[dict, float]:
     users = list(test.user_id)
     histories = [by_user.get(u, []) for u in users]
     exclude = [{i for i, _, _ in h} for h in histories] if mask else None
-    lists = model.recommend(histories, 10, exclude=exclude)
+    lists = model.recommend(histories, 10, exclude=exclude, seen_excluded=mask)
     return {u: [item for item, _ in lst] for u, lst in zip(users, lists, strict=True)}, seconds
 
 

@@ -113,6 +113,7 @@ class BaseRecommender(ABC):
         *,
         exclude: Sequence[Collection[str]] | None = None,
         now: float | None = None,
+        seen_excluded: bool = False,
     ) -> Recommendations:
         """Top ``n`` items per history.
 
@@ -125,6 +126,9 @@ class BaseRecommender(ABC):
             One per history: never recommended to that shopper.
         now : float, optional
             Unix time of the request (trending popularity for empty histories).
+        seen_excluded : bool
+            ``exclude`` holds each shopper's whole history (a model with a blend for items new to
+            the shopper ranks with it; others ignore the flag).
 
         Returns
         -------
@@ -150,7 +154,7 @@ class BaseRecommender(ABC):
                         rows.append(r)
                         cols.append(index.index[key] - 1)
             cells = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
-            idx, vals = self._rank(seqs, n, cells, now)
+            idx, vals = self._rank(seqs, n, cells, now, seen_excluded)
             keys = self.item_ids_  # type: ignore[attr-defined]
             for r in range(len(chunk)):
                 finite = np.isfinite(vals[r])
@@ -160,7 +164,12 @@ class BaseRecommender(ABC):
         return out
 
     def _rank(
-        self, seqs: Sequences, n: int, exclude: tuple[np.ndarray, np.ndarray], now: float | None
+        self,
+        seqs: Sequences,
+        n: int,
+        exclude: tuple[np.ndarray, np.ndarray],
+        now: float | None,
+        seen_excluded: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` columns per sequence with the ``(rows, columns)`` cells in ``exclude`` left out.
 

@@ -322,15 +322,19 @@ class BehaviorRecommender(BaseRecommender):
                 weights, report_blend = self._choose_weights(comps, validation, cands["popularity"])
                 report.update(report_blend)
                 choices["blend"] = {"value": weights, "searched": cfg.blend, "reason": report_blend["reason"]}
+                seen_weights = weights
                 if cfg.mode == "auto":
-                    weights, choices["mode"] = self._choose_repeats(seqs, cands, network, weights)
+                    seen_weights, choices["mode"] = self._choose_repeats(seqs, cands, network, names)
             report_progress("blend", 1.0)
         else:
-            weights = {n: float(n == "network") for n in names}
+            weights = seen_weights = {n: float(n == "network") for n in names}
             report["selected"] = "network"
             report["reason"] = "no shopper has enough steps for a validation target; network alone"
-        self.blend_weights_ = {n: float(weights.get(n, 0.0)) for n in COMPONENTS}
+        # lists that may show what the shopper has seen (the default) and lists where it is excluded
+        self.blend_weights_ = {n: float(seen_weights.get(n, 0.0)) for n in COMPONENTS}
+        self.novel_weights_ = {n: float(weights.get(n, 0.0)) for n in COMPONENTS}
         report["blend_weights"] = self.blend_weights_
+        report["novel_weights"] = self.novel_weights_
 
         if cfg.refit_full and has_valid and result.best_epoch > 0:
             # the validation targets are the newest, most useful steps: train on everything too
@@ -422,36 +426,39 @@ class BehaviorRecommender(BaseRecommender):
         return weights, {"validation": val_metrics, "selected": selected, "reason": reason}
 
     def _choose_repeats(
-        self, seqs: Sequences, cands: dict, network: BehaviorNetwork, weights: dict[str, float]
+        self, seqs: Sequences, cands: dict, network: BehaviorNetwork, names: list[str]
     ) -> tuple[dict[str, float], dict]:
-        """Weight of the shopper's own recent items, on each shopper's last step (repeats count)."""
+        """The blend for lists that may show what the shopper has seen, on each shopper's last step.
+
+        The same search as the novel blend (network kept only for a gain), on targets where repeats
+        count and nothing is masked, with the shopper's own recent items as one more source. Lists
+        that exclude the shopper's history use the novel blend instead (``novel_weights_``), so a
+        shop that hides seen items and a shop whose shoppers come back to items both get the blend
+        chosen for them.
+        """
         cfg = self._cfg()
         _, inputs, targets, _ = selection.holdout(seqs, "any")
         pick = selection.sample_rows(len(targets), cfg.max_validation_users, cfg.random_seed)
         inputs, targets = inputs.take(pick), targets[pick]
         if not len(targets):
-            return weights, {
-                "value": 0.0,
-                "searched": False,
-                "reason": "no shopper has a last step to learn from",
-            }
+            return {}, {"value": {}, "searched": False, "reason": "no shopper has a last step to learn from"}
         repeat_share = float(
             np.mean([t in set(s.tolist()) for s, t in zip(inputs.items, targets, strict=True)])
         )
-        names = [n for n, w in weights.items() if w > 0] + ["recent"]
-        logits = None
-        if "network" in names:
-            logits, _ = score_sequences(network.cpu(), inputs, torch.device("cpu"))
-        comps = self._components(inputs, logits, cands, names)
+        all_names = [*names, "recent"] if "recent" not in names else list(names)
+        logits, _ = score_sequences(network.cpu(), inputs, torch.device("cpu"))
+        comps = self._components(inputs, logits, cands, all_names)
         validation = Validation(inputs, targets, mask_history=False)
-        recent, tried = selection.choose_recent_weight(comps, weights, validation, cands["popularity"])
-        scaled = {n: w * (1.0 - recent) for n, w in weights.items()}
-        scaled["recent"] = scaled.get("recent", 0.0) + recent
-        return scaled, {
-            "value": {"recent_weight": recent, "repeat_share": round(repeat_share, 4)},
+        weights, report = self._choose_weights(comps, validation, cands["popularity"])
+        return weights, {
+            "value": {
+                "recent_weight": round(weights.get("recent", 0.0), 4),
+                "repeat_share": round(repeat_share, 4),
+            },
             "searched": True,
-            "validation": tried,
-            "reason": f"{repeat_share:.0%} of the shoppers' last steps return to an item of their history",
+            "validation": {k: v["NDCG@10"] for k, v in report["validation"].items()},
+            "reason": f"{repeat_share:.0%} of the shoppers' last steps return to an item of their history; "
+            + report["reason"],
         }
 
     def _continue_training(
@@ -772,9 +779,19 @@ class BehaviorRecommender(BaseRecommender):
     def _score(self, seqs: Sequences, now: float | None) -> np.ndarray:
         return self._score_tensor(seqs, now).numpy().copy()
 
-    def _blend_arguments(self, now: float | None) -> tuple[list[str], dict]:
+    def weights_for(self, seen_excluded: bool) -> dict[str, float]:
+        """The blend for lists that exclude the shopper's whole history, or for lists that may not."""
+        return (
+            getattr(self, "novel_weights_", None) or self.blend_weights_
+            if seen_excluded
+            else self.blend_weights_
+        )
+
+    def _blend_arguments(
+        self, now: float | None, weights: dict[str, float] | None = None
+    ) -> tuple[list[str], dict]:
         """Component names with a positive weight and the keyword arguments of the scoring kernels."""
-        w = self.blend_weights_
+        w = self.blend_weights_ if weights is None else weights
         names = [n for n in COMPONENTS if w.get(n, 0.0) > 0]
         pop = self.trending(now) if now is not None else self.popularity_
         pop = pop / (pop.max(initial=0.0) + 1e-12)
@@ -807,6 +824,7 @@ class BehaviorRecommender(BaseRecommender):
         *,
         exclude: tuple[np.ndarray, np.ndarray] | None = None,
         now: float | None = None,
+        seen_excluded: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` columns of every encoded sequence, best first (ties: lower column first).
 
@@ -819,6 +837,9 @@ class BehaviorRecommender(BaseRecommender):
             Encoded histories (``histories_to_sequences`` or ``batch.encode_columns``).
         exclude : (rows, columns) int64 arrays, optional
             Cells never recommended (column = dense item index - 1).
+        seen_excluded : bool
+            ``exclude`` holds each shopper's whole history: rank with the blend chosen for items new
+            to the shopper (the default blend may also rank seen items, which are then excluded).
 
         Returns
         -------
@@ -826,13 +847,19 @@ class BehaviorRecommender(BaseRecommender):
         vals : ndarray of the same shape, float64; ``-inf`` marks padding past the finite scores
         """
         self._check_fitted()
-        names, arguments = self._blend_arguments(now)
-        return scoring.blend_top_k(seqs, self.blend_weights_, names, n, exclude=exclude, **arguments)
+        weights = self.weights_for(seen_excluded)
+        names, arguments = self._blend_arguments(now, weights)
+        return scoring.blend_top_k(seqs, weights, names, n, exclude=exclude, **arguments)
 
     def _rank(
-        self, seqs: Sequences, n: int, exclude: tuple[np.ndarray, np.ndarray], now: float | None
+        self,
+        seqs: Sequences,
+        n: int,
+        exclude: tuple[np.ndarray, np.ndarray],
+        now: float | None,
+        seen_excluded: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.rank_sequences(seqs, n, exclude=exclude, now=now)
+        return self.rank_sequences(seqs, n, exclude=exclude, now=now, seen_excluded=seen_excluded)
 
     def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
         """Co-visited items, filled up with nearest items in the network's embedding; unknown item -> []."""
@@ -902,6 +929,7 @@ class BehaviorRecommender(BaseRecommender):
             "config": self._cfg().to_dict(),
             "item_ids": self.item_ids_,
             "blend_weights": self.blend_weights_,
+            "novel_weights": getattr(self, "novel_weights_", None) or self.blend_weights_,
             "report": self.report_,
             "has_propensity": bool(self.has_propensity_),
             "propensity_base_rate": float(self.propensity_base_rate_),
@@ -941,6 +969,9 @@ class BehaviorRecommender(BaseRecommender):
             self.has_propensity_ = bool(meta["has_propensity"])
             self.propensity_base_rate_ = float(meta["propensity_base_rate"])
             self.blend_weights_ = {k: float(v) for k, v in meta["blend_weights"].items()}
+            # artefacts of earlier releases have one blend for every list
+            novel = meta.get("novel_weights") or meta["blend_weights"]
+            self.novel_weights_ = {k: float(v) for k, v in novel.items()}
             self.report_ = meta["report"]
             self.item_ids_ = item_ids
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:

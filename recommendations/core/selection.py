@@ -1,4 +1,4 @@
-"""Choices made on validation data: filters, the network's regularisation, the blend, the repeat weight.
+"""Choices made on validation data: the filters, the holdouts, the candidate sources' scores and the blend.
 
 Every choice of :class:`~recommendations.core.recommender.BehaviorRecommender` that differs between shops
 (sparse logs of one-off views against long histories of re-visits) is made here on a validation split
@@ -23,8 +23,6 @@ from recommendations.core.trainer import Validation, validation_ranks
 
 # popularity weight in every score: breaks ties among items the sources score alike (mostly zeros)
 TIE_BREAK = 1e-9
-# weights of the shopper's own recent items tried after the rest of the blend is fixed
-RECENT_WEIGHTS = tuple(round(0.05 * k, 2) for k in range(20))
 
 
 def metrics_of(ranks: np.ndarray) -> dict:
@@ -209,30 +207,6 @@ def choose_blend(
         best_w = tuple(1.0 if n == "network" else 0.0 for n in names)
     metrics["blend"] = metrics_of(ranker.ranks(best_w))
     return metrics, dict(zip(names, best_w, strict=True))
-
-
-def choose_recent_weight(
-    comps: dict[str, np.ndarray], weights: dict[str, float], validation: Validation, popularity: np.ndarray
-) -> tuple[float, dict[str, float]]:
-    """Weight of the shopper's own recent items, on targets where repeats count (nothing masked).
-
-    The other sources keep their relative weights (chosen on novel targets), so the weight moves items
-    the shopper has seen and never reorders unseen ones. Ties keep the smaller weight.
-
-    Returns
-    -------
-    weight : float
-    ndcg_by_weight : dict of str to float
-        Validation NDCG@10 of each weight tried (keys are the weights as strings, for reports).
-    """
-    names = [n for n in comps if n != "recent"]
-    blended = sum(weights.get(n, 0.0) * comps[n] for n in names)
-    ranker = _Ranker(
-        {"blend": np.asarray(blended, dtype=np.float32), "recent": comps["recent"]}, validation, popularity
-    )
-    tried = {f"{r:.2f}": round(ranker.ndcg((1.0 - r, r)), 5) for r in RECENT_WEIGHTS}
-    best = max(RECENT_WEIGHTS, key=lambda r: (tried[f"{r:.2f}"], -r))
-    return float(best), tried
 
 
 @dataclass

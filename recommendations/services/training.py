@@ -181,7 +181,8 @@ def recommender_fn(recommender: BaseRecommender) -> RecommendFn:
     def recommend(
         histories: list[History], n: int, exclude: Sequence[set[str]] | None
     ) -> list[list[tuple[str, float]]]:
-        return recommender.recommend(histories, n, exclude=exclude)
+        # the evaluation excludes exactly each shopper's history (items new to them are the targets)
+        return recommender.recommend(histories, n, exclude=exclude, seen_excluded=exclude is not None)
 
     return recommend
 

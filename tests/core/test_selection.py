@@ -8,9 +8,9 @@ import pytest
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, ItemIndex, build_sequences, clean_log
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.selection import choose_filters, choose_recent_weight, components, holdout
-from recommendations.core.trainer import Validation, batch_size_for
-from tests.core.conftest import T0, fast_config, planted_log
+from recommendations.core.selection import choose_filters, holdout
+from recommendations.core.trainer import batch_size_for
+from tests.core.conftest import T0, fast_config
 
 
 def _log(rows: list[tuple[str, str, str, float]]) -> EventLog:
@@ -104,35 +104,28 @@ def test_sequence_length_follows_the_history_lengths_within_its_range():
     assert NetworkConfig(max_sequence_length=30).length_for(np.array([900] * 100)) == 30
 
 
-def test_recent_weight_grows_where_shoppers_come_back_and_stays_zero_where_they_do_not():
-    # given: validation targets that are (a) the shopper's own second-to-last item, (b) never a history item
-    rng = np.random.default_rng(0)
-    n_items, n = 40, 200
-    seqs = build_sequences(
-        planted_log(n_users=n, n_items=n_items, length=6),
-        ItemIndex([f"sku-{i:03d}" for i in range(n_items)]),
-        {"view": 1, "add_to_cart": 1},
-    )
-    inputs = seqs
-    history_item = np.array([int(s[-2]) for s in inputs.items])
-    outside = [sorted(set(range(1, n_items + 1)) - set(s.tolist())) for s in inputs.items]
-    fresh_item = np.array([int(rng.choice(o)) for o in outside])
-    sources = _fit_sources(inputs, n_items)
-    comps = components(inputs, None, sources, ["covisitation", "itemknn", "recent"], 50)
-    weights = {"covisitation": 0.5, "itemknn": 0.5}
+def test_lists_that_may_show_seen_items_get_the_blend_chosen_where_repeats_count(planted):
+    # given shoppers who go back to an item of their own history, one of their own choosing,
+    # at their last step (no other source predicts which)
+    rng = np.random.default_rng(1)
+    rows = []
+    for u in range(60):
+        walk = [f"sku-{(u + k) % 20:03d}" for k in range(6)]
+        walk[1] = walk[int(rng.integers(0, 5))]
+        rows += [(f"u{u}", item, "view", T0 + u * 1000 + 10 * k) for k, item in enumerate([*walk, walk[1]])]
+    rec = BehaviorRecommender(fast_config(epochs=4)).fit(_log(rows), propensity=False)
 
-    # when
-    back, _ = choose_recent_weight(
-        comps, weights, Validation(inputs, history_item, mask_history=False), sources["popularity"]
-    )
-    away, tried = choose_recent_weight(
-        comps, weights, Validation(inputs, fresh_item, mask_history=False), sources["popularity"]
-    )
-
-    # then
-    assert back > 0.0
-    assert away == 0.0
-    assert tried["0.00"] >= max(tried.values())
+    # then: the default blend ranks the shopper's own recent items, the novel one never needs to
+    mode = rec.report_["choices"]["mode"]
+    assert mode["value"]["repeat_share"] == 1.0
+    assert rec.blend_weights_["recent"] > 0.0
+    assert rec.novel_weights_["recent"] == 0.0
+    assert rec.weights_for(seen_excluded=True) == rec.novel_weights_
+    assert rec.weights_for(seen_excluded=False) == rec.blend_weights_
+    # and a list that may show seen items puts the item the shopper returns to in its top 3
+    history = [("sku-005", "view", T0), ("sku-006", "view", T0 + 10), ("sku-007", "view", T0 + 20)]
+    top = [k for k, _ in rec.recommend([history], 3)[0]]
+    assert "sku-006" in top
 
 
 def test_holdout_takes_the_last_novel_step_or_the_last_step():

@@ -127,7 +127,10 @@ class Command(BaseCommand):
             ]
             # Over-fetch: some of the best items may be out of stock or inactive.
             scored = loaded.recommender.recommend(
-                [histories[name] for _, name in direct], limit * 3 + 10, exclude=excluded
+                [histories[name] for _, name in direct],
+                limit * 3 + 10,
+                exclude=excluded,
+                seen_excluded=exclude_seen,
             )
             available = set(adapter.filter_available({key for row in scored for key, _ in row}))
             for (pk, _), row in zip(direct, scored, strict=True):
