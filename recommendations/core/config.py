@@ -63,7 +63,10 @@ class NetworkConfig:
     threads : int
         ``torch.set_num_threads`` during training.
     sampled_softmax_threshold, num_negatives : int
-        Above this many items the next-item loss is a sampled softmax with ``num_negatives`` shared negatives.
+        Above this many items the next-item loss is a sampled softmax with ``num_negatives`` shared negatives
+        (3,000 negatives per batch train as well as the full softmax, Klenitskiy & Vasilev 2023; a small
+        shop's log trains in small batches, and a full softmax over tens of thousands of items made each
+        epoch cost that many times the encoder's work).
     propensity_horizon_days : float
         "Buys within this many days" is the propensity label.
     event_weights : dict[str, float]
@@ -133,7 +136,7 @@ class NetworkConfig:
     random_seed: int = 42
     device: str = "auto"
     threads: int = 2
-    sampled_softmax_threshold: int = 50_000
+    sampled_softmax_threshold: int = 20_000
     num_negatives: int = 3000
     propensity_horizon_days: float = 7.0
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
