@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The demo always runs on the embedded SQLite database with eager tasks, in debug mode (the
-# settings refuse to start without a strong SECRET_KEY otherwise), with the demo logins.
+# The demo always runs on the embedded SQLite database with eager tasks, in debug mode (a local
+# site a developer looks into), with the demo logins.
 DEMO_ENV := DEBUG=1 DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 CELERY_BROKER_URL= CACHE_URL= REDIS_URL= RECOMMENDER_EPOCHS=5
 DEMO_USERS ?= 1500
 DEMO_EVENTS ?= 120000
