@@ -781,11 +781,7 @@ class BehaviorRecommender(BaseRecommender):
 
     def weights_for(self, seen_excluded: bool) -> dict[str, float]:
         """The blend for lists that exclude the shopper's whole history, or for lists that may not."""
-        return (
-            getattr(self, "novel_weights_", None) or self.blend_weights_
-            if seen_excluded
-            else self.blend_weights_
-        )
+        return self.novel_weights_ if seen_excluded else self.blend_weights_
 
     def _blend_arguments(
         self, now: float | None, weights: dict[str, float] | None = None
@@ -929,7 +925,7 @@ class BehaviorRecommender(BaseRecommender):
             "config": self._cfg().to_dict(),
             "item_ids": self.item_ids_,
             "blend_weights": self.blend_weights_,
-            "novel_weights": getattr(self, "novel_weights_", None) or self.blend_weights_,
+            "novel_weights": self.novel_weights_,
             "report": self.report_,
             "has_propensity": bool(self.has_propensity_),
             "propensity_base_rate": float(self.propensity_base_rate_),

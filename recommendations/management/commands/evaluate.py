@@ -1,4 +1,4 @@
-"""``manage.py evaluate PATH``: offline evaluation on an events CSV (shared/eval/PROTOCOL.md)."""
+"""``manage.py evaluate PATH``: offline evaluation on an events CSV (docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from behavior.models import Event
 from recommendations.adapter import get_adapter
-from recommendations.conf import network_config, recommender_settings
+from recommendations.conf import recommender_settings
 from recommendations.data.events import item_key_lookup, load_histories, usable_events
 from recommendations.services.registry import LoadedModel, get_active_model
 
@@ -116,7 +116,8 @@ class Command(BaseCommand):
     ) -> Iterable[tuple[str, list[str], list[float], int | None]]:
         ids = [pk for pk, _ in batch]
         seen, purchased = _interacted(ids)
-        histories = load_histories(users=ids, limit=network_config().history_limit()) if loaded else {}
+        # the model reads its own sequence length of newest events: no more need leave the database
+        histories = load_histories(users=ids, limit=loaded.recommender._max_length()) if loaded else {}
         direct = [(pk, name) for pk, name in batch if histories.get(name)]
         results: dict[Any, tuple[list[str], list[float], int | None]] = {}
         if loaded is not None and direct:
