@@ -44,6 +44,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 bench: install
 	$(PIP_INSTALL) -e '.[$(EXTRAS),bench]'

@@ -143,9 +143,17 @@ def write_cookies(request: HttpRequest, response: HttpResponse) -> None:
     secure = _secure(request)
     if issued:
         max_age = _max_age()
-        cookie = {"max_age": max_age, "samesite": "Lax", "secure": secure}
-        response.set_cookie(name, sign_visitor(issued), httponly=True, **cookie)
-        response.set_cookie(generation_name, generation(issued), httponly=False, **cookie)
+        response.set_cookie(
+            name, sign_visitor(issued), max_age=max_age, samesite="Lax", secure=secure, httponly=True
+        )
+        response.set_cookie(
+            generation_name,
+            generation(issued),
+            max_age=max_age,
+            samesite="Lax",
+            secure=secure,
+            httponly=False,
+        )
     elif getattr(request, _GENERATION_ATTRIBUTE, False):
         visitor_id = request.visitor_id  # type: ignore[attr-defined]
         response.set_cookie(

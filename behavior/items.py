@@ -94,12 +94,18 @@ def _plain_lookup_sql(model: type[models.Model], field_name: str) -> str | None:
     column is not text (a non-numeric key must then be "unknown", not a database error).
     """
     key_field = model._meta.get_field(field_name)
+    primary_key = model._meta.pk
+    if not isinstance(key_field, models.Field) or primary_key is None:
+        return None
+    key_column, pk_column = key_field.column, primary_key.column
+    if not key_column or not pk_column:
+        return None
     if key_field.get_internal_type() not in {"CharField", "TextField", "SlugField"}:
         return None
     if model._default_manager.get_queryset().query.where:
         return None
     quote = connections[model._default_manager.db].ops.quote_name
     return (
-        f"SELECT {quote(key_field.column)}, {quote(model._meta.pk.column)} "
-        f"FROM {quote(model._meta.db_table)} WHERE {quote(key_field.column)} IN ({{placeholders}})"
+        f"SELECT {quote(key_column)}, {quote(pk_column)} "
+        f"FROM {quote(model._meta.db_table)} WHERE {quote(key_column)} IN ({{placeholders}})"
     )

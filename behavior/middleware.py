@@ -27,13 +27,14 @@ class VisitorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.may_track = get_tracking_adapter().may_track(request)  # type: ignore[attr-defined]
-        visitor = identity.read_request_visitor(request) if request.may_track else None
+        may_track = get_tracking_adapter().may_track(request)
+        request.may_track = may_track  # type: ignore[attr-defined]
+        visitor = identity.read_request_visitor(request) if may_track else None
         if visitor is not None:
             request.visitor_id = visitor.id  # type: ignore[attr-defined]
             request.visitor_issued_at = visitor.issued_at  # type: ignore[attr-defined]
             identity.check_generation(request)
-        elif request.may_track:
+        elif may_track:
             identity.issue_visitor(request)
         else:
             identity.forget_visitor(request)

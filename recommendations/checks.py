@@ -89,7 +89,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         )
     else:
-        if not (field.primary_key or field.unique):
+        if not (getattr(field, "primary_key", False) or getattr(field, "unique", False)):
             errors.append(
                 Error(
                     f"ITEM_KEY_FIELD {field_name!r} of {model._meta.label} must be unique.",
@@ -184,7 +184,9 @@ def check_throttle_rates(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         if rate is None:
             continue
         try:
-            number, duration = SimpleRateThrottle.parse_rate(SimpleRateThrottle, rate)
+            # parse_rate reads nothing of the instance; __init__ would look the rate up itself.
+            parser = object.__new__(SimpleRateThrottle)
+            number, duration = parser.parse_rate(rate) if isinstance(rate, str) else (None, None)
             valid = number is not None and number >= 0 and duration is not None
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             valid = False

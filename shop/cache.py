@@ -7,6 +7,7 @@ from typing import Any
 from django.core.cache.backends import redis as django_redis
 
 
+# django-stubs leaves out the private pool helpers of RedisCacheClient that this subclass calls.
 class PooledRedisCacheClient(django_redis.RedisCacheClient):
     """Builds one ``redis.Redis`` per connection pool instead of one per cache operation.
 
@@ -20,10 +21,10 @@ class PooledRedisCacheClient(django_redis.RedisCacheClient):
         self._clients: dict[int, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)
+        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
         client = self._clients.get(index)
         if client is None:
-            client = self._client(connection_pool=self._get_connection_pool(write))
+            client = self._client(connection_pool=self._get_connection_pool(write))  # type: ignore[attr-defined]
             self._clients[index] = client
         return client
 

@@ -37,11 +37,12 @@ class Attribution:
             recommendation_id = None
         if recommendation_id is None:
             return cls()
+        position: int | None
         try:
             position = int(params.get("pos") or "")
-            if not 1 <= position <= 1000:
-                position = None
         except (TypeError, ValueError):
+            position = None
+        if position is not None and not 1 <= position <= 1000:
             position = None
         placement = str(params.get("pl") or "").strip()[:64]
         return cls(recommendation_id, position, placement)

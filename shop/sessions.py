@@ -10,6 +10,7 @@ from django.contrib.sessions.backends import cached_db
 logger = logging.getLogger("django.contrib.sessions")
 
 
+# django-stubs leaves out cached_db's private members (_cache, _get_session_from_db) this override uses.
 class SessionStore(cached_db.SessionStore):
     """``cached_db`` sessions (same cache keys) whose load survives a cache outage.
 
@@ -21,17 +22,17 @@ class SessionStore(cached_db.SessionStore):
 
     def load(self) -> dict[str, Any]:
         try:
-            data = self._cache.get(self.cache_key)
+            data = self._cache.get(self.cache_key)  # type: ignore[attr-defined]
         except Exception:
             data = None
         if data is not None:
             return data
-        stored = self._get_session_from_db()
+        stored = self._get_session_from_db()  # type: ignore[attr-defined]
         if not stored:
             return {}
         data = self.decode(stored.session_data)
         try:
-            self._cache.set(self.cache_key, data, self.get_expiry_age(expiry=stored.expire_date))
+            self._cache.set(self.cache_key, data, self.get_expiry_age(expiry=stored.expire_date))  # type: ignore[attr-defined]
         except Exception:
-            logger.warning("Session read from the database; the cache is unavailable (%s)", self._cache)
+            logger.warning("Session read from the database; the cache is unavailable (%s)", self._cache)  # type: ignore[attr-defined]
         return data

@@ -269,7 +269,7 @@ CELERY_TASK_ROUTES = {"recommendations.retrain_model": {"queue": "training"}}
 
 # --- The recommender plugin ---------------------------------------------------------------------
 RECOMMENDER_ITEM_MODEL = "shop.Product"
-RECOMMENDER = {
+RECOMMENDER: dict[str, object] = {
     "ITEM_KEY_FIELD": "sku",
     "ADAPTER": "shop.recommender_adapter.ShopRecommenderAdapter",
 }

@@ -9,6 +9,7 @@ demo settings and the real broker.
 import os
 import secrets
 import tempfile
+from pathlib import Path
 
 # The demo settings refuse to start without a strong key when DEBUG is off (as in tests). Set in
 # the environment, so the processes the integration tests start share the same key.
@@ -19,7 +20,7 @@ from shop.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="recommender-media-")
+MEDIA_ROOT = Path(os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="recommender-media-"))
 # No throttling noise inside unit tests; the throttle tests override these.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405

@@ -13,8 +13,9 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -75,7 +76,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_artifact(directory: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> dict:
+def save_artifact(
+    directory: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
+) -> dict[str, Any]:
     """Write ``tensors`` and ``metadata`` into ``directory`` atomically.
 
     Parameters

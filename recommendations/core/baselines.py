@@ -132,7 +132,9 @@ class CoVisitationRecommender(BaseRecommender):
         hist = history_weights(seqs, len(self.item_ids_), last=20, decay=self.decay)
         scores = np.asarray((hist @ self.similarity_).todense(), dtype=np.float64)
         # popularity only breaks ties (and serves empty histories)
-        return scores + self.popularity_[None, :] / (self.popularity_.max(initial=0.0) + 1.0) * 1e-6
+        tie_break: np.ndarray = self.popularity_[None, :] / (self.popularity_.max(initial=0.0) + 1.0) * 1e-6
+        ranked: np.ndarray = scores + tie_break
+        return ranked
 
     def similar_items(self, item: str, n: int = 10) -> list[tuple[str, float]]:
         """Most co-visited items; unknown item -> []."""

@@ -218,7 +218,8 @@ def recent_history_scores(seqs: Sequences, n_items: int, *, decay: float = 0.8) 
         ``decay ** age`` of each item's newest occurrence (all items of the history), 0 elsewhere.
     """
     longest = max((len(s) for s in seqs.items), default=1)
-    return history_weights(seqs, n_items, last=max(longest, 1), decay=decay).toarray()
+    dense: np.ndarray = history_weights(seqs, n_items, last=max(longest, 1), decay=decay).toarray()
+    return dense
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -145,8 +146,8 @@ def holdout_last_events(log: EventLog, *, min_events: int = 3) -> tuple[EventLog
     # each user's slice of ``order`` (rows in time order), found once: a scan of the whole log per user
     # made this quadratic (31 s at 100k events, hours at 1M)
     sorted_users = log.users[order]
-    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if len(order) else []
-    ends = np.r_[starts[1:], len(order)] if len(order) else []
+    starts: np.ndarray = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    ends: np.ndarray = np.r_[starts[1:], len(order)] if len(order) else starts
     span = {sorted_users[a]: (int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
     targets: dict[str, str] = {}
     for rows in _collapsed_groups(log):
@@ -168,7 +169,7 @@ def holdout_last_events(log: EventLog, *, min_events: int = 3) -> tuple[EventLog
 
 def evaluate(
     recommend_fn: RecommendFn, train: EventLog, targets: dict[str, str], *, mask_history: bool, k: int = 10
-) -> dict:
+) -> dict[str, Any]:
     """Score ``recommend_fn`` on ``targets`` exactly like ``protocol.metrics``.
 
     Parameters

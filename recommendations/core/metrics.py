@@ -6,14 +6,18 @@ the target is absent (a user without a list is a miss).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def _ranks(ranks) -> np.ndarray:
+def _ranks(ranks: ArrayLike) -> np.ndarray:
     return np.asarray(ranks, dtype=np.int64).reshape(-1)
 
 
-def hit_rate_at_k(ranks, k: int = 10) -> float:
+def hit_rate_at_k(ranks: ArrayLike, k: int = 10) -> float:
     """Share of users whose target is in the top ``k``.
 
     Parameters
@@ -25,7 +29,7 @@ def hit_rate_at_k(ranks, k: int = 10) -> float:
     return float(np.mean((r >= 0) & (r < k))) if r.size else 0.0
 
 
-def ndcg_at_k(ranks, k: int = 10) -> float:
+def ndcg_at_k(ranks: ArrayLike, k: int = 10) -> float:
     """Mean ``1 / log2(rank + 2)`` over users with the target in the top ``k`` (0 for the others)."""
     r = _ranks(ranks)
     if not r.size:
@@ -36,7 +40,7 @@ def ndcg_at_k(ranks, k: int = 10) -> float:
     return float(gains.mean())
 
 
-def mrr_at_k(ranks, k: int = 10) -> float:
+def mrr_at_k(ranks: ArrayLike, k: int = 10) -> float:
     """Mean ``1 / (rank + 1)`` over users with the target in the top ``k`` (0 for the others)."""
     r = _ranks(ranks)
     if not r.size:
@@ -47,7 +51,7 @@ def mrr_at_k(ranks, k: int = 10) -> float:
     return float(rr.mean())
 
 
-def coverage(lists, n_items: int, k: int = 10) -> float:
+def coverage(lists: Iterable[Sequence[Any]], n_items: int, k: int = 10) -> float:
     """Share of the catalogue appearing in at least one top-``k`` list.
 
     Parameters
@@ -58,13 +62,13 @@ def coverage(lists, n_items: int, k: int = 10) -> float:
     """
     if n_items <= 0:
         raise ValueError("n_items must be positive")
-    shown: set = set()
+    shown: set[Any] = set()
     for lst in lists:
         shown.update(list(lst)[:k])
     return len(shown) / n_items
 
 
-def _binary(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+def _binary(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true).reshape(-1).astype(bool)
     s = np.asarray(y_score, dtype=np.float64).reshape(-1)
     if y.shape != s.shape:
@@ -72,7 +76,7 @@ def _binary(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
-def roc_auc(y_true, y_score) -> float:
+def roc_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Area under the ROC curve (ties count one half), NaN when only one class is present.
 
     Parameters
@@ -99,7 +103,7 @@ def roc_auc(y_true, y_score) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def pr_auc(y_true, y_score) -> float:
+def pr_auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Average precision (step-wise area under precision-recall, as scikit-learn's), NaN without positives."""
     y, s = _binary(y_true, y_score)
     n_pos = int(y.sum())
@@ -118,7 +122,9 @@ def pr_auc(y_true, y_score) -> float:
     return float(np.sum((recall - prev_recall) * precision))
 
 
-def precision_recall_f1(y_true, y_score, threshold: float = 0.5) -> tuple[float, float, float]:
+def precision_recall_f1(
+    y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5
+) -> tuple[float, float, float]:
     """Precision, recall and F1 of ``y_score >= threshold`` (0 where undefined)."""
     y, s = _binary(y_true, y_score)
     pred = s >= threshold
@@ -129,7 +135,7 @@ def precision_recall_f1(y_true, y_score, threshold: float = 0.5) -> tuple[float,
     return float(precision), float(recall), float(f1)
 
 
-def rank_of(targets, lists) -> np.ndarray:
+def rank_of(targets: Sequence[Any], lists: Sequence[Sequence[Any]]) -> np.ndarray:
     """0-based position of each target in its list, -1 when absent.
 
     Parameters

@@ -66,7 +66,7 @@ def cpu_has_native_bf16() -> bool:
     Without those instructions oneDNN emulates bfloat16 through float32 and autocast would only add
     conversions, so ``train_precision="auto"`` stays float32 there.
     """
-    if not getattr(torch.backends, "mkldnn", None) or not torch.backends.mkldnn.is_available():
+    if not getattr(torch.backends, "mkldnn", None) or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return False
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")

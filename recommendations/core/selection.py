@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from recommendations.core.trainer import Validation, validation_ranks
 TIE_BREAK = 1e-9
 
 
-def metrics_of(ranks: np.ndarray) -> dict:
+def metrics_of(ranks: np.ndarray) -> dict[str, float]:
     """HR, NDCG and MRR at 10 of 0-based target ranks, rounded for reports."""
     return {
         "HR@10": round(hit_rate_at_k(ranks), 5),
@@ -64,11 +65,16 @@ def holdout(seqs: Sequences, mode: str) -> tuple[Sequences, Sequences, np.ndarra
                         t = k
                         break
         end = len(it) if t is None else t
-        train.users.append(u), train.items.append(it[:end]), train.types.append(tp[:end])
+        train.users.append(u)
+        train.items.append(it[:end])
+        train.types.append(tp[:end])
         train.times.append(tm[:end])
         if t is None:
             continue
-        v_in.users.append(u), v_in.items.append(it[:t]), v_in.types.append(tp[:t]), v_in.times.append(tm[:t])
+        v_in.users.append(u)
+        v_in.items.append(it[:t])
+        v_in.types.append(tp[:t])
+        v_in.times.append(tm[:t])
         targets.append(int(it[t]))
         rows.append(r)
     return train, v_in, np.asarray(targets, dtype=np.int64), rows
@@ -83,17 +89,19 @@ def sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
 
 def row_normalise(m: np.ndarray) -> np.ndarray:
     s = m.sum(1, keepdims=True)
-    return np.divide(m, s, out=np.zeros_like(m), where=s > 0)
+    normalised: np.ndarray = np.divide(m, s, out=np.zeros_like(m), where=s > 0)
+    return normalised
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+    probabilities: np.ndarray = e / e.sum(1, keepdims=True)
+    return probabilities
 
 
 def components(
-    seqs: Sequences, logits: np.ndarray | None, sources: dict, names: Sequence[str], max_length: int
+    seqs: Sequences, logits: np.ndarray | None, sources: dict[str, Any], names: Sequence[str], max_length: int
 ) -> dict[str, np.ndarray]:
     """Row-normalised score of each candidate source, shape (len(seqs), n_items) float32 each.
 
@@ -149,13 +157,13 @@ class _Ranker:
             self.base[rows, cols] = float("-inf")
         self.rows = torch.arange(self.stack.shape[1])
         self.targets = torch.from_numpy(validation.targets - 1)
-        self.cache: dict[tuple, float] = {}
+        self.cache: dict[tuple[float, ...], float] = {}
 
     def ranks(self, weights: Sequence[float]) -> np.ndarray:
         s = torch.tensordot(torch.tensor(list(weights), dtype=torch.float32), self.stack, dims=1)
         s += self.base
         t = s[self.rows, self.targets]
-        ranks = ((s >= t[:, None]).sum(1) - 1).numpy().astype(np.int64)
+        ranks: np.ndarray = ((s >= t[:, None]).sum(1) - 1).numpy().astype(np.int64)
         self.cache[tuple(round(w, 4) for w in weights)] = ndcg_at_k(ranks)
         return ranks
 
@@ -166,7 +174,7 @@ class _Ranker:
 
 def choose_blend(
     comps: dict[str, np.ndarray], validation: Validation, popularity: np.ndarray, *, search: bool = True
-) -> tuple[dict, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Validation metrics of each source alone and of the best blend (simplex grid, then local moves).
 
     Returns
@@ -178,7 +186,7 @@ def choose_blend(
     """
     ranker = _Ranker(comps, validation, popularity)
     names = ranker.names
-    metrics: dict[str, dict] = {}
+    metrics: dict[str, dict[str, float]] = {}
     for k, name in enumerate(names):
         metrics[name] = metrics_of(ranker.ranks([float(j == k) for j in range(len(names))]))
     best_w: tuple[float, ...] | None = None
@@ -194,13 +202,13 @@ def choose_blend(
     for _ in range(10 if best_w is not None else 0):
         improved = False
         for a, b in itertools.permutations(range(len(names)), 2):
-            w = list(best_w)
-            if w[a] < 0.05 - 1e-9:
+            moved = list(best_w or ())
+            if moved[a] < 0.05 - 1e-9:
                 continue
-            w[a], w[b] = round(w[a] - 0.05, 4), round(w[b] + 0.05, 4)
-            score = ranker.ndcg(w)
+            moved[a], moved[b] = round(moved[a] - 0.05, 4), round(moved[b] + 0.05, 4)
+            score = ranker.ndcg(moved)
             if score > best + 1e-12:
-                best, best_w, improved = score, tuple(w), True
+                best, best_w, improved = score, tuple(moved), True
         if not improved:
             break
     if best_w is None:
@@ -226,7 +234,10 @@ def _restrict(seqs: Sequences, keep_items: np.ndarray, min_events: int) -> Seque
         k = keep_items[it]
         if int(k.sum()) < min_events:
             continue
-        out.users.append(u), out.items.append(it[k]), out.types.append(tp[k]), out.times.append(tm[k])
+        out.users.append(u)
+        out.items.append(it[k])
+        out.types.append(tp[k])
+        out.times.append(tm[k])
     return out
 
 
@@ -234,7 +245,7 @@ def choose_filters(
     seqs: Sequences,
     n_items: int,
     config: NetworkConfig,
-    fit_sources: Callable[[Sequences, int], dict],
+    fit_sources: Callable[[Sequences, int], dict[str, Any]],
 ) -> FilterChoice:
     """The ``(min_item_users, min_user_events)`` of ``config.filter_grid`` best on validation.
 
@@ -261,7 +272,7 @@ def choose_filters(
     if not len(targets):
         return FilterChoice(grid[0][0], grid[0][1], {}, False)
     pick = sample_rows(len(targets), config.max_validation_users, config.random_seed)
-    inputs, targets = inputs.take(pick), targets[pick]
+    inputs, targets = inputs.take(pick.tolist()), targets[pick]
     validation = Validation(inputs, targets, mask_history=mode == "novel")
     # distinct shoppers per item in the training part (index 0 is padding)
     users_per_item = np.zeros(n_items + 1, dtype=np.int64)

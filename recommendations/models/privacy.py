@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 from django.db.models import CharField, Exists, Func, OuterRef, Q, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -66,15 +68,15 @@ class KeyedSha256(Func):
 
     output_field = CharField()
 
-    def __init__(self, kind: str, expression: object) -> None:
+    def __init__(self, kind: str, expression: Combinable | str) -> None:
         prefix = Value(f"{_hash_key()}:{kind}:", output_field=CharField())
         super().__init__(Concat(prefix, Cast(expression, output_field=CharField())))
 
-    def as_postgresql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         template = "ENCODE(SHA256(CONVERT_TO(%(expressions)s, 'UTF8')), 'hex')"
         return self.as_sql(compiler, connection, template=template, **extra)
 
-    def as_sqlite(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(compiler, connection, function="SHA256", **extra)
 
 

@@ -190,12 +190,12 @@ def _delete_keys(exact: list[str], pattern: re.Pattern[str] | None) -> int:
     stored = getattr(backend, "_cache", None)
     if isinstance(stored, dict):  # LocMemCache: its dictionary holds made keys
         wanted = set(made)
-        with backend._lock:
+        with backend._lock:  # type: ignore[attr-defined]  # LocMemCache's own lock, checked above
             doomed = [
                 k for k in list(stored) if k in wanted or (pattern is not None and pattern.fullmatch(k))
             ]
             for key in doomed:
-                backend._delete(key)
+                backend._delete(key)  # type: ignore[attr-defined]
         return len(doomed)
     backend.delete_many(exact)
     return len(exact)

@@ -425,16 +425,15 @@ def _create_users(users: list[ShopperPlan], now: float, *, demo_logins: bool = F
     shopper_hash = make_password(SHOPPER_PASSWORD) if demo_logins else unusable
     rows = []
     for plan in users:
-        name = (
-            demo_names[plan.user_index]
-            if plan.user_index < len(demo_names)
-            else f"shopper{plan.user_index:0{width}d}"
-        )
+        index = plan.user_index
+        if index is None:
+            raise ValueError("an anonymous shopper's plan cannot become an account")
+        name = demo_names[index] if index < len(demo_names) else f"shopper{index:0{width}d}"
         rows.append(
             user_model(
                 username=name,
                 email=f"{name}@example.com",
-                password=shopper_hash if plan.user_index < len(demo_names) else unusable,
+                password=shopper_hash if index < len(demo_names) else unusable,
                 date_joined=datetime.fromtimestamp(plan.start, UTC),
             )
         )

@@ -20,7 +20,7 @@ def _complete(model: type[models.Model], names: Sequence[str]) -> tuple[list[mod
     Other engineers may add fields with defaults to these models; filling them here keeps
     the raw insert valid without knowing them.
     """
-    given = [model._meta.get_field(name) for name in names]
+    given = [field for name in names if isinstance(field := model._meta.get_field(name), models.Field)]
     given_names = {f.name for f in given}
     extra = [
         f
@@ -41,7 +41,7 @@ def insert_rows(model: type[models.Model], names: Sequence[str], rows: Sequence[
     if not rows:
         return
     fields, defaults = _complete(model, names)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column or f.attname) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         if is_postgres():

@@ -9,6 +9,7 @@ scalar features. Scoring and loss only: the loop is in ``trainer.py``.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -282,10 +283,10 @@ class BehaviorNetwork(nn.Module):
         if keep is None:  # one unpadded sequence: nothing to zero
             for block in self.blocks[:-1]:
                 x = block(x, bias)
-            return self.ln(self.blocks[-1].forward_last(x, bias))
+            return self.ln(cast(_Block, self.blocks[-1]).forward_last(x, bias))
         for block in self.blocks[:-1]:
             x = block(x, bias) * keep
-        return self.ln(self.blocks[-1].forward_last(x, bias) * keep[:, -1])
+        return self.ln(cast(_Block, self.blocks[-1]).forward_last(x, bias) * keep[:, -1])
 
     def propensity_logit(self, last: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         """Logit of "buys within the horizon".

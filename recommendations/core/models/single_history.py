@@ -15,6 +15,7 @@ The weights are copied once per network and again whenever a parameter changed i
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ class _Layer:
         self.ln2 = (_array(block.ln2.weight), _array(block.ln2.bias), np.float32(block.ln2.eps))
         self.qkv = (_array(block.qkv.weight.T), _array(block.qkv.bias))
         self.out = (_array(block.out.weight.T), _array(block.out.bias))
-        first, _gelu, _dropout, second = block.ff
+        first, second = cast(nn.Linear, block.ff[0]), cast(nn.Linear, block.ff[3])
         self.ff1 = (_array(first.weight.T), _array(first.bias))
         self.ff2 = (_array(second.weight.T), _array(second.bias))
 
@@ -61,7 +62,7 @@ class SingleHistoryEncoder:
         self.types = _array(network.type_emb.weight)
         self.gaps = _array(network.gap_emb.weight)
         self.positions = _array(network.pos_emb.weight)
-        self.layers = [_Layer(block, dim) for block in network.blocks]
+        self.layers = [_Layer(cast(_Block, block), dim) for block in network.blocks]
         self.final = (_array(network.ln.weight), _array(network.ln.bias), np.float32(network.ln.eps))
         # row means as one matrix-vector product (NumPy's reductions cost more for 50 x 64)
         self.mean = np.full(dim, 1.0 / dim, dtype=np.float32)
@@ -156,14 +157,14 @@ def encoder_for(network: nn.Module) -> SingleHistoryEncoder | None:
     if held is not None:
         parameters, versions, encoder = held
         if _versions(parameters) == versions:
-            return encoder
+            return cast(SingleHistoryEncoder, encoder)
     if not _supported(network):
         return None
     parameters = list(network.parameters())
-    encoder = SingleHistoryEncoder(network)
+    encoder = SingleHistoryEncoder(cast(BehaviorNetwork, network))
     network.__dict__[_CACHE_ATTRIBUTE] = (parameters, _versions(parameters), encoder)
     return encoder
 
 
-def _versions(parameters: list) -> tuple:
+def _versions(parameters: list[torch.Tensor]) -> tuple[tuple[int, Any], ...]:
     return tuple((parameter.data_ptr(), parameter._version) for parameter in parameters)

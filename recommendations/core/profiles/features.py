@@ -288,9 +288,9 @@ def compute_features(
         best = np.argsort(-weighted_shares, axis=1, kind="stable")[:, :top_categories]
         best_shares = np.round(np.take_along_axis(weighted_shares, best, axis=1), 4).tolist()
         names = events.category_names
-        for i in np.flatnonzero(totals > 0):
-            pairs = zip(best[i].tolist(), best_shares[i], strict=True)
-            top_lists[i] = [(names[c], share) for c, share in pairs if share > 0]
+        for row in np.flatnonzero(totals > 0).tolist():
+            pairs = zip(best[row].tolist(), best_shares[row], strict=True)
+            top_lists[row] = [(names[c], share) for c, share in pairs if share > 0]
     elif affinity_columns:
         affinity_names = list(affinity_columns)
         matrix = np.hstack([matrix, np.zeros((n, len(affinity_names)))])

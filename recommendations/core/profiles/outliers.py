@@ -73,7 +73,8 @@ class OutlierModel:
         flagged = distance[:, 0] > self.eps
         if self.core_labels is not None and self.small_clusters:
             flagged |= np.isin(self.core_labels[nearest[:, 0]], list(self.small_clusters))
-        return flagged
+        result: np.ndarray = flagged
+        return result
 
 
 def knee_eps(reduced: np.ndarray, min_samples: int, floor_percentile: float = EPS_FLOOR_PERCENTILE) -> float:

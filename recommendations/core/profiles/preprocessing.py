@@ -93,7 +93,8 @@ class FeatureScaler:
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Fill, transform and scale ``values``; columns must follow ``columns_``."""
-        return (self._transform_raw(self.fill(values)) - self.center_) / self.scale_
+        scaled: np.ndarray = (self._transform_raw(self.fill(values)) - self.center_) / self.scale_
+        return scaled
 
     def fit_transform(self, values: np.ndarray, columns: Sequence[str]) -> np.ndarray:
         return self.fit(values, columns).transform(values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -34,7 +35,8 @@ def nearest_centre(scaled: np.ndarray, centres: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; the first term does not change the argmin.
     distances = -2.0 * scaled @ centres.T + (centres**2).sum(axis=1)
-    return np.argmin(distances, axis=1).astype(np.int64)
+    nearest: np.ndarray = np.argmin(distances, axis=1).astype(np.int64)
+    return nearest
 
 
 def _kmeans(k: int, n_rows: int, minibatch_threshold: int, random_state: int) -> KMeans | MiniBatchKMeans:
@@ -252,7 +254,7 @@ class SegmentSpace:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> SegmentSpace:
+    def from_dict(cls, data: dict[str, Any]) -> SegmentSpace:
         return cls(
             categories=list(data["categories"]),
             affinity_weight=float(data["affinity_weight"]),

@@ -117,7 +117,7 @@ class Command(BaseCommand):
         ids = [pk for pk, _ in batch]
         seen, purchased = _interacted(ids)
         # the model reads its own sequence length of newest events: no more need leave the database
-        histories = load_histories(users=ids, limit=loaded.recommender._max_length()) if loaded else {}
+        histories = load_histories(users=ids, limit=loaded.recommender._max_length() or 50) if loaded else {}
         direct = [(pk, name) for pk, name in batch if histories.get(name)]
         results: dict[Any, tuple[list[str], list[float], int | None]] = {}
         if loaded is not None and direct:

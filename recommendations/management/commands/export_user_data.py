@@ -6,9 +6,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from recommendations.services.privacy import export_user_data
 
@@ -16,11 +17,11 @@ from recommendations.services.privacy import export_user_data
 class Command(BaseCommand):
     help = "Write everything the recommender holds about one user as JSON (stdout or --out)."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--out", default="", help="File to write (default: standard output).")
 
-    def handle(self, *args, username: str, out: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, username: str, out: str, **options: Any) -> None:
         user_model = get_user_model()
         try:
             user = user_model._default_manager.get_by_natural_key(username)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from recommendations.services.privacy import forget_user
 
@@ -13,11 +14,11 @@ from recommendations.services.privacy import forget_user
 class Command(BaseCommand):
     help = "Erase a user's events (and linked anonymous history), profile, lists and impressions."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--requested-by", default="", help="Who asked (default: command:<os user>).")
 
-    def handle(self, *args, username: str, requested_by: str, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, username: str, requested_by: str, **options: Any) -> None:
         user_model = get_user_model()
         try:
             user = user_model._default_manager.get_by_natural_key(username)

@@ -13,7 +13,7 @@ from recommendations.services.training import train_model
 
 METRIC_COLUMNS = ("NDCG@10", "HR@10", "MRR@10", "coverage@10")
 # Exit status per outcome that produced no version (0 = a version was registered).
-EXIT_CODES = {
+EXIT_CODES: dict[str, int] = {
     TrainingRun.Status.FAILED: 1,
     TrainingRun.Status.SKIPPED: 2,
     TrainingRun.Status.NOT_ENOUGH_DATA: 3,
