@@ -8,20 +8,22 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from behavior.items import item_model_label
 
 
 class EventType(models.TextChoices):
-    """The fixed vocabulary of shopper actions."""
+    """The fixed vocabulary of shopper actions (labels in the "event type" context: "View" means
+    something else in Django's own catalogue)."""
 
-    VIEW = "view", _("View")
-    CLICK = "click", _("Click")
-    ADD_TO_CART = "add_to_cart", _("Add to cart")
-    REMOVE_FROM_CART = "remove_from_cart", _("Remove from cart")
-    WISHLIST = "wishlist", _("Wishlist")
-    PURCHASE = "purchase", _("Purchase")
-    SEARCH = "search", _("Search")
+    VIEW = "view", pgettext_lazy("event type", "View")
+    CLICK = "click", pgettext_lazy("event type", "Click")
+    ADD_TO_CART = "add_to_cart", pgettext_lazy("event type", "Add to cart")
+    REMOVE_FROM_CART = "remove_from_cart", pgettext_lazy("event type", "Remove from cart")
+    WISHLIST = "wishlist", pgettext_lazy("event type", "Wishlist")
+    PURCHASE = "purchase", pgettext_lazy("event type", "Purchase")
+    SEARCH = "search", pgettext_lazy("event type", "Search")
 
 
 class EventOrigin(models.TextChoices):
