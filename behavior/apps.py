@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BehaviorConfig(AppConfig):
     name = "behavior"
-    verbose_name = "Behaviour events"
+    verbose_name = _("Behaviour events")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

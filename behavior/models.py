@@ -7,28 +7,31 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from behavior.items import item_model_label
 
 
 class EventType(models.TextChoices):
-    """The fixed vocabulary of shopper actions."""
+    """The fixed vocabulary of shopper actions (labels in the "event type" context: "View" means
+    something else in Django's own catalogue)."""
 
-    VIEW = "view", "View"
-    CLICK = "click", "Click"
-    ADD_TO_CART = "add_to_cart", "Add to cart"
-    REMOVE_FROM_CART = "remove_from_cart", "Remove from cart"
-    WISHLIST = "wishlist", "Wishlist"
-    PURCHASE = "purchase", "Purchase"
-    SEARCH = "search", "Search"
+    VIEW = "view", pgettext_lazy("event type", "View")
+    CLICK = "click", pgettext_lazy("event type", "Click")
+    ADD_TO_CART = "add_to_cart", pgettext_lazy("event type", "Add to cart")
+    REMOVE_FROM_CART = "remove_from_cart", pgettext_lazy("event type", "Remove from cart")
+    WISHLIST = "wishlist", pgettext_lazy("event type", "Wishlist")
+    PURCHASE = "purchase", pgettext_lazy("event type", "Purchase")
+    SEARCH = "search", pgettext_lazy("event type", "Search")
 
 
 class EventOrigin(models.TextChoices):
     """Who wrote an event down: the shop itself, a trusted server-to-server client, or an import."""
 
-    SHOP = "", "Shop (its pages, the beacon, its own code)"
-    CLIENT = "client", "Trusted server-to-server client"
-    IMPORT = "import", "CSV import"
+    SHOP = "", _("Shop (its pages, the beacon, its own code)")
+    CLIENT = "client", _("Trusted server-to-server client")
+    IMPORT = "import", _("CSV import")
 
 
 # Event types that must name an item (a search may not).
@@ -43,7 +46,7 @@ class Event(models.Model):
     events are attached to the user (``behavior.services.ingest.merge_visitor_into_user``).
     """
 
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False, verbose_name=_("event id"))
     # No index of Django's own on the two foreign keys: the named (user, occurred_at) and
     # (item) indexes below serve every lookup by user or item (CASCADE deletes included).
     user = models.ForeignKey(
@@ -53,9 +56,10 @@ class Event(models.Model):
         on_delete=models.CASCADE,
         related_name="behavior_events",
         db_index=False,
+        verbose_name=_("user"),
     )
-    visitor_id = models.CharField(max_length=64, blank=True, default="")
-    session_id = models.CharField(max_length=64, blank=True, default="")
+    visitor_id = models.CharField(max_length=64, blank=True, default="", verbose_name=_("visitor id"))
+    session_id = models.CharField(max_length=64, blank=True, default="", verbose_name=_("session id"))
     # A deleted item cannot be recommended any more; its events go with it (CASCADE keeps
     # the log free of dangling rows that training would have to skip).
     item = models.ForeignKey(
@@ -65,21 +69,29 @@ class Event(models.Model):
         on_delete=models.CASCADE,
         related_name="behavior_events",
         db_index=False,
+        verbose_name=_("item"),
     )
-    event_type = models.CharField(max_length=20, choices=EventType.choices)
-    value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    quantity = models.PositiveIntegerField(default=1)
-    occurred_at = models.DateTimeField(default=timezone.now)
-    received_at = models.DateTimeField(default=timezone.now)
-    recommendation_id = models.UUIDField(null=True, blank=True)
-    placement = models.CharField(max_length=64, blank=True, default="")
-    position = models.PositiveSmallIntegerField(null=True, blank=True)
-    context = models.JSONField(default=dict, blank=True)
-    is_bot = models.BooleanField(default=False)
+    event_type = models.CharField(max_length=20, choices=EventType.choices, verbose_name=_("event type"))
+    value = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, verbose_name=_("value")
+    )
+    quantity = models.PositiveIntegerField(default=1, verbose_name=_("quantity"))
+    occurred_at = models.DateTimeField(default=timezone.now, verbose_name=_("occurred at"))
+    received_at = models.DateTimeField(default=timezone.now, verbose_name=_("received at"))
+    recommendation_id = models.UUIDField(null=True, blank=True, verbose_name=_("recommendation id"))
+    placement = models.CharField(max_length=64, blank=True, default="", verbose_name=_("placement"))
+    position = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("position"))
+    context = models.JSONField(default=dict, blank=True, verbose_name=_("context"))
+    is_bot = models.BooleanField(default=False, verbose_name=_("is bot"))
     # Events a server-to-server client sent for a visitor it named are marked "client": the
     # visitor id is then that client's word, not a cookie this server issued.
     origin = models.CharField(
-        max_length=8, choices=EventOrigin.choices, blank=True, default="", db_default=""
+        max_length=8,
+        choices=EventOrigin.choices,
+        blank=True,
+        default="",
+        db_default="",
+        verbose_name=_("origin"),
     )
 
     class Meta:
@@ -117,6 +129,8 @@ class Event(models.Model):
                 condition=models.Q(recommendation_id__isnull=False),
             ),
         ]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
 
     def __str__(self) -> str:
         who = f"user {self.user_id}" if self.user_id else f"visitor {self.visitor_id or '?'}"

@@ -2,11 +2,12 @@ from contextlib import suppress
 
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
 
 class RecommendationsConfig(AppConfig):
     name = "recommendations"
-    verbose_name = "Recommendations"
+    verbose_name = _("Recommendations")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.utils.translation import gettext
+
 from shop.models import Product
 
 CART_KEY = "cart"
@@ -76,14 +78,18 @@ class QuantityError(ValueError):
     """A quantity that is not a whole number between 1 and ``MAX_QUANTITY``."""
 
 
+def _quantity_message() -> str:
+    return gettext("quantity: enter a whole number between 1 and %(max)d.") % {"max": MAX_QUANTITY}
+
+
 def parse_quantity(raw: Any) -> int:
     """Validate a quantity from a form; raise QuantityError with a message naming the field."""
     try:
         quantity = int(str(raw).strip())
     except (TypeError, ValueError):
-        raise QuantityError(f"quantity: enter a whole number between 1 and {MAX_QUANTITY}.") from None
+        raise QuantityError(_quantity_message()) from None
     if not 1 <= quantity <= MAX_QUANTITY:
-        raise QuantityError(f"quantity: enter a whole number between 1 and {MAX_QUANTITY}.")
+        raise QuantityError(_quantity_message())
     return quantity
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from shop.cart import MAX_QUANTITY
 from shop.models import Order, OrderItem, Product
@@ -30,22 +31,25 @@ def place_order(lines: Sequence[OrderLine], *, user=None, visitor_id: str = "", 
     empty, a quantity is out of range, or a product is unknown, inactive or short of stock.
     """
     if not lines:
-        raise CheckoutError("Your cart is empty.")
+        raise CheckoutError(gettext("Your cart is empty."))
     for line in lines:
         if not 1 <= line.quantity <= MAX_QUANTITY:
-            raise CheckoutError(f"quantity: enter a whole number between 1 and {MAX_QUANTITY}.")
+            raise CheckoutError(
+                gettext("quantity: enter a whole number between 1 and %(max)d.") % {"max": MAX_QUANTITY}
+            )
     with transaction.atomic():
         products = Product.objects.select_for_update().in_bulk([line.sku for line in lines], field_name="sku")
         problems = []
         for line in lines:
             product = products.get(line.sku)
             if product is None or not product.is_active:
-                problems.append(f"{line.sku} is no longer sold.")
+                problems.append(gettext("%(sku)s is no longer sold.") % {"sku": line.sku})
             elif product.stock < line.quantity:
                 problems.append(
-                    f"{product.name} is out of stock."
+                    gettext("%(name)s is out of stock.") % {"name": product.name}
                     if product.stock == 0
-                    else f"Only {product.stock} of {product.name} left in stock."
+                    else gettext("Only %(stock)d of %(name)s left in stock.")
+                    % {"stock": product.stock, "name": product.name}
                 )
         if problems:
             raise CheckoutError(" ".join(problems))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
 
 
 class CheckoutForm(forms.Form):
     """Guest checkout needs an email; signed-in shoppers may leave it empty (their own is used)."""
 
-    email = forms.EmailField(required=False, label="Email for the receipt")
+    email = forms.EmailField(required=False, label=_("Email for the receipt"))
 
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -27,7 +28,7 @@ class CheckoutForm(forms.Form):
 class SignupForm(UserCreationForm):
     """Django's UserCreationForm plus an optional email address."""
 
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(required=False, label=_("Email"))
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")

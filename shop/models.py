@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 # reversed URLs of the catalogue's pages (a product page links every recommended item and every
 # category: reverse() costs about as much as rendering the link); the key holds everything reverse
@@ -28,13 +29,14 @@ def catalogue_url(name: str, arg: str) -> str:
 
 
 class Category(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    slug = models.SlugField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    slug = models.SlugField(max_length=100, unique=True, verbose_name=_("slug"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
 
     class Meta:
         ordering = ["name"]
-        verbose_name_plural = "categories"
+        verbose_name_plural = _("categories")
+        verbose_name = _("category")
 
     def __str__(self) -> str:
         return self.name
@@ -46,18 +48,22 @@ class Category(models.Model):
 class Product(models.Model):
     """A sellable item; ``sku`` is the recommender's item key."""
 
-    sku = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
-    price = models.DecimalField(max_digits=10, decimal_places=2)
-    stock = models.PositiveIntegerField(default=0)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    sku = models.CharField(max_length=32, unique=True, verbose_name=_("sku"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="products", verbose_name=_("category")
+    )
+    price = models.DecimalField(max_digits=10, decimal_places=2, verbose_name=_("price"))
+    stock = models.PositiveIntegerField(default=0, verbose_name=_("stock"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["category", "is_active"], name="shop_product_cat_active")]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
 
     def __str__(self) -> str:
         return self.name
@@ -72,32 +78,49 @@ class Product(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        PLACED = "placed", "Placed"
-        PAID = "paid", "Paid"
-        SHIPPED = "shipped", "Shipped"
-        CANCELLED = "cancelled", "Cancelled"
+        PLACED = "placed", _("Placed")
+        PAID = "paid", _("Paid")
+        SHIPPED = "shipped", _("Shipped")
+        CANCELLED = "cancelled", _("Cancelled")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+        verbose_name=_("user"),
     )
-    visitor_id = models.CharField(max_length=64, blank=True, default="")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLACED)
-    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
-    email = models.EmailField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    visitor_id = models.CharField(max_length=64, blank=True, default="", verbose_name=_("visitor id"))
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PLACED, verbose_name=_("status")
+    )
+    total = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0"), verbose_name=_("total")
+    )
+    email = models.EmailField(blank=True, verbose_name=_("email"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
 
     def __str__(self) -> str:
         return f"Order #{self.pk}"
 
 
 class OrderItem(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
-    quantity = models.PositiveIntegerField(default=1)
-    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", verbose_name=_("order"))
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="order_items", verbose_name=_("product")
+    )
+    quantity = models.PositiveIntegerField(default=1, verbose_name=_("quantity"))
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2, verbose_name=_("unit price"))
+
+    class Meta:
+        verbose_name = _("order item")
+        verbose_name_plural = _("order items")
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.product}"
@@ -115,16 +138,21 @@ class PlantedShopper(models.Model):
     """
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="planted_shopper"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="planted_shopper",
+        verbose_name=_("user"),
     )
-    shopper_type = models.CharField(max_length=40, db_index=True)
-    is_bot = models.BooleanField(default=False)
-    churned = models.BooleanField(default=False)
+    shopper_type = models.CharField(max_length=40, db_index=True, verbose_name=_("shopper type"))
+    is_bot = models.BooleanField(default=False, verbose_name=_("is bot"))
+    churned = models.BooleanField(default=False, verbose_name=_("churned"))
     # When a churned shopper stopped visiting (None for everyone else).
-    churned_at = models.DateTimeField(null=True, blank=True)
+    churned_at = models.DateTimeField(null=True, blank=True, verbose_name=_("churned at"))
 
     class Meta:
         ordering = ["user_id"]
+        verbose_name = _("planted shopper")
+        verbose_name_plural = _("planted shoppers")
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.shopper_type}"

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from shop.cart import Attribution, Cart, QuantityError, parse_quantity
@@ -116,7 +117,7 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     sku = request.POST.get("sku", "").strip()
     item = _active_products().filter(sku=sku).first() if sku else None
     if item is None:
-        messages.error(request, "sku: this product does not exist or is no longer sold.")
+        messages.error(request, gettext("sku: this product does not exist or is no longer sold."))
         return _cart_page(request, cart, status=400)
     try:
         quantity = parse_quantity(request.POST.get("quantity", "1"))
@@ -126,7 +127,9 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     if item.stock < cart.quantity_of(sku) + quantity:
         messages.error(
             request,
-            f"Only {item.stock} of {item.name} in stock." if item.stock else f"{item.name} is out of stock.",
+            gettext("Only %(stock)d of %(name)s in stock.") % {"stock": item.stock, "name": item.name}
+            if item.stock
+            else gettext("%(name)s is out of stock.") % {"name": item.name},
         )
         return _cart_page(request, cart, status=409)
     attribution = Attribution.from_params(request.POST)
@@ -139,7 +142,10 @@ def cart_add(request: HttpRequest) -> HttpResponse:
         value=item.price * quantity,
         **cart.attribution_of(sku).as_event_kwargs(),
     )
-    messages.success(request, f"Added {quantity} × {item.name} to your cart.")
+    messages.success(
+        request,
+        gettext("Added %(quantity)d × %(name)s to your cart.") % {"quantity": quantity, "name": item.name},
+    )
     return redirect("shop:cart")
 
 
@@ -154,7 +160,7 @@ def cart_remove(request: HttpRequest) -> HttpResponse:
         item = Product.objects.filter(sku=sku).first()
         if item is not None:
             _track(request, "remove_from_cart", item, quantity=removed, **attribution.as_event_kwargs())
-            messages.info(request, f"Removed {item.name} from your cart.")
+            messages.info(request, gettext("Removed %(name)s from your cart.") % {"name": item.name})
     return redirect("shop:cart")
 
 
@@ -165,7 +171,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     lines = cart.lines()
     if request.method == "GET":
         if not lines:
-            messages.info(request, "Your cart is empty.")
+            messages.info(request, gettext("Your cart is empty."))
             return redirect("shop:cart")
         return render(
             request,
@@ -212,7 +218,7 @@ def order_done(request: HttpRequest, pk: int) -> HttpResponse:
         request.user.is_authenticated and order.user_id == request.user.pk
     )
     if not own:
-        raise Http404("No such order.")
+        raise Http404(gettext("No such order."))
     return render(request, "shop/order_done.html", {"order": order})
 
 
@@ -233,7 +239,11 @@ class LoginView(auth_views.LoginView):
         if throttle.allow_request(request, self):
             return super().post(request, *args, **kwargs)
         wait = max(1, math.ceil(throttle.wait() or 60))
-        messages.error(request, f"Too many login attempts from your network; try again in {wait} seconds.")
+        messages.error(
+            request,
+            gettext("Too many login attempts from your network; try again in %(wait)d seconds.")
+            % {"wait": wait},
+        )
         response = self.render_to_response(
             self.get_context_data(form=self.get_form_class()(request)), status=429
         )
@@ -249,7 +259,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome, {user.username}!")
+            messages.success(request, gettext("Welcome, %(name)s!") % {"name": user.username})
             return redirect("shop:home")
         return render(request, "shop/signup.html", {"form": form}, status=400)
     return render(request, "shop/signup.html", {"form": SignupForm()})

@@ -8,6 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.authentication import TokenAuthentication
@@ -152,11 +153,23 @@ def _rejected_detail(result: services.IngestResult, sent: int) -> str:
     """The sentence of a 400 answer to a batch with rejected events (the valid ones are stored)."""
     rejected = len(result.rejected)
     if rejected == sent:
-        return f"{'The event was' if sent == 1 else f'All {sent} events were'} rejected; nothing was stored."
-    return (
-        f"{rejected} of {sent} events rejected (see rejected[].index); the other {sent - rejected} "
-        f"were stored ({result.accepted} new, {result.duplicates} already stored)."
-    )
+        if sent == 1:
+            return gettext("The event was rejected; nothing was stored.")
+        return gettext("All %(sent)d events were rejected; nothing was stored.") % {"sent": sent}
+    return gettext(
+        "%(rejected)d of %(sent)d events rejected (see rejected[].index); the other %(stored)d "
+        "were stored (%(accepted)d new, %(duplicates)d already stored)."
+    ) % {
+        "rejected": rejected,
+        "sent": sent,
+        "stored": sent - rejected,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+    }
+
+
+def _body_size(size: int, limit: int) -> str:
+    return gettext("Request body is %(size)d bytes; at most %(max)d.") % {"size": size, "max": limit}
 
 
 def _too_large(detail: str) -> Response:
@@ -173,32 +186,36 @@ def _read_events(request: Request) -> tuple[list, Response | None]:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return [], _bad_request("Invalid Content-Length header.")
+        return [], _bad_request(gettext("Invalid Content-Length header."))
     if length > limit:
-        return [], _too_large(f"Request body is {length} bytes; at most {limit}.")
+        return [], _too_large(_body_size(length, limit))
     try:
         body = request._request.body
     except RawPostDataException:
-        return [], _bad_request("The request body was already read.")
+        return [], _bad_request(gettext("The request body was already read."))
     except RequestDataTooBig:  # Django's own DATA_UPLOAD_MAX_MEMORY_SIZE
-        return [], _too_large(f"Request body is larger than {limit} bytes.")
+        return [], _too_large(gettext("Request body is larger than %(max)d bytes.") % {"max": limit})
     if len(body) > limit:
-        return [], _too_large(f"Request body is {len(body)} bytes; at most {limit}.")
+        return [], _too_large(_body_size(len(body), limit))
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
         # ValueError covers invalid JSON, invalid UTF-8 and integers with too many digits.
-        return [], _bad_request("Malformed JSON.")
+        return [], _bad_request(gettext("Malformed JSON."))
     if not isinstance(payload, dict):
-        return [], _bad_request('Expected one event object or {"events": [...]}.')
+        return [], _bad_request(gettext('Expected one event object or {"events": [...]}.'))
     if "events" not in payload:
         return [payload], None
     events = payload["events"]
     if len(payload) != 1 or not isinstance(events, list):
-        return [], _bad_request('Expected {"events": [...]} with a list of event objects and nothing else.')
+        return [], _bad_request(
+            gettext('Expected {"events": [...]} with a list of event objects and nothing else.')
+        )
     if not events:
-        return [], _bad_request("The events list is empty.")
+        return [], _bad_request(gettext("The events list is empty."))
     most = behavior_settings.MAX_BATCH_EVENTS
     if len(events) > most:
-        return [], _too_large(f"{len(events)} events in one request; at most {most}.")
+        return [], _too_large(
+            gettext("%(count)d events in one request; at most %(max)d.") % {"count": len(events), "max": most}
+        )
     return events, None

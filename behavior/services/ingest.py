@@ -32,6 +32,7 @@ from typing import Any, TypedDict, Unpack
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from behavior import metrics
 from behavior.conf import behavior_settings
@@ -205,13 +206,13 @@ def prepare_rows(
         if "item_key" in data:
             item_pk = item_pks.get(data["item_key"])
             if item_pk is None:
-                errors["item"] = ["Unknown item."]
+                errors["item"] = [gettext("Unknown item.")]
         else:
             item_pk = data.get("item_pk")
         event_user = data.get("user_pk", user_pk)
         event_visitor = visitor_id or data.get("visitor_id") or default_visitor_id
         if event_user is None and not event_visitor:
-            errors["visitor_id"] = ["Required for anonymous events (no visitor cookie)."]
+            errors["visitor_id"] = [gettext("Required for anonymous events (no visitor cookie).")]
         if errors:
             prepared.rejected.append({"index": index, "errors": errors})
             continue
@@ -263,11 +264,13 @@ def _clean_event(
     hot loop of every ingestion path.
     """
     if not isinstance(raw, Mapping):
-        return {v.NON_FIELD: ["Expected an object."]}, {}
+        return {v.NON_FIELD: [gettext("Expected an object.")]}, {}
     if not trusted and not v.event_size_at_most(raw, behavior_settings.MAX_EVENT_BYTES):
         # Depth first: measuring the size of a value nested ~1000 levels deep would recurse.
         deep = {
-            v.field_name(key): [f"Nested too deeply (at most {v.MAX_JSON_DEPTH} levels)."]
+            v.field_name(key): [
+                gettext("Nested too deeply (at most %(max)d levels).") % {"max": v.MAX_JSON_DEPTH}
+            ]
             for key, value in raw.items()
             if isinstance(value, dict | list) and v.too_deep(value)
         }
@@ -275,12 +278,17 @@ def _clean_event(
             return deep, {}
         size = v.event_size(raw)
         if size > behavior_settings.MAX_EVENT_BYTES:
-            return {v.NON_FIELD: [f"Event is {size} bytes; at most {behavior_settings.MAX_EVENT_BYTES}."]}, {}
+            return {
+                v.NON_FIELD: [
+                    gettext("Event is %(size)d bytes; at most %(max)d.")
+                    % {"size": size, "max": behavior_settings.MAX_EVENT_BYTES}
+                ]
+            }, {}
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "visitor_id" and not allow_visitor_id:
-            errors[key] = [VISITOR_NAMED_BY_CLIENT]
+            errors[key] = [gettext(VISITOR_NAMED_BY_CLIENT)]
             continue
         if value is None or (value == "" and key != "event_type"):
             continue
@@ -301,13 +309,13 @@ def _clean_event(
         elif key == "user_id" and trusted:
             data["user_pk"] = value
         elif key in v.IDENTITY_FIELDS:
-            errors[str(key)] = ["The user is taken from authentication; remove this field."]
+            errors[str(key)] = [gettext("The user is taken from authentication; remove this field.")]
         else:
-            errors[v.field_name(key)] = ["Unknown field."]
+            errors[v.field_name(key)] = [gettext("Unknown field.")]
 
     event_type = raw.get("event_type")
     if event_type is None:
-        errors["event_type"] = ["This field is required."]
+        errors["event_type"] = [gettext("This field is required.")]
     elif (
         "event_type" in data
         and "item_key" not in data
@@ -315,13 +323,15 @@ def _clean_event(
         and "item" not in errors
         and v.item_required(event_type)
     ):
-        errors["item"] = ["This field is required for this event type."]
+        errors["item"] = [gettext("This field is required for this event type.")]
     return errors, data
 
 
 def _clean_event_type(value: Any, limits: v.Limits) -> str:
     if not isinstance(value, str) or value not in v.EVENT_TYPES:
-        raise v.FieldError(f"Unknown event type; one of: {', '.join(sorted(v.EVENT_TYPES))}.")
+        raise v.FieldError(
+            gettext("Unknown event type; one of: %(types)s.") % {"types": ", ".join(sorted(v.EVENT_TYPES))}
+        )
     return value
 
 
@@ -341,7 +351,7 @@ _CLEANERS: dict[str, Any] = {
 }
 
 
-VISITOR_NAMED_BY_CLIENT = (
+VISITOR_NAMED_BY_CLIENT = gettext_noop(
     "The visitor is the one the server issued to this browser (its cookie); only an authorised "
     "server-to-server client may name a visitor_id."
 )

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from django.utils.translation import gettext
+
 from behavior.conf import behavior_settings
 from behavior.models import ITEM_EVENT_TYPES, EventType
 
@@ -59,6 +61,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_JSON_DEPTH = 20
 
 
+def _between(low: object, high: object) -> str:
+    return gettext("Must be between %(low)s and %(high)s.") % {"low": low, "high": high}
+
+
 class FieldError(ValueError):
     """One invalid field value; the message is the human reason."""
 
@@ -85,11 +91,11 @@ class Limits:
 def check_text(value: str) -> str:
     """Reject text that the database cannot store (NUL, lone surrogates)."""
     if "\x00" in value:
-        raise FieldError("NUL characters are not allowed.")
+        raise FieldError(gettext("NUL characters are not allowed."))
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise FieldError("Invalid unicode text.") from exc
+        raise FieldError(gettext("Invalid unicode text.")) from exc
     return value
 
 
@@ -98,31 +104,31 @@ def clean_uuid(value: Any) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
     if not isinstance(value, str) or len(value) > 64:
-        raise FieldError("Must be a UUID string.")
+        raise FieldError(gettext("Must be a UUID string."))
     try:
         return uuid.UUID(value)
     except ValueError as exc:
-        raise FieldError("Must be a valid UUID.") from exc
+        raise FieldError(gettext("Must be a valid UUID.")) from exc
 
 
 def clean_identifier(value: Any, *, pattern: bool = True) -> str:
     """A short identifier (visitor id, session id, placement)."""
     if not isinstance(value, str):
-        raise FieldError("Must be a string.")
+        raise FieldError(gettext("Must be a string."))
     if len(value) > MAX_ID_LENGTH:
-        raise FieldError(f"At most {MAX_ID_LENGTH} characters.")
+        raise FieldError(gettext("At most %(max)d characters.") % {"max": MAX_ID_LENGTH})
     if pattern and value and not _ID_PATTERN.match(value):
-        raise FieldError("Only letters, digits and _ . : - are allowed.")
+        raise FieldError(gettext("Only letters, digits and _ . : - are allowed."))
     return check_text(value)
 
 
 def clean_item_key(value: Any) -> str:
     """An item key as a string (integers are accepted and converted)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise FieldError("Must be an item key (string).")
+        raise FieldError(gettext("Must be an item key (string)."))
     key = str(value)
     if not key or len(key) > MAX_ITEM_KEY_LENGTH:
-        raise FieldError(f"Must be 1 to {MAX_ITEM_KEY_LENGTH} characters.")
+        raise FieldError(gettext("Must be 1 to %(max)d characters.") % {"max": MAX_ITEM_KEY_LENGTH})
     return check_text(key)
 
 
@@ -135,38 +141,38 @@ def parse_timestamp(value: Any) -> datetime:
     except (OverflowError, OSError) as exc:
         # A value that names no representable moment: a timezone offset that moves
         # 0001-01-01 or 9999-12-31 across the ends of the calendar, or unix seconds that do.
-        raise FieldError("Timestamp out of range.") from exc
+        raise FieldError(gettext("Timestamp out of range.")) from exc
 
 
 def _parse_timestamp(value: Any) -> datetime:
     if isinstance(value, bool):
-        raise FieldError("Must be an ISO 8601 date-time or unix seconds.")
+        raise FieldError(gettext("Must be an ISO 8601 date-time or unix seconds."))
     if isinstance(value, str):
         text = value.strip()
         if len(text) > 40:
-            raise FieldError("Must be an ISO 8601 date-time or unix seconds.")
+            raise FieldError(gettext("Must be an ISO 8601 date-time or unix seconds."))
         if _NUMERIC.match(text):
             value = float(text)
         else:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError as exc:
-                raise FieldError("Must be an ISO 8601 date-time or unix seconds.") from exc
+                raise FieldError(gettext("Must be an ISO 8601 date-time or unix seconds.")) from exc
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if isinstance(value, int | float):
         if not math.isfinite(value) or abs(value) > 1e11:  # beyond year 5138: a broken clock
-            raise FieldError("Timestamp out of range.")
+            raise FieldError(gettext("Timestamp out of range."))
         return _EPOCH + timedelta(seconds=value)
-    raise FieldError("Must be an ISO 8601 date-time or unix seconds.")
+    raise FieldError(gettext("Must be an ISO 8601 date-time or unix seconds."))
 
 
 def clean_occurred_at(value: Any, limits: Limits) -> datetime:
     """A timestamp inside the accepted window (not in the future beyond the tolerance)."""
     moment = parse_timestamp(value)
     if moment > limits.latest:
-        raise FieldError("Is in the future.")
+        raise FieldError(gettext("Is in the future."))
     if limits.earliest is not None and moment < limits.earliest:
-        raise FieldError("Is too far in the past.")
+        raise FieldError(gettext("Is too far in the past."))
     return moment
 
 
@@ -175,17 +181,17 @@ def clean_value(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise FieldError("Must be a number.")
+        raise FieldError(gettext("Must be a number."))
     if isinstance(value, str) and (len(value) > 40 or not _NUMERIC.match(value.strip())):
-        raise FieldError("Must be a number.")
+        raise FieldError(gettext("Must be a number."))
     if isinstance(value, int) and abs(value) > MAX_VALUE:
-        raise FieldError(f"Must be between -{MAX_VALUE} and {MAX_VALUE}.")
+        raise FieldError(_between(-MAX_VALUE, MAX_VALUE))
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
-        raise FieldError("Must be a number.") from exc
+        raise FieldError(gettext("Must be a number.")) from exc
     if not amount.is_finite() or abs(amount) > MAX_VALUE:
-        raise FieldError(f"Must be between -{MAX_VALUE} and {MAX_VALUE}.")
+        raise FieldError(_between(-MAX_VALUE, MAX_VALUE))
     return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
@@ -195,16 +201,16 @@ def clean_int(value: Any, *, low: int, high: int) -> int:
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)
         else:
-            raise FieldError("Must be an integer.")
+            raise FieldError(gettext("Must be an integer."))
     if not low <= value <= high:
-        raise FieldError(f"Must be between {low} and {high}.")
+        raise FieldError(_between(low, high))
     return value
 
 
 def _check_json_text(value: Any, depth: int = 0) -> None:
     """Walk a JSON value and reject text the database cannot store."""
     if depth > MAX_JSON_DEPTH:
-        raise FieldError(f"Nested too deeply (at most {MAX_JSON_DEPTH} levels).")
+        raise FieldError(gettext("Nested too deeply (at most %(max)d levels).") % {"max": MAX_JSON_DEPTH})
     if isinstance(value, str):
         check_text(value)
     elif isinstance(value, dict):
@@ -215,7 +221,7 @@ def _check_json_text(value: Any, depth: int = 0) -> None:
         for item in value:
             _check_json_text(item, depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise FieldError("Numbers must be finite.")
+        raise FieldError(gettext("Numbers must be finite."))
 
 
 def clean_context(value: Any) -> dict:
@@ -223,7 +229,7 @@ def clean_context(value: Any) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FieldError("Must be a JSON object.")
+        raise FieldError(gettext("Must be a JSON object."))
     _check_json_text(value)
     return value
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 
 from recommendations.models import Dashboard
 from recommendations.services.profiles import charts
@@ -45,7 +46,7 @@ class DashboardAdmin(admin.ModelAdmin):
         performance = figures.placement_performance()
         context = {
             **self.admin_site.each_context(request),
-            "title": "Recommender dashboard",
+            "title": gettext("Recommender dashboard"),
             "opts": self.model._meta,
             "events_chart": charts.line_chart(dates, per_type),
             "segments_chart": charts.bar_chart(figures.segment_sizes()),

@@ -19,16 +19,19 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.models.profiles import ACTIVITY_ORDER
 from recommendations.services.profiles import rebuild_profiles
 from recommendations.services.profiles.detail import profile_detail_context
 from recommendations.services.profiles.export import HEADER
+from recommendations.services.profiles.texts import feature_label, render_tags, tag_key_label
 
 
 class TagFilter(admin.SimpleListFilter):
-    title = "tag"
+    title = _("tag")
     parameter_name = "tag"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -40,7 +43,7 @@ class TagFilter(admin.SimpleListFilter):
             .first()
         )
         counts = (run.summary or {}).get("tag_counts", {}) if run else {}
-        return [(label, f"{label} ({count})") for label, count in sorted(counts.items())]
+        return [(key, f"{tag_key_label(key)} ({count})") for key, count in sorted(counts.items())]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
@@ -49,12 +52,17 @@ class TagFilter(admin.SimpleListFilter):
 
 
 class PropensityBandFilter(admin.SimpleListFilter):
-    title = "propensity"
+    title = _("propensity")
     parameter_name = "propensity"
     BANDS = {"low": (0.0, 0.2), "medium": (0.2, 0.5), "high": (0.5, 0.8), "very-high": (0.8, 1.01)}
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("low", "under 20%"), ("medium", "20–50%"), ("high", "50–80%"), ("very-high", "80% and more")]
+        return [
+            ("low", gettext("under 20%")),
+            ("medium", "20–50%"),
+            ("high", "50–80%"),
+            ("very-high", gettext("80% and more")),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         band = self.BANDS.get(self.value() or "")
@@ -66,7 +74,7 @@ class PropensityBandFilter(admin.SimpleListFilter):
 class SegmentFilter(admin.SimpleListFilter):
     """Segments of the current run only (old runs' segments are deleted; this avoids a join)."""
 
-    title = "segment"
+    title = _("segment")
     parameter_name = "segment__id__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -114,7 +122,7 @@ def _chips(tags: list[dict[str, Any]]) -> str:
     return format_html_join(
         " ",
         '<span class="rec-chip" title="{}">{}</span>',
-        ((tag.get("description", ""), tag["label"]) for tag in tags or []),
+        ((tag["description"], tag["label"]) for tag in render_tags(tags)),
     )
 
 
@@ -166,33 +174,36 @@ class UserProfileAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ProfileChangeList
 
-    @admin.display(description="user", ordering="user__username")
+    @admin.display(description=_("user"), ordering="user__username")
     def username(self, obj: UserProfile) -> str:
         return obj.user.get_username()
 
-    @admin.display(description="segment", ordering="segment__number")
+    @admin.display(description=_("segment"), ordering="segment__number")
     def segment_name(self, obj: UserProfile) -> str:
         return obj.segment.name if obj.segment else "—"
 
-    @admin.display(description="tags")
+    @admin.display(description=_("tags"))
     def tag_chips(self, obj: UserProfile) -> str:
         return _chips(obj.tags)
 
-    @admin.display(description="propensity", ordering="propensity")
+    @admin.display(description=_("propensity"), ordering="propensity")
     def propensity_display(self, obj: UserProfile) -> str:
         return "—" if obj.propensity is None else f"{obj.propensity:.0%}"
 
-    @admin.display(description="review", boolean=True, ordering="is_outlier")
+    @admin.display(description=_("review"), boolean=True, ordering="is_outlier")
     def review_flag(self, obj: UserProfile) -> bool:
         return obj.is_outlier
 
-    @admin.action(description="Rebuild selected profiles")
+    @admin.action(description=_("Rebuild selected profiles"))
     def rebuild_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         result = rebuild_profiles(user_ids=ids)
-        self.message_user(request, f"{result.users} profile(s) rebuilt ({result.kind}).", messages.SUCCESS)
+        text = ngettext(
+            "%(count)d profile rebuilt (%(kind)s).", "%(count)d profiles rebuilt (%(kind)s).", result.users
+        )
+        self.message_user(request, text % {"count": result.users, "kind": result.kind}, messages.SUCCESS)
 
-    @admin.action(description="Export selected profiles as CSV")
+    @admin.action(description=_("Export selected profiles as CSV"))
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="profiles.csv"'
@@ -249,21 +260,27 @@ class SegmentAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="members")
+    @admin.display(description=_("members"))
     def members_link(self, obj: Segment) -> str:
         url = reverse("admin:recommendations_userprofile_changelist") + f"?segment__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} profile(s)</a>', url, obj.size)
+        text = ngettext("%(count)d profile", "%(count)d profiles", obj.size) % {"count": obj.size}
+        return format_html('<a href="{}">{}</a>', url, text)
 
-    @admin.display(description="centre")
+    @admin.display(description=_("centre"))
     def centre_table(self, obj: Segment) -> str:
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, value.get("mean"), value.get("overall")) for name, value in (obj.centre or {}).items()),
+            (
+                (feature_label(name), value.get("mean"), value.get("overall"))
+                for name, value in (obj.centre or {}).items()
+            ),
         )
         return format_html(
-            "<table><thead><tr><th>feature</th><th>segment mean</th><th>all users</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            gettext("feature"),
+            gettext("segment mean"),
+            gettext("all users"),
             rows,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.http import Http404
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -32,7 +33,7 @@ class UserDataExportView(APIView):
         try:
             user = user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist as exc:
-            raise Http404("No such user.") from exc
+            raise Http404(gettext("No such user.")) from exc
         response = Response(export_user_data(user))
         response["Cache-Control"] = "no-store"
         response["Content-Disposition"] = f'attachment; filename="user-data-{user.pk}.json"'

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.http import Http404
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.generics import RetrieveAPIView
@@ -11,6 +14,7 @@ from rest_framework.generics import RetrieveAPIView
 from behavior.throttling import ResilientScopedRateThrottle
 from recommendations.api.permissions import CanViewProfiles
 from recommendations.models import Segment, UserProfile
+from recommendations.services.profiles.texts import render_tag
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -21,16 +25,29 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 class ReasonSerializer(serializers.Serializer):
     feature = serializers.CharField()
+    feature_label = serializers.CharField(help_text="The feature's name in the reader's language.")
     value = serializers.FloatField()
     operator = serializers.CharField()
     threshold = serializers.FloatField()
     percentile = serializers.FloatField(required=False)
 
 
-class TagSerializer(serializers.Serializer):
-    label = serializers.CharField()
-    weight = serializers.FloatField()
+class _RenderedTagSerializer(serializers.Serializer):
+    """A stored tag (codes and numbers) rendered in the request's language first."""
+
+    code = serializers.CharField(
+        allow_blank=True, help_text='The built-in tag\'s code ("high_value"); empty for a custom rule.'
+    )
+    label = serializers.CharField(help_text="In the reader's language (a custom rule's label as written).")
     description = serializers.CharField(allow_blank=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return super().to_representation(render_tag(instance))
+
+
+class TagSerializer(_RenderedTagSerializer):
+    params = serializers.DictField(help_text='{"category": ...} for a tag of one category.')
+    weight = serializers.FloatField()
     reasons = ReasonSerializer(many=True)
 
 
@@ -59,9 +76,8 @@ class StaffProfileSerializer(serializers.ModelSerializer):
         ]
 
 
-class OwnTagSerializer(serializers.Serializer):
-    label = serializers.CharField()
-    description = serializers.CharField(allow_blank=True)
+class OwnTagSerializer(_RenderedTagSerializer):
+    pass
 
 
 class OwnSegmentSerializer(serializers.ModelSerializer):
@@ -99,7 +115,7 @@ class ProfileDetailView(RetrieveAPIView):
             .first()
         )
         if profile is None:
-            raise Http404("No profile has been built for this user.")
+            raise Http404(gettext("No profile has been built for this user."))
         return profile
 
 
@@ -118,5 +134,5 @@ class MyProfileView(RetrieveAPIView):
     def get_object(self) -> UserProfile:
         profile = UserProfile.objects.select_related("user", "segment").filter(user=self.request.user).first()
         if profile is None:
-            raise Http404("No profile has been built for you yet.")
+            raise Http404(gettext("No profile has been built for you yet."))
         return profile

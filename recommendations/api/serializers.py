@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from recommendations.conf import recommender_settings
@@ -32,7 +34,7 @@ class RecommendationQuerySerializer(serializers.Serializer):
         PLACEMENT_PATTERN,
         required=False,
         default="default",
-        error_messages={"invalid": "Use 1-64 letters, digits, '_', '-', '.' or ':'."},
+        error_messages={"invalid": _("Use 1-64 letters, digits, '_', '-', '.' or ':'.")},
     )
     exclude = serializers.CharField(
         required=False,
@@ -44,7 +46,7 @@ class RecommendationQuerySerializer(serializers.Serializer):
     def validate_exclude(self, value: str) -> list[str]:
         keys = [key.strip() for key in value.split(",") if key.strip()]
         if len(keys) > MAX_EXCLUDE:
-            raise serializers.ValidationError(f"At most {MAX_EXCLUDE} item keys.")
+            raise serializers.ValidationError(gettext("At most %(max)d item keys.") % {"max": MAX_EXCLUDE})
         return keys
 
 

@@ -25,6 +25,7 @@ from django.db.models import CharField, Exists, Func, OuterRef, Q, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from behavior.outages import warn_now_and_then
 
@@ -84,15 +85,16 @@ class ErasedSubject(models.Model):
     """A tombstone: events of this (hashed) user or visitor are never stored or read again."""
 
     class Kind(models.TextChoices):
-        USER = "user", "User"
-        VISITOR = "visitor", "Anonymous visitor"
+        USER = "user", _("User")
+        VISITOR = "visitor", _("Anonymous visitor")
 
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    subject_hash = models.CharField(max_length=64, unique=True)
-    erased_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name=_("kind"))
+    subject_hash = models.CharField(max_length=64, unique=True, verbose_name=_("subject hash"))
+    erased_at = models.DateTimeField(default=timezone.now, verbose_name=_("erased at"))
 
     class Meta:
-        verbose_name = "erased subject"
+        verbose_name = _("erased subject")
+        verbose_name_plural = _("erased subjects")
 
     def __str__(self) -> str:
         return f"erased {self.kind} {self.subject_hash[:12]}…"
@@ -105,17 +107,20 @@ class ErasureAudit(models.Model):
     so a repeated request can be matched to the first one without naming the person.
     """
 
-    subject_hash = models.CharField(max_length=64, db_index=True)
-    requested_by = models.CharField(max_length=150)
-    counts = models.JSONField(default=dict, help_text="Rows deleted per kind.")
-    visitor_count = models.PositiveIntegerField(default=0, help_text="Anonymous visitor ids erased.")
-    created_at = models.DateTimeField(default=timezone.now)
+    subject_hash = models.CharField(max_length=64, db_index=True, verbose_name=_("subject hash"))
+    requested_by = models.CharField(max_length=150, verbose_name=_("requested by"))
+    counts = models.JSONField(default=dict, help_text=_("Rows deleted per kind."), verbose_name=_("counts"))
+    visitor_count = models.PositiveIntegerField(
+        default=0, help_text=_("Anonymous visitor ids erased."), verbose_name=_("visitor count")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "erasure audit record"
+        verbose_name = _("erasure audit record")
         # Checked by the export endpoint (recommendations.api.permissions), not tied to this table.
         permissions = [("export_personal_data", "Can export a person's data")]
+        verbose_name_plural = _("erasure audit records")
 
     def __str__(self) -> str:
         return f"erasure {self.subject_hash[:12]}… by {self.requested_by}"

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 __all__ = ["ACTIVITY_ORDER", "Dashboard", "ProfileRun", "ProfileTag", "Segment", "UserProfile"]
 
@@ -29,29 +30,32 @@ class ProfileRun(models.Model):
     """
 
     class Kind(models.TextChoices):
-        FULL = "full", "Full"
-        INCREMENTAL = "incremental", "Incremental"
+        FULL = "full", _("Full")
+        INCREMENTAL = "incremental", _("Incremental")
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
 
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FULL)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    users = models.PositiveIntegerField(default=0)
-    k = models.PositiveSmallIntegerField(null=True, blank=True)
-    silhouette = models.FloatField(null=True, blank=True)
-    model_version = models.PositiveIntegerField(null=True, blank=True)
-    params = models.JSONField(default=dict, blank=True)
-    summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FULL, verbose_name=_("kind"))
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.RUNNING, verbose_name=_("status")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    users = models.PositiveIntegerField(default=0, verbose_name=_("users"))
+    k = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("k"))
+    silhouette = models.FloatField(null=True, blank=True, verbose_name=_("silhouette"))
+    model_version = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("model version"))
+    params = models.JSONField(default=dict, blank=True, verbose_name=_("params"))
+    summary = models.JSONField(default=dict, blank=True, verbose_name=_("summary"))
+    error = models.TextField(blank=True, default="", verbose_name=_("error"))
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "profile run"
+        verbose_name = _("profile run")
+        verbose_name_plural = _("profile runs")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} profile run #{self.pk} ({self.status})"
@@ -60,18 +64,22 @@ class ProfileRun(models.Model):
 class Segment(models.Model):
     """One K-means segment of a full run, named after what distinguishes its centre."""
 
-    run = models.ForeignKey(ProfileRun, on_delete=models.CASCADE, related_name="segments")
-    number = models.PositiveSmallIntegerField()
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True, default="")
-    size = models.PositiveIntegerField(default=0)
+    run = models.ForeignKey(
+        ProfileRun, on_delete=models.CASCADE, related_name="segments", verbose_name=_("run")
+    )
+    number = models.PositiveSmallIntegerField(verbose_name=_("number"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
+    size = models.PositiveIntegerField(default=0, verbose_name=_("size"))
     # {feature: {"mean": segment mean, "overall": population mean, "z": centre in scaled units}}
-    centre = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    centre = models.JSONField(default=dict, blank=True, verbose_name=_("centre"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["run", "number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="rec_segment_run_number")]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
 
     def __str__(self) -> str:
         return f"{self.number}: {self.name}"
@@ -85,26 +93,36 @@ class UserProfile(models.Model):
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="recommendation_profile",
+        verbose_name=_("user"),
     )
     segment = models.ForeignKey(
-        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="profiles"
+        Segment,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="profiles",
+        verbose_name=_("segment"),
     )
     # [{"label", "weight", "description", "reasons": [{"feature", "value", "operator", "threshold"}]}]
-    tags = models.JSONField(default=list, blank=True)
-    features = models.JSONField(default=dict, blank=True)
-    propensity = models.FloatField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True, verbose_name=_("tags"))
+    features = models.JSONField(default=dict, blank=True, verbose_name=_("features"))
+    propensity = models.FloatField(null=True, blank=True, verbose_name=_("propensity"))
     # "model" (the active behaviour network's head) or "heuristic" (no active model).
-    propensity_source = models.CharField(max_length=20, blank=True, default="")
-    is_outlier = models.BooleanField(default=False)
-    outlier_reason = models.CharField(max_length=255, blank=True, default="")
-    last_activity_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now)
-    model_version = models.PositiveIntegerField(null=True, blank=True)
+    propensity_source = models.CharField(
+        max_length=20, blank=True, default="", verbose_name=_("propensity source")
+    )
+    is_outlier = models.BooleanField(default=False, verbose_name=_("is outlier"))
+    outlier_reason = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("outlier reason")
+    )
+    last_activity_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last activity at"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
+    model_version = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("model version"))
     # Sentences explaining what is missing or estimated for this user.
-    notes = models.JSONField(default=list, blank=True)
+    notes = models.JSONField(default=list, blank=True, verbose_name=_("notes"))
 
     class Meta:
-        verbose_name = "user profile"
+        verbose_name = _("user profile")
         indexes = [
             # Exactly the admin list's ORDER BY (ACTIVITY_ORDER plus the pk tie-breaker the
             # changelist appends), so a page of 100k profiles is an index scan with LIMIT, no sort.
@@ -116,6 +134,7 @@ class UserProfile(models.Model):
                 fields=["is_outlier"], name="rec_profile_outlier", condition=models.Q(is_outlier=True)
             ),
         ]
+        verbose_name_plural = _("user profiles")
 
     def __str__(self) -> str:
         return f"profile of user {self.user_id}"
@@ -128,13 +147,16 @@ class UserProfile(models.Model):
 class ProfileTag(models.Model):
     """One tag of one profile, as a row: the admin's tag filter is an indexed lookup on 100k profiles."""
 
-    profile = models.ForeignKey(UserProfile, on_delete=models.CASCADE, related_name="tag_rows")
-    label = models.CharField(max_length=120)
-    weight = models.FloatField(default=1.0)
+    profile = models.ForeignKey(
+        UserProfile, on_delete=models.CASCADE, related_name="tag_rows", verbose_name=_("profile")
+    )
+    label = models.CharField(max_length=120, verbose_name=_("label"))
+    weight = models.FloatField(default=1.0, verbose_name=_("weight"))
 
     class Meta:
-        verbose_name = "profile tag"
+        verbose_name = _("profile tag")
         constraints = [models.UniqueConstraint(fields=["label", "profile"], name="rec_profiletag_unique")]
+        verbose_name_plural = _("profile tags")
 
     def __str__(self) -> str:
         return self.label
@@ -145,5 +167,5 @@ class Dashboard(ProfileRun):
 
     class Meta:
         proxy = True
-        verbose_name = "dashboard"
-        verbose_name_plural = "dashboard"
+        verbose_name = _("dashboard")
+        verbose_name_plural = _("dashboard")

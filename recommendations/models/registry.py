@@ -13,6 +13,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 __all__ = ["ModelVersion", "TrainingRun"]
 
@@ -21,37 +22,49 @@ class TrainingRun(models.Model):
     """One training attempt, from lock to outcome; the heartbeat tells a live run from a dead one."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        NOT_ENOUGH_DATA = "not_enough_data", "Not enough data"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        NOT_ENOUGH_DATA = "not_enough_data", _("Not enough data")
         # The worker died (or was killed) without finishing: its heartbeat went stale.
-        ABANDONED = "abandoned", "Abandoned"
+        ABANDONED = "abandoned", _("Abandoned")
         # Another training held the lock; this call returned at once without training.
-        SKIPPED = "skipped", "Skipped"
+        SKIPPED = "skipped", _("Skipped")
 
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True, verbose_name=_("status")
+    )
     triggered_by = models.CharField(
-        max_length=150, blank=True, default="", help_text='Who asked: "schedule", "command", "admin:<user>"…'
+        max_length=150,
+        blank=True,
+        default="",
+        help_text=_('Who asked: "schedule", "command", "admin:<user>"…'),
+        verbose_name=_("triggered by"),
     )
     window_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Training window (None = all)."
+        null=True, blank=True, help_text=_("Training window (None = all)."), verbose_name=_("window days")
     )
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(default=timezone.now)
-    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per stage.")
-    event_count = models.PositiveIntegerField(null=True, blank=True)
-    user_count = models.PositiveIntegerField(null=True, blank=True)
-    item_count = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    worker_host = models.CharField(max_length=255, blank=True, default="")
-    worker_pid = models.PositiveIntegerField(null=True, blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    heartbeat_at = models.DateTimeField(default=timezone.now, verbose_name=_("heartbeat at"))
+    timings = models.JSONField(
+        default=dict, blank=True, help_text=_("Seconds spent per stage."), verbose_name=_("timings")
+    )
+    event_count = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("event count"))
+    user_count = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("user count"))
+    item_count = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("item count"))
+    error = models.TextField(blank=True, default="", verbose_name=_("error"))
+    worker_host = models.CharField(max_length=255, blank=True, default="", verbose_name=_("worker host"))
+    worker_pid = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("worker pid"))
+    celery_task_id = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("celery task id")
+    )
 
     class Meta:
         ordering = ["-started_at", "-pk"]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="rec_run_status_beat")]
+        verbose_name = _("training run")
+        verbose_name_plural = _("training runs")
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
@@ -78,25 +91,44 @@ class ModelVersion(models.Model):
     """
 
     class Status(models.TextChoices):
-        CANDIDATE = "candidate", "Candidate"
-        ACTIVE = "active", "Active"
-        RETIRED = "retired", "Retired"
+        CANDIDATE = "candidate", _("Candidate")
+        ACTIVE = "active", _("Active")
+        RETIRED = "retired", _("Retired")
 
-    number = models.PositiveIntegerField(unique=True, help_text="Increments with every version.")
+    number = models.PositiveIntegerField(
+        unique=True, help_text=_("Increments with every version."), verbose_name=_("number")
+    )
     training_run = models.ForeignKey(
-        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+        TrainingRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+        verbose_name=_("training run"),
     )
     artifact_path = models.CharField(
-        max_length=500, help_text="Folder in the default storage holding the artefact files."
+        max_length=500,
+        help_text=_("Folder in the default storage holding the artefact files."),
+        verbose_name=_("artifact path"),
     )
     artifact_files = models.JSONField(
-        default=dict, blank=True, help_text="File name -> sha256 of every file of the artefact."
+        default=dict,
+        blank=True,
+        help_text=_("File name -> sha256 of every file of the artefact."),
+        verbose_name=_("artifact files"),
     )
-    sha256 = models.CharField(max_length=64, help_text="Digest of the artefact's file manifest.")
-    metrics = models.JSONField(default=dict, blank=True)
-    baseline_metrics = models.JSONField(default=dict, blank=True, help_text="Baseline name -> metrics.")
+    sha256 = models.CharField(
+        max_length=64, help_text=_("Digest of the artefact's file manifest."), verbose_name=_("sha256")
+    )
+    metrics = models.JSONField(default=dict, blank=True, verbose_name=_("metrics"))
+    baseline_metrics = models.JSONField(
+        default=dict, blank=True, help_text=_("Baseline name -> metrics."), verbose_name=_("baseline metrics")
+    )
     active_metrics = models.JSONField(
-        null=True, blank=True, help_text="The previously active version's metrics on the same holdout."
+        null=True,
+        blank=True,
+        help_text=_("The previously active version's metrics on the same holdout."),
+        verbose_name=_("active metrics"),
     )
     compared_with = models.ForeignKey(
         "self",
@@ -104,7 +136,8 @@ class ModelVersion(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The version that was active when this one was evaluated.",
+        help_text=_("The version that was active when this one was evaluated."),
+        verbose_name=_("compared with"),
     )
     replaced_version = models.ForeignKey(
         "self",
@@ -112,15 +145,23 @@ class ModelVersion(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The version this one replaced when it was activated (the target of a rollback).",
+        help_text=_("The version this one replaced when it was activated (the target of a rollback)."),
+        verbose_name=_("replaced version"),
     )
-    hyperparameters = models.JSONField(default=dict, blank=True)
-    report = models.JSONField(default=dict, blank=True, help_text="The training report of the core library.")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CANDIDATE)
-    status_reason = models.TextField(blank=True, default="")
-    promoted_by = models.CharField(max_length=150, blank=True, default="")
-    promoted_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    hyperparameters = models.JSONField(default=dict, blank=True, verbose_name=_("hyperparameters"))
+    report = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("The training report of the core library."),
+        verbose_name=_("report"),
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.CANDIDATE, verbose_name=_("status")
+    )
+    status_reason = models.TextField(blank=True, default="", verbose_name=_("status reason"))
+    promoted_by = models.CharField(max_length=150, blank=True, default="", verbose_name=_("promoted by"))
+    promoted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("promoted at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         ordering = ["-number"]
@@ -129,6 +170,8 @@ class ModelVersion(models.Model):
                 fields=["status"], condition=Q(status="active"), name="rec_single_active_version"
             )
         ]
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
 
     def __str__(self) -> str:
         return f"model v{self.number} ({self.status})"

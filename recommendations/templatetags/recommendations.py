@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext_lazy as _
 
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
@@ -116,7 +117,7 @@ def show_recommended(
     context: template.Context,
     placement: str = "default",
     limit: int | None = None,
-    title: str = "Recommended for you",
+    title: str = _("Recommended for you"),
     item: Any = None,
     category: Any = None,
 ) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def show_similar(
     context: template.Context,
     item: Any,
     limit: int | None = None,
-    title: str = "Similar items",
+    title: str = _("Similar items"),
     placement: str = "similar",
 ) -> dict[str, Any]:
     """``{% show_similar product limit=6 title="Similar items" %}``."""
@@ -143,7 +144,7 @@ def show_bought_together(
     context: template.Context,
     item: Any,
     limit: int | None = None,
-    title: str = "Frequently bought together",
+    title: str = _("Frequently bought together"),
     placement: str = "bought_together",
 ) -> dict[str, Any]:
     """``{% show_bought_together product limit=4 title="Frequently bought together" %}``."""
@@ -154,7 +155,7 @@ def show_bought_together(
 def show_popular(
     context: template.Context,
     limit: int | None = None,
-    title: str = "Popular now",
+    title: str = _("Popular now"),
     category: Any = None,
     placement: str = "popular",
 ) -> dict[str, Any]:
@@ -181,10 +182,10 @@ def cart_recommendations(
 def show_cart_recommendations(
     context: template.Context,
     limit: int | None = None,
-    title: str = "Complete your purchase",
+    title: str = _("Complete your purchase"),
     placement: str = "cart",
-    other_title: str = "Popular in other categories",
-    empty_cart_title: str = "Recommended for you",
+    other_title: str = _("Popular in other categories"),
+    empty_cart_title: str = _("Recommended for you"),
 ) -> dict[str, Any]:
     """``{% show_cart_recommendations limit=4 title="Complete your purchase" %}``.
 

@@ -65,9 +65,9 @@ def test_changelist_shows_tags_as_chips_and_filters_by_tag(client, staff_user):
     # given
     users = shop_with_users(12)
     client.force_login(staff_user)
-    tagged = UserProfile.objects.filter(tag_rows__label="fan of Books").count()
+    tagged = UserProfile.objects.filter(tag_rows__label="fan_of:Books").count()
     # when
-    response = client.get(reverse("admin:recommendations_userprofile_changelist") + "?tag=fan+of+Books")
+    response = client.get(reverse("admin:recommendations_userprofile_changelist") + "?tag=fan_of:Books")
     # then
     content = response.content.decode()
     assert response.status_code == 200

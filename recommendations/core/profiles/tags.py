@@ -2,8 +2,12 @@
 
 A rule is a dict::
 
-    {"label": "high value", "feature": "monetary", "operator": ">", "percentile": 90,
-     "weight": 1.0, "description": "...", "and": [{"feature": "frequency", "operator": ">=", "threshold": 2}]}
+    {"code": "high_value", "feature": "monetary", "operator": ">", "percentile": 90,
+     "weight": 1.0, "and": [{"feature": "frequency", "operator": ">=", "threshold": 2}]}
+
+Exactly one of ``code`` (a built-in tag, whose label and description come from the
+translated catalogue) or ``label`` (the project's own wording, with an optional
+``description``: data, shown as written).
 
 ``threshold`` (a number) or ``percentile`` (0-100, taken among users whose value is known
 and non-zero, so "top 10% of spenders" means of those who spent) — exactly one. ``and``
@@ -11,6 +15,12 @@ and non-zero, so "top 10% of spenders" means of those who spent) — exactly one
 label and feature expands the rule once per category with an affinity column
 (``"affinity:{category}"`` -> "fan of Electronics"). A missing value never fires a rule.
 Every tag carries its reasons: feature, value, operator and threshold.
+
+A tag is stored as codes and numbers, never as a sentence: ``{"code", "label", "params",
+"weight", "reasons"}`` where ``label`` is the tag's key (the ``ProfileTag`` row the admin
+filters on: ``"high_value"``, ``"fan_of:Electronics"``, or a custom rule's label as written),
+``params`` holds ``{"category": ...}`` for expanded rules, and a custom rule's tag also
+carries its ``description``. The reader's language is applied when the tag is shown.
 """
 
 from __future__ import annotations
@@ -31,7 +41,17 @@ OPERATORS = {
     "==": np.equal,
     "!=": np.not_equal,
 }
-_RULE_KEYS = {"label", "feature", "operator", "threshold", "percentile", "weight", "description", "and"}
+_RULE_KEYS = {
+    "code",
+    "label",
+    "feature",
+    "operator",
+    "threshold",
+    "percentile",
+    "weight",
+    "description",
+    "and",
+}
 _CONDITION_KEYS = {"feature", "operator", "threshold", "percentile"}
 
 
@@ -74,8 +94,15 @@ def validate_rule(rule: Any) -> list[str]:
     if unknown:
         errors.append(f"unknown key(s) {', '.join(unknown)}")
     label = rule.get("label")
-    if not isinstance(label, str) or not label.strip():
+    code = rule.get("code")
+    if ("code" in rule) == ("label" in rule):
+        errors.append("give exactly one of 'code' (a built-in tag) or 'label' (your own wording)")
+    elif "label" in rule and (not isinstance(label, str) or not label.strip()):
         errors.append("'label' must be a non-empty string")
+    elif "code" in rule and (not isinstance(code, str) or not code.strip()):
+        errors.append("'code' must be a non-empty string")
+    if "code" in rule and "description" in rule:
+        errors.append("a built-in 'code' brings its own description; use 'label' to word your own")
     errors += _condition_errors({k: v for k, v in rule.items() if k in _CONDITION_KEYS}, "rule")
     if "weight" in rule and not _is_number(rule["weight"]):
         errors.append("'weight' must be a number")
@@ -109,7 +136,8 @@ def resolve_thresholds(
 ) -> list[dict[str, Any]]:
     """Expand ``{category}`` rules and turn percentiles into numbers for this population.
 
-    Returns rules of the form ``{"label", "weight", "description", "conditions": [...]}``
+    Returns rules of the form ``{"code", "label", "params", "weight"[, "description"], "conditions": [...]}``
+    (``label`` is the tag's key, see the module docstring)
     where every condition has a numeric ``threshold`` (and the ``percentile`` it came
     from). Rules on a feature that is absent (e.g. no propensity) are left out. The result
     is JSON-able and is stored so an incremental rebuild uses the same thresholds.
@@ -145,28 +173,39 @@ def resolve_thresholds(
                 conditions.append(item)
             if not conditions:
                 continue
-            label = rule["label"] if category is None else rule["label"].replace("{category}", category)
-            description = rule.get("description", "")
-            if category is not None:
-                description = description.replace("{category}", category)
-            resolved.append(
-                {
-                    "label": label,
-                    "weight": float(rule.get("weight", 1.0)),
-                    "description": description,
-                    "conditions": conditions,
-                }
-            )
+            resolved.append(_resolved_rule(rule, category, conditions))
+    return resolved
+
+
+def _resolved_rule(
+    rule: Mapping[str, Any], category: str | None, conditions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One resolved rule: a built-in code keyed ``code[:category]``, or a custom label as written."""
+    params = {} if category is None else {"category": category}
+    resolved: dict[str, Any] = {"code": rule.get("code", ""), "params": params}
+    if rule.get("code"):
+        resolved["label"] = rule["code"] if category is None else f"{rule['code']}:{category}"
+    else:
+        label, description = rule["label"], rule.get("description", "")
+        if category is not None:
+            label = label.replace("{category}", category)
+            description = description.replace("{category}", category)
+        resolved["label"] = label
+        resolved["description"] = description
+    resolved["weight"] = float(rule.get("weight", 1.0))
+    resolved["conditions"] = conditions
     return resolved
 
 
 def evaluate_rules(
     resolved: Sequence[Mapping[str, Any]], columns: Sequence[str], values: np.ndarray
 ) -> list[list[dict[str, Any]]]:
-    """Tags of each row of ``values`` (raw, unfilled features): ``[{label, weight, description, reasons}]``.
+    """Tags of each row of ``values`` (raw, unfilled features): ``[{code, label, params, weight, reasons}]``.
 
     Tags are ordered by weight (highest first); each reason is
-    ``{"feature", "value", "operator", "threshold"[, "percentile"]}``.
+    ``{"feature", "value", "operator", "threshold"[, "percentile"]}``. A custom rule's tag
+    also carries its ``description``. Rules resolved before tags had codes (stored in an
+    older run's params: label and description, no code) give tags of that older shape.
     """
     index = {name: j for j, name in enumerate(columns)}
     n = len(values)
@@ -189,14 +228,16 @@ def evaluate_rules(
                 if "percentile" in condition:
                     reason["percentile"] = condition["percentile"]
                 reasons.append(reason)
-            tags[i].append(
-                {
-                    "label": rule["label"],
-                    "weight": rule["weight"],
-                    "description": rule["description"],
-                    "reasons": reasons,
-                }
-            )
+            tag: dict[str, Any] = {
+                "code": rule.get("code", ""),
+                "label": rule["label"],
+                "params": dict(rule.get("params", {})),
+                "weight": rule["weight"],
+                "reasons": reasons,
+            }
+            if "description" in rule:
+                tag["description"] = rule["description"]
+            tags[i].append(tag)
     for row in tags:
         row.sort(key=lambda tag: -tag["weight"])
     return tags

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils.translation import gettext
+
 from behavior.items import item_key
 from behavior.models import Event
 from recommendations.models import UserProfile
+from recommendations.services.profiles.texts import feature_label, render_tags
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +44,13 @@ def current_recommendations(
     try:
         from recommendations.services.serving import recommend_for
     except ImportError:
-        return [], "The serving layer is not installed, so no recommendations can be shown."
+        return [], gettext("The serving layer is not installed, so no recommendations can be shown.")
     try:
         result = recommend_for(user=user, placement="admin", limit=limit)
     except Exception as exc:  # the page must render even when serving is broken
         logger.exception("recommend_for failed on the admin profile page")
-        return [], f"Recommendations could not be computed: {exc.__class__.__name__}: {exc}"
+        reason = f"{exc.__class__.__name__}: {exc}"
+        return [], gettext("Recommendations could not be computed: %(reason)s") % {"reason": reason}
     items = [
         {
             "position": rec.position,
@@ -64,13 +68,13 @@ def current_recommendations(
 def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
     """Template context of the admin's profile page."""
     features = profile.features or {}
-    rows = [(name, value) for name, value in features.items() if name != "top_categories"]
+    rows = [(feature_label(name), value) for name, value in features.items() if name != "top_categories"]
     recommendations, error = current_recommendations(profile.user)
     return {
         "profile_obj": profile,
         "profile_features": rows,
         "top_categories": features.get("top_categories", []),
-        "profile_tags": profile.tags or [],
+        "profile_tags": render_tags(profile.tags),
         "timeline": recent_events(profile.pk),
         "recommendations": recommendations,
         "recommendations_error": error,

@@ -1,8 +1,9 @@
 """The default tag rules and the loading of ``RECOMMENDER["TAG_RULES"]``.
 
 Rules are data (see ``recommendations.core.profiles.tags`` for their shape); a project
-replaces the whole list in its settings. Invalid rules are reported at start-up by the
-system check ``recommendations.E010``.
+replaces the whole list in its settings. The default rules name built-in codes, whose
+labels and descriptions are translated (``recommendations.services.profiles.texts``).
+Invalid rules are reported at start-up by the system check ``recommendations.E010``.
 """
 
 from __future__ import annotations
@@ -11,86 +12,90 @@ from typing import Any
 
 from recommendations.conf import recommender_settings
 from recommendations.core.profiles.tags import RuleError, validate_rule
+from recommendations.services.profiles.texts import CATEGORY_CODES, TAG_TEXTS
 
 DEFAULT_TAG_RULES: list[dict[str, Any]] = [
     {
-        "label": "high value",
+        "code": "high_value",
         "feature": "monetary",
         "operator": ">",
         "percentile": 90,
         "weight": 3.0,
-        "description": "Spent more than 90% of the customers who bought anything.",
     },
     {
-        "label": "loyal",
+        "code": "loyal",
         "feature": "frequency",
         "operator": ">=",
         "threshold": 3,
         "weight": 2.0,
-        "description": "Placed at least three orders.",
     },
     {
-        "label": "new customer",
+        "code": "new_customer",
         "feature": "tenure_days",
         "operator": "<=",
         "threshold": 14,
         "weight": 1.0,
-        "description": "First seen within the last two weeks.",
     },
     {
-        "label": "churn risk",
+        "code": "churn_risk",
         "feature": "purchase_recency_days",
         "operator": ">",
         "threshold": 60,
         "weight": 2.0,
-        "description": "Bought before, but not for 60 days and not active for 30.",
         "and": [{"feature": "recency_days", "operator": ">", "threshold": 30}],
     },
     {
-        "label": "cart abandoner",
+        "code": "cart_abandoner",
         "feature": "cart_abandonment_rate",
         "operator": ">=",
         "threshold": 0.75,
         "weight": 1.5,
-        "description": "Leaves at least three quarters of cart additions unbought.",
         "and": [{"feature": "carts", "operator": ">=", "threshold": 2}],
     },
     {
-        "label": "bargain hunter",
+        "code": "bargain_hunter",
         "feature": "price_level",
         "operator": "<=",
         "threshold": 0.8,
         "weight": 1.0,
-        "description": "Looks at items at least 20% cheaper than their category's median price.",
         "and": [{"feature": "views", "operator": ">=", "threshold": 3}],
     },
     {
-        "label": "likely buyer",
+        "code": "likely_buyer",
         "feature": "propensity",
         "operator": ">=",
         "threshold": 0.6,
         "weight": 2.0,
-        "description": "Purchase propensity of 60% or more.",
     },
     {
-        "label": "window shopper",
+        "code": "window_shopper",
         "feature": "views",
         "operator": ">=",
         "threshold": 15,
         "weight": 1.0,
-        "description": "Views a lot (15+ items) but never bought.",
         "and": [{"feature": "purchases", "operator": "==", "threshold": 0}],
     },
     {
-        "label": "fan of {category}",
+        "code": "fan_of",
         "feature": "affinity:{category}",
         "operator": ">",
         "threshold": 0.5,
         "weight": 1.0,
-        "description": "More than half of the activity is in {category}.",
         "and": [{"feature": "events", "operator": ">=", "threshold": 5}],
     },
 ]
+
+
+def _code_errors(rule: dict[str, Any]) -> list[str]:
+    """A built-in code must exist, and name a category exactly when its feature expands one."""
+    code = rule.get("code")
+    if not isinstance(code, str) or not code.strip():
+        return []
+    if code not in TAG_TEXTS:
+        return [f"unknown 'code' {code!r} (built-in: {', '.join(sorted(TAG_TEXTS))}); give 'label' instead"]
+    if (code in CATEGORY_CODES) != ("{category}" in str(rule.get("feature", ""))):
+        return [f"'code' {code!r} needs a feature with '{{category}}' exactly when its label names one"]
+    return []
 
 
 def rule_errors(rules: Any) -> list[tuple[str, list[str]]]:
@@ -100,8 +105,10 @@ def rule_errors(rules: Any) -> list[tuple[str, list[str]]]:
     problems: list[tuple[str, list[str]]] = []
     for index, rule in enumerate(rules):
         errors = validate_rule(rule)
+        if isinstance(rule, dict):
+            errors += _code_errors(rule)
         if errors:
-            label = rule.get("label") if isinstance(rule, dict) else None
+            label = (rule.get("label") or rule.get("code")) if isinstance(rule, dict) else None
             name = f"TAG_RULES[{index}] ({label!r})" if label else f"TAG_RULES[{index}]"
             problems.append((name, errors))
     return problems
