@@ -1,11 +1,11 @@
 """Batch scoring kernels of ``BehaviorRecommender``: network logits, blend, top-k, on whole tensors.
 
-The blend reproduces ``BehaviorRecommender._components`` followed by the weighted sum of ``_score``
+The blend reproduces ``selection.components`` followed by the weighted sum of ``_score``
 operation for operation (each component normalised in float64, stored as float32, weighted in
-float32 and summed in float64, in :data:`COMPONENTS` order), but without dense copies of the sparse
-sources and without fresh allocations per batch: the sparse sources are added where they are non-zero
-only (adding a zero is exact, so the sums are the same), and the dense work runs in place on buffers
-that are reused from one batch to the next.
+float32 and summed in float64, in ``components.COMPONENTS`` order), but without dense copies of
+the sparse sources and without fresh allocations per batch: the sparse sources are added where
+they are non-zero only (adding a zero is exact, so the sums are the same), and the dense work
+runs in place on buffers that are reused from one batch to the next.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 
 from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
+from recommendations.core.components import sparse_specs
 from recommendations.core.dataset import Sequences, gap_buckets
 from recommendations.core.models import single_history
 
@@ -118,27 +119,6 @@ def _sparse_component(matrix: sp.csr_matrix, weight: float) -> tuple[np.ndarray,
     return cells, values.astype(np.float64)
 
 
-# (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
-def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
-    if name == "covisitation":
-        return "covisitation", 20, 0.8
-    if name == "itemknn":
-        return "itemknn", max_length, 1.0
-    if name == "transitions":
-        return "transitions", 3, 0.3
-    if name == "recent":
-        return None, max_length, 0.8
-    raise ValueError(name)
-
-
-def _sparse_specs(names: Sequence[str], max_length: int) -> list[tuple[str, str | None, int, float]]:
-    """``(name, source, positions considered, decay)`` of each component of ``names`` built from
-    the history's recent items (all but the dense two), in ``names`` order."""
-    return [
-        (name, *_recency_spec(name, max_length)) for name in names if name not in ("network", "popularity")
-    ]
-
-
 def _add_single_sparse_components(
     row: np.ndarray,
     items: np.ndarray,
@@ -159,7 +139,7 @@ def _add_single_sparse_components(
     non-zeros, and adding a zero is exact. Only the float64 row total is summed in another order
     than scipy's (a difference in its last bit at most, far below the float32 values it divides).
     """
-    specs = _sparse_specs(names, max_length)
+    specs = sparse_specs(names, max_length)
     specs = [spec for spec in specs if spec[2] > 0]
     if not specs or not len(items):
         return
@@ -241,7 +221,7 @@ def _sparse_parts(
 
     Cells ascend by row, so a chunk of rows is a slice.
     """
-    specs = _sparse_specs(names, max_length)
+    specs = sparse_specs(names, max_length)
     if not specs:
         return []
     # one sort of the batch, over the longest window, serves every sparse component
@@ -339,7 +319,7 @@ def blend_scores(
     Parameters
     ----------
     weights : mapping of component name to weight; ``names`` are those with a positive weight, in
-        :data:`recommendations.core.recommender.COMPONENTS` order.
+        :data:`recommendations.core.components.COMPONENTS` order.
     sources : keyword arguments of :func:`_blended_chunks`: ``network``; ``sources``, the
         item-to-item matrices ``covisitation``, ``itemknn``, ``transitions`` (n_items square);
         ``popularity`` (n_items,), the popularity component's vector; ``fallback`` (n_items,)

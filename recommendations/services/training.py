@@ -47,11 +47,12 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from recommendations.conf import network_config, recommender_settings
-from recommendations.core.base import BaseRecommender, Progress
+from recommendations.core.base import BaseRecommender
 from recommendations.core.baselines import CoVisitationRecommender, PopularityRecommender
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, History
 from recommendations.core.evaluation import evaluate, holdout_last_events
+from recommendations.core.progress import Progress
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.data.clock import data_now
 from recommendations.data.events import load_event_log, usable_events
