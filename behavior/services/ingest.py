@@ -24,7 +24,7 @@ from behavior.models import Event
 from behavior.services import validation as v
 from behavior.services.storage import store_rows
 
-# Privacy hook (added by the operations engineer): callables ``(rows) -> rows`` run on every
+# Privacy hook: callables ``(rows) -> rows`` run on every
 # batch before it is stored; ``recommendations.models.privacy`` registers one that drops rows
 # of shoppers erased by ``forget_user`` (behavior imports nothing from recommendations).
 ROW_FILTERS: list = []

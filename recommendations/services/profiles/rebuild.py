@@ -133,9 +133,9 @@ def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = Fals
 
 
 def _locked_rebuild(user_ids: Iterable[Any] | None, full: bool, started: float) -> RebuildResult:
-    # One native thread for K-means / DBSCAN / BLAS: on a busy 2-core machine OpenMP workers
-    # spin against each other (the silhouette search over k took 55 s with the default
-    # threads, 1.5 s with one). Every array here is small enough for one core.
+    # One native thread for K-means / DBSCAN / BLAS: where the cores are busy, OpenMP workers
+    # spin against each other and the silhouette search over k runs many times slower than on
+    # one thread. Every array here is small enough for one core.
     with threadpool_limits(limits=PROFILE_NATIVE_THREADS):
         result = _rebuild(user_ids, full, started)
     if result.kind == ProfileRun.Kind.FULL:
