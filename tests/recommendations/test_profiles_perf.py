@@ -16,7 +16,7 @@ from recommendations.core.profiles.outliers import knee_eps
 from recommendations.core.profiles.segments import SegmentSpace
 from recommendations.models import ProfileRun, UserProfile
 from recommendations.services.profiles import rebuild_profiles
-from recommendations.services.profiles.rebuild import round_significant
+from recommendations.services.profiles.outcome import round_significant
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.recommendations.test_profiles_service import plant
 
