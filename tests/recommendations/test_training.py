@@ -14,15 +14,10 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services.promotion import decide_promotion
 from recommendations.services.registry import get_active_model
-from recommendations.services.training import (
-    ALREADY_RAN_THIS_PERIOD,
-    ANOTHER_TRAINING_RUNNING,
-    abandon_stale_runs,
-    decide_promotion,
-    train_model,
-    training_lock,
-)
+from recommendations.services.training import ALREADY_RAN_THIS_PERIOD, ANOTHER_TRAINING_RUNNING, train_model
+from recommendations.services.training_guard import abandon_stale_runs, training_lock
 from tests import factories
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
