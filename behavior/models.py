@@ -43,7 +43,7 @@ class Event(models.Model):
 
     ``event_id`` is the client's idempotency key: re-sending an event stores nothing new.
     Either ``user`` or ``visitor_id`` identifies the shopper; at login the visitor's
-    events are attached to the user (``behavior.services.ingest.merge_visitor_into_user``).
+    events are attached to the user (``behavior.services.identity.merge_visitor_into_user``).
     """
 
     event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False, verbose_name=_("event id"))

@@ -9,11 +9,11 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import Signal, receiver
 
 from behavior import identity
-from behavior.services import ingest as services
+from behavior.services.identity import merge_visitor_into_user
 
 logger = logging.getLogger(__name__)
 
-# Sent after the transaction that stored events commits (``behavior.services.ingest.store_rows``
+# Sent after the transaction that stored events commits (``behavior.services.storage.store_rows``
 # and the login merge), never for bots' or item-less events:
 # ``latest_by_user={user_pk: newest occurred_at (aware datetime)}``. Receivers keep caches
 # keyed on "the shopper's latest event" fresh (the recommender's fast path). A receiver
@@ -52,7 +52,7 @@ def merge_visitor_at_login(sender: Any, request: Any, user: Any, **kwargs: Any) 
     visitor = _request_visitor(request)
     if visitor is not None:
         try:
-            services.merge_visitor_into_user(visitor.id, user, since=visitor.issued_at)
+            merge_visitor_into_user(visitor.id, user, since=visitor.issued_at)
         except Exception:
             logger.exception("Merging a visitor into user %s failed", getattr(user, "pk", None))
     _renew(request)

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from behavior.services import ingest as services
+from behavior.services import retention
 from behavior.signals import retention_due
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def prune_events() -> dict[str, int]:
     "not interested" marks). Idempotent and batched; returns rows deleted per kind.
     """
     now = timezone.now()
-    counts = {"events": services.prune_events(now=now)}
+    counts = {"events": retention.prune_events(now=now)}
     for receiver, response in retention_due.send_robust(sender=prune_events, now=now):
         if isinstance(response, Exception):
             logger.error("Retention of %r failed: %s", receiver, response, exc_info=response)

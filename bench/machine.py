@@ -1,8 +1,8 @@
 """How fast this machine is right now: a reference figure to print next to a benchmark's results.
 
-The shared 2-core VMs these benchmarks run on change speed from hour to hour (a pure-Python loop
-of 10 M additions has taken anywhere from 1.1 s to 1.8 s on the same machine kind), so a table
-of requests per second means little without the speed of the machine during the run. A
+Shared virtual machines change speed from hour to hour (the same pure-Python loop can take half
+as long again on the same machine kind), so a table of requests per second means little without
+the speed of the machine during the run. A
 benchmark calls :func:`measure` at its start and at its end and prints :func:`describe` of both.
 """
 

@@ -63,7 +63,7 @@ def main() -> int:
     if not args.skip_seed:
         if "seed_demo" not in get_commands():
             print(
-                "seed_demo is not available yet (shop engineer): cannot generate the bench shop",
+                "seed_demo is not available: cannot generate the bench shop",
                 file=sys.stderr,
             )
             return 2

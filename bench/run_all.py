@@ -1,6 +1,6 @@
 """Run every benchmark in sequence (``make bench``); each prints its own table.
 
-The full set takes well over an hour on a 2-core machine (the 1M-event import, 100k
+The full set takes well over an hour on a small machine (the 1M-event import, 100k
 profiles, the quality splits and a 10-minute soak). ``--quick`` runs the small variants.
 Benchmarks need the local Postgres and Redis; the quality benchmark skips unless
 RECOMMENDER_EVAL_DIR and RECOMMENDER_EVAL_DATA name the protocol's code and the data sets.

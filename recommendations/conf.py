@@ -96,7 +96,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Users sampled for the silhouette score and for DBSCAN (both grow faster than linearly).
     "SEGMENT_SILHOUETTE_SAMPLE": 4000,
     "DBSCAN_SAMPLE_SIZE": 10_000,
-    # --- serving: real-time path, impressions and item relations (serving engineer) ----------------
+    # --- serving: real-time path, impressions and item relations ------------------------------
     # Impressions queued in Redis (shared by the web workers) before one bulk INSERT; other cache
     # backends write a request's impressions when it finishes.
     "IMPRESSION_BATCH_SIZE": 200,
@@ -118,7 +118,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "PRECOMPUTE_THREADS": 2,
     # Seconds an HTTP client or proxy may cache popular / similar item lists.
     "PUBLIC_MAX_AGE": 300,
-    # --- training engineer: training service and model registry ---------------------------------
+    # --- training service and model registry --------------------------------------------------
     # Fewer distinct shoppers with enough events for a holdout than this: "not enough data".
     "MIN_TRAINING_USERS": 10,
     # A running training whose heartbeat is older than this many minutes is marked abandoned.
@@ -136,7 +136,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Niceness (0-19) of processes running training, profile rebuilds and precomputation, so that
     # web requests on the same cores keep their latency (None = leave the priority alone).
     "BACKGROUND_NICENESS": 19,
-    # --- operations engineer: privacy -------------------------------------------------------------
+    # --- privacy ------------------------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,
     # Served lists (impressions: who saw which list) older than this many days are deleted by the
@@ -146,7 +146,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # "Not interested" marks older than this many days are deleted by the same task (None = keep
     # forever): as long as events by default, a mark being part of the shopper's behaviour.
     "NOT_INTERESTED_RETENTION_DAYS": 730,
-    # --- operations engineer: metrics and alerts (recommendations.ops) ----------------------------
+    # --- metrics and alerts (recommendations.ops) ---------------------------------------------
     # Serve Prometheus metrics at the project's /metrics URL (404 while off).
     "METRICS_ENABLED": False,
     # When set, /metrics needs "Authorization: Bearer <token>" (else restrict it at the proxy).

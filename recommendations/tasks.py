@@ -18,7 +18,7 @@ from recommendations.conf import recommender_settings
 from recommendations.runtime.priority import lower_task_priority
 
 
-# --- serving: precomputed lists, item relations, popularity (serving engineer) -------------------------
+# --- serving: precomputed lists, item relations, popularity --------------------------------------------
 @shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
 def refresh_recommendations() -> int | None:
     """Score every active user through the active model and store the lists (table + cache).
@@ -130,7 +130,7 @@ def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> boo
     return outcome[0] if outcome else None
 
 
-# --- profiles (profiles engineer) ------------------------------------------------------------------
+# --- profiles --------------------------------------------------------------------------------------
 @shared_task(
     name="recommendations.rebuild_profiles",
     ignore_result=True,

@@ -14,7 +14,7 @@ def normal_cpu_priority() -> None:
 
     Also the ``preexec_fn`` of a server that a test (re)starts: a child inherits its parent's
     policy, and a Postgres restarted from a ``SCHED_IDLE`` test runner would serve everything
-    after it (other tests, benchmarks on this machine) only on otherwise idle cores.
+    after it (other tests, benchmarks on the same host) only on otherwise idle cores.
     """
     if not hasattr(os, "sched_setscheduler"):
         return

@@ -25,24 +25,28 @@ default. Other databases: a no-op.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from behavior.models import Event
-from behavior.services import ingest as services
+from behavior.services.copy_format import copy_text, escape
+from behavior.services.storage import (
+    CONTEXT_INDEX,
+    column_list,
+    concrete_fields,
+    context_json,
+    store_rows,
+)
 
 logger = logging.getLogger(__name__)
 
-_CONTEXT_AT = services.COLUMNS.index("context")
 # Session-level memory for the index builds (SET LOCAL: this transaction only, no server change).
 INDEX_BUILD_MEMORY = "256MB"
 
@@ -111,44 +115,16 @@ def deferred_event_indexes() -> Iterator[None]:
 # --- chunked loads: one transaction per chunk, optionally in writer threads -----------------
 
 
-def copy_text(value: Any) -> str:
-    """``value`` as a field of Postgres' text ``COPY`` format (``\\N`` for NULL, escapes applied)."""
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value).translate(_COPY_ESCAPES)
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def copy_line(row: tuple) -> str:
-    """One prepared row (``services.COLUMNS`` order) as a line of text ``COPY``.
+    """One prepared row (``storage.COLUMNS`` order) as a line of text ``COPY``.
 
     The general form, for rows the import's fast path did not format itself (those that
     took :func:`behavior.services.ingest.prepare_rows`): the context as compact JSON,
     times in ISO 8601 with their offset.
     """
-    fields = []
-    for index, value in enumerate(row):
-        if index == _CONTEXT_AT:
-            value = json.dumps(value or {}, separators=(",", ":"))
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        fields.append(copy_text(value))
+    fields = [copy_text(value) for value in row]
+    fields[CONTEXT_INDEX] = escape(context_json(row[CONTEXT_INDEX]))
     return "\t".join(fields) + "\n"
-
-
-def _copy_fields() -> list[Any]:
-    """The event model's fields in ``services.COLUMNS`` order."""
-    by_attname = {f.attname: f for f in Event._meta.concrete_fields}
-    return [by_attname[name] for name in services.COLUMNS]
-
-
-def _column_list() -> str:
-    """The event columns in ``services.COLUMNS`` order, quoted, for SQL."""
-    return ", ".join(connection.ops.quote_name(f.column) for f in _copy_fields())
 
 
 @dataclass(frozen=True)
@@ -156,7 +132,7 @@ class ReferenceLock:
     """One single-column foreign key of the events table, checked for a whole chunk at once.
 
     ``sql`` takes the chunk's distinct non-null values of column ``index`` (of
-    ``services.COLUMNS``) and answers how many referenced rows exist, locking them
+    ``COLUMNS``) and answers how many referenced rows exist, locking them
     ``FOR KEY SHARE`` until the commit: the very lock and check of Postgres' per-row
     foreign-key trigger, once per chunk instead of once per row.
     """
@@ -170,17 +146,17 @@ def reference_locks() -> list[ReferenceLock] | None:
 
     None (keep the triggers) unless the role may ``SET session_replication_role``
     (superuser, or PG 15's ``GRANT SET ON PARAMETER``), every foreign key is a
-    single column of ``services.COLUMNS``, and the table has no trigger or rule of its
+    single column of ``COLUMNS``, and the table has no trigger or rule of its
     own that replica mode would also switch off. Postgres only.
     """
     if connection.vendor != "postgresql":
         return None
     table = Event._meta.db_table
-    columns = {f.column: i for i, f in enumerate(_copy_fields())}
+    columns = {f.column: i for i, f in enumerate(concrete_fields())}
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('is_superuser') = 'on'")
         allowed = cursor.fetchone()[0]
-        if not allowed and connection.pg_version >= 150000:
+        if not allowed and getattr(connection, "pg_version", 0) >= 150000:
             cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
             allowed = cursor.fetchone()[0]
         cursor.execute(
@@ -268,7 +244,7 @@ def copy_chunk(chunk: CopyChunk) -> int:
     re-import, or the same row in two chunks), the savepoint is rolled back, the stored
     ids are looked up in one query and the other rows copied: duplicates are counted
     exactly and the unique index on ``event_id`` still decides. The commit does not wait
-    for the WAL flush (as ``services.store_rows(durable=False)``: a crash loses the last
+    for the WAL flush (as ``store_rows(durable=False)``: a crash loses the last
     moments of an import, which re-running it restores).
 
     With ``references`` and a chunk that is a transaction of its own, the referenced
@@ -329,7 +305,7 @@ def _copy(payload: bytes, table: str) -> None:
     with (
         connection.wrap_database_errors,  # psycopg's errors as Django's, like execute()
         connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({_column_list()}) FROM STDIN") as copy,
+        cursor.copy(f"COPY {table} ({column_list()}) FROM STDIN") as copy,
     ):
         copy.write(payload)
 
@@ -452,4 +428,4 @@ class ChunkLoader:
 def _store(job: CopyChunk | list[tuple]) -> int:
     if isinstance(job, CopyChunk):
         return copy_chunk(job)
-    return services.store_rows(job, durable=False)[0] if job else 0
+    return store_rows(job, durable=False)[0] if job else 0

@@ -58,11 +58,13 @@ from django.utils import timezone
 
 from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key, item_key_field
-from behavior.models import ITEM_EVENT_TYPES, EventOrigin
+from behavior.models import EventOrigin
 from behavior.services import ingest as services
 from behavior.services import validation as v
-from behavior.services.bulkload import ChunkLoader, copy_line, copy_text, deferred_event_indexes
+from behavior.services.bulkload import ChunkLoader, copy_line, deferred_event_indexes
 from behavior.services.collection import fewer_collections
+from behavior.services.copy_format import NULL, copy_text
+from behavior.services.storage import context_json
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
 OPTIONAL_COLUMNS = ("value", "session_id", "event_id")
@@ -80,10 +82,6 @@ _NAMESPACE_SHA1 = sha1(IMPORT_NAMESPACE.bytes)
 _UUID_VARIANT = {digit: f"{int(digit, 16) & 0x3 | 0x8:x}" for digit in "0123456789abcdef"}
 
 
-def _plausible(key: str) -> bool:
-    return 0 < len(key) <= v.MAX_ITEM_KEY_LENGTH and "\x00" not in key
-
-
 def content_event_id(content: str) -> str:
     """``uuid.uuid5(IMPORT_NAMESPACE, content).hex``, without building UUID objects.
 
@@ -98,13 +96,16 @@ def content_event_id(content: str) -> str:
     return f"{digest[:12]}5{digest[13:16]}{_UUID_VARIANT[digest[16]]}{digest[17:32]}"
 
 
-# COPY text of the columns every imported row shares after received_at (services.COLUMNS order):
-# recommendation_id NULL, placement "", position NULL, context {}, is_bot false, origin "import".
-_NULL = r"\N"
-_CONSTANT_TAIL = f"\t{_NULL}\t\t{_NULL}\t{{}}\tf\t{EventOrigin.IMPORT.value}\n"
+# The columns every imported row shares after received_at (storage.COLUMNS order):
+# recommendation_id NULL, placement "", position NULL, context {}, is_bot false, origin "import";
+# and their COPY text, formatted once.
+_SHARED_TAIL: tuple[Any, ...] = (None, "", None, {}, False, EventOrigin.IMPORT.value)
+_CONSTANT_TAIL = (
+    "".join(f"\t{copy_text(context_json(x) if isinstance(x, dict) else x)}" for x in _SHARED_TAIL) + "\n"
+)
 # Cache entries of users and items: (pk, the pk as COPY text). Anonymous rows / rows without item.
-_ANONYMOUS = (None, _NULL)
-_NO_ITEM = (None, _NULL)
+_ANONYMOUS = (None, NULL)
+_NO_ITEM = (None, NULL)
 # "YYYY-MM-DD " of a unix day number, and "HH:MM:SS+00" of every second of a day: a
 # timestamp's COPY text is then two look-ups instead of formatting a datetime.
 _DAY_TEXT: dict[int, str] = {}
@@ -386,9 +387,7 @@ class _ChunkImporter:
         i_value, i_session, i_event = col.get("value"), col.get("session_id"), col.get("event_id")
         width = len(col)
         users, items = self.users, self.items
-        event_types, item_types = v.EVENT_TYPES, ITEM_EVENT_TYPES
-        id_pattern = v._ID_PATTERN.match
-        max_id = v.MAX_ID_LENGTH
+        event_types, item_required, is_identifier = v.EVENT_TYPES, v.item_required, v.is_identifier
         latest, now, now_text, copy = batch.latest_second, batch.now, batch.now_text, batch.copy_text
         seen, rows, lines = batch.seen, batch.rows, batch.lines
         day_text, time_of_day = _DAY_TEXT, _time_of_day_text()
@@ -407,8 +406,8 @@ class _ChunkImporter:
             if (
                 (not username and not session)
                 or event_type not in event_types
-                or (not item and event_type in item_types)
-                or (session and (len(session) > max_id or not id_pattern(session)))
+                or (not item and item_required(event_type))
+                or (session and not is_identifier(session))
                 or not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 11)
                 or (seconds := int(stamp)) > latest
             ):
@@ -417,7 +416,7 @@ class _ChunkImporter:
             user = users.get(username) if username else _ANONYMOUS
             found = items.get(item) if item else _NO_ITEM
             if user is None or found is None:
-                if final or not _plausible(username or "-") or not _plausible(item or "-"):
+                if final or not v.is_item_key(username or "-") or not v.is_item_key(item or "-"):
                     slow.append(entry)
                 else:
                     misses.append(entry)
@@ -459,7 +458,7 @@ class _ChunkImporter:
                     1,
                     from_timestamp(seconds, UTC),
                     now,
-                    None,
+                    None,  # the values of _SHARED_TAIL, with a context dict of the row's own
                     "",
                     None,
                     {},
@@ -470,7 +469,7 @@ class _ChunkImporter:
             if copy:
                 day, second = divmod(seconds, 86_400)
                 date = day_text.get(day) or _day_text(day)
-                amount_text = _NULL if amount is None else amount
+                amount_text = NULL if amount is None else amount
                 lines.append(
                     f"{key}\t{user[1]}\t{visitor}\t{session}\t{found[1]}\t{event_type}\t{amount_text}"
                     f"\t1\t{date}{time_of_day[second]}\t{now_text}{_CONSTANT_TAIL}"
@@ -541,13 +540,14 @@ class _ChunkImporter:
                 if user_pk is None:
                     self._reject(line, {"user_id": [f"Unknown user {username!r}."]})
                     continue
-            if not event_id:
+            identifier: str | uuid.UUID = event_id
+            if not identifier:
                 micros = (moment - _EPOCH) // _MICROSECOND
                 content = f"{username}\x1f{item}\x1f{event_type}\x1f{micros}\x1f{value}\x1f{session}"
-                event_id = uuid.uuid5(IMPORT_NAMESPACE, content)
+                identifier = uuid.uuid5(IMPORT_NAMESPACE, content)
             raws.append(
                 {
-                    "event_id": event_id,
+                    "event_id": identifier,
                     "user_id": user_pk,
                     "item": item,
                     "event_type": event_type,
@@ -567,15 +567,15 @@ class _ChunkImporter:
             errors = {_FIELD_TO_COLUMN.get(k, k): reasons for k, reasons in entry["errors"].items()}
             self._reject(lines[entry["index"]], errors)
         batch.duplicates += prepared.duplicates
-        for row in prepared.rows:
-            key = row[0].hex  # the fast path's form of an event id
+        for stored in prepared.rows:
+            key = stored[0].hex  # the fast path's form of an event id
             if key in batch.seen:  # the same event as a fast row of this chunk
                 batch.duplicates += 1
                 continue
             batch.seen.add(key)
-            batch.rows.append(row)
+            batch.rows.append(stored)
             if batch.copy_text:
-                batch.lines.append(copy_line(row))
+                batch.lines.append(copy_line(stored))
 
     def _users(self, usernames: set[str]) -> dict[str, Any]:
         """Username -> user pk, creating the missing users when asked to."""
@@ -587,7 +587,9 @@ class _ChunkImporter:
         )
         missing = usernames - found.keys()
         if missing and self.create_missing:
-            max_length = self.user_model._meta.get_field(self.username_field).max_length or 150
+            max_length = (
+                getattr(self.user_model._meta.get_field(self.username_field), "max_length", None) or 150
+            )
             creatable = [name for name in missing if len(name) <= max_length and "\x00" not in name]
             unusable = make_password(None)  # one hash for the chunk: nobody can log in with it
             with transaction.atomic():

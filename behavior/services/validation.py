@@ -12,7 +12,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -111,15 +111,31 @@ def clean_uuid(value: Any) -> uuid.UUID:
         raise FieldError(gettext("Must be a valid UUID.")) from exc
 
 
+def is_identifier(value: str) -> bool:
+    """Whether the non-empty ``value`` passes :func:`clean_identifier` (the import's fast path asks)."""
+    return len(value) <= MAX_ID_LENGTH and _ID_PATTERN.match(value) is not None
+
+
 def clean_identifier(value: Any, *, pattern: bool = True) -> str:
     """A short identifier (visitor id, session id, placement)."""
     if not isinstance(value, str):
         raise FieldError(gettext("Must be a string."))
+    if not value or (pattern and is_identifier(value)):
+        return check_text(value)
     if len(value) > MAX_ID_LENGTH:
         raise FieldError(gettext("At most %(max)d characters.") % {"max": MAX_ID_LENGTH})
-    if pattern and value and not _ID_PATTERN.match(value):
+    if pattern:
         raise FieldError(gettext("Only letters, digits and _ . : - are allowed."))
     return check_text(value)
+
+
+def is_item_key(key: str) -> bool:
+    """Whether :func:`clean_item_key` accepts the string ``key``."""
+    try:
+        clean_item_key(key)
+    except FieldError:
+        return False
+    return True
 
 
 def clean_item_key(value: Any) -> str:
@@ -243,6 +259,7 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         current, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(current, dict):
             children = current.values()
         elif isinstance(current, list):

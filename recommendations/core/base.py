@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
 
 from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences, histories_to_sequences
+from recommendations.core.progress import Progress
 
-Progress = Callable[[str, float], None]
 Recommendations = list[list[tuple[str, float]]]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommendations.core.base import BaseRecommender, Progress
+from recommendations.core.base import BaseRecommender
 from recommendations.core.candidates import covisitation_matrix, history_weights
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS
 from recommendations.core.dataset import (
@@ -15,6 +15,7 @@ from recommendations.core.dataset import (
     build_sequences,
     clean_log,
 )
+from recommendations.core.progress import Progress
 
 DAY = 86400.0
 

@@ -288,9 +288,22 @@ def covisitation(
         neighbours=neighbours,
         types=type_w,
     )
-    buy_w = {t: (1.0 if t in BUY_TYPES else 0.0) for t in EVENT_TYPES}
-    buys = build_sequences(clean_log(clean, buy_w), index, buy_w)
-    together = covisitation_matrix(
-        buys, len(index), window=max(window, 10), session_gap_hours=session_gap_hours, neighbours=neighbours
+    together = bought_together_matrix(
+        clean, index, window=window, session_gap_hours=session_gap_hours, neighbours=neighbours
     )
     return CoVisitation(list(index.item_ids), sim, together)
+
+
+def bought_together_matrix(
+    clean: EventLog, index: ItemIndex, *, window: int, session_gap_hours: float, neighbours: int
+) -> sp.csr_matrix:
+    """Co-occurrence of items carted or bought (``BUY_TYPES``) in the same session, (n_items, n_items).
+
+    The window is at least 10 steps: a basket fills over a session, not over the few steps the
+    co-visitation window looks at.
+    """
+    buy_w = {t: (1.0 if t in BUY_TYPES else 0.0) for t in EVENT_TYPES}
+    buys = build_sequences(clean_log(clean, buy_w), index, buy_w)
+    return covisitation_matrix(
+        buys, len(index), window=max(window, 10), session_gap_hours=session_gap_hours, neighbours=neighbours
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,7 +224,7 @@ class NetworkConfig:
         """Most recent events worth reading per shopper: the fixed length, else the automatic bound."""
         return int(self.max_sequence_length or self.sequence_length_range[1])
 
-    def length_for(self, lengths: Sequence[int]) -> int:
+    def length_for(self, lengths: Iterable[int]) -> int:
         """``max_sequence_length`` when set, else the 90th percentile of ``lengths`` within the range.
 
         The percentile is the nearest-rank one (an actual history length), computed without NumPy so

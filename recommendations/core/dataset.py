@@ -231,7 +231,8 @@ class Sequences:
     def n_events(self) -> int:
         return int(sum(len(s) for s in self.items))
 
-    def take(self, rows: Sequence[int]) -> Sequences:
+    def take(self, rows: Sequence[int] | np.ndarray) -> Sequences:
+        """The shoppers of ``rows`` (positions), in that order."""
         return Sequences(
             [self.users[r] for r in rows],
             [self.items[r] for r in rows],

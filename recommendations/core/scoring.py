@@ -1,11 +1,11 @@
 """Batch scoring kernels of ``BehaviorRecommender``: network logits, blend, top-k, on whole tensors.
 
-The blend reproduces ``BehaviorRecommender._components`` followed by the weighted sum of ``_score``
+The blend reproduces ``selection.components`` followed by the weighted sum of ``_score``
 operation for operation (each component normalised in float64, stored as float32, weighted in
-float32 and summed in float64, in :data:`COMPONENTS` order), but without dense copies of the sparse
-sources and without fresh allocations per batch: the sparse sources are added where they are non-zero
-only (adding a zero is exact, so the sums are the same), and the dense work runs in place on buffers
-that are reused from one batch to the next.
+float32 and summed in float64, in ``components.COMPONENTS`` order), but without dense copies of
+the sparse sources and without fresh allocations per batch: the sparse sources are added where
+they are non-zero only (adding a zero is exact, so the sums are the same), and the dense work
+runs in place on buffers that are reused from one batch to the next.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 
 from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
+from recommendations.core.components import sparse_specs
 from recommendations.core.dataset import Sequences, gap_buckets
 from recommendations.core.models import single_history
 
@@ -118,27 +119,6 @@ def _sparse_component(matrix: sp.csr_matrix, weight: float) -> tuple[np.ndarray,
     return cells, values.astype(np.float64)
 
 
-# (source, positions considered, decay) of each sparse component, as ``blend_scores`` builds them
-def _recency_spec(name: str, max_length: int) -> tuple[str | None, int, float]:
-    if name == "covisitation":
-        return "covisitation", 20, 0.8
-    if name == "itemknn":
-        return "itemknn", max_length, 1.0
-    if name == "transitions":
-        return "transitions", 3, 0.3
-    if name == "recent":
-        return None, max_length, 0.8
-    raise ValueError(name)
-
-
-def _sparse_specs(names: Sequence[str], max_length: int) -> list[tuple[str, str | None, int, float]]:
-    """``(name, source, positions considered, decay)`` of each component of ``names`` built from
-    the history's recent items (all but the dense two), in ``names`` order."""
-    return [
-        (name, *_recency_spec(name, max_length)) for name in names if name not in ("network", "popularity")
-    ]
-
-
 def _add_single_sparse_components(
     row: np.ndarray,
     items: np.ndarray,
@@ -159,7 +139,7 @@ def _add_single_sparse_components(
     non-zeros, and adding a zero is exact. Only the float64 row total is summed in another order
     than scipy's (a difference in its last bit at most, far below the float32 values it divides).
     """
-    specs = _sparse_specs(names, max_length)
+    specs = sparse_specs(names, max_length)
     specs = [spec for spec in specs if spec[2] > 0]
     if not specs or not len(items):
         return
@@ -221,11 +201,10 @@ def _normalised_row(vector: np.ndarray) -> np.ndarray:
 
 # Rows blended at a time. A chunk replaces whole-batch steps, which would stream tens of MB
 # through memory once per step (a dozen times); each chunk costs about 35 torch and NumPy
-# calls, whatever its size. 8 rows (0.6 MB of float64 for 10,000 items, in cache on a core
-# with 2 MB of L2) was the first choice; on a 2-core AMD EPYC (512 KB of L2) 32 rows scored
-# 1,867 users/s against 1,733 for 8 rows and 1,797 for 16 (refresh medians of eight
-# alternated rounds, 9,524 items), with 7 % less process CPU per user: fewer calls mattered
-# more than the cache there. Not measured on a 2 MB L2, where 8 rows fit and 32 do not.
+# calls, whatever its size. Smaller chunks stay in a core's cache (8 rows of 10,000 float64
+# items are 0.6 MB), larger ones make fewer calls: in the serving benchmark 32 rows refreshed
+# more users per second than 8 or 16, with less CPU per user, because the calls cost more
+# than the cache misses. Where a core's cache holds 32 rows' worth, retune against the benchmark.
 CHUNK_ROWS = 32
 
 
@@ -241,7 +220,7 @@ def _sparse_parts(
 
     Cells ascend by row, so a chunk of rows is a slice.
     """
-    specs = _sparse_specs(names, max_length)
+    specs = sparse_specs(names, max_length)
     if not specs:
         return []
     # one sort of the batch, over the longest window, serves every sparse component
@@ -339,7 +318,7 @@ def blend_scores(
     Parameters
     ----------
     weights : mapping of component name to weight; ``names`` are those with a positive weight, in
-        :data:`recommendations.core.recommender.COMPONENTS` order.
+        :data:`recommendations.core.components.COMPONENTS` order.
     sources : keyword arguments of :func:`_blended_chunks`: ``network``; ``sources``, the
         item-to-item matrices ``covisitation``, ``itemknn``, ``transitions`` (n_items square);
         ``popularity`` (n_items,), the popularity component's vector; ``fallback`` (n_items,)

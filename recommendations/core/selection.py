@@ -17,13 +17,11 @@ import numpy as np
 import torch
 
 from recommendations.core.candidates import history_weights
+from recommendations.core.components import TIE_BREAK, recency_spec
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
 from recommendations.core.metrics import hit_rate_at_k, mrr_at_k, ndcg_at_k
 from recommendations.core.trainer import Validation, validation_ranks
-
-# popularity weight in every score: breaks ties among items the sources score alike (mostly zeros)
-TIE_BREAK = 1e-9
 
 
 def metrics_of(ranks: np.ndarray) -> dict[str, float]:
@@ -114,19 +112,12 @@ def components(
         if name == "network":
             assert logits is not None
             m = softmax(logits.astype(np.float64))
-        elif name == "covisitation":
-            m = np.asarray((history_weights(seqs, n, last=20, decay=0.8) @ sources["covisitation"]).todense())
-        elif name == "itemknn":
-            hist = history_weights(seqs, n, last=max_length, decay=1.0)
-            m = np.asarray((hist @ sources["itemknn"]).todense())
-        elif name == "transitions":
-            m = np.asarray((history_weights(seqs, n, last=3, decay=0.3) @ sources["transitions"]).todense())
-        elif name == "recent":
-            m = history_weights(seqs, n, last=max_length, decay=0.8).toarray()
         elif name == "popularity":
             m = np.tile(sources["popularity"], (len(seqs), 1))
         else:
-            raise ValueError(name)
+            source, last, decay = recency_spec(name, max_length)
+            hist = history_weights(seqs, n, last=last, decay=decay)
+            m = hist.toarray() if source is None else np.asarray((hist @ sources[source]).todense())
         out[name] = row_normalise(np.asarray(m, dtype=np.float64)).astype(np.float32)
     return out
 

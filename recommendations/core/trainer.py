@@ -6,7 +6,6 @@ import contextlib
 import copy
 import random
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -16,9 +15,8 @@ import torch
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences, gap_buckets, pad_batch
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.progress import Progress
 from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
-
-Progress = Callable[[str, float], None]
 
 
 def seed_everything(seed: int) -> None:

@@ -190,10 +190,10 @@ def events_exclusion() -> Q:
 
 
 def drop_erased_rows(rows: list[tuple]) -> list[tuple]:
-    """Ingestion filter: rows (``behavior.services.ingest.COLUMNS`` order) of erased subjects removed."""
+    """Ingestion filter: rows (``behavior.services.storage.COLUMNS`` order) of erased subjects removed."""
     if not rows or not any_erased():
         return rows
-    from behavior.services.ingest import COLUMNS
+    from behavior.services.storage import COLUMNS
 
     user_at, visitor_at = COLUMNS.index("user_id"), COLUMNS.index("visitor_id")
 

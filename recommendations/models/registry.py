@@ -31,6 +31,9 @@ class TrainingRun(models.Model):
         # Another training held the lock; this call returned at once without training.
         SKIPPED = "skipped", _("Skipped")
 
+    #: not stored: set by ``train_model`` on the run it returns, True when the run failed on a lost
+    #: database or broker connection (the Celery task retries those)
+    transient_error: bool = False
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True, verbose_name=_("status")
     )

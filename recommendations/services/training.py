@@ -3,26 +3,12 @@
 ``train_model`` is the only entry point; the Celery task ``recommendations.retrain_model``,
 the ``retrain`` command and the admin's "retrain" action all call it.
 
-One run at a time
-    On Postgres a session-level ``pg_try_advisory_lock`` is taken on a dedicated
-    connection held for the whole run: it survives hours of training and vanishes with
-    the process if the worker dies. Elsewhere (SQLite) a lease key in Django's cache
-    (shared Redis in production; ``cache.add`` is atomic) is renewed by the heartbeat
-    thread. A call that cannot take the lock returns at once with a ``skipped`` run whose
-    error reads "another training is running" (a run row rather than an exception, so
-    the skip is visible in the admin and the task does not retry).
-
-Liveness
-    A heartbeat thread stamps ``heartbeat_at`` every ``TRAINING_HEARTBEAT_SECONDS``; at
-    the start of the next run, ``running`` runs whose heartbeat is older than
-    ``TRAINING_STALE_MINUTES`` are marked ``abandoned``.
-
-Promotion guard
-    The new model, the popularity and co-visitation baselines and the active version are
-    all scored on the SAME fresh time-based holdout. The new version is activated only when
-    its ``PROMOTION_METRIC`` beats popularity and is not worse than the active version's by
-    more than ``PROMOTION_TOLERANCE`` (relative); otherwise it stays a candidate with the
-    reason recorded. Any error fails the run and leaves the active version untouched.
+A run holds the one-training-at-a-time lock and a heartbeat
+(:mod:`~recommendations.services.training_guard`), trains on the configured window, scores the
+new model, the baselines and the active version on one fresh time-based holdout
+(:mod:`~recommendations.services.holdout_scoring`), and activates the new version only when
+the promotion guard allows it (:mod:`~recommendations.services.promotion`). Any error fails the
+run and leaves the active version untouched.
 """
 
 from __future__ import annotations
@@ -32,31 +18,31 @@ import math
 import os
 import socket
 import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import numpy as np
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from recommendations.conf import network_config, recommender_settings
-from recommendations.core.base import BaseRecommender, Progress
-from recommendations.core.baselines import CoVisitationRecommender, PopularityRecommender
-from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import EventLog, History
-from recommendations.core.evaluation import evaluate, holdout_last_events
+from recommendations.core.dataset import EventLog
+from recommendations.core.evaluation import holdout_last_events
+from recommendations.core.progress import Progress
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.data.clock import data_now
 from recommendations.data.events import load_event_log, usable_events
 from recommendations.models import ModelVersion, TrainingRun
-from recommendations.runtime.locks import RunLock, run_lock
+from recommendations.services.holdout_scoring import (
+    baseline_recommenders,
+    evaluate_on_holdout,
+    json_safe,
+    recommender_fn,
+)
+from recommendations.services.promotion import decide_promotion
 from recommendations.services.registry import (
     RegistryError,
     StoredArtifact,
@@ -65,194 +51,16 @@ from recommendations.services.registry import (
     load_version,
     store_artifact,
 )
+from recommendations.services.training_guard import Heartbeat, abandon_stale_runs, training_lock
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ANOTHER_TRAINING_RUNNING",
-    "PromotionDecision",
-    "RecommendFn",
-    "abandon_stale_runs",
-    "baseline_recommenders",
-    "decide_promotion",
-    "network_config",
-    "outside_window_hint",
-    "train_model",
-    "training_lock",
-]
+__all__ = ["ALREADY_RAN_THIS_PERIOD", "ANOTHER_TRAINING_RUNNING", "outside_window_hint", "train_model"]
 
 ANOTHER_TRAINING_RUNNING = "another training is running"
 ALREADY_RAN_THIS_PERIOD = "a training for this schedule already ran in this period"
-# The evaluation cut-off; the promotion metric names it ("NDCG@10").
-EVALUATION_K = 10
 # Errors worth a retry of the whole task: the database or broker connection went away.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (InterfaceError, OperationalError, ConnectionError)
-
-RecommendFn = Callable[[list[History], int, Sequence[set[str]] | None], list[list[tuple[str, float]]]]
-
-
-# --- configuration ------------------------------------------------------------------------------
-
-
-# --- the lock -----------------------------------------------------------------------------------
-
-TRAINING_LOCK_NAME = "recommendations.train_model"
-
-
-@contextmanager
-def training_lock() -> Iterator[RunLock | None]:
-    """Hold the one-training-at-a-time lock; yields None when another training holds it.
-
-    The cache lease (non-Postgres databases) lives as long as a run may go without a
-    heartbeat before it is declared abandoned.
-    """
-    lease_seconds = int(recommender_settings.TRAINING_STALE_MINUTES * 60)
-    with run_lock(TRAINING_LOCK_NAME, lease_seconds=lease_seconds) as lock:
-        yield lock
-
-
-class _Heartbeat:
-    """A daemon thread stamping the run's ``heartbeat_at`` (and renewing the lease) until stopped."""
-
-    def __init__(self, run: TrainingRun, lock: Any) -> None:
-        self.run_id = run.pk
-        self.lock = lock
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"training-heartbeat-{run.pk}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
-
-    def _beat(self) -> None:
-        interval = float(recommender_settings.TRAINING_HEARTBEAT_SECONDS)
-        try:
-            while not self.stopped.wait(interval):
-                try:
-                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
-                    self.lock.renew()
-                except Exception:  # a missed beat is not fatal; a stale run is detected later
-                    logger.warning("training heartbeat failed", exc_info=True)
-        finally:
-            connections.close_all()  # this thread's own connections
-
-
-def abandon_stale_runs() -> int:
-    """Mark ``running`` runs with a heartbeat older than ``TRAINING_STALE_MINUTES`` as abandoned."""
-    cutoff = timezone.now() - timedelta(minutes=recommender_settings.TRAINING_STALE_MINUTES)
-    count = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-        status=TrainingRun.Status.ABANDONED,
-        finished_at=timezone.now(),
-        error=f"no heartbeat for more than {recommender_settings.TRAINING_STALE_MINUTES} minutes: "
-        "the worker died or was killed",
-    )
-    if count:
-        logger.warning("marked %d stale training run(s) as abandoned", count)
-    return count
-
-
-# --- baselines ----------------------------------------------------------------------------------
-
-
-def baseline_recommenders(log: EventLog, config: NetworkConfig) -> dict[str, RecommendFn]:
-    """The core's built-in baselines fitted on ``log``: ``{"popularity": fn, "covisitation": fn}``.
-
-    Both rank every item of ``log`` (full ranking, as the evaluation protocol requires),
-    with the same event weights and co-visitation window as the behaviour network.
-    """
-    weights = dict(config.event_weights)
-    popularity = PopularityRecommender(event_weights=weights).fit(log)
-    covisited = CoVisitationRecommender(
-        window=config.covis_window,
-        session_gap_hours=config.session_gap_hours,
-        neighbours=config.neighbours,
-        event_weights=weights,
-    ).fit(log)
-    return {"popularity": recommender_fn(popularity), "covisitation": recommender_fn(covisited)}
-
-
-def recommender_fn(recommender: BaseRecommender) -> RecommendFn:
-    """Adapt a fitted recommender to the evaluation's ``recommend_fn(histories, n, exclude)``."""
-
-    def recommend(
-        histories: list[History], n: int, exclude: Sequence[set[str]] | None
-    ) -> list[list[tuple[str, float]]]:
-        # the evaluation excludes exactly each shopper's history (items new to them are the targets)
-        return recommender.recommend(histories, n, exclude=exclude, seen_excluded=exclude is not None)
-
-    return recommend
-
-
-# --- the promotion guard ------------------------------------------------------------------------
-
-
-@dataclass
-class PromotionDecision:
-    """Whether a new version may become active, and why (recorded on the version)."""
-
-    promote: bool
-    reason: str
-
-
-def decide_promotion(
-    *,
-    metrics: dict[str, Any],
-    baseline_metrics: dict[str, dict[str, Any]],
-    active_metrics: dict[str, Any] | None,
-    active_number: int | None = None,
-    active_error: str = "",
-    metric: str | None = None,
-    tolerance: float | None = None,
-) -> PromotionDecision:
-    """The guard: beat popularity AND be no worse than the active version beyond the tolerance.
-
-    ``tolerance`` is relative: with 0.02 a new NDCG@10 of 0.098 still replaces an active 0.1.
-    """
-    metric = metric or recommender_settings.PROMOTION_METRIC
-    tolerance = recommender_settings.PROMOTION_TOLERANCE if tolerance is None else tolerance
-    new = _number(metrics.get(metric))
-    if new is None:
-        return PromotionDecision(False, f"the new model has no {metric}")
-    popular = _number((baseline_metrics.get("popularity") or {}).get(metric))
-    if popular is not None and not new > popular:
-        return PromotionDecision(
-            False, f"{metric} {new:.4f} does not beat the popularity baseline ({popular:.4f})"
-        )
-    versus_popularity = (
-        f"beats popularity ({popular:.4f})" if popular is not None else "has no popularity baseline"
-    )
-    if active_number is None:
-        return PromotionDecision(True, f"{metric} {new:.4f} {versus_popularity}; no version was active")
-    active = _number((active_metrics or {}).get(metric))
-    if active is None:
-        why = f" ({active_error})" if active_error else ""
-        return PromotionDecision(
-            True,
-            f"{metric} {new:.4f} {versus_popularity}; the active v{active_number} could not be scored{why}",
-        )
-    floor = active * (1.0 - tolerance)
-    if new < floor:
-        return PromotionDecision(
-            False,
-            f"{metric} {new:.4f} is worse than the active v{active_number} ({active:.4f}) "
-            f"beyond the tolerance of {tolerance:.1%} (needs at least {floor:.4f})",
-        )
-    return PromotionDecision(
-        True,
-        f"{metric} {new:.4f} {versus_popularity} and is not worse than the active v{active_number} "
-        f"({active:.4f}, tolerance {tolerance:.1%})",
-    )
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float | np.floating | np.integer) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
 
 # --- the service ------------------------------------------------------------------------------
 
@@ -295,7 +103,7 @@ def train_model(
         if (
             reason is None
             and once_within_seconds is not None
-            and _ran_recently(common["triggered_by"], once_within_seconds)
+            and _ran_recently(triggered_by[:150], once_within_seconds)
         ):
             reason = ALREADY_RAN_THIS_PERIOD
         if reason is not None:
@@ -313,7 +121,7 @@ def train_model(
         abandon_stale_runs()
         run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, **common)
         run.transient_error = False
-        with _Heartbeat(run, lock):
+        with Heartbeat(run, lock):
             _execute(run, window_days=window_days, progress=progress)
     return run
 
@@ -367,16 +175,18 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
             recommender = BehaviorRecommender(config).fit(train_log, progress=progress, propensity=False)
 
         with stage("evaluate"):
-            metrics = _evaluate(recommender_fn(recommender), train_log, targets)
+            metrics = evaluate_on_holdout(recommender_fn(recommender), train_log, targets)
             baseline_metrics = {
-                name: _evaluate(fn, train_log, targets)
+                name: evaluate_on_holdout(fn, train_log, targets)
                 for name, fn in baseline_recommenders(train_log, config).items()
             }
             active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
             active_metrics, active_error = None, ""
             if active is not None:
                 try:
-                    active_metrics = _evaluate(recommender_fn(load_version(active)), train_log, targets)
+                    active_metrics = evaluate_on_holdout(
+                        recommender_fn(load_version(active)), train_log, targets
+                    )
                 except Exception as exc:  # a broken active model must not block its replacement
                     active_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("the active v%s could not be scored: %s", active.number, active_error)
@@ -409,8 +219,8 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
                 baseline_metrics=baseline_metrics,
                 active_metrics=active_metrics,
                 compared_with=active,
-                hyperparameters=_json_safe(recommender.config_.to_dict()),
-                report=_json_safe(getattr(recommender, "report_", {}) or {}),
+                hyperparameters=json_safe(recommender.config_.to_dict()),
+                report=json_safe(getattr(recommender, "report_", {}) or {}),
                 status=ModelVersion.Status.CANDIDATE,
                 status_reason=decision.reason if not decision.promote else "",
             )
@@ -480,27 +290,3 @@ def outside_window_hint(window_days: int | None, clock: datetime) -> str:
         f"{clock:%Y-%m-%d %H:%M:%S %Z} (the newest stored event): run `retrain --window-days {needed}` "
         f"or set TRAINING_WINDOW_DAYS to {needed} (None: every event) to include them"
     )
-
-
-def _evaluate(fn: RecommendFn, train_log: EventLog, targets: dict[str, str]) -> dict[str, Any]:
-    # The holdout's targets are items new to each shopper: the history is masked ("novel").
-    return _json_safe(evaluate(fn, train_log, targets, mask_history=True, k=EVALUATION_K))
-
-
-def _json_safe(value: Any) -> Any:
-    """numpy scalars and arrays, tuples and non-finite floats made storable as JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    return str(value)

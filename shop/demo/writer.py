@@ -17,7 +17,7 @@ def is_postgres() -> bool:
 def _complete(model: type[models.Model], names: Sequence[str]) -> tuple[list[models.Field], list[Any]]:
     """The model's concrete fields named in ``names`` plus every other non-pk field with its default.
 
-    Other engineers may add fields with defaults to these models; filling them here keeps
+    Later migrations may add fields with defaults to these models; filling them here keeps
     the raw insert valid without knowing them.
     """
     given = [field for name in names if isinstance(field := model._meta.get_field(name), models.Field)]

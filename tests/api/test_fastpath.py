@@ -417,7 +417,8 @@ def test_history_merged_at_login_sends_the_next_request_to_django(
     redis_cache, catalogue, user, precomputed, django_capture_on_commit_callbacks
 ):
     # given a warmed-up session, and anonymous views of the same browser made after the list
-    from behavior.services.ingest import ingest_events, merge_visitor_into_user
+    from behavior.services.identity import merge_visitor_into_user
+    from behavior.services.ingest import ingest_events
 
     precomputed(user, ["S5", "S6", "S7"])
     client = _logged_in(user)

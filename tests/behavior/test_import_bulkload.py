@@ -15,16 +15,15 @@ import pytest
 from django.db import IntegrityError, connection
 
 from behavior.models import Event
-from behavior.services import bulkload
 from behavior.services import ingest as services
 from behavior.services.bulkload import (
     ChunkLoader,
     CopyChunk,
     array_literal,
     copy_chunk,
-    copy_text,
     reference_locks,
 )
+from behavior.services.copy_format import copy_text
 from behavior.services.importing import ImportStoreError, import_events_csv
 
 pytestmark = [pytest.mark.swappable]
@@ -45,7 +44,7 @@ def _postgres_only() -> None:
 
 
 def _copy_payload(rows: list[tuple]) -> bytes:
-    """Rows (services.COLUMNS order, empty context) as COPY text, the way the importer writes them."""
+    """Rows (storage.COLUMNS order, empty context) as COPY text, the way the importer writes them."""
     return "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows).encode()
 
 
@@ -280,7 +279,7 @@ def test_reference_locks_cover_both_foreign_keys_unless_the_table_has_its_own_tr
         with_trigger = reference_locks()
     # then
     if superuser:
-        assert sorted(lock.index for lock in locks) == [1, 4]  # user_id, item_id in services.COLUMNS
+        assert sorted(lock.index for lock in locks) == [1, 4]  # user_id, item_id in storage.COLUMNS
     assert with_trigger is None
 
 
@@ -299,11 +298,3 @@ def test_array_literal_round_trips_awkward_keys():
     # then
     assert back == values
     assert numbers_back == numbers
-
-
-def test_copy_text_escapes_what_copy_would_misread():
-    assert copy_text(None) == r"\N"
-    assert copy_text(True) == "t"
-    assert copy_text(12) == "12"
-    assert copy_text("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
-    assert bulkload.copy_text(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"

@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 from behavior.models import Event
-from behavior.services import ingest as services
+from behavior.services import storage
 from behavior.services import validation as v
 from behavior.services.importing import IMPORT_NAMESPACE, content_event_id, import_events_csv
 
@@ -156,12 +156,12 @@ def test_postgres_json_insert_stores_every_column_and_counts_duplicates(product)
         "",
     )
     # when
-    inserted = services._insert_postgres_json([first, second])
-    again = services._insert_postgres_json([first])
+    inserted = storage._insert_postgres_json([first, second])
+    again = storage._insert_postgres_json([first])
     # then
     assert (inserted, again) == (2, 0)
     stored = Event.objects.get(event_id=first[0])
-    assert [getattr(stored, name) for name in services.COLUMNS] == list(first)
+    assert [getattr(stored, name) for name in storage.COLUMNS] == list(first)
     assert json.loads(json.dumps(stored.context)) == {"q": "shoes ☃", "n": [1, 2.5]}
 
 

@@ -11,6 +11,8 @@ from django.test import override_settings
 
 from behavior.models import Event
 from behavior.services import ingest as services
+from behavior.services.identity import merge_visitor_into_user
+from behavior.services.retention import prune_events
 
 pytestmark = [pytest.mark.swappable, pytest.mark.django_db]
 
@@ -233,13 +235,13 @@ def test_merge_visitor_into_user_attaches_only_that_visitors_anonymous_events(it
     services.ingest_events([_event_for(item)], visitor_id="visitor-0002", now=NOW)
     services.ingest_events([_event_for(item)], user=other_user, visitor_id="visitor-0001", now=NOW)
     # when
-    merged = services.merge_visitor_into_user("visitor-0001", user)
+    merged = merge_visitor_into_user("visitor-0001", user)
     # then
     assert merged == 2
     assert Event.objects.filter(user=user).count() == 2
     assert Event.objects.filter(user=other_user).count() == 1
     assert Event.objects.filter(user__isnull=True).count() == 1
-    assert services.merge_visitor_into_user("", user) == 0
+    assert merge_visitor_into_user("", user) == 0
 
 
 def test_prune_events_deletes_only_events_past_retention(item):
@@ -248,7 +250,7 @@ def test_prune_events_deletes_only_events_past_retention(item):
     recent = [_event_for(item, occurred_at=(NOW - timedelta(days=10)).isoformat()) for _ in range(2)]
     services.ingest_events(old + recent, visitor_id="visitor-0001", now=NOW)
     # when
-    deleted = services.prune_events(retention_days=30, batch_size=2, now=NOW)
+    deleted = prune_events(retention_days=30, batch_size=2, now=NOW)
     # then
     assert deleted == 5
     assert Event.objects.count() == 2
@@ -261,7 +263,7 @@ def test_prune_events_keeps_everything_when_retention_is_none(item):
     )
     # when
     with override_settings(RECOMMENDER={"EVENT_RETENTION_DAYS": None, "ITEM_KEY_FIELD": _key_field()}):
-        deleted = services.prune_events(now=NOW)
+        deleted = prune_events(now=NOW)
     # then
     assert deleted == 0
     assert Event.objects.count() == 1

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from recommendations.core import scoring
+from recommendations.core import scoring, selection
 from recommendations.core.base import top_n
+from recommendations.core.components import COMPONENTS, TIE_BREAK
 from recommendations.core.dataset import histories_to_sequences
-from recommendations.core.recommender import COMPONENTS, TIE_BREAK, BehaviorRecommender
+from recommendations.core.recommender import BehaviorRecommender
 from recommendations.core.trainer import score_sequences
 from tests.core.conftest import T0, fast_config, planted_log
 
@@ -34,7 +35,7 @@ def blended():
 def reference_scores(
     recommender: BehaviorRecommender, seqs, now, *, full_network: bool = False
 ) -> np.ndarray:
-    """The blend written plainly: dense components from ``_components``, summed in NumPy.
+    """The blend written plainly: dense components from ``selection.components``, summed in NumPy.
 
     The logits come from ``network_logits`` (tested against ``last_hidden`` on its own), or with
     ``full_network`` from the trainer's ``score_sequences`` (equal up to float32 rounding).
@@ -51,7 +52,7 @@ def reference_scores(
         "transitions": recommender.transitions_,
         "popularity": recommender.popularity_,
     }
-    comps = recommender._components(seqs, logits, cands, names)
+    comps = selection.components(seqs, logits, cands, names, recommender._cfg().max_sequence_length)
     scores = np.zeros((len(seqs), len(recommender.item_ids_)), dtype=np.float64)
     for n in names:
         scores += w[n] * comps[n]

@@ -30,7 +30,7 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-# Redis databases reserved for the operations engineer's tests (broker, cache).
+# Redis databases reserved for the integration tests (broker, cache).
 BROKER_DB, CACHE_DB = 6, 7
 
 

@@ -23,7 +23,8 @@ from recommendations.adapter import get_adapter
 from recommendations.data.clock import clock_bound, data_now
 from recommendations.data.events import active_users_queryset, load_event_log, load_histories
 from recommendations.models import PrecomputedList, ProfileTag, TrainingRun, UserProfile
-from recommendations.services.profiles.rebuild import rebuild_profiles, round_significant
+from recommendations.services.profiles.outcome import round_significant
+from recommendations.services.profiles.rebuild import rebuild_profiles
 from recommendations.services.registry import get_active_model
 from recommendations.services.serving import popularity
 from recommendations.services.serving.precompute import refresh_recommendations

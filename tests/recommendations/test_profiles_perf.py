@@ -16,8 +16,7 @@ from recommendations.core.profiles.outliers import knee_eps
 from recommendations.core.profiles.segments import SegmentSpace
 from recommendations.models import ProfileRun, UserProfile
 from recommendations.services.profiles import rebuild_profiles
-from recommendations.services.profiles.rebuild import round_significant
-from recommendations.services.profiles.writer import _copy_text
+from recommendations.services.profiles.outcome import round_significant
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.recommendations.test_profiles_service import plant
 
@@ -101,14 +100,6 @@ def test_eps_is_never_below_the_floor_percentile_of_the_k_distance_curve():
 
     distances, _ = NearestNeighbors(n_neighbors=6).fit(data).kneighbors(data)
     assert eps >= np.percentile(distances[:, 5], 99.0) - 1e-12
-
-
-def test_copy_text_escapes_the_copy_format():
-    # given / when / then
-    assert _copy_text(None) == "\\N"
-    assert _copy_text(True) == "t" and _copy_text(False) == "f"
-    assert _copy_text('{"a":"x\\\\y\tz\n"}') == '{"a":"x\\\\\\\\y\\tz\\n"}'
-    assert _copy_text(0.25) == "0.25"
 
 
 @pytest.mark.django_db

@@ -14,15 +14,10 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services.promotion import decide_promotion
 from recommendations.services.registry import get_active_model
-from recommendations.services.training import (
-    ALREADY_RAN_THIS_PERIOD,
-    ANOTHER_TRAINING_RUNNING,
-    abandon_stale_runs,
-    decide_promotion,
-    train_model,
-    training_lock,
-)
+from recommendations.services.training import ALREADY_RAN_THIS_PERIOD, ANOTHER_TRAINING_RUNNING, train_model
+from recommendations.services.training_guard import abandon_stale_runs, training_lock
 from tests import factories
 from tests.recommendations.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -483,7 +478,7 @@ def test_evaluate_command_prints_one_table(tiny_network, tmp_path):
     _write_ring_csv(csv_path)
     out = StringIO()
 
-    # when it is evaluated with a 2-core
+    # when it is evaluated on the 2-core of the log (--k-core 2)
     call_command("evaluate", str(csv_path), "--k-core", "2", "--mode", "novel", stdout=out)
 
     # then one table lists the network and both baselines with the four metrics

@@ -1,7 +1,7 @@
 """Fixtures shared by the training, registry and data tests (imported by those modules).
 
-Kept in a module of the training engineer's own (rather than the folder's shared
-``conftest.py``) so other owners of ``tests/recommendations/`` are not affected.
+Kept in a module of their own (rather than the folder's shared ``conftest.py``): only the
+modules that import them pay for their imports, and the other tests of the folder do not see them.
 """
 
 from __future__ import annotations

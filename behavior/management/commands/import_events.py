@@ -33,7 +33,7 @@ from behavior.services.importing import (
     ImportStoreError,
     import_events_csv,
 )
-from behavior.services.ingest import events_past_retention
+from behavior.services.retention import events_past_retention
 
 
 class Command(BaseCommand):

@@ -105,10 +105,9 @@ class SingleHistoryEncoder:
         x = (x[-1:] if newest_only else x) + (attended @ layer.out[0] + layer.out[1])
         hidden = self._layer_norm(x, *layer.ln2) @ layer.ff1[0]
         hidden += layer.ff1[1]
-        # exact GELU (nn.GELU's default): x * (1 + erf(x / sqrt 2)) / 2. SciPy's erf is scalar
-        # code, and torch's vectorised GELU took 10 µs instead of 40 µs for 50 x 64 cells in a
-        # loop; but inside a web request (cold caches, after a database read) it took 108 µs per
-        # request against SciPy's 74 (measured 2026-11-28), so SciPy stays
+        # exact GELU (nn.GELU's default): x * (1 + erf(x / sqrt 2)) / 2. SciPy's erf, not torch's
+        # vectorised GELU: torch's wins in a hot loop, but this runs inside a web request (cold
+        # caches, after a database read), where SciPy's costs less per request
         gelu = erf(hidden * _INV_SQRT2)
         gelu += 1.0
         gelu *= hidden

@@ -8,10 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from recommendations.conf import network_config
 from recommendations.core.dataset import EventLog
 from recommendations.core.evaluation import evaluate, protocol_split
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.services.training import baseline_recommenders, network_config, recommender_fn
+from recommendations.services.holdout_scoring import baseline_recommenders, recommender_fn
 
 
 class Command(BaseCommand):

@@ -1,0 +1,201 @@
+"""What a profile rebuild leaves behind: the profile and tag rows, the finished run, the result."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from django.db.models import Count
+from django.utils import timezone
+
+from recommendations.conf import recommender_settings
+from recommendations.core.profiles.features import EMBEDDING_PREFIX
+from recommendations.core.profiles.outliers import outlier_reasons
+from recommendations.core.profiles.preprocessing import FeatureScaler
+from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
+from recommendations.services.profiles.compute import Computed
+from recommendations.services.profiles.writer import write_profiles
+
+
+@dataclass
+class RebuildResult:
+    """What one rebuild did."""
+
+    run_id: int
+    kind: str
+    users: int
+    segments: int
+    outliers: int
+    tagged: int
+    seconds: float
+    propensity_source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def round_significant(values: np.ndarray, digits: int = 5) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (like ``float(f"{v:.5g}")``); NaN/inf -> NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    result = np.full(values.shape, np.nan)
+    finite = np.isfinite(values)
+    zero = finite & (values == 0)
+    result[zero] = 0.0
+    nonzero = finite & ~zero
+    v = values[nonzero]
+    shift = (digits - 1 - np.floor(np.log10(np.abs(v)))).astype(np.int64)
+    # Divide/multiply by an exact power of ten so the result is the double nearest the decimal.
+    up = shift >= 0
+    out = np.empty_like(v)
+    out[up] = np.round(v[up] * 10.0 ** shift[up]) / 10.0 ** shift[up]
+    out[~up] = np.round(v[~up] / 10.0 ** -shift[~up]) * 10.0 ** -shift[~up]
+    result[nonzero] = out
+    return result
+
+
+def round_figure(value: float) -> float | None:
+    """One figure of a report rounded as :func:`round_significant` rounds columns; NaN/inf -> None."""
+    rounded = float(round_significant(np.asarray([value], dtype=np.float64))[0])
+    return None if math.isnan(rounded) else rounded
+
+
+@dataclass
+class Placement:
+    """Where a rebuild placed each user of a batch: segment, outlier flag and tags.
+
+    ``scaled`` holds the scaled features and ``reduced_idx`` the columns outliers are judged
+    on; with ``scaler`` they explain each outlier.
+    """
+
+    labels: np.ndarray
+    is_outlier: np.ndarray
+    scaled: np.ndarray
+    reduced_idx: list[int]
+    scaler: FeatureScaler
+    tags: list[list[dict[str, Any]]]
+
+
+def write_computed(
+    computed: Computed,
+    placement: Placement,
+    segment_rows: dict[int, Segment],
+    now_dt: datetime,
+    *,
+    full: bool,
+) -> None:
+    """Upsert the profiles and tags of ``computed`` (inside the caller's transaction)."""
+    labels, is_outlier, scaled = placement.labels, placement.is_outlier, placement.scaled
+    reduced_idx, scaler, tags = placement.reduced_idx, placement.scaler, placement.tags
+    table = computed.table
+    reasons: dict[int, str] = {}
+    flagged = np.flatnonzero(is_outlier)
+    if len(flagged):
+        texts = outlier_reasons(
+            table.values[flagged][:, reduced_idx],
+            scaled[flagged][:, reduced_idx],
+            [table.columns[j] for j in reduced_idx],
+            scaler.medians_[reduced_idx],
+        )
+        reasons = {int(i): text[:255] for i, text in zip(flagged, texts, strict=True)}
+    stored_columns = [(j, c) for j, c in enumerate(table.columns) if not c.startswith(EMBEDDING_PREFIX)]
+    names = [c for _, c in stored_columns]
+    # Rounded column-wise (5 significant digits, NaN -> None), then one dict per user.
+    rounded = round_significant(table.values[:, [j for j, _ in stored_columns]]).tolist()
+    recency = table.column("recency_days")
+    propensity = round_significant(table.column("propensity")).tolist()
+    clock = computed.clock  # the last activity is the data clock minus the recency
+    no_events_note = (
+        "no events recorded for this account (anonymous browsing before login is not linked "
+        "to it): not placed in a segment"
+    )
+    rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[Any, str, float]] = []
+    for i, pk in enumerate(computed.user_pks):
+        features: dict[str, Any] = {
+            name: (None if value != value else value) for name, value in zip(names, rounded[i], strict=True)
+        }
+        features["top_categories"] = [[name, share] for name, share in table.top_categories[i]]
+        active = bool(computed.has_events[i])
+        notes = list(table.notes[i])
+        if not active:
+            notes.append(no_events_note)
+        notes += computed.notes
+        label = int(labels[i])
+        segment = segment_rows.get(label) if label >= 0 else None
+        user_propensity = propensity[i] if active and propensity[i] == propensity[i] else None
+        rows.append(
+            (
+                pk,
+                segment.pk if segment is not None else None,
+                tags[i],
+                features,
+                user_propensity,
+                computed.propensity_source,
+                bool(is_outlier[i]),
+                reasons.get(i, ""),
+                datetime.fromtimestamp(clock - recency[i] * 86_400.0, tz=UTC) if active else None,
+                now_dt,
+                computed.model_version,
+                notes,
+            )
+        )
+        tag_rows += [(pk, tag["label"][:120], tag["weight"]) for tag in tags[i]]
+    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE))
+    if full:
+        # Profiles of users who are no longer profiled (deactivated) would keep stale segments.
+        UserProfile.objects.exclude(updated_at=now_dt).update(segment=None)
+
+
+def finish_run(run: ProfileRun, computed: Computed, placement: Placement, started: float) -> None:
+    """Mark ``run`` completed with its summary (counts, tags, notes, seconds)."""
+    counts = ProfileTag.objects.values("label").annotate(n=Count("pk")).order_by("-n", "label")
+    tag_counts = {row["label"]: row["n"] for row in counts}
+    run.status = ProfileRun.Status.COMPLETED
+    run.finished_at = timezone.now()
+    run.users = len(computed.user_pks)
+    run.model_version = computed.model_version
+    run.summary = {
+        "users": len(computed.user_pks),
+        "users_without_events": int((~computed.has_events).sum()),
+        "outliers": int(placement.is_outlier.sum()),
+        "tag_counts": tag_counts,
+        "propensity_source": computed.propensity_source,
+        "notes": computed.notes,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    run.save()
+
+
+def rebuild_result(
+    run: ProfileRun, computed: Computed, placement: Placement, started: float
+) -> RebuildResult:
+    """What the finished ``run`` did, for the caller."""
+    return RebuildResult(
+        run_id=run.pk,
+        kind=run.kind,
+        users=len(computed.user_pks),
+        segments=Segment.objects.filter(
+            run_id=run.pk if run.kind == ProfileRun.Kind.FULL else run.params.get("based_on_run")
+        ).count(),
+        outliers=int(placement.is_outlier.sum()),
+        tagged=sum(1 for row in placement.tags if row),
+        seconds=round(time.monotonic() - started, 3),
+        propensity_source=computed.propensity_source,
+        notes=list(computed.notes),
+    )
+
+
+@contextmanager
+def failure_recorded(run: ProfileRun) -> Iterator[None]:
+    """Mark ``run`` failed, with the error, when the block raises (the error propagates)."""
+    try:
+        yield
+    except Exception as exc:
+        ProfileRun.objects.filter(pk=run.pk).update(
+            status=ProfileRun.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
