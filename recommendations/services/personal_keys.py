@@ -4,7 +4,7 @@ Serving (``services.serving``), the API's fast path (``fastpath``), the freshnes
 the API's throttles build each per-person key through a :class:`PersonalKey` of
 :data:`PERSONAL_KEYS`, and ``services.privacy.forget_user`` deletes every key those
 templates can produce for a user id and their visitor ids (:func:`erasure_targets`). A new
-per-person key is therefore added here or not at all; ``tests/recommendations/test_erasure_keys.py``
+per-person key is therefore added here or not at all; ``tests/recommendations/services/test_personal_keys.py``
 scans Redis after a whole shopping session and fails on any key of the person left behind.
 
 Keys are written before the cache's own prefix and version (``cache.make_key``). Templates

@@ -14,6 +14,9 @@ from django.db import models
 
 from behavior.items import get_item_model, item_key_field
 
+# The API tests of events, identity and outages also fetch lists from a trained model.
+from tests.recommendations.conftest import _fresh_serving_state, active_model, catalogue  # noqa: F401
+
 _counter = itertools.count(1)
 
 

@@ -13,7 +13,7 @@ def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live
     # given shoppers in Garden and a rebuild
     from recommendations.services.profiles import rebuild_profiles
     from tests.factories import CategoryFactory, ProductFactory, StaffFactory, UserFactory
-    from tests.recommendations.test_profiles_service import plant
+    from tests.recommendations.services.profiles.test_rebuild import plant
 
     garden = CategoryFactory(name="Garden", slug="garden")
     rake = ProductFactory(category=garden, price=Decimal("30"))

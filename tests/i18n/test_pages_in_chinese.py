@@ -9,7 +9,7 @@ from django.utils import translation
 
 from recommendations.models import UserProfile
 from recommendations.services.profiles.texts import render_tags
-from tests.recommendations.test_profiles_admin import shop_with_users
+from tests.recommendations.admin.test_profiles import shop_with_users
 
 pytestmark = pytest.mark.django_db
 
