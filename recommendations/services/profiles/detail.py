@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from behavior.items import item_key
 from behavior.models import Event
 from recommendations.models import UserProfile
+from recommendations.services.profiles.explanations import note_texts, outlier_reason_text
 from recommendations.services.profiles.texts import feature_label, render_tags
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
         "profile_features": rows,
         "top_categories": features.get("top_categories", []),
         "profile_tags": render_tags(profile.tags),
+        "profile_notes": note_texts(profile.notes),
+        "outlier_reason": outlier_reason_text(profile.outlier_reason),
         "timeline": recent_events(profile.pk),
         "recommendations": recommendations,
         "recommendations_error": error,
