@@ -157,7 +157,7 @@ class UserProfileAdmin(admin.ModelAdmin):
         "updated_at",
         "model_version",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -244,7 +244,7 @@ class SegmentAdmin(admin.ModelAdmin):
         "created_at",
         "members_link",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
     ordering = ["number"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -50,7 +50,10 @@ class _RenderedTagSerializer(serializers.Serializer):
     code = serializers.CharField(
         allow_blank=True, help_text='The built-in tag\'s code ("high_value"); empty for a custom rule.'
     )
-    label = serializers.CharField(help_text="In the reader's language (a custom rule's label as written).")
+    # The API's field is called "label"; DRF's Field also has a ``label`` attribute (its title).
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="In the reader's language (a custom rule's label as written)."
+    )
     description = serializers.CharField(allow_blank=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -148,7 +151,10 @@ class MyProfileView(RetrieveAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_object(self) -> UserProfile:
-        profile = UserProfile.objects.select_related("user", "segment").filter(user=self.request.user).first()
+        user = self.request.user
+        if not user.is_authenticated:  # IsAuthenticated turned anonymous readers away; this narrows the type
+            raise Http404(gettext("No profile has been built for you yet."))
+        profile = UserProfile.objects.select_related("user", "segment").filter(user=user).first()
         if profile is None:
             raise Http404(gettext("No profile has been built for you yet."))
         return profile

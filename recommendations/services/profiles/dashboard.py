@@ -67,8 +67,9 @@ def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
     rows = []
     for key in sorted(set(impressions) | set(by_key), key=lambda k: (k[0] or "", k[1] or 0)):
         shown = impressions.get(key, 0)
-        clicks = by_key.get(key, {}).get("clicks", 0)
-        purchases = by_key.get(key, {}).get("purchases", 0)
+        outcome = by_key.get(key)
+        clicks = outcome["clicks"] if outcome else 0
+        purchases = outcome["purchases"] if outcome else 0
         rows.append(
             {
                 "placement": key[0] or pgettext("placement", "default"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any, Protocol
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
@@ -20,11 +20,18 @@ from recommendations.models import UserProfile
 from recommendations.services.profiles.explanations import segment_name
 from recommendations.services.profiles.texts import render_tags
 
+
+class Writable(Protocol):
+    """Where the CSV goes: a text file, a management command's stdout, an HTTP response."""
+
+    def write(self, text: str, /) -> Any: ...
+
+
 HEADER = ["user_id", "segment_number", "segment", "tags", "tag_labels", "propensity"]
 
 
 def export_profiles(
-    out: IO[str],
+    out: Writable,
     *,
     user_ids: Iterable[Any] | None = None,
     queryset: QuerySet[UserProfile] | None = None,
