@@ -99,7 +99,7 @@ class Event(models.Model):
         permissions = [
             (
                 "record_for_visitors",
-                "Can record events for visitor ids it names (server-to-server clients with a token)",
+                _("Can record events for visitor ids it names (server-to-server clients with a token)"),
             )
         ]
         # Every index is paid for by every insert (Postgres' b-tree maintenance is most of

@@ -7,7 +7,6 @@ ProfileTag, and the full result count is never computed.
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,9 +23,9 @@ from django.utils.translation import gettext_lazy as _
 
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.models.profiles import ACTIVITY_ORDER
-from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles import explanations, rebuild_profiles
 from recommendations.services.profiles.detail import profile_detail_context
-from recommendations.services.profiles.export import HEADER
+from recommendations.services.profiles.export import export_profiles
 from recommendations.services.profiles.texts import feature_label, render_tags, tag_key_label
 
 
@@ -78,9 +77,10 @@ class SegmentFilter(admin.SimpleListFilter):
     parameter_name = "segment__id__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        segments = Segment.objects.order_by("number").values_list("pk", "number", "traits", "name")
         return [
-            (str(pk), f"{number}: {name}")
-            for pk, number, name in Segment.objects.order_by("number").values_list("pk", "number", "name")
+            (str(pk), explanations.segment_title(number, traits, name))
+            for pk, number, traits, name in segments
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -152,12 +152,12 @@ class UserProfileAdmin(admin.ModelAdmin):
         "propensity",
         "propensity_source",
         "is_outlier",
-        "outlier_reason",
+        "outlier_reason_display",
         "last_activity_at",
         "updated_at",
         "model_version",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -180,7 +180,7 @@ class UserProfileAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("segment"), ordering="segment__number")
     def segment_name(self, obj: UserProfile) -> str:
-        return obj.segment.name if obj.segment else "—"
+        return explanations.segment_name(obj.segment.traits, obj.segment.name) if obj.segment else "—"
 
     @admin.display(description=_("tags"))
     def tag_chips(self, obj: UserProfile) -> str:
@@ -189,6 +189,10 @@ class UserProfileAdmin(admin.ModelAdmin):
     @admin.display(description=_("propensity"), ordering="propensity")
     def propensity_display(self, obj: UserProfile) -> str:
         return "—" if obj.propensity is None else f"{obj.propensity:.0%}"
+
+    @admin.display(description=_("outlier reason"))
+    def outlier_reason_display(self, obj: UserProfile) -> str:
+        return explanations.outlier_reason_text(obj.outlier_reason) or "—"
 
     @admin.display(description=_("review"), boolean=True, ordering="is_outlier")
     def review_flag(self, obj: UserProfile) -> bool:
@@ -201,26 +205,15 @@ class UserProfileAdmin(admin.ModelAdmin):
         text = ngettext(
             "%(count)d profile rebuilt (%(kind)s).", "%(count)d profiles rebuilt (%(kind)s).", result.users
         )
-        self.message_user(request, text % {"count": result.users, "kind": result.kind}, messages.SUCCESS)
+        kind = explanations.rebuild_kind_label(result.kind)
+        self.message_user(request, text % {"count": result.users, "kind": kind}, messages.SUCCESS)
 
     @admin.action(description=_("Export selected profiles as CSV"))
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        # Codes and the staff member's language side by side (see services.profiles.export).
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="profiles.csv"'
-        writer = csv.writer(response)
-        writer.writerow(HEADER)
-        rows = queryset.select_related(None).values_list(
-            "user__username", "segment__name", "tags", "propensity"
-        )
-        for name, segment, tags, propensity in rows.iterator(chunk_size=2000):
-            writer.writerow(
-                [
-                    name,
-                    segment or "",
-                    "|".join(t["label"] for t in tags or []),
-                    "" if propensity is None else f"{propensity:.4f}",
-                ]
-            )
+        export_profiles(response, queryset=queryset, chunk_size=2000)
         return response
 
     def changeform_view(
@@ -239,19 +232,19 @@ class UserProfileAdmin(admin.ModelAdmin):
 
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
-    list_display = ["number", "name", "size", "description", "members_link", "created_at"]
+    list_display = ["number", "segment_name", "size", "segment_description", "members_link", "created_at"]
     list_select_related = ["run"]
     readonly_fields = [
         "run",
         "number",
-        "name",
-        "description",
+        "segment_name",
+        "segment_description",
         "size",
         "centre_table",
         "created_at",
         "members_link",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
     ordering = ["number"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -259,6 +252,14 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("name"))
+    def segment_name(self, obj: Segment) -> str:
+        return explanations.segment_name(obj.traits, obj.name)
+
+    @admin.display(description=_("description"))
+    def segment_description(self, obj: Segment) -> str:
+        return explanations.segment_description(obj.traits, obj.description)
 
     @admin.display(description=_("members"))
     def members_link(self, obj: Segment) -> str:

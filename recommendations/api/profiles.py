@@ -14,13 +14,25 @@ from rest_framework.generics import RetrieveAPIView
 from behavior.throttling import ResilientScopedRateThrottle
 from recommendations.api.permissions import CanViewProfiles
 from recommendations.models import Segment, UserProfile
+from recommendations.services.profiles import explanations
 from recommendations.services.profiles.texts import render_tag
 
 
-class SegmentSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Segment
-        fields = ["number", "name", "description"]
+class OwnSegmentSerializer(serializers.Serializer):
+    """A segment's name and description, put into the reader's language from its stored traits."""
+
+    name = serializers.SerializerMethodField(help_text="In the reader's language.")
+    description = serializers.SerializerMethodField(help_text="In the reader's language.")
+
+    def get_name(self, obj: Segment) -> str:
+        return explanations.segment_name(obj.traits, obj.name)
+
+    def get_description(self, obj: Segment) -> str:
+        return explanations.segment_description(obj.traits, obj.description)
+
+
+class SegmentSerializer(OwnSegmentSerializer):
+    number = serializers.IntegerField(read_only=True)
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -38,7 +50,10 @@ class _RenderedTagSerializer(serializers.Serializer):
     code = serializers.CharField(
         allow_blank=True, help_text='The built-in tag\'s code ("high_value"); empty for a custom rule.'
     )
-    label = serializers.CharField(help_text="In the reader's language (a custom rule's label as written).")
+    # The API's field is called "label"; DRF's Field also has a ``label`` attribute (its title).
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="In the reader's language (a custom rule's label as written)."
+    )
     description = serializers.CharField(allow_blank=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -57,6 +72,10 @@ class StaffProfileSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.get_username", read_only=True)
     segment = SegmentSerializer(read_only=True)
     tags = TagSerializer(many=True, read_only=True)
+    outlier_reason = serializers.SerializerMethodField(help_text="In the reader's language.")
+    notes = serializers.SerializerMethodField(
+        help_text="What is missing or estimated, in the reader's language."
+    )
 
     class Meta:
         model = UserProfile
@@ -75,15 +94,15 @@ class StaffProfileSerializer(serializers.ModelSerializer):
             "notes",
         ]
 
+    def get_outlier_reason(self, obj: UserProfile) -> str:
+        return explanations.outlier_reason_text(obj.outlier_reason)
+
+    def get_notes(self, obj: UserProfile) -> list[str]:
+        return explanations.note_texts(obj.notes)
+
 
 class OwnTagSerializer(_RenderedTagSerializer):
     pass
-
-
-class OwnSegmentSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Segment
-        fields = ["name", "description"]
 
 
 class OwnProfileSerializer(serializers.ModelSerializer):
@@ -132,7 +151,10 @@ class MyProfileView(RetrieveAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_object(self) -> UserProfile:
-        profile = UserProfile.objects.select_related("user", "segment").filter(user=self.request.user).first()
+        user = self.request.user
+        if not user.is_authenticated:  # IsAuthenticated turned anonymous readers away; this narrows the type
+            raise Http404(gettext("No profile has been built for you yet."))
+        profile = UserProfile.objects.select_related("user", "segment").filter(user=user).first()
         if profile is None:
             raise Http404(gettext("No profile has been built for you yet."))
         return profile

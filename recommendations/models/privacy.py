@@ -119,7 +119,7 @@ class ErasureAudit(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("erasure audit record")
         # Checked by the export endpoint (recommendations.api.permissions), not tied to this table.
-        permissions = [("export_personal_data", "Can export a person's data")]
+        permissions = [("export_personal_data", _("Can export a person's data"))]
         verbose_name_plural = _("erasure audit records")
 
     def __str__(self) -> str:

@@ -58,18 +58,29 @@ class ProfileRun(models.Model):
         verbose_name_plural = _("profile runs")
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} profile run #{self.pk} ({self.status})"
+        return _("%(kind)s profile run #%(number)s (%(status)s)") % {
+            "kind": self.get_kind_display(),
+            "number": self.pk,
+            "status": self.get_status_display(),
+        }
 
 
 class Segment(models.Model):
-    """One K-means segment of a full run, named after what distinguishes its centre."""
+    """One K-means segment of a full run, named after what distinguishes its centre.
+
+    ``traits`` holds what distinguishes it as codes and numbers (see
+    ``recommendations.core.profiles.segments.describe_segments``), put into the reader's
+    language by ``recommendations.services.profiles.explanations``. ``name`` and
+    ``description`` are the English sentences of segments built before traits (empty since).
+    """
 
     run = models.ForeignKey(
         ProfileRun, on_delete=models.CASCADE, related_name="segments", verbose_name=_("run")
     )
     number = models.PositiveSmallIntegerField(verbose_name=_("number"))
-    name = models.CharField(max_length=200, verbose_name=_("name"))
+    name = models.CharField(max_length=200, blank=True, default="", verbose_name=_("name"))
     description = models.TextField(blank=True, default="", verbose_name=_("description"))
+    traits = models.JSONField(default=dict, blank=True, verbose_name=_("traits"))
     size = models.PositiveIntegerField(default=0, verbose_name=_("size"))
     # {feature: {"mean": segment mean, "overall": population mean, "z": centre in scaled units}}
     centre = models.JSONField(default=dict, blank=True, verbose_name=_("centre"))
@@ -82,7 +93,10 @@ class Segment(models.Model):
         verbose_name_plural = _("segments")
 
     def __str__(self) -> str:
-        return f"{self.number}: {self.name}"
+        # Imported here: the services import the models.
+        from recommendations.services.profiles.explanations import segment_title
+
+        return segment_title(self.number, self.traits, self.name)
 
 
 class UserProfile(models.Model):
@@ -112,13 +126,17 @@ class UserProfile(models.Model):
         max_length=20, blank=True, default="", verbose_name=_("propensity source")
     )
     is_outlier = models.BooleanField(default=False, verbose_name=_("is outlier"))
+    # Why the user is flagged, as compact JSON codes and numbers ('[{"code": feature, "value", "median"}]';
+    # "[]": no single feature stands out); an English sentence on profiles built before codes.
+    # Text, not a JSON column: the bulk writer streams it as text (see services.profiles.explanations).
     outlier_reason = models.CharField(
         max_length=255, blank=True, default="", verbose_name=_("outlier reason")
     )
     last_activity_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last activity at"))
     updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
     model_version = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("model version"))
-    # Sentences explaining what is missing or estimated for this user.
+    # What is missing or estimated for this user: [{"code", "params"}] (an English sentence per
+    # note on profiles built before codes), put into words by services.profiles.explanations.
     notes = models.JSONField(default=list, blank=True, verbose_name=_("notes"))
 
     class Meta:
@@ -137,7 +155,7 @@ class UserProfile(models.Model):
         verbose_name_plural = _("user profiles")
 
     def __str__(self) -> str:
-        return f"profile of user {self.user_id}"
+        return _("profile of user %(user)s") % {"user": self.user_id}
 
     @property
     def tag_labels(self) -> list[str]:

@@ -53,6 +53,7 @@ from recommendations.models import (
 from recommendations.models.privacy import mark_erased_in_cache, subject_hash
 from recommendations.runtime.locks import erasure_barrier
 from recommendations.services import personal_keys
+from recommendations.services.profiles.explanations import segment_name
 from recommendations.services.serving import impressions
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,9 @@ def export_user_data(user: Any) -> dict[str, Any]:
         "profile": None
         if profile is None
         else {
-            "segment": profile.segment.name if profile.segment else None,
+            "segment": segment_name(profile.segment.traits, profile.segment.name)
+            if profile.segment
+            else None,
             "tags": profile.tags,
             "propensity": profile.propensity,
             "features": profile.features,

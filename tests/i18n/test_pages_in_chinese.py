@@ -8,6 +8,14 @@ from django.urls import reverse
 from django.utils import translation
 
 from recommendations.models import UserProfile
+from recommendations.services.profiles.explanations import (
+    encode_outlier_reason,
+    note_texts,
+    outlier_reason_text,
+    segment_description,
+    segment_name,
+    segment_title,
+)
 from recommendations.services.profiles.texts import render_tags
 from tests.recommendations.admin.test_profiles import shop_with_users
 
@@ -131,3 +139,109 @@ def test_events_api_errors_follow_accept_language(client):
     response = client.post("/api/events/", data="{not json", content_type="application/json", **CHINESE)
     assert response.status_code == 400
     assert response.json()["detail"] == "JSON 格式错误。"
+
+
+# Interface text of the recommender dashboard (headings, column heads, chart placeholders).
+DASHBOARD_TEXTS = [
+    "Events per day, by type (last 30 days)",
+    "Click-through per placement and model version",
+    ">placement<",
+    ">impressions<",
+    "No recommendations served yet.",
+    "Segment sizes",
+    "Model metrics across versions",
+    "No data yet.",
+    ">View<",
+    "Recommender dashboard",
+]
+
+
+def _profile_texts(profile: UserProfile) -> list[str]:
+    """What the profile page says about ``profile`` beyond its fields, as the English page says it."""
+    segment = profile.segment
+    assert segment is not None
+    return [
+        segment_title(segment.number, segment.traits),
+        segment_description(segment.traits),
+        outlier_reason_text(profile.outlier_reason),
+        *note_texts(profile.notes),
+        *(tag["description"] for tag in render_tags(profile.tags)),
+    ]
+
+
+def _flagged_fan_of_books() -> UserProfile:
+    profile = _fan_of_books()
+    # the rebuild's own reason format (a shop of six shoppers has no outlier of its own)
+    reason = encode_outlier_reason([{"code": "peak_events_per_minute", "value": 120.0, "median": 3.0}])
+    UserProfile.objects.filter(pk=profile.pk).update(is_outlier=True, outlier_reason=reason)
+    return UserProfile.objects.select_related("segment").get(pk=profile.pk)
+
+
+def test_admin_profile_page_says_nothing_in_english_when_read_in_chinese(client, staff_user):
+    # given a profiled shopper with a segment, notes from the rebuild and an outlier reason
+    profile = _flagged_fan_of_books()
+    assert profile.segment is not None and profile.notes
+    client.force_login(staff_user)
+    url = reverse("admin:recommendations_userprofile_change", args=[profile.pk])
+    with translation.override("en"):
+        english = _profile_texts(profile) + list(PROFILE_TEXTS)
+    # when the page is read in English and in Chinese
+    in_english = client.get(url).content.decode()
+    in_chinese = client.get(url, **CHINESE).content.decode()
+    # then every English sentence of the English page is gone from the Chinese one
+    assert [text for text in english if text not in in_english] == []
+    assert [text for text in english if text in in_chinese] == []
+    with translation.override("zh-hans"):
+        chinese = _profile_texts(profile)
+    assert [text for text in chinese if text not in in_chinese] == []
+    assert "疑似机器人的事件频率：一分钟内 120 个事件（中位数 3）" in in_chinese
+
+
+def test_profiles_dashboard_says_nothing_in_english_when_read_in_chinese(client, staff_user):
+    # given profiled shoppers (segments, events of the last weeks) and no trained model
+    segment = _fan_of_books().segment
+    assert segment is not None
+    client.force_login(staff_user)
+    with translation.override("en"):
+        english = [*DASHBOARD_TEXTS, segment_title(segment.number, segment.traits)]
+    # when the dashboard is read in English and in Chinese
+    in_english = client.get("/admin/recommendations/dashboard/").content.decode()
+    in_chinese = client.get("/admin/recommendations/dashboard/", **CHINESE).content.decode()
+    # then
+    assert [text for text in english if text not in in_english] == []
+    assert [text for text in english if text in in_chinese] == []
+    assert ">浏览<" in in_chinese and "暂无数据。" in in_chinese
+
+
+def test_stored_codes_read_in_both_languages_and_old_sentences_as_written():
+    traits = {
+        "qualities": ["frequent"],
+        "nouns": ["high_spenders"],
+        "category": "Garden",
+        "details": [
+            {"feature": "frequency", "value": 4.0, "overall": 2.0},
+            {"category": "Garden", "value": 0.6, "overall": 0.2},
+        ],
+        "ordinal": 2,
+    }
+    with translation.override("en"):
+        assert segment_name(traits) == "Frequent high spenders, Garden (2)"
+        assert segment_description(traits) == (
+            "Compared with all users: frequency 4 (2.0x the average 2); "
+            "Garden: 60% of activity (overall 20%)."
+        )
+        assert (
+            outlier_reason_text("[]") == "unusual combination of behaviour (isolated from every dense group)"
+        )
+        assert note_texts([{"code": "unpriced_purchases", "params": {"count": 2}}]) == [
+            "monetary: 2 purchases without a known price left out"
+        ]
+    with translation.override("zh-hans"):
+        assert segment_name(traits) == "常购的高消费者，偏好Garden（2）"
+        assert segment_description(traits) == (
+            "与全体用户相比：购买频次 4（为平均值 2 的 2.0 倍）；Garden：占活动的 60%（总体 20%）。"
+        )
+        # rows written before codes: English sentences, shown as written in every language
+        assert segment_name({}, "Frequent shoppers") == "Frequent shoppers"
+        assert outlier_reason_text("bot-like event rate: 90 events") == "bot-like event rate: 90 events"
+        assert note_texts(["no views: conversion rate unknown"]) == ["no views: conversion rate unknown"]

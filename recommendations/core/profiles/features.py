@@ -10,12 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
 SECONDS_PER_DAY = 86_400.0
+
+
+def note(code: str, **params: Any) -> dict[str, Any]:
+    """A profile note as stored: ``{"code", "params"}`` (JSON-ready; the words come when it is shown)."""
+    return {"code": code, "params": params}
+
+
 # A pause longer than this starts a new session (the usual web-analytics convention).
 SESSION_GAP_SECONDS = 30 * 60
 
@@ -81,13 +89,14 @@ class FeatureTable:
     """Features of ``n_users`` users: ``values[i, j]`` is feature ``columns[j]`` of user ``i``.
 
     ``top_categories[i]`` lists the user's strongest category affinities as
-    ``(category, share)`` pairs; ``notes[i]`` explains what is missing for user ``i``.
+    ``(category, share)`` pairs; ``notes[i]`` explains what is missing for user ``i``
+    (:func:`note` dicts: a code and its numbers, put into words where they are shown).
     """
 
     columns: list[str]
     values: np.ndarray
     top_categories: list[list[tuple[str, float]]]
-    notes: list[list[str]]
+    notes: list[list[dict[str, Any]]]
     # Share of each user's events per category (unweighted), over every category (not only
     # the affinity columns): (n_users, len(category_names)); segments are found on these.
     category_shares: np.ndarray | None = None
@@ -145,7 +154,7 @@ def compute_features(
     types = np.asarray(events.event_types, dtype=object)
     ts = np.asarray(events.timestamps, dtype=np.float64)
     out: dict[str, np.ndarray] = {}
-    notes: list[list[str]] = [[] for _ in range(n)]
+    notes: list[list[dict[str, Any]]] = [[] for _ in range(n)]
 
     count = np.bincount(users, minlength=n).astype(np.float64)
     is_view = types == "view"
@@ -298,28 +307,21 @@ def compute_features(
 
     for i in range(n):
         if not has_events[i]:
-            notes[i].append("no events: every behaviour feature is unknown and filled with the median")
+            notes[i].append(note("no_events"))
             continue
         if purchases[i] == 0:
-            notes[i].append(
-                "no purchases: purchase recency and order value are unknown (filled with the median)"
-            )
+            notes[i].append(note("no_purchases"))
         elif unknown_purchases[i] > 0:
             if math.isnan(monetary[i]):
-                notes[i].append(
-                    f"monetary: none of the {int(purchases[i])} purchases has a known price "
-                    "(filled with the median)"
-                )
+                notes[i].append(note("no_priced_purchases", purchases=int(purchases[i])))
             else:
-                notes[i].append(
-                    f"monetary: {int(unknown_purchases[i])} purchase(s) without a known price left out"
-                )
+                notes[i].append(note("unpriced_purchases", count=int(unknown_purchases[i])))
         if views[i] == 0:
-            notes[i].append("no views: conversion rate unknown (filled with the median)")
+            notes[i].append(note("no_views"))
         if math.isnan(out["price_level"][i]):
-            notes[i].append("no priced items in a category: price level unknown (filled with the median)")
+            notes[i].append(note("no_price_level"))
         if not top_lists[i]:
-            notes[i].append("no category activity: affinities are zero")
+            notes[i].append(note("no_category_activity"))
     return FeatureTable(
         columns=columns,
         values=matrix,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import DBSCAN
@@ -36,16 +37,19 @@ OUTLIER_FEATURES: tuple[str, ...] = (
 # ~1 % tail plus small dense groups (bots), not every slightly unusual user.
 EPS_FLOOR_PERCENTILE = 99.0
 
-# Why a feature makes someone an outlier, in words staff understand.
-_REASONS: dict[str, str] = {
-    "peak_events_per_minute": "bot-like event rate: {value:.0f} events in one minute (median {median:.0f})",
-    "events_per_session": "bot-like sessions: {value:.0f} events per session (median {median:.0f})",
-    "events": "unusual activity volume: {value:.0f} events (median {median:.0f})",
-    "bot_event_share": "{value:.0%} of events flagged as bot traffic",
-    "avg_order_value": "unusual order values: average order {value:.2f} (median {median:.2f})",
-    "monetary": "unusual spending: {value:.2f} in total (median {median:.2f})",
-    "conversion_rate": "unusual conversion rate: {value:.0%} (median {median:.0%})",
-}
+# Features that explain an outlier (the reason's code is the feature's name); rendered in the
+# reader's language by ``recommendations.services.profiles.texts``.
+REASON_FEATURES = frozenset(
+    {
+        "peak_events_per_minute",
+        "events_per_session",
+        "events",
+        "bot_event_share",
+        "avg_order_value",
+        "monetary",
+        "conversion_rate",
+    }
+)
 
 
 @dataclass
@@ -155,23 +159,29 @@ def detect_outliers(
 
 def outlier_reasons(
     raw: np.ndarray, scaled: np.ndarray, columns: Sequence[str], medians: np.ndarray, *, limit: int = 2
-) -> list[str]:
-    """Explain each outlier row from its most extreme reduced features.
+) -> list[list[dict[str, Any]]]:
+    """Explain each outlier row by its most extreme reduced features, as codes and numbers.
 
     ``raw``/``scaled`` are (m, d) over ``columns`` (the outliers only); ``medians`` (d,)
-    the population medians in raw units.
+    the population medians in raw units. Each row gets at most ``limit`` reasons
+    ``{"code": feature, "value": raw value, "median": population median}``; an empty list
+    means no single feature stands out (isolated from every dense group by a combination).
     """
-    reasons: list[str] = []
+    reasons: list[list[dict[str, Any]]] = []
     for row_raw, row_scaled in zip(raw, scaled, strict=True):
         order = np.argsort(-np.abs(row_scaled))
-        parts: list[str] = []
+        parts: list[dict[str, Any]] = []
         for j in order:
             if abs(row_scaled[j]) < 2.0 or len(parts) >= limit:
                 break
-            template = _REASONS.get(columns[j])
-            if template and not np.isnan(row_raw[j]):
-                parts.append(template.format(value=row_raw[j], median=medians[j]))
-        reasons.append(
-            "; ".join(parts) or "unusual combination of behaviour (isolated from every dense group)"
-        )
+            if columns[j] in REASON_FEATURES and not np.isnan(row_raw[j]):
+                parts.append(
+                    {"code": columns[j], "value": _figure(row_raw[j]), "median": _figure(medians[j])}
+                )
+        reasons.append(parts)
     return reasons
+
+
+def _figure(value: float) -> float | None:
+    value = float(value)
+    return float(f"{value:.5g}") if np.isfinite(value) else None

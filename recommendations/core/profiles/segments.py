@@ -1,4 +1,4 @@
-"""K-means segments on scaled features, with k chosen by silhouette and generated names."""
+"""K-means segments on scaled features, with k chosen by silhouette, and what distinguishes each."""
 
 from __future__ import annotations
 
@@ -94,32 +94,33 @@ def fit_segments(
     return SegmentModel(centres=best_centres, algorithm=algorithm, silhouette_by_k=scores)
 
 
-# How a distinguishing feature reads in a segment name: (when high, when low).
-_PHRASES: dict[str, tuple[str, str]] = {
+# The trait a distinguishing feature gives a segment: (code when high, code when low); "" = none.
+# Codes, not words: ``recommendations.services.profiles.texts`` renders them in the reader's language.
+TRAITS: dict[str, tuple[str, str]] = {
     "frequency": ("frequent", "occasional"),
-    "monetary": ("high spenders", "low spenders"),
-    "avg_order_value": ("big baskets", "small baskets"),
-    "recency_days": ("lapsed", "recently active"),
-    "peak_events_per_minute": ("bot-like fast clickers", ""),
-    "events_per_session": ("long sessions", "short visits"),
-    "conversion_rate": ("converting", "non-converting"),
-    "cart_abandonment_rate": ("cart abandoners", ""),
-    "views": ("heavy browsers", "light browsers"),
+    "monetary": ("high_spenders", "low_spenders"),
+    "avg_order_value": ("big_baskets", "small_baskets"),
+    "recency_days": ("lapsed", "recently_active"),
+    "peak_events_per_minute": ("fast_clickers", ""),
+    "events_per_session": ("long_sessions", "short_visits"),
+    "conversion_rate": ("converting", "non_converting"),
+    "cart_abandonment_rate": ("cart_abandoners", ""),
+    "views": ("heavy_browsers", "light_browsers"),
     "price_level": ("premium", "bargain"),
-    "propensity": ("likely buyers", "unlikely buyers"),
-    "tenure_days": ("long-standing", "new"),
+    "propensity": ("likely_buyers", "unlikely_buyers"),
+    "tenure_days": ("long_standing", "new"),
 }
-# Features whose phrase is a noun (the head of the name); the others are adjectives.
-_NOUNS = frozenset(
+# Traits that name the people (the head of a segment's name); the others qualify them.
+NOUN_TRAITS = frozenset(
     {
-        "high spenders",
-        "low spenders",
-        "cart abandoners",
-        "heavy browsers",
-        "light browsers",
-        "bot-like fast clickers",
-        "likely buyers",
-        "unlikely buyers",
+        "high_spenders",
+        "low_spenders",
+        "cart_abandoners",
+        "heavy_browsers",
+        "light_browsers",
+        "fast_clickers",
+        "likely_buyers",
+        "unlikely_buyers",
     }
 )
 
@@ -131,70 +132,67 @@ def describe_segments(
     overall_means: np.ndarray,
     *,
     threshold: float = 0.5,
-) -> list[tuple[str, str]]:
-    """Name and describe each segment from what distinguishes its centre.
+) -> list[dict[str, Any]]:
+    """What distinguishes each segment's centre, as codes and numbers (JSON-ready), one dict each.
 
     ``centres_scaled`` (k, d) are in scaled units (about standard deviations), so a
     component above ``threshold`` in absolute value is distinctive. ``segment_means`` and
-    ``overall_means`` (raw units) make the description concrete. Returns ``(name, description)``
-    per segment; names are made unique.
+    ``overall_means`` (raw units) make the description concrete. Each dict holds
+    ``qualities`` and ``nouns`` (trait codes of :data:`TRAITS`, strongest first), ``category``
+    (the category the segment is drawn to, or ``None``), ``details`` (``{"feature", "value",
+    "overall"}``; a category's share has ``"category"`` instead of ``"feature"``) and
+    ``ordinal`` (1, or 2, 3... for a later segment whose traits repeat an earlier one's).
     """
     columns = list(columns)
-    results: list[tuple[str, str]] = []
+    results: list[dict[str, Any]] = []
     affinity_idx = [j for j, c in enumerate(columns) if c.startswith(AFFINITY_PREFIX)]
     for s, centre in enumerate(centres_scaled):
         ranked = sorted(
-            (j for j, c in enumerate(columns) if c in _PHRASES and abs(centre[j]) >= threshold),
+            (j for j, c in enumerate(columns) if c in TRAITS and abs(centre[j]) >= threshold),
             key=lambda j: -abs(centre[j]),
         )
-        adjectives: list[str] = []
+        qualities: list[str] = []
         nouns: list[str] = []
-        details: list[str] = []
+        details: list[dict[str, Any]] = []
         for j in ranked[:4]:
-            phrase = _PHRASES[columns[j]][0 if centre[j] > 0 else 1]
-            if not phrase:
+            trait = TRAITS[columns[j]][0 if centre[j] > 0 else 1]
+            if not trait:
                 continue
-            (nouns if phrase in _NOUNS else adjectives).append(phrase)
-            details.append(_detail(columns[j], segment_means[s, j], overall_means[j]))
-        category = ""
+            (nouns if trait in NOUN_TRAITS else qualities).append(trait)
+            details.append(
+                {
+                    "feature": columns[j],
+                    "value": _number(segment_means[s, j]),
+                    "overall": _number(overall_means[j]),
+                }
+            )
+        category: str | None = None
         if affinity_idx:
             best = max(affinity_idx, key=lambda j: centre[j])
             if centre[best] >= threshold:
                 category = columns[best][len(AFFINITY_PREFIX) :]
                 details.append(
-                    f"{category}: {segment_means[s, best]:.0%} of activity "
-                    f"(overall {overall_means[best]:.0%})"
+                    {
+                        "category": category,
+                        "value": _number(segment_means[s, best]),
+                        "overall": _number(overall_means[best]),
+                    }
                 )
-        head = nouns[0] if nouns else "shoppers"
-        words = [*adjectives[:2], head]
-        if len(nouns) > 1:
-            words += ["and", nouns[1]]
-        name = " ".join(words)
-        if category:
-            name = f"{name}, {category}"
-        if not ranked and not category:
-            name = "typical shoppers"
-        description = (
-            "Compared with all users: " + "; ".join(details) + "."
-            if details
-            else "Close to the average on every feature."
+        results.append(
+            {"qualities": qualities[:2], "nouns": nouns[:2], "category": category, "details": details}
         )
-        results.append((name[:1].upper() + name[1:], description))
-    seen: dict[str, int] = {}
-    unique: list[tuple[str, str]] = []
-    for name, description in results:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append((name if seen[name] == 1 else f"{name} ({seen[name]})", description))
-    return unique
+    seen: dict[tuple[Any, ...], int] = {}
+    for result in results:
+        key = (tuple(result["qualities"]), tuple(result["nouns"]), result["category"])
+        seen[key] = seen.get(key, 0) + 1
+        result["ordinal"] = seen[key]
+    return results
 
 
-def _detail(column: str, value: float, overall: float) -> str:
-    label = column.replace("_", " ")
-    if column.endswith("_rate"):
-        return f"{label} {value:.0%} (overall {overall:.0%})"
-    if overall and abs(overall) > 1e-9:
-        return f"{label} {value:.3g} ({value / overall:.1f}x the average {overall:.3g})"
-    return f"{label} {value:.3g} (overall {overall:.3g})"
+def _number(value: float) -> float | None:
+    """A JSON-safe figure (NaN/inf -> None), rounded to 5 significant digits."""
+    value = float(value)
+    return float(f"{value:.5g}") if np.isfinite(value) else None
 
 
 @dataclass

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, out: str, **options: Any) -> None:
         if out == "-":
-            count = export_profiles(self.stdout)  # type: ignore[arg-type]  # OutputWrapper writes like IO[str]
+            count = export_profiles(self.stdout)
             self.stderr.write(f"{count} profiles exported")
             return
         folder = os.path.dirname(os.path.abspath(out))

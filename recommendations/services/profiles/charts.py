@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 PALETTE = ["#417690", "#e07a5f", "#81b29a", "#f2cc8f", "#3d405b", "#9c6644", "#6d597a", "#b56576"]
+
+
+def _empty() -> SafeString:
+    return format_html('<p class="rec-empty">{}</p>', gettext("No data yet."))
 
 
 def _legend(names: Sequence[str], x: float, y: float) -> str:
@@ -26,7 +31,7 @@ def bar_chart(
 ) -> SafeString:
     """Horizontal bars, one per key (label on the left, value on the right)."""
     if not values:
-        return mark_safe('<p class="rec-empty">No data yet.</p>')
+        return _empty()
     top = max(values.values()) or 1.0
     label_width, height = 180, bar_height * len(values) + 10
     rows = []
@@ -52,7 +57,7 @@ def line_chart(
 ) -> SafeString:
     """One polyline per series over shared x labels (first and last label printed)."""
     if not x_labels or not series:
-        return mark_safe('<p class="rec-empty">No data yet.</p>')
+        return _empty()
     left, right, top, bottom = 40, 150, 10, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((max(values) for values in series.values() if len(values)), default=0) or 1.0

@@ -16,6 +16,7 @@ from recommendations.core.profiles.features import (
     FeatureTable,
     compute_features,
     heuristic_propensity,
+    note,
 )
 from recommendations.services.profiles.features import load_catalogue, load_profile_events
 
@@ -42,7 +43,7 @@ class Computed:
     has_events: np.ndarray
     propensity_source: str
     model_version: int | None
-    notes: list[str]
+    notes: list[dict[str, Any]]  # codes for every user of the batch (see core.profiles.features.note)
     embeddings: np.ndarray | None = None
     # the data clock (unix seconds) the features count back from: recency_days is relative to it
     clock: float = 0.0
@@ -68,9 +69,9 @@ def compute(
         max_affinity_columns=recommender_settings.PROFILE_AFFINITY_CATEGORIES,
     )
     has_events = ~np.isnan(table.column("recency_days"))
-    notes: list[str] = []
+    notes: list[dict[str, Any]] = []
     if not catalogue.category_names:
-        notes.append("the item model has no categories: affinities and price level are skipped")
+        notes.append(note("no_categories"))
     propensity, embeddings, source, version = _model_outputs(user_pks, usernames, now, notes)
     if propensity is None:
         propensity = heuristic_propensity(table)
@@ -79,7 +80,7 @@ def compute(
 
 
 def _model_outputs(
-    user_pks: list[Any], usernames: list[str], now: float, notes: list[str]
+    user_pks: list[Any], usernames: list[str], now: float, notes: list[dict[str, Any]]
 ) -> tuple[np.ndarray | None, np.ndarray | None, str, int | None]:
     """Propensity and embeddings from the active model; (None, None, "heuristic", None) without one.
 
@@ -93,10 +94,7 @@ def _model_outputs(
         logger.exception("the active model could not be looked up for profiles")
         loaded = None
     if loaded is None:
-        notes.append(
-            "no active model: behaviour embedding skipped; propensity from the heuristic "
-            + HEURISTIC_PROPENSITY_FORMULA
-        )
+        notes.append(note("no_active_model", formula=HEURISTIC_PROPENSITY_FORMULA))
         return None, None, "heuristic", None
     from recommendations.data.events import load_histories
 
@@ -110,11 +108,14 @@ def _model_outputs(
     has_head = bool(getattr(recommender, "has_propensity_", True))
     if not has_head:
         why = ((getattr(recommender, "report_", None) or {}).get("propensity") or {}).get("reason", "")
+        # ``why`` comes from the training report as written (data of the model, not interface text)
         notes.append(
-            f"the active model v{loaded.version_number} has no propensity head"
-            + (f" ({why})" if why else "")
-            + ": propensity from the heuristic "
-            + HEURISTIC_PROPENSITY_FORMULA
+            note(
+                "no_propensity_head",
+                version=loaded.version_number,
+                why=str(why),
+                formula=HEURISTIC_PROPENSITY_FORMULA,
+            )
         )
     propensity = np.zeros(len(user_pks))
     embeddings: np.ndarray | None = None

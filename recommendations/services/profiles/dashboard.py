@@ -8,15 +8,17 @@ from typing import Any
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import pgettext
 
 from behavior.models import Event, EventType
 from recommendations.models import Impression, ModelVersion, Segment
+from recommendations.services.profiles.explanations import segment_title
 
 DASHBOARD_DAYS = 30
 
 
 def events_per_day(days: int = DASHBOARD_DAYS) -> tuple[list[str], dict[str, list[float]]]:
-    """``(dates, {event type: counts per date})`` for the last ``days`` days."""
+    """``(dates, {event type's name in the active language: counts per date})`` for the last ``days`` days."""
     # The wall clock, not the data clock: the chart shows what the shop is doing these calendar
     # days (an imported history shows in the models and profiles trained on it, not here).
     today = timezone.localdate()
@@ -34,8 +36,8 @@ def events_per_day(days: int = DASHBOARD_DAYS) -> tuple[list[str], dict[str, lis
     for row in rows:
         if row["day"] in index:
             series.setdefault(row["event_type"], [0.0] * days)[index[row["day"]]] = float(row["n"])
-    order = [t.value for t in EventType]
-    return [d.isoformat() for d in dates], {t: series[t] for t in order if t in series}
+    names = {t.value: str(t.label) for t in EventType}
+    return [d.isoformat() for d in dates], {names[t]: series[t] for t in names if t in series}
 
 
 def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
@@ -65,11 +67,12 @@ def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
     rows = []
     for key in sorted(set(impressions) | set(by_key), key=lambda k: (k[0] or "", k[1] or 0)):
         shown = impressions.get(key, 0)
-        clicks = by_key.get(key, {}).get("clicks", 0)
-        purchases = by_key.get(key, {}).get("purchases", 0)
+        outcome = by_key.get(key)
+        clicks = outcome["clicks"] if outcome else 0
+        purchases = outcome["purchases"] if outcome else 0
         rows.append(
             {
-                "placement": key[0] or "default",
+                "placement": key[0] or pgettext("placement", "default"),
                 "model_version": key[1],
                 "impressions": shown,
                 "clicks": clicks,
@@ -82,10 +85,9 @@ def placement_performance(days: int = DASHBOARD_DAYS) -> list[dict[str, Any]]:
 
 
 def segment_sizes() -> dict[str, float]:
-    return {
-        f"{number}: {name}": float(size)
-        for number, name, size in Segment.objects.order_by("number").values_list("number", "name", "size")
-    }
+    """``{"<number>: <name in the active language>": members}`` of the current segments."""
+    segments = Segment.objects.order_by("number").values_list("number", "traits", "name", "size")
+    return {segment_title(number, traits, name): float(size) for number, traits, name, size in segments}
 
 
 def model_metrics() -> tuple[list[str], dict[str, list[float]]]:

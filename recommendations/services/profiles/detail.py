@@ -10,6 +10,12 @@ from django.utils.translation import gettext
 from behavior.items import item_key
 from behavior.models import Event
 from recommendations.models import UserProfile
+from recommendations.services.profiles.explanations import (
+    note_texts,
+    outlier_reason_text,
+    segment_description,
+    segment_title,
+)
 from recommendations.services.profiles.texts import feature_label, render_tags
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,7 @@ def current_recommendations(
 def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
     """Template context of the admin's profile page."""
     features = profile.features or {}
+    segment = profile.segment
     rows = [(feature_label(name), value) for name, value in features.items() if name != "top_categories"]
     recommendations, error = current_recommendations(profile.user)
     return {
@@ -75,6 +82,10 @@ def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
         "profile_features": rows,
         "top_categories": features.get("top_categories", []),
         "profile_tags": render_tags(profile.tags),
+        "profile_notes": note_texts(profile.notes),
+        "segment_title": segment_title(segment.number, segment.traits, segment.name) if segment else "",
+        "segment_description": segment_description(segment.traits, segment.description) if segment else "",
+        "outlier_reason": outlier_reason_text(profile.outlier_reason),
         "timeline": recent_events(profile.pk),
         "recommendations": recommendations,
         "recommendations_error": error,

@@ -114,13 +114,12 @@ def rebuild_full(started: float) -> RebuildResult:
                 Segment(
                     run=run,
                     number=s,
-                    name=name,
-                    description=description,
+                    traits=traits,
                     size=int((labels == s).sum()),
                     centre=centre,
                     created_at=now_dt,
                 )
-                for s, (name, description, centre) in enumerate(segments_info)
+                for s, (traits, centre) in enumerate(segments_info)
             ]
             Segment.objects.bulk_create(segments)
             segment_rows = {s.number: s for s in Segment.objects.filter(run=run)}
@@ -179,8 +178,9 @@ def _segment_summaries(
     scaled: np.ndarray,
     labels: np.ndarray,
     members_mask: np.ndarray,
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """Name, description and per-feature centre of each segment (z = mean scaled value of its members)."""
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Traits (codes, see ``describe_segments``) and per-feature centre of each segment
+    (z = mean scaled value of its members)."""
     if not k:
         return []
     members_mask = members_mask & (labels >= 0)
@@ -205,9 +205,9 @@ def _segment_summaries(
             for s in range(k)
         ]
     )
-    named = describe_segments(centres, columns, means, overall)
+    described = describe_segments(centres, columns, means, overall)
     summaries = []
-    for s, (name, description) in enumerate(named):
+    for s, traits in enumerate(described):
         centre = {
             column: {
                 "mean": round_figure(means[s, j]),
@@ -217,5 +217,5 @@ def _segment_summaries(
             for j, column in enumerate(columns)
             if not column.startswith(EMBEDDING_PREFIX)
         }
-        summaries.append((name, description, centre))
+        summaries.append((traits, centre))
     return summaries

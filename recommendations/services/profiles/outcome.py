@@ -15,11 +15,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from recommendations.conf import recommender_settings
-from recommendations.core.profiles.features import EMBEDDING_PREFIX
+from recommendations.core.profiles.features import EMBEDDING_PREFIX, note
 from recommendations.core.profiles.outliers import outlier_reasons
 from recommendations.core.profiles.preprocessing import FeatureScaler
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.services.profiles.compute import Computed
+from recommendations.services.profiles.explanations import encode_outlier_reason, note_texts
 from recommendations.services.profiles.writer import write_profiles
 
 
@@ -35,7 +36,7 @@ class RebuildResult:
     tagged: int
     seconds: float
     propensity_source: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # in the active language
 
 
 def round_significant(values: np.ndarray, digits: int = 5) -> np.ndarray:
@@ -94,13 +95,13 @@ def write_computed(
     reasons: dict[int, str] = {}
     flagged = np.flatnonzero(is_outlier)
     if len(flagged):
-        texts = outlier_reasons(
+        explained = outlier_reasons(
             table.values[flagged][:, reduced_idx],
             scaled[flagged][:, reduced_idx],
             [table.columns[j] for j in reduced_idx],
             scaler.medians_[reduced_idx],
         )
-        reasons = {int(i): text[:255] for i, text in zip(flagged, texts, strict=True)}
+        reasons = {int(i): encode_outlier_reason(parts) for i, parts in zip(flagged, explained, strict=True)}
     stored_columns = [(j, c) for j, c in enumerate(table.columns) if not c.startswith(EMBEDDING_PREFIX)]
     names = [c for _, c in stored_columns]
     # Rounded column-wise (5 significant digits, NaN -> None), then one dict per user.
@@ -108,10 +109,7 @@ def write_computed(
     recency = table.column("recency_days")
     propensity = round_significant(table.column("propensity")).tolist()
     clock = computed.clock  # the last activity is the data clock minus the recency
-    no_events_note = (
-        "no events recorded for this account (anonymous browsing before login is not linked "
-        "to it): not placed in a segment"
-    )
+    no_events_note = note("not_linked")
     rows: list[tuple[Any, ...]] = []
     tag_rows: list[tuple[Any, str, float]] = []
     for i, pk in enumerate(computed.user_pks):
@@ -185,7 +183,7 @@ def rebuild_result(
         tagged=sum(1 for row in placement.tags if row),
         seconds=round(time.monotonic() - started, 3),
         propensity_source=computed.propensity_source,
-        notes=list(computed.notes),
+        notes=note_texts(computed.notes),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from threadpoolctl import threadpool_limits
 
 from behavior.models import Event
@@ -52,7 +53,7 @@ def rebuild_profiles(*, user_ids: Iterable[Any] | None = None, full: bool = Fals
                 tagged=0,
                 seconds=round(time.monotonic() - started, 3),
                 propensity_source="",
-                notes=["another profile rebuild is running"],
+                notes=[gettext("another profile rebuild is running")],
             )
         return _locked_rebuild(user_ids, full, started)
 

@@ -11,9 +11,12 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import translation
 
 from recommendations.models import Segment, UserProfile
 from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.explanations import segment_name
+from recommendations.services.profiles.texts import render_tags
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.recommendations.services.profiles.test_rebuild import plant
 
@@ -131,9 +134,43 @@ def test_export_action_writes_csv(client, staff_user):
             "_selected_action": [users[0].pk, users[1].pk],
         },
     )
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == ["user_id", "segment", "tags", "propensity"]
-    assert sorted(r[0] for r in rows[1:]) == sorted([users[0].username, users[1].username])
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert list(rows[0]) == ["user_id", "segment_number", "segment", "tags", "tag_labels", "propensity"]
+    assert sorted(r["user_id"] for r in rows) == sorted([users[0].username, users[1].username])
+    # codes for programs, words in the exporter's language for people
+    profile = UserProfile.objects.select_related("segment").get(user=users[0])
+    row = next(r for r in rows if r["user_id"] == users[0].username)
+    assert row["segment_number"] == str(profile.segment.number)
+    assert row["segment"] == segment_name(profile.segment.traits) != ""
+    assert row["tags"].split("|") == [tag["label"] for tag in profile.tags]
+    assert row["tag_labels"].split("|") == [tag["label"] for tag in render_tags(profile.tags)]
+    assert row["tags"] and "_" in row["tags"] and " " in row["tag_labels"]  # codes vs words
+
+
+def _fan_of_books(users: list) -> UserProfile:
+    profiles = UserProfile.objects.select_related("segment").filter(user__in=users)
+    return next(p for p in profiles if any(t["label"] == "fan_of:Books" for t in p.tags))
+
+
+@pytest.fixture
+def english_afterwards():
+    """A Chinese request leaves Chinese active in this thread: later tests start in English."""
+    yield
+    translation.activate("en")
+
+
+def test_export_action_renders_words_in_the_staff_members_language(client, staff_user, english_afterwards):
+    profile = _fan_of_books(shop_with_users(6))
+    client.force_login(staff_user)
+    response = client.post(
+        reverse("admin:recommendations_userprofile_changelist"),
+        {"action": "export_csv", "_selected_action": [profile.pk]},
+        HTTP_ACCEPT_LANGUAGE="zh-Hans",
+    )
+    row = next(csv.DictReader(io.StringIO(response.content.decode())))
+    with translation.override("zh-hans"):
+        assert row["segment"] == segment_name(profile.segment.traits)
+    assert "fan_of:Books" in row["tags"] and "Books 爱好者" in row["tag_labels"].split("|")
 
 
 def test_segment_admin_links_to_members_and_dashboard_renders(client, staff_user):

@@ -72,7 +72,7 @@ def test_features_on_hand_made_events():
     assert other["monetary"] == 0.0
     assert np.isnan(other["purchase_recency_days"]) and other["affinity:Garden"] == 1.0
     assert table.top_categories[1] == [("Garden", 1.0)]
-    assert np.isnan(table.values[2, 0]) and table.notes[2][0].startswith("no events")
+    assert np.isnan(table.values[2, 0]) and table.notes[2][0] == {"code": "no_events", "params": {}}
 
 
 def test_scaler_fills_medians_and_round_trips_through_json():

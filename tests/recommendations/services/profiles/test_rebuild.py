@@ -12,6 +12,7 @@ from django.utils import timezone
 from behavior.models import Event
 from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
 from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.explanations import note_texts, segment_description, segment_name
 from tests.factories import CategoryFactory, EventFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -166,7 +167,8 @@ def test_likely_buyer_from_heuristic_propensity_without_a_model(shop):
     assert keen_profile.propensity >= 0.6
     assert "likely_buyer" in labels_of(keen)
     assert "likely_buyer" not in labels_of(idle)
-    assert any("no active model" in note for note in keen_profile.notes)
+    assert "no_active_model" in [note["code"] for note in keen_profile.notes]
+    assert any(text.startswith("no active model: ") for text in note_texts(keen_profile.notes))
 
 
 def test_window_shopper_views_a_lot_without_buying(shop):
@@ -210,13 +212,16 @@ def test_users_with_missing_parts_get_a_profile_that_explains_them(shop):
     single_profile = UserProfile.objects.get(user=single)
     assert single_profile.segment is not None
     assert single_profile.features["purchase_recency_days"] is None
-    assert any(note.startswith("no purchases") for note in single_profile.notes)
+    assert "no_purchases" in [note["code"] for note in single_profile.notes]
     empty = UserProfile.objects.get(user=nothing)
     assert empty.segment is None and empty.propensity is None and empty.last_activity_at is None
-    assert any("no events recorded for this account" in note for note in empty.notes)
+    assert any("no events recorded for this account" in text for text in note_texts(empty.notes))
     unpriced = UserProfile.objects.get(user=unpriced_buyer)
     assert unpriced.features["monetary"] is None
-    assert any("none of the 1 purchases has a known price" in note for note in unpriced.notes)
+    assert {"code": "no_priced_purchases", "params": {"purchases": 1}} in unpriced.notes
+    assert "monetary: the only purchase has no known price (filled with the median)" in note_texts(
+        unpriced.notes
+    )
 
 
 def test_segments_are_named_sized_and_stored_with_the_run(shop):
@@ -228,7 +233,9 @@ def test_segments_are_named_sized_and_stored_with_the_run(shop):
     assert run.status == "completed" and run.kind == "full"
     assert len(segments) == result.segments == run.k >= 1
     assert sum(s.size for s in segments) == UserProfile.objects.filter(segment__isnull=False).count()
-    assert all(s.name and s.description for s in segments)
+    # stored as codes and numbers, put into words when read
+    assert all(s.traits and not s.name and not s.description for s in segments)
+    assert all(segment_name(s.traits) and segment_description(s.traits) for s in segments)
     assert set(run.params["scaling_choices"]["monetary"].split(", ")) >= {"median fill", "log1p"}
     assert "eps" in run.params["outliers"] and run.params["tag_rules"]
 
@@ -236,12 +243,14 @@ def test_segments_are_named_sized_and_stored_with_the_run(shop):
 def test_rebuild_twice_is_idempotent(shop):
     # given
     rebuild_profiles(full=True)
-    first = {p.pk: (p.segment.name if p.segment else None, p.tag_labels) for p in UserProfile.objects.all()}
+    first = {p.pk: (p.segment.traits if p.segment else None, p.tag_labels) for p in UserProfile.objects.all()}
     tags = ProfileTag.objects.count()
     # when
     rebuild_profiles(full=True)
     # then
-    second = {p.pk: (p.segment.name if p.segment else None, p.tag_labels) for p in UserProfile.objects.all()}
+    second = {
+        p.pk: (p.segment.traits if p.segment else None, p.tag_labels) for p in UserProfile.objects.all()
+    }
     assert second == first
     assert ProfileTag.objects.count() == tags
     assert Segment.objects.count() == ProfileRun.objects.filter(kind="full").first().k
