@@ -299,10 +299,17 @@ class ProfileRunAdmin(admin.ModelAdmin):
         "model_version",
         "created_at",
         "finished_at",
-        "summary",
+        "summary_rows",
         "error",
     ]
-    exclude = ["params"]
+    exclude = ["params", "summary"]
+
+    @admin.display(description=_("summary"))
+    def summary_rows(self, obj: ProfileRun) -> str:
+        rows = explanations.run_summary_rows(obj.summary)
+        if not rows:
+            return "–"
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -17,7 +17,7 @@ from typing import Any
 from django.utils.translation import gettext, ngettext_lazy, pgettext, pgettext_lazy
 
 from recommendations.core.profiles.features import HEURISTIC_PROPENSITY_FORMULA
-from recommendations.services.profiles.texts import feature_label
+from recommendations.services.profiles.texts import feature_label, tag_key_label
 
 # Segment traits (codes of ``recommendations.core.profiles.segments.TRAITS``).
 TRAIT_TEXTS: dict[str, Any] = {
@@ -287,3 +287,29 @@ def note_text(note: Any) -> str:
 def note_texts(notes: Any) -> list[str]:
     """``note_text`` over a profile's (or a run's) stored notes (``None`` or malformed: none)."""
     return [text for text in (note_text(note) for note in notes or [] if note) if text]
+
+
+def run_summary_rows(summary: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """A profile run's stored summary as ``(label, value)`` rows in the active language.
+
+    The summary keeps codes (tag keys, note codes) so that it reads the same in every language;
+    staff read it through this, never as raw JSON.
+    """
+
+    summary = summary or {}
+    rows: list[tuple[str, str]] = []
+    for key, label in (
+        ("users", gettext("Shoppers profiled")),
+        ("users_without_events", gettext("Shoppers without events")),
+        ("outliers", gettext("Outliers")),
+        ("propensity_source", gettext("Propensity from")),
+        ("seconds", gettext("Seconds")),
+    ):
+        if summary.get(key) not in (None, ""):
+            rows.append((label, str(summary[key])))
+    tags = summary.get("tag_counts") or {}
+    if isinstance(tags, Mapping) and tags:
+        rows.append((gettext("Tags"), ", ".join(f"{tag_key_label(str(k))} ({n})" for k, n in tags.items())))
+    for text in note_texts(summary.get("notes")):
+        rows.append((gettext("Note"), text))
+    return rows
