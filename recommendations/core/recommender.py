@@ -55,14 +55,8 @@ from recommendations.core.propensity import (
     scalar_features,
     truncate,
 )
-from recommendations.core.trainer import (
-    Trainer,
-    Validation,
-    resolve_device,
-    score_sequences,
-    seed_everything,
-    torch_threads,
-)
+from recommendations.core.trainer import Trainer, resolve_device, seed_everything, torch_threads
+from recommendations.core.validation import Validation, score_sequences
 
 DAY = 86400.0
 

@@ -11,7 +11,7 @@ from recommendations.core.base import top_n
 from recommendations.core.components import COMPONENTS, TIE_BREAK
 from recommendations.core.dataset import histories_to_sequences
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.trainer import score_sequences
+from recommendations.core.validation import score_sequences
 from tests.core.conftest import T0, fast_config, planted_log
 
 ALL_SOURCES = {

@@ -9,7 +9,7 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, ItemIndex, build_sequences, clean_log
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.core.selection import choose_filters, holdout
-from recommendations.core.trainer import batch_size_for
+from recommendations.core.training_batches import batch_size_for
 from tests.core.conftest import T0, fast_config
 
 
