@@ -179,7 +179,7 @@ class EventLog:
         return out
 
 
-def _str_array(values: Iterable) -> np.ndarray:
+def _str_array(values: Iterable[object]) -> np.ndarray:
     arr = np.asarray(values, dtype=object).reshape(-1)
     if arr.size and not all(isinstance(v, str) for v in arr):
         arr = np.array([str(v) for v in arr], dtype=object)
@@ -410,7 +410,9 @@ def histories_to_sequences(
     return out
 
 
-def pad_batch(seqs: Sequences, rows: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pad_batch(
+    seqs: Sequences, rows: Sequence[int] | np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Left-padded (right-aligned) model inputs for ``rows`` of ``seqs``, last ``length`` steps.
 
     Returns

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -48,7 +49,7 @@ def training_precision(config: NetworkConfig, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -56,16 +57,16 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def _optimizer(network: BehaviorNetwork, config: NetworkConfig) -> torch.optim.Adam:
     """Adam; fused (one kernel for every parameter instead of ~15 small ops each) where torch has it."""
-    kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    lr, decay = config.learning_rate, config.weight_decay
     try:
-        return torch.optim.Adam(network.parameters(), fused=True, **kwargs)
+        return torch.optim.Adam(network.parameters(), lr=lr, weight_decay=decay, fused=True)
     except (RuntimeError, ValueError):
         # devices without a fused kernel: the per-parameter implementation (same update rule)
-        return torch.optim.Adam(network.parameters(), **kwargs)
+        return torch.optim.Adam(network.parameters(), lr=lr, weight_decay=decay)
 
 
 @contextmanager
-def torch_threads(n: int):
+def torch_threads(n: int) -> Iterator[None]:
     """Use ``n`` intra-op threads inside the block, then restore the previous setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
@@ -82,7 +83,7 @@ class TrainResult:
     epochs_run: int = 0
     best_epoch: int = 0
     best_ndcg: float = 0.0
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     interactions_per_second: float = 0.0
     cpu_us_per_interaction: float = 0.0
@@ -175,7 +176,7 @@ class Trainer:
                     with _autocast(device, precision):
                         loss = network.next_item_loss(items, types, gaps, labels, negatives)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                     opt.step()
                     total += float(loss.detach()) * len(idx)
                 if device.type == "cuda":

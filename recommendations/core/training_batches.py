@@ -62,7 +62,9 @@ def batch_size_for(config: NetworkConfig, n_windows: int) -> int:
     return int(max(config.min_batch_size, min(config.max_batch_size, fitted)))
 
 
-def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list:
+def length_bucketed_batches(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> list[torch.Tensor]:
     """Index batches of windows with similar lengths, in random order.
 
     The windows are shuffled, cut into pools of 32 batches, each pool sorted by length and cut into
@@ -83,7 +85,7 @@ def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: t
     n = len(lengths)
     perm = torch.randperm(n, generator=generator)
     pool = batch_size * 32
-    batches = []
+    batches: list[torch.Tensor] = []
     for start in range(0, n, pool):
         chunk = perm[start : start + pool]
         chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
