@@ -21,9 +21,10 @@ import torch
 from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.components import sparse_specs
-from recommendations.core.dataset import Sequences, gap_buckets
+from recommendations.core.dataset import Sequences
 from recommendations.core.models import single_history
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.sequences import gap_buckets
 
 __all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
 
@@ -81,13 +82,7 @@ def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 1
         for start in range(0, n, bucket):
             rows = order[start : start + bucket]
             width = max(int(lengths[rows].max()), 1)
-            part = Sequences(
-                [seqs.users[r] for r in rows],
-                [seqs.items[r] for r in rows],
-                [seqs.types[r] for r in rows],
-                [seqs.times[r] for r in rows],
-            )
-            padded = [torch.from_numpy(a) for a in padded_inputs(part, width)]
+            padded = [torch.from_numpy(a) for a in padded_inputs(seqs.take(rows), width)]
             hidden[torch.from_numpy(rows)] = network.last_hidden(*padded)
         # one product for the whole batch, written into the reused buffer
         torch.mm(hidden, network.item_weights().T, out=logits)

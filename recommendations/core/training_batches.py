@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import Sequences, gap_buckets
+from recommendations.core.dataset import Sequences
+from recommendations.core.sequences import gap_buckets
 
 __all__ = ["batch_size_for", "length_bucketed_batches", "training_windows"]
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recommendations.core.dataset import Sequences, pad_batch
+from recommendations.core.dataset import Sequences
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.sequences import pad_batch
 
 __all__ = ["Validation", "score_sequences", "validation_ranks"]
 
