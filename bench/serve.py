@@ -197,7 +197,7 @@ def _train(quick: bool) -> object:
     from recommendations.core.recommender import BehaviorRecommender
     from recommendations.data.events import load_event_log
     from recommendations.models import ModelVersion
-    from recommendations.services import registry
+    from recommendations.services import artifact_store, registry
 
     log = load_event_log()
     config = NetworkConfig(epochs=1 if quick else 2, device="cpu", threads=2, patience=1)
@@ -205,7 +205,7 @@ def _train(quick: bool) -> object:
     with tempfile.TemporaryDirectory() as folder:
         recommender.save(folder)
         number = (ModelVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-        stored = registry.store_artifact(folder, number=number)
+        stored = artifact_store.store_artifact(folder, number=number)
     version = ModelVersion.objects.create(
         number=number, artifact_path=stored.path, artifact_files=stored.files, sha256=stored.sha256
     )
@@ -678,7 +678,7 @@ def main() -> None:
         + "\n"
     )
 
-    from recommendations.data.events import load_histories
+    from recommendations.data.histories import load_histories
 
     histories = [h for h in load_histories(users=realtime_ids[:500]).values() if h]
     model_p50, model_p99 = _model_times(loaded, histories, 40)

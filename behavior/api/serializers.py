@@ -43,7 +43,9 @@ class EventSerializer(serializers.Serializer):
     )
     placement = serializers.CharField(required=False, max_length=64)
     position = serializers.IntegerField(required=False, min_value=0, max_value=32767, allow_null=True)
-    context = serializers.DictField(required=False, help_text="Free-form JSON object.")
+    # The API field is named "context": DRF's metaclass moves declared fields off the class, so it
+    # shadows nothing, but the stubs see it as the Field.context attribute.
+    context = serializers.DictField(required=False, help_text="Free-form JSON object.")  # type: ignore[assignment]
 
 
 class EventBatchSerializer(serializers.Serializer):
@@ -54,7 +56,9 @@ class EventBatchSerializer(serializers.Serializer):
 
 class RejectedEventSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the event in the batch (0 for a single event).")
-    errors = serializers.DictField(
+    # The API field is named "errors": declared fields leave the class (DRF's metaclass), so it
+    # shadows nothing, but the stubs see it as Serializer.errors.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Reasons per field name (non_field_errors for the event as a whole).",
     )

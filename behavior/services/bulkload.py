@@ -1,26 +1,9 @@
-"""Bulk loads of events: chunks copied by writer threads; offline, indexes rebuilt after a load.
+"""Bulk loads of events: chunks copied into the events table, by writer threads where safe.
 
 :class:`ChunkLoader` and :func:`copy_chunk` store the chunks of ``import_events`` (one
-transaction each; see their docstrings). :func:`deferred_event_indexes` is the opt-in
-mode for initial loads:
-
-Inserting a row into ``behavior_event`` updates each of its indexes; for a load of millions
-of rows, maintaining the non-unique b-trees row by row costs more than building them
-once afterwards (a sorted build). :func:`deferred_event_indexes` does that *safely*:
-
-- everything happens in ONE transaction (Postgres DDL is transactional): if the load
-  fails or the process dies, the indexes were never dropped as far as anyone can see;
-- the primary key and the unique ``event_id`` index stay (idempotency depends on it);
-- the foreign keys (user, item) are dropped too and added back at the end, which checks
-  every row in one join instead of one trigger query per inserted row (~40% of the
-  insert cost); a dangling id fails the ``ADD CONSTRAINT`` and rolls the whole load back;
-- the definitions are read from the catalogue (``pg_get_indexdef``), so indexes added by
-  later migrations are restored exactly as they were.
-
-The price: ``DROP INDEX`` holds an ACCESS EXCLUSIVE lock on the table until the commit,
-so every reader and writer of events waits for the whole load. It is therefore opt-in
-(``import_events --defer-indexes``), for initial loads into a quiet database, never a
-default. Other databases: a no-op.
+transaction each; see their docstrings). Per chunk, the foreign-key checks may be done in
+one query (:mod:`behavior.services.reference_locks`); the opt-in offline mode for initial
+loads, with the indexes rebuilt after the load, is :mod:`behavior.services.deferred_indexes`.
 """
 
 from __future__ import annotations
@@ -28,8 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,82 +18,12 @@ from django.db import IntegrityError, OperationalError, connection, connections,
 
 from behavior.models import Event
 from behavior.services.copy_format import copy_text, escape
-from behavior.services.storage import (
-    CONTEXT_INDEX,
-    column_list,
-    concrete_fields,
-    context_json,
-    store_rows,
-)
+from behavior.services.reference_locks import ReferenceLock, array_literal, lock_references, reference_locks
+from behavior.services.storage import CONTEXT_INDEX, column_list, context_json, store_rows
+
+__all__ = ["ChunkLoader", "CopyChunk", "copy_chunk", "copy_line", "psycopg_errors"]
 
 logger = logging.getLogger(__name__)
-
-# Session-level memory for the index builds (SET LOCAL: this transaction only, no server change).
-INDEX_BUILD_MEMORY = "256MB"
-
-
-def secondary_index_definitions() -> list[tuple[str, str]]:
-    """(name, CREATE INDEX statement) of every non-unique, non-primary index on the events table."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
-            "JOIN pg_class c ON c.oid = x.indexrelid "
-            "WHERE x.indrelid = %s::regclass AND NOT x.indisunique AND NOT x.indisprimary "
-            "ORDER BY c.relname",
-            [Event._meta.db_table],
-        )
-        return list(cursor.fetchall())
-
-
-def foreign_key_definitions() -> list[tuple[str, str]]:
-    """(name, definition) of every foreign key constraint of the events table."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
-            [Event._meta.db_table],
-        )
-        return list(cursor.fetchall())
-
-
-@contextmanager
-def deferred_event_indexes() -> Iterator[None]:
-    """Run the body in one transaction with the secondary event indexes dropped, then rebuild them."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic():
-        definitions = secondary_index_definitions()
-        foreign_keys = foreign_key_definitions()
-        table = connection.ops.quote_name(Event._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-            # Foreign keys are checked per statement, as outside a transaction: deferred
-            # checks would queue one trigger event per row in memory until the commit,
-            # and CREATE INDEX refuses to run with such events pending.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            for name, _ in foreign_keys:
-                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
-            for name, _ in definitions:
-                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-        logger.info(
-            "Dropped %d secondary event indexes and %d foreign keys for the load",
-            len(definitions),
-            len(foreign_keys),
-        )
-        yield
-        with connection.cursor() as cursor:
-            for _, statement in definitions:
-                cursor.execute(statement)
-            for name, definition in foreign_keys:
-                quoted = connection.ops.quote_name(name)
-                cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {quoted} {definition}")
-        logger.info(
-            "Rebuilt %d secondary event indexes and %d foreign keys", len(definitions), len(foreign_keys)
-        )
-
-
-# --- chunked loads: one transaction per chunk, optionally in writer threads -----------------
 
 
 def copy_line(row: tuple) -> str:
@@ -125,73 +36,6 @@ def copy_line(row: tuple) -> str:
     fields = [copy_text(value) for value in row]
     fields[CONTEXT_INDEX] = escape(context_json(row[CONTEXT_INDEX]))
     return "\t".join(fields) + "\n"
-
-
-@dataclass(frozen=True)
-class ReferenceLock:
-    """One single-column foreign key of the events table, checked for a whole chunk at once.
-
-    ``sql`` takes the chunk's distinct non-null values of column ``index`` (of
-    ``COLUMNS``) and answers how many referenced rows exist, locking them
-    ``FOR KEY SHARE`` until the commit: the very lock and check of Postgres' per-row
-    foreign-key trigger, once per chunk instead of once per row.
-    """
-
-    index: int
-    sql: str
-
-
-def reference_locks() -> list[ReferenceLock] | None:
-    """Lock queries standing in for the events table's foreign-key triggers, or None.
-
-    None (keep the triggers) unless the role may ``SET session_replication_role``
-    (superuser, or PG 15's ``GRANT SET ON PARAMETER``), every foreign key is a
-    single column of ``COLUMNS``, and the table has no trigger or rule of its
-    own that replica mode would also switch off. Postgres only.
-    """
-    if connection.vendor != "postgresql":
-        return None
-    table = Event._meta.db_table
-    columns = {f.column: i for i, f in enumerate(concrete_fields())}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
-        allowed = cursor.fetchone()[0]
-        if not allowed and getattr(connection, "pg_version", 0) >= 150000:
-            cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
-            allowed = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal)"
-            " + (SELECT count(*) FROM pg_rules WHERE tablename = %s)",
-            [table, table],
-        )
-        if not allowed or cursor.fetchone()[0]:
-            return None
-        cursor.execute(
-            "SELECT a.attname, r.relname, ra.attname, format_type(ra.atttypid, ra.atttypmod), "
-            "cardinality(c.conkey) FROM pg_constraint c "
-            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-            "JOIN pg_class r ON r.oid = c.confrelid "
-            "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
-            "WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
-            [table],
-        )
-        keys = cursor.fetchall()
-    quote = connection.ops.quote_name
-    locks = []
-    for column, referenced, referenced_column, type_name, width in keys:
-        if width != 1 or column not in columns:
-            return None
-        locks.append(
-            ReferenceLock(
-                index=columns[column],
-                sql=f"SELECT count(*) FROM (SELECT 1 FROM {quote(referenced)} "
-                # IN (SELECT unnest(...)): the array is parsed once (as "= ANY(...)" it is
-                # not a constant, and a sequential scan would parse it for every row).
-                f"WHERE {quote(referenced_column)} IN (SELECT unnest(%s::text::{type_name}[])) "
-                "FOR KEY SHARE) AS locked",
-            )
-        )
-    return locks
 
 
 @dataclass
@@ -211,29 +55,6 @@ class CopyChunk:
     def of(cls, rows: list[tuple], payload: bytes, locks: list[ReferenceLock] | None) -> CopyChunk:
         references = [(lock, list({row[lock.index] for row in rows} - {None})) for lock in locks or ()]
         return cls(payload, len(rows), references)
-
-
-def array_literal(values: list[Any]) -> str:
-    """``values`` as the text of a Postgres array: ``{1,2}`` for integers, else ``{"a","b"}``.
-
-    Thousands of ids per chunk: one string parameter costs a fraction of adapting the
-    list value by value, and the quoted form suits any other key type (the query casts it).
-    """
-    if set(map(type, values)) <= {int}:  # the usual integer keys need no quoting
-        return "{" + ",".join(map(str, values)) + "}"
-    quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
-    return "{" + ",".join(f'"{text}"' for text in quoted) + "}"
-
-
-def _lock_references(chunk: CopyChunk) -> bool:
-    """Lock every row the chunk refers to; False if one is missing (then the triggers decide)."""
-    with connection.cursor() as cursor:
-        for lock, values in chunk.references:
-            if values:
-                cursor.execute(lock.sql, [array_literal(values)])
-                if cursor.fetchone()[0] != len(values):
-                    return False
-    return True
 
 
 def copy_chunk(chunk: CopyChunk) -> int:
@@ -261,7 +82,7 @@ def copy_chunk(chunk: CopyChunk) -> int:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
-        if bypass and _lock_references(chunk):
+        if bypass and lock_references(chunk.references):
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL session_replication_role = replica")
         payload, count = chunk.payload, chunk.count

@@ -64,6 +64,10 @@ class NotInterestedSerializer(serializers.Serializer):
     item = serializers.CharField(max_length=255, help_text="The item key.")
 
 
+# Fields named "source" below are API fields: DRF's metaclass moves declared fields off the class, so
+# they shadow nothing, but the stubs see them as the Field.source attribute.
+
+
 class RecommendedItemSerializer(serializers.Serializer):
     item = serializers.CharField(source="key")
     name = serializers.CharField()
@@ -71,13 +75,13 @@ class RecommendedItemSerializer(serializers.Serializer):
     score = serializers.FloatField()
     reason = serializers.CharField()
     position = serializers.IntegerField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
 
 
 class RecommendationListSerializer(serializers.Serializer):
     recommendation_id = serializers.CharField()
     model_version = serializers.IntegerField(allow_null=True)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     placement = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences, histories_to_sequences
+from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences
 from recommendations.core.progress import Progress
+from recommendations.core.sequences import histories_to_sequences
 
 Recommendations = list[list[tuple[str, float]]]
 

@@ -7,15 +7,9 @@ import numpy as np
 from recommendations.core.base import BaseRecommender
 from recommendations.core.candidates import covisitation_matrix, history_weights
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS
-from recommendations.core.dataset import (
-    EVENT_TYPES,
-    EventLog,
-    ItemIndex,
-    Sequences,
-    build_sequences,
-    clean_log,
-)
+from recommendations.core.dataset import EVENT_TYPES, EventLog, ItemIndex, Sequences
 from recommendations.core.progress import Progress
+from recommendations.core.sequences import build_sequences, clean_log
 
 DAY = 86400.0
 

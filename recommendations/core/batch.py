@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from recommendations.core.dataset import EVENT_TYPES, N_GAP_BUCKETS, Sequences
+from recommendations.core.dataset import EVENT_TYPES, Sequences
+from recommendations.core.sequences import gap_bucket_of
 
 __all__ = ["RecencyIndex", "encode_columns", "padded_inputs", "recency_weights", "recent_distinct"]
 
@@ -121,7 +122,7 @@ def padded_inputs(seqs: Sequences, width: int) -> tuple[np.ndarray, np.ndarray, 
     buckets = np.ones(len(flat_times), dtype=np.int64)
     later = ~first
     gap = np.maximum(flat_times[later] - flat_times[np.flatnonzero(later) - 1], 0.0)
-    buckets[later] = np.minimum(2 + np.floor(np.log2(1.0 + gap)).astype(np.int64), N_GAP_BUCKETS - 1)
+    buckets[later] = gap_bucket_of(gap)
     ends = np.cumsum(lengths)
     from_end = ends[owners] - np.arange(len(owners))  # 1 for the newest step of each row
     shown = from_end <= width

@@ -19,7 +19,8 @@ from recommendations.core import selection
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
 from recommendations.core.models.behavior_network import BehaviorNetwork
-from recommendations.core.trainer import Validation, score_sequences, torch_threads
+from recommendations.core.trainer import torch_threads
+from recommendations.core.validation import Validation, score_sequences
 
 
 @dataclass

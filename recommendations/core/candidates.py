@@ -13,14 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS
-from recommendations.core.dataset import (
-    EVENT_TYPES,
-    EventLog,
-    ItemIndex,
-    Sequences,
-    build_sequences,
-    clean_log,
-)
+from recommendations.core.dataset import EVENT_TYPES, EventLog, ItemIndex, Sequences
+from recommendations.core.sequences import build_sequences, clean_log
 
 DAY = 86400.0
 

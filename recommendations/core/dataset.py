@@ -1,7 +1,9 @@
-"""Event logs as plain arrays, and the cleaned per-shopper sequences the models learn from.
+"""The core's data: event logs as plain arrays, the item index, per-shopper sequences.
 
-Nothing here assumes integer keys: shoppers and items are strings; the models see dense indices
-from :class:`ItemIndex`, with index 0 reserved for padding.
+How a log becomes sequences (cleaning, collapsing repeats, padding) is
+:mod:`recommendations.core.sequences`. Nothing here assumes integer keys: shoppers and items
+are strings; the models see dense indices from :class:`ItemIndex`, with index 0 reserved for
+padding.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class EventLog:
         return out
 
 
-def _str_array(values: Iterable) -> np.ndarray:
+def _str_array(values: Iterable[object]) -> np.ndarray:
     arr = np.asarray(values, dtype=object).reshape(-1)
     if arr.size and not all(isinstance(v, str) for v in arr):
         arr = np.array([str(v) for v in arr], dtype=object)
@@ -239,195 +241,3 @@ class Sequences:
             [self.types[r] for r in rows],
             [self.times[r] for r in rows],
         )
-
-
-def gap_buckets(times: np.ndarray) -> np.ndarray:
-    """Log-scaled time-gap bucket of each event relative to the previous one.
-
-    Parameters
-    ----------
-    times : ndarray of shape (L,), dtype float64
-        Unix seconds, oldest first.
-
-    Returns
-    -------
-    ndarray of shape (L,), dtype int64
-        1 for the first event, else ``2 + floor(log2(1 + gap_seconds))`` clipped to ``N_GAP_BUCKETS - 1``.
-    """
-    out = np.ones(len(times), dtype=np.int64)
-    if len(times) > 1:
-        gaps = np.maximum(np.diff(np.asarray(times, dtype=np.float64)), 0.0)
-        out[1:] = np.minimum(2 + np.floor(np.log2(1.0 + gaps)).astype(np.int64), N_GAP_BUCKETS - 1)
-    return out
-
-
-def clean_log(
-    log: EventLog, event_weights: Mapping[str, float], known_items: Mapping[str, int] | None = None
-) -> EventLog:
-    """Drop bot-flagged events, unknown event types, zero-weight types, unknown items and exact duplicates.
-
-    Parameters
-    ----------
-    log : EventLog
-    event_weights : mapping of str to float
-        Types with weight <= 0 (or absent) are dropped.
-    known_items : mapping of str to int, optional
-        When given, events on other items are dropped.
-
-    Returns
-    -------
-    EventLog
-        Sorted by (user, timestamp), stable.
-    """
-    keep = np.array([event_weights.get(t, 0.0) > 0 for t in log.event_types], dtype=bool)
-    if log.is_bot is not None:
-        keep &= ~log.is_bot
-    keep &= np.array([bool(i) for i in log.items], dtype=bool) if len(log) else keep
-    if known_items is not None:
-        keep &= np.array([i in known_items for i in log.items], dtype=bool)
-    log = log.subset(np.flatnonzero(keep))
-    log = log.subset(log.order())
-    if len(log) > 1:
-        # exact duplicates (same shopper, item, type and second) are double-sent events
-        dup = np.zeros(len(log), dtype=bool)
-        dup[1:] = (
-            (log.users[1:] == log.users[:-1])
-            & (log.items[1:] == log.items[:-1])
-            & (log.event_types[1:] == log.event_types[:-1])
-            & (log.timestamps[1:] == log.timestamps[:-1])
-        )
-        log = log.subset(~dup)
-    return log
-
-
-def rare_item_filter(log: EventLog, min_item_users: int) -> EventLog:
-    """Keep events on items seen by at least ``min_item_users`` distinct shoppers."""
-    if min_item_users <= 1 or not len(log):
-        return log
-    pairs = {(u, i) for u, i in zip(log.users, log.items, strict=True)}
-    counts: dict[str, int] = {}
-    for _, i in pairs:
-        counts[i] = counts.get(i, 0) + 1
-    keep = np.array([counts[i] >= min_item_users for i in log.items], dtype=bool)
-    return log.subset(keep)
-
-
-def build_sequences(
-    log: EventLog,
-    index: ItemIndex,
-    event_weights: Mapping[str, float],
-    *,
-    min_events: int = 1,
-    max_length: int | None = None,
-) -> Sequences:
-    """Per-shopper sequences with consecutive repeats of the same item collapsed.
-
-    A run of the same item keeps the first event's time and the heaviest event type (a view then an
-    add-to-cart of one item is one step whose type is add-to-cart).
-
-    Parameters
-    ----------
-    log : EventLog
-        Already cleaned (:func:`clean_log`); events on items outside ``index`` are skipped.
-    index : ItemIndex
-    event_weights : mapping of str to float
-    min_events : int
-        Shoppers with fewer collapsed steps are dropped.
-    max_length : int, optional
-        Keep only the most recent ``max_length`` steps.
-    """
-    order = log.order()
-    users: list[str] = []
-    items: list[np.ndarray] = []
-    types: list[np.ndarray] = []
-    times: list[np.ndarray] = []
-    cur_user = None
-    bi: list[int] = []
-    bt: list[int] = []
-    bs: list[float] = []
-
-    def flush() -> None:
-        if cur_user is not None and len(bi) >= min_events:
-            sl = slice(-max_length, None) if max_length else slice(None)
-            users.append(cur_user)
-            items.append(np.asarray(bi[sl], dtype=np.int64))
-            types.append(np.asarray(bt[sl], dtype=np.int64))
-            times.append(np.asarray(bs[sl], dtype=np.float64))
-
-    for u, i, t, ts in zip(
-        log.users[order], log.items[order], log.event_types[order], log.timestamps[order], strict=True
-    ):
-        if u != cur_user:
-            flush()
-            cur_user, bi, bt, bs = u, [], [], []
-        idx = index.index.get(i)
-        if idx is None or t not in TYPE_INDEX:
-            continue
-        if bi and bi[-1] == idx:
-            if event_weights.get(t, 0.0) > event_weights.get(EVENT_TYPES[bt[-1] - 1], 0.0):
-                bt[-1] = TYPE_INDEX[t]
-            continue
-        bi.append(idx)
-        bt.append(TYPE_INDEX[t])
-        bs.append(float(ts))
-    flush()
-    return Sequences(users, items, types, times)
-
-
-def histories_to_sequences(
-    histories: Sequence[History],
-    index: ItemIndex,
-    event_weights: Mapping[str, float],
-    max_length: int | None = None,
-) -> Sequences:
-    """Encode raw histories for inference: unknown items and zero-weight types are ignored.
-
-    Returns one sequence per history, in order (possibly empty), users named ``"0".."n-1"``.
-    """
-    out = Sequences([], [], [], [])
-    for n, hist in enumerate(histories):
-        rows = sorted(((float(ts), k, str(item), str(etype)) for k, (item, etype, ts) in enumerate(hist)))
-        bi: list[int] = []
-        bt: list[int] = []
-        bs: list[float] = []
-        for ts, _, item, etype in rows:
-            idx = index.index.get(item)
-            w = event_weights.get(etype, 0.0)
-            if idx is None or etype not in TYPE_INDEX or w <= 0:
-                continue
-            if bi and bi[-1] == idx:
-                if w > event_weights.get(EVENT_TYPES[bt[-1] - 1], 0.0):
-                    bt[-1] = TYPE_INDEX[etype]
-                continue
-            bi.append(idx)
-            bt.append(TYPE_INDEX[etype])
-            bs.append(ts)
-        sl = slice(-max_length, None) if max_length else slice(None)
-        out.users.append(str(n))
-        out.items.append(np.asarray(bi[sl], dtype=np.int64))
-        out.types.append(np.asarray(bt[sl], dtype=np.int64))
-        out.times.append(np.asarray(bs[sl], dtype=np.float64))
-    return out
-
-
-def pad_batch(seqs: Sequences, rows: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left-padded (right-aligned) model inputs for ``rows`` of ``seqs``, last ``length`` steps.
-
-    Returns
-    -------
-    items, types, gaps : ndarray of shape (len(rows), length), dtype int64
-        Zero where padded.
-    """
-    items = np.zeros((len(rows), length), dtype=np.int64)
-    types = np.zeros_like(items)
-    gaps = np.zeros_like(items)
-    for r, row in enumerate(rows):
-        it = seqs.items[row]
-        if not len(it):
-            continue
-        gp = gap_buckets(seqs.times[row])
-        n = min(len(it), length)
-        items[r, -n:] = it[-n:]
-        types[r, -n:] = seqs.types[row][-n:]
-        gaps[r, -n:] = gp[-n:]
-    return items, types, gaps

@@ -17,7 +17,8 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.progress import Progress
-from recommendations.core.trainer import Trainer, TrainResult, Validation
+from recommendations.core.trainer import Trainer, TrainResult
+from recommendations.core.validation import Validation
 
 #: ``new_network(n_items, dropout)``: a freshly seeded network
 NetworkFactory = Callable[[int, float], BehaviorNetwork]

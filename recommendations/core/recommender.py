@@ -36,16 +36,7 @@ from recommendations.core.base import BaseRecommender, NotFittedError
 from recommendations.core.candidates import CoVisitation, bought_together_matrix
 from recommendations.core.components import COMPONENTS, TIE_BREAK
 from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import (
-    EventLog,
-    History,
-    ItemIndex,
-    Sequences,
-    build_sequences,
-    clean_log,
-    histories_to_sequences,
-    rare_item_filter,
-)
+from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.progress import Progress, stage_clock
 from recommendations.core.propensity import (
@@ -55,14 +46,14 @@ from recommendations.core.propensity import (
     scalar_features,
     truncate,
 )
-from recommendations.core.trainer import (
-    Trainer,
-    Validation,
-    resolve_device,
-    score_sequences,
-    seed_everything,
-    torch_threads,
+from recommendations.core.sequences import (
+    build_sequences,
+    clean_log,
+    histories_to_sequences,
+    rare_item_filter,
 )
+from recommendations.core.trainer import Trainer, resolve_device, seed_everything, torch_threads
+from recommendations.core.validation import Validation, score_sequences
 
 DAY = 86400.0
 

@@ -21,8 +21,10 @@ import torch
 from recommendations.core.base import keep_lowest_tied_columns, order_best_first
 from recommendations.core.batch import RecencyIndex, padded_inputs
 from recommendations.core.components import sparse_specs
-from recommendations.core.dataset import Sequences, gap_buckets
+from recommendations.core.dataset import Sequences
 from recommendations.core.models import single_history
+from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.sequences import gap_buckets
 
 __all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
 
@@ -42,7 +44,7 @@ def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor
     return held[:rows]
 
 
-def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 128) -> torch.Tensor:
+def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 128) -> torch.Tensor:
     """Next-item logits of every sequence, shape (len(seqs), n_items) float32.
 
     Sequences are scored shortest first in buckets of ``bucket``, each padded to its own longest
@@ -80,14 +82,8 @@ def network_logits(network: torch.nn.Module, seqs: Sequences, *, bucket: int = 1
         for start in range(0, n, bucket):
             rows = order[start : start + bucket]
             width = max(int(lengths[rows].max()), 1)
-            part = Sequences(
-                [seqs.users[r] for r in rows],
-                [seqs.items[r] for r in rows],
-                [seqs.types[r] for r in rows],
-                [seqs.times[r] for r in rows],
-            )
-            items, types, gaps = (torch.from_numpy(a) for a in padded_inputs(part, width))
-            hidden[torch.from_numpy(rows)] = network.last_hidden(items, types, gaps)
+            padded = [torch.from_numpy(a) for a in padded_inputs(seqs.take(rows), width)]
+            hidden[torch.from_numpy(rows)] = network.last_hidden(*padded)
         # one product for the whole batch, written into the reused buffer
         torch.mm(hidden, network.item_weights().T, out=logits)
     return logits
@@ -193,7 +189,7 @@ def _single_network_component(out: np.ndarray, logits: np.ndarray, weight: float
 
 
 def _normalised_row(vector: np.ndarray) -> np.ndarray:
-    total = vector.sum()
+    total = float(vector.sum())
     if total > 0:
         return (vector / total).astype(np.float32)
     return np.zeros(len(vector), dtype=np.float32)
@@ -239,7 +235,7 @@ def _blended_chunks(
     weights: Mapping[str, float],
     names: Sequence[str],
     *,
-    network: torch.nn.Module | None,
+    network: BehaviorNetwork | None,
     sources: Mapping[str, sp.csr_matrix],
     popularity: np.ndarray,
     fallback: np.ndarray,
@@ -254,7 +250,7 @@ def _blended_chunks(
     """
     n, n_items = len(seqs.items), len(popularity)
     use_network = "network" in names and network is not None
-    logits = network_logits(network, seqs) if use_network else None
+    logits = network_logits(network, seqs) if network is not None and use_network else None
     network_weight = float(weights["network"]) if use_network else 0.0
     single = n == 1
     # one history (a web request): scipy's per-call overhead would dominate its sparse products
@@ -266,8 +262,8 @@ def _blended_chunks(
         component = _normalised_row(np.asarray(popularity, dtype=np.float64))
         component = component * np.float32(weights["popularity"])
         pop = torch.from_numpy(component.astype(np.float64))
-    fallback = torch.from_numpy(np.asarray(fallback, dtype=np.float64))
-    tie = torch.from_numpy(tie_break * fallback.numpy())
+    fallback_row = torch.from_numpy(np.asarray(fallback, dtype=np.float64))
+    tie = torch.from_numpy(tie_break * fallback_row.numpy())
     empty = np.fromiter((len(s) == 0 for s in seqs.items), dtype=bool, count=n)
     held = torch.empty(min(n, CHUNK_ROWS), n_items, dtype=torch.float64)
     for chunk_index, start in enumerate(range(0, n, CHUNK_ROWS)):
@@ -304,7 +300,7 @@ def _blended_chunks(
         if gone.any():
             kept = torch.from_numpy(~gone)
             chunk[kept] += tie
-            chunk[torch.from_numpy(gone)] = fallback
+            chunk[torch.from_numpy(gone)] = fallback_row
         else:
             chunk.add_(tie)
         yield start, chunk
@@ -382,7 +378,7 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n_items)
     if k <= 0 or rows == 0:
         return np.zeros((rows, max(k, 0)), dtype=np.int64), np.zeros((rows, max(k, 0)))
-    vals, idx = torch.topk(scores, k, dim=1, sorted=True)
-    vals, idx = vals.numpy(), idx.numpy()
+    top = torch.topk(scores, k, dim=1, sorted=True)
+    vals, idx = top.values.numpy(), top.indices.numpy()
     keep_lowest_tied_columns(scores.numpy(), idx, vals)
     return order_best_first(idx, vals)

@@ -21,7 +21,7 @@ from recommendations.core.components import TIE_BREAK, recency_spec
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
 from recommendations.core.metrics import hit_rate_at_k, mrr_at_k, ndcg_at_k
-from recommendations.core.trainer import Validation, validation_ranks
+from recommendations.core.validation import Validation, validation_ranks
 
 
 def metrics_of(ranks: np.ndarray) -> dict[str, float]:

@@ -1,4 +1,8 @@
-"""The training loop, kept apart from the network: seeding, batches, Adam, early stopping, devices."""
+"""The training loop, kept apart from the network: seeding, devices, precision, Adam, early stopping.
+
+Its batches come from :mod:`recommendations.core.training_batches`, its validation from
+:mod:`recommendations.core.validation`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import copy
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -13,10 +18,13 @@ import numpy as np
 import torch
 
 from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import Sequences, gap_buckets, pad_batch
+from recommendations.core.dataset import Sequences
+from recommendations.core.metrics import ndcg_at_k
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.progress import Progress
 from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
+from recommendations.core.training_batches import batch_size_for, length_bucketed_batches, training_windows
+from recommendations.core.validation import Validation, score_sequences, validation_ranks
 
 
 def seed_everything(seed: int) -> None:
@@ -41,7 +49,7 @@ def training_precision(config: NetworkConfig, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -49,16 +57,16 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def _optimizer(network: BehaviorNetwork, config: NetworkConfig) -> torch.optim.Adam:
     """Adam; fused (one kernel for every parameter instead of ~15 small ops each) where torch has it."""
-    kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    lr, decay = config.learning_rate, config.weight_decay
     try:
-        return torch.optim.Adam(network.parameters(), fused=True, **kwargs)
+        return torch.optim.Adam(network.parameters(), lr=lr, weight_decay=decay, fused=True)
     except (RuntimeError, ValueError):
         # devices without a fused kernel: the per-parameter implementation (same update rule)
-        return torch.optim.Adam(network.parameters(), **kwargs)
+        return torch.optim.Adam(network.parameters(), lr=lr, weight_decay=decay)
 
 
 @contextmanager
-def torch_threads(n: int):
+def torch_threads(n: int) -> Iterator[None]:
     """Use ``n`` intra-op threads inside the block, then restore the previous setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
@@ -68,41 +76,6 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _cat_long(parts: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0, dtype=torch.long)
-
-
-@dataclass
-class Validation:
-    """Next-item validation data: inputs, one target per shopper, masking rule.
-
-    Attributes
-    ----------
-    inputs : Sequences
-        Each shopper's steps before the target.
-    targets : ndarray of shape (n,), int64
-        Item index (>= 1) of each target.
-    mask_history : bool
-        Items of the input history are excluded from the ranking (novel mode).
-    """
-
-    inputs: Sequences
-    targets: np.ndarray
-    mask_history: bool = True
-    _mask: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
-
-    def history_mask(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row, column) indices of every history item except the row's own target (computed once)."""
-        if self._mask is None:
-            rows, cols = [], []
-            for r, seq in enumerate(self.inputs.items):
-                hist = np.unique(seq[seq != self.targets[r]]) - 1
-                rows.append(np.full(len(hist), r, dtype=np.int64))
-                cols.append(hist.astype(np.int64))
-            self._mask = (_cat_long(rows), _cat_long(cols))
-        return self._mask
-
-
 @dataclass
 class TrainResult:
     """What one training run did."""
@@ -110,7 +83,7 @@ class TrainResult:
     epochs_run: int = 0
     best_epoch: int = 0
     best_ndcg: float = 0.0
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     interactions_per_second: float = 0.0
     cpu_us_per_interaction: float = 0.0
@@ -118,153 +91,6 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     batch_size: int = 0
-
-
-def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tuple[np.ndarray, ...]:
-    """Cut each sequence into windows of ``length + 1`` steps from the newest backwards.
-
-    Returns
-    -------
-    items, types, gaps, labels : ndarray of shape (n_windows, length), int64
-        Left-padded inputs ``seq[:-1]`` and labels ``seq[1:]`` (0 = no loss term).
-    """
-    rows_i, rows_t, rows_g, rows_l = [], [], [], []
-    for items, types, times in zip(seqs.items, seqs.types, seqs.times, strict=True):
-        if len(items) < 2:
-            continue
-        gaps = gap_buckets(times)
-        end = len(items)
-        for _ in range(windows_per_user):
-            start = max(0, end - length - 1)
-            if end - start < 2:
-                break
-            ii, tt, gg = items[start:end], types[start:end], gaps[start:end]
-            n = end - start - 1
-            a = np.zeros((4, length), dtype=np.int64)
-            a[0, -n:], a[1, -n:], a[2, -n:], a[3, -n:] = ii[:-1], tt[:-1], gg[:-1], ii[1:]
-            rows_i.append(a[0])
-            rows_t.append(a[1])
-            rows_g.append(a[2])
-            rows_l.append(a[3])
-            end = start + 1
-            if start == 0:
-                break
-    if not rows_i:
-        z = np.zeros((0, length), dtype=np.int64)
-        return z, z, z, z
-    return np.stack(rows_i), np.stack(rows_t), np.stack(rows_g), np.stack(rows_l)
-
-
-def batch_size_for(config: NetworkConfig, n_windows: int) -> int:
-    """Training windows per batch: ``config.batch_size`` when set, else the automatic size.
-
-    The automatic size is ``max_batch_size`` on large logs and shrinks (not below ``min_batch_size``)
-    until one epoch makes ``min_steps_per_epoch`` optimizer steps: the loss covers every position of a
-    window, so an epoch of a few hundred shoppers is otherwise a handful of Adam steps, and early
-    stopping, counted in epochs, ends the run before the network has learnt anything.
-    """
-    if config.batch_size is not None:
-        return int(config.batch_size)
-    if config.min_steps_per_epoch <= 0:
-        return int(config.max_batch_size)
-    fitted = n_windows // int(config.min_steps_per_epoch)
-    return int(max(config.min_batch_size, min(config.max_batch_size, fitted)))
-
-
-def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list:
-    """Index batches of windows with similar lengths, in random order.
-
-    The windows are shuffled, cut into pools of 32 batches, each pool sorted by length and cut into
-    batches, and the batches shuffled: every batch is still a random draw, but padded only to its own
-    longest window, which on shop logs (most histories far shorter than ``max_sequence_length``)
-    removes most of the padded positions a plain shuffle pays for.
-
-    Parameters
-    ----------
-    lengths : LongTensor of shape (n,)
-        Real (non-padding) steps of each window.
-
-    Returns
-    -------
-    list of LongTensor
-        Window indices of each batch; every window appears exactly once.
-    """
-    n = len(lengths)
-    perm = torch.randperm(n, generator=generator)
-    pool = batch_size * 32
-    batches = []
-    for start in range(0, n, pool):
-        chunk = perm[start : start + pool]
-        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
-        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
-    order = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[k] for k in order]
-
-
-@torch.no_grad()
-def score_sequences(
-    network: BehaviorNetwork,
-    seqs: Sequences,
-    device: torch.device,
-    batch_size: int = 256,
-    *,
-    with_logits: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Next-item logits and last hidden state for every sequence.
-
-    Parameters
-    ----------
-    with_logits : bool
-        ``False`` skips the catalogue-wide scoring (callers that need the hidden state only, e.g. the
-        propensity head, would otherwise pay an (n, n_items) matmul and copy); logits are then empty.
-
-    Returns
-    -------
-    logits : ndarray of shape (len(seqs), n_items), float32 (shape (0, n_items) without logits)
-    hidden : ndarray of shape (len(seqs), dim), float32
-    """
-    network.eval()
-    n = network.n_items
-    if not len(seqs):
-        return np.zeros((0, n), dtype=np.float32), np.zeros((0, network.dim), dtype=np.float32)
-    # shortest first, each batch padded only to its own longest sequence: left padding is masked and
-    # positions count from the newest step, so trimming leading pad columns changes no output
-    lengths = np.minimum([len(it) for it in seqs.items], network.max_length)
-    order = np.argsort(lengths, kind="stable")
-    hidden = np.zeros((len(seqs), network.dim), dtype=np.float32)
-    logits = np.zeros((len(seqs), n), dtype=np.float32) if with_logits else np.zeros((0, n), dtype=np.float32)
-    for start in range(0, len(seqs), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(int(lengths[rows].max()), 1)
-        items, types, gaps = (torch.from_numpy(a).to(device) for a in pad_batch(seqs, rows, width))
-        h = network.last_hidden(items, types, gaps)
-        hidden[rows] = h.float().cpu().numpy()
-        if with_logits:
-            logits[rows] = network.scores(h).float().cpu().numpy()
-    return logits, hidden
-
-
-def validation_ranks(logits: np.ndarray | torch.Tensor, validation: Validation) -> np.ndarray:
-    """0-based rank of each target among all items (history masked when asked); ties rank above it.
-
-    Parameters
-    ----------
-    logits : array of shape (n, n_items)
-    """
-    s = torch.as_tensor(logits, dtype=torch.float32).clone()
-    if validation.mask_history:
-        rows, cols = validation.history_mask()
-        s[rows, cols] = float("-inf")
-    tgt = torch.from_numpy(validation.targets - 1)
-    target_scores = s[torch.arange(len(tgt)), tgt]
-    # pessimistic ties: every other item scoring the same ranks above the target (sparse sources
-    # score most items 0 and would otherwise look perfect)
-    return ((s >= target_scores[:, None]).sum(1) - 1).numpy().astype(np.int64)
-
-
-def ndcg_from_ranks(ranks: np.ndarray, k: int = 10) -> float:
-    hit = ranks < k
-    return float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0
 
 
 class Trainer:
@@ -350,7 +176,7 @@ class Trainer:
                     with _autocast(device, precision):
                         loss = network.next_item_loss(items, types, gaps, labels, negatives)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                     opt.step()
                     total += float(loss.detach()) * len(idx)
                 if device.type == "cuda":
@@ -371,7 +197,7 @@ class Trainer:
                 result.epochs_run = epoch
                 if validation is not None and len(validation.targets):
                     logits, _ = score_sequences(network, validation.inputs, device)
-                    ndcg = ndcg_from_ranks(validation_ranks(logits, validation))
+                    ndcg = ndcg_at_k(validation_ranks(logits, validation))
                     row["valid_ndcg@10"] = round(ndcg, 5)
                     # patience restarts only on a relative gain of at least min_improvement
                     bad = 0 if ndcg > best * (1.0 + cfg.min_improvement) else bad + 1

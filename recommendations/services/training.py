@@ -36,6 +36,12 @@ from recommendations.core.recommender import BehaviorRecommender
 from recommendations.data.clock import data_now
 from recommendations.data.events import load_event_log, usable_events
 from recommendations.models import ModelVersion, TrainingRun
+from recommendations.services.artifact_store import (
+    StoredArtifact,
+    delete_artifact,
+    load_version,
+    store_artifact,
+)
 from recommendations.services.holdout_scoring import (
     baseline_recommenders,
     evaluate_on_holdout,
@@ -43,14 +49,7 @@ from recommendations.services.holdout_scoring import (
     recommender_fn,
 )
 from recommendations.services.promotion import decide_promotion
-from recommendations.services.registry import (
-    RegistryError,
-    StoredArtifact,
-    activate_version,
-    delete_artifact,
-    load_version,
-    store_artifact,
-)
+from recommendations.services.registry import RegistryError, activate_version
 from recommendations.services.training_guard import Heartbeat, abandon_stale_runs, training_lock
 
 logger = logging.getLogger(__name__)

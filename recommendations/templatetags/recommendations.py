@@ -8,7 +8,7 @@ the response.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import template
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +18,18 @@ from recommendations.conf import recommender_settings
 from recommendations.services import serving
 from recommendations.services.serving.service import UnknownItem
 from recommendations.services.serving.types import RecommendationResult
+
+if TYPE_CHECKING:
+    # A title is a template's string or a lazily translated default (gettext_lazy).
+    from django_stubs_ext import StrPromise
+
+# The blocks' default titles (lazily translated: a tag renders in the request's language).
+RECOMMENDED_TITLE = _("Recommended for you")
+SIMILAR_TITLE = _("Similar items")
+BOUGHT_TOGETHER_TITLE = _("Frequently bought together")
+POPULAR_TITLE = _("Popular now")
+CART_TITLE = _("Complete your purchase")
+OTHER_CATEGORIES_TITLE = _("Popular in other categories")
 
 register = template.Library()
 
@@ -108,7 +120,7 @@ def popular_items(
     )
 
 
-def _block(recs: RecommendationResult, title: str) -> dict[str, Any]:
+def _block(recs: RecommendationResult, title: str | StrPromise) -> dict[str, Any]:
     return {"recs": recs, "title": title, "placement": recs.placement}
 
 
@@ -117,7 +129,7 @@ def show_recommended(
     context: template.Context,
     placement: str = "default",
     limit: int | None = None,
-    title: str = _("Recommended for you"),
+    title: str | StrPromise = RECOMMENDED_TITLE,
     item: Any = None,
     category: Any = None,
 ) -> dict[str, Any]:
@@ -132,7 +144,7 @@ def show_similar(
     context: template.Context,
     item: Any,
     limit: int | None = None,
-    title: str = _("Similar items"),
+    title: str | StrPromise = SIMILAR_TITLE,
     placement: str = "similar",
 ) -> dict[str, Any]:
     """``{% show_similar product limit=6 title="Similar items" %}``."""
@@ -144,7 +156,7 @@ def show_bought_together(
     context: template.Context,
     item: Any,
     limit: int | None = None,
-    title: str = _("Frequently bought together"),
+    title: str | StrPromise = BOUGHT_TOGETHER_TITLE,
     placement: str = "bought_together",
 ) -> dict[str, Any]:
     """``{% show_bought_together product limit=4 title="Frequently bought together" %}``."""
@@ -155,7 +167,7 @@ def show_bought_together(
 def show_popular(
     context: template.Context,
     limit: int | None = None,
-    title: str = _("Popular now"),
+    title: str | StrPromise = POPULAR_TITLE,
     category: Any = None,
     placement: str = "popular",
 ) -> dict[str, Any]:
@@ -182,10 +194,10 @@ def cart_recommendations(
 def show_cart_recommendations(
     context: template.Context,
     limit: int | None = None,
-    title: str = _("Complete your purchase"),
+    title: str | StrPromise = CART_TITLE,
     placement: str = "cart",
-    other_title: str = _("Popular in other categories"),
-    empty_cart_title: str = _("Recommended for you"),
+    other_title: str | StrPromise = OTHER_CATEGORIES_TITLE,
+    empty_cart_title: str | StrPromise = RECOMMENDED_TITLE,
 ) -> dict[str, Any]:
     """``{% show_cart_recommendations limit=4 title="Complete your purchase" %}``.
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from recommendations.models import ModelVersion
-from recommendations.services import registry
+from recommendations.services import artifact_store, registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -35,7 +35,7 @@ def _sha(path: Path) -> str:
 
 
 def _register(folder: Path, number: int) -> ModelVersion:
-    stored = registry.store_artifact(folder, number=number)
+    stored = artifact_store.store_artifact(folder, number=number)
     version = ModelVersion.objects.create(
         number=number, artifact_path=stored.path, artifact_files=stored.files, sha256=stored.sha256
     )

@@ -86,7 +86,7 @@ def active_model(db, catalogue):
     except ImportError as exc:  # the core library is written in parallel
         pytest.skip(f"recommendations.core.recommender is not available yet: {exc}")
     from recommendations.models import ModelVersion
-    from recommendations.services import registry
+    from recommendations.services import artifact_store, registry
 
     config = NetworkConfig(
         embedding_dim=16,
@@ -100,7 +100,7 @@ def active_model(db, catalogue):
     recommender = BehaviorRecommender(config).fit(synthetic_log())
     with tempfile.TemporaryDirectory() as folder:
         recommender.save(folder)
-        stored = registry.store_artifact(folder, number=1)
+        stored = artifact_store.store_artifact(folder, number=1)
     version = ModelVersion.objects.create(
         number=1, artifact_path=stored.path, artifact_files=stored.files, sha256=stored.sha256
     )

@@ -21,7 +21,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from behavior.models import Event
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.data.events import item_key_lookup, load_histories, usable_events
+from recommendations.data.events import item_key_lookup, usable_events
+from recommendations.data.histories import load_histories
 from recommendations.services.registry import LoadedModel, get_active_model
 
 BATCH_SIZE = 500

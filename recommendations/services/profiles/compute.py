@@ -96,7 +96,7 @@ def _model_outputs(
     if loaded is None:
         notes.append(note("no_active_model", formula=HEURISTIC_PROPENSITY_FORMULA))
         return None, None, "heuristic", None
-    from recommendations.data.events import load_histories
+    from recommendations.data.histories import load_histories
 
     recommender = loaded.recommender
     # the head reads events strictly before its "now"; ``now`` is the data clock, the time of the

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 
 from behavior.services.copy_format import copy_text, json_text
 from recommendations.models import ProfileTag, UserProfile
@@ -35,6 +35,22 @@ PROFILE_COLUMNS: tuple[str, ...] = (
 _COPY_BLOCK = 5000
 
 
+def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """The field ``name`` of ``model`` (a model field, not a reverse relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise LookupError(f"{model._meta.label}.{name} is a reverse relation, not a field")
+    return field
+
+
+def _column(model: type[models.Model], name: str, alias: str) -> str:
+    """The quoted database column of the field ``name`` of ``model``."""
+    column = _concrete_field(model, name).column
+    if not column:
+        raise LookupError(f"{model._meta.label}.{name} has no database column")
+    return connections[alias].ops.quote_name(column)
+
+
 def _profile_line(row: tuple[Any, ...]) -> str:
     """One COPY text line of a profile row (field order: ``PROFILE_COLUMNS``)."""
     pk, segment, tags, features, propensity, source, outlier, reason, last, updated, version, notes = row
@@ -54,7 +70,7 @@ def write_profiles(
     if connections[alias].vendor == "postgresql":
         _copy_profiles(alias, rows, tag_rows)
         return
-    fields = [UserProfile._meta.get_field(name) for name in PROFILE_COLUMNS]
+    fields = [_concrete_field(UserProfile, name) for name in PROFILE_COLUMNS]
     for start in range(0, len(rows), batch_size):
         profiles = [
             UserProfile(**{field.attname: value for field, value in zip(fields, row, strict=True)})
@@ -74,7 +90,7 @@ def _copy_profiles(
 ) -> None:
     meta = UserProfile._meta
     table = connections[alias].ops.quote_name(meta.db_table)
-    columns = [connections[alias].ops.quote_name(meta.get_field(name).column) for name in PROFILE_COLUMNS]
+    columns = [_column(UserProfile, name, alias) for name in PROFILE_COLUMNS]
     column_list = ", ".join(columns)
     with connections[alias].cursor() as cursor:
         raw = cursor.cursor
@@ -94,10 +110,7 @@ def _copy_profiles(
         cursor.execute("DROP TABLE rec_profile_load")
         tag_meta = ProfileTag._meta
         tag_table = connections[alias].ops.quote_name(tag_meta.db_table)
-        tag_columns = ", ".join(
-            connections[alias].ops.quote_name(tag_meta.get_field(name).column)
-            for name in ("profile", "label", "weight")
-        )
+        tag_columns = ", ".join(_column(ProfileTag, name, alias) for name in ("profile", "label", "weight"))
         with raw.copy(f"COPY {tag_table} ({tag_columns}) FROM STDIN") as copy:
             for start in range(0, len(tag_rows), _COPY_BLOCK):
                 block = tag_rows[start : start + _COPY_BLOCK]

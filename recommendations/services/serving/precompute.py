@@ -104,7 +104,7 @@ def refresh_recommendations(
     Purchased items are left out at compute time; the other business rules (stock, cart,
     "not interested") are applied when a list is served, because they change faster.
     """
-    from recommendations.data.events import stream_user_histories
+    from recommendations.data.history_batches import stream_user_histories
 
     started = time.perf_counter()
     loaded = model.get_active_model()

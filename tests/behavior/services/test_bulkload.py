@@ -16,15 +16,10 @@ from django.db import IntegrityError, connection
 
 from behavior.models import Event
 from behavior.services import ingest as services
-from behavior.services.bulkload import (
-    ChunkLoader,
-    CopyChunk,
-    array_literal,
-    copy_chunk,
-    reference_locks,
-)
+from behavior.services.bulkload import ChunkLoader, CopyChunk, copy_chunk
 from behavior.services.copy_format import copy_text
 from behavior.services.importing import ImportStoreError, import_events_csv
+from behavior.services.reference_locks import array_literal, reference_locks
 
 pytestmark = [pytest.mark.swappable]
 

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from behavior.models import Event
-from behavior.services.importing import ImportReport, import_events_csv
+from behavior.services.import_chunks import ImportReport
+from behavior.services.importing import import_events_csv
 
 pytestmark = [pytest.mark.django_db]
 

@@ -19,7 +19,8 @@ from django.db import connection
 from behavior.models import Event
 from behavior.services import storage
 from behavior.services import validation as v
-from behavior.services.importing import IMPORT_NAMESPACE, content_event_id, import_events_csv
+from behavior.services.import_fastpath import IMPORT_NAMESPACE, content_event_id
+from behavior.services.importing import import_events_csv
 
 
 @pytest.mark.parametrize(
@@ -96,14 +97,14 @@ def test_import_fast_path_stores_what_the_generic_path_stores(tmp_path, make_ite
     fast = import_events_csv(str(path), now=now)
     stored_fast = sorted(Event.objects.values_list(*columns))
     Event.objects.all().delete()
-    from behavior.services.importing import _ChunkImporter
+    from behavior.services.import_chunks import ChunkImporter
 
-    original = _ChunkImporter._run_fast
-    _ChunkImporter._run_fast = lambda self, chunk, batch: chunk  # every row to the generic path
+    original = ChunkImporter._run_fast
+    ChunkImporter._run_fast = lambda self, chunk, batch: chunk  # every row to the generic path
     try:
         generic = import_events_csv(str(path), now=now)
     finally:
-        _ChunkImporter._run_fast = original
+        ChunkImporter._run_fast = original
     stored_generic = sorted(Event.objects.values_list(*columns))
     # then
     assert (fast.accepted, fast.duplicates, fast.rejected) == (4, 1, 0)
@@ -170,7 +171,7 @@ def test_defer_indexes_import_restores_every_index_and_foreign_key(tmp_path, pro
     # given
     if connection.vendor != "postgresql":
         pytest.skip("--defer-indexes only changes anything on Postgres")
-    from behavior.services.bulkload import foreign_key_definitions, secondary_index_definitions
+    from behavior.services.deferred_indexes import foreign_key_definitions, secondary_index_definitions
 
     user_factory(username="alice")
     before = (secondary_index_definitions(), foreign_key_definitions())

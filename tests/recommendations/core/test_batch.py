@@ -13,7 +13,8 @@ from recommendations.core.batch import (
     recent_distinct,
 )
 from recommendations.core.candidates import history_weights
-from recommendations.core.dataset import TYPE_INDEX, ItemIndex, histories_to_sequences, pad_batch
+from recommendations.core.dataset import TYPE_INDEX, ItemIndex
+from recommendations.core.sequences import histories_to_sequences, pad_batch
 
 WEIGHTS = {"view": 1.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0, "wishlist": 2.0, "search": 0.0}
 KEYS = [f"k{i}" for i in range(8)]

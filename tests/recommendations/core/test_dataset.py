@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 from recommendations.core.config import DEFAULT_EVENT_WEIGHTS, NetworkConfig
-from recommendations.core.dataset import (
-    N_GAP_BUCKETS,
-    TYPE_INDEX,
-    EventLog,
-    ItemIndex,
+from recommendations.core.dataset import N_GAP_BUCKETS, TYPE_INDEX, EventLog, ItemIndex
+from recommendations.core.sequences import (
     build_sequences,
     clean_log,
     gap_buckets,

@@ -9,9 +9,9 @@ import torch
 from recommendations.core import scoring, selection
 from recommendations.core.base import top_n
 from recommendations.core.components import COMPONENTS, TIE_BREAK
-from recommendations.core.dataset import histories_to_sequences
 from recommendations.core.recommender import BehaviorRecommender
-from recommendations.core.trainer import score_sequences
+from recommendations.core.sequences import histories_to_sequences
+from recommendations.core.validation import score_sequences
 from tests.recommendations.core.conftest import T0, fast_config, planted_log
 
 ALL_SOURCES = {

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from recommendations.core.config import NetworkConfig
-from recommendations.core.dataset import EventLog, ItemIndex, build_sequences, clean_log
+from recommendations.core.dataset import EventLog, ItemIndex
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.core.selection import choose_filters, holdout
-from recommendations.core.trainer import batch_size_for
+from recommendations.core.sequences import build_sequences, clean_log
+from recommendations.core.training_batches import batch_size_for
 from tests.recommendations.core.conftest import T0, fast_config
 
 

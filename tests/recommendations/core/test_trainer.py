@@ -15,7 +15,8 @@ from recommendations.core.models.behavior_network import BehaviorNetwork, fast_d
 from recommendations.core.propensity import FEATURE_NAMES, scalar_features
 from recommendations.core.recommender import BehaviorRecommender
 from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
-from recommendations.core.trainer import length_bucketed_batches, training_precision
+from recommendations.core.trainer import training_precision
+from recommendations.core.training_batches import length_bucketed_batches
 from tests.recommendations.core.conftest import T0, fast_config
 
 HOUR = 3600.0

@@ -21,7 +21,9 @@ from behavior.items import get_item_model, item_key_field
 from behavior.models import Event
 from recommendations.adapter import get_adapter
 from recommendations.data.clock import clock_bound, data_now
-from recommendations.data.events import active_users_queryset, load_event_log, load_histories
+from recommendations.data.events import load_event_log
+from recommendations.data.histories import load_histories
+from recommendations.data.history_batches import active_users_queryset
 from recommendations.models import PrecomputedList, ProfileTag, TrainingRun, UserProfile
 from recommendations.services.profiles.outcome import round_significant
 from recommendations.services.profiles.rebuild import rebuild_profiles

@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from behavior.items import item_key
-from recommendations.data.events import load_event_log, load_histories
+from recommendations.data.events import load_event_log
+from recommendations.data.histories import load_histories
 from tests.recommendations.services.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.swappable]

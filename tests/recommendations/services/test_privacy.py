@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from behavior.models import Event
 from behavior.services.ingest import ingest_events
-from recommendations.data.events import load_event_log, load_histories
+from recommendations.data.events import load_event_log
+from recommendations.data.histories import load_histories
 from recommendations.models import (
     ErasedSubject,
     ErasureAudit,

@@ -15,13 +15,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from recommendations.models import ModelVersion
-from recommendations.services.registry import (
-    RegistryError,
-    activate_version,
-    get_active_model,
-    manifest_digest,
-    rollback,
-)
+from recommendations.services.artifact_store import manifest_digest
+from recommendations.services.registry import RegistryError, activate_version, get_active_model, rollback
 from tests.recommendations.services.test_training_support import *  # noqa: F403 (fixtures)
 
 pytestmark = pytest.mark.django_db

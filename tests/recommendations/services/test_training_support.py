@@ -201,7 +201,7 @@ def saved_model_dir(tmp_path_factory) -> Any:
 def version_factory(db, fresh_registry, saved_model_dir) -> Callable[..., Any]:
     """``version_factory(number, status="candidate", **fields)``: a version with a real stored artefact."""
     from recommendations.models import ModelVersion
-    from recommendations.services.registry import store_artifact
+    from recommendations.services.artifact_store import store_artifact
 
     def make(number: int, status: str = "candidate", **fields: Any) -> ModelVersion:
         stored = store_artifact(saved_model_dir, number=number)

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from behavior.items import item_key
 from behavior.models import Event
-from recommendations.data.events import load_histories, stream_user_histories
+from recommendations.data.histories import load_histories
+from recommendations.data.history_batches import stream_user_histories
 from recommendations.models import PrecomputedList
 from recommendations.services.serving import explain, model
 from recommendations.services.serving.precompute import (
