@@ -363,7 +363,7 @@ def _fast_entries(user_ids: list) -> int:
     """How many of these users have a replayable response in Redis (the fast path is warm)."""
     from django.core.cache import caches
 
-    from recommendations.fastpath.precomputed import list_key
+    from recommendations.fastpath.replay import list_key
 
     client = caches["default"]._cache.get_client(None, write=True)
     return sum(1 for value in client.mget([list_key(pk) for pk in user_ids]) if value is not None)

@@ -35,16 +35,24 @@ def _logged_in(user, visitor=VISITOR) -> Client:
 
 
 def _get(client: Client, **extra):
-    """One request: ``(response, SQL queries it ran)``."""
+    """One request: ``(response, SQL queries it ran besides one look-up of the session's user)``.
+
+    Every answer, the fast path's included, reads the user row (a password change or deactivation
+    must refuse the next request at once); a replayed answer runs no other query.
+    """
+    from django.contrib.auth import get_user_model
+
+    table = get_user_model()._meta.db_table
     with CaptureQueriesContext(connection) as captured:
         response = client.get(URL, **extra)
-    return response, len(captured)
+    user_lookups = [q for q in captured if q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"]]
+    return response, len(captured) - min(1, len(user_lookups))
 
 
 def _warm(client: Client) -> list:
     """Requests until the fast path answers (it needs the slow path's entries); the slow answers."""
     slow = []
-    for _ in range(4):
+    for _ in range(6):
         response, queries = _get(client)
         if queries == 0:
             return slow
@@ -395,7 +403,7 @@ def test_stored_entry_is_not_served_for_another_user(redis_cache, catalogue, use
     # given the first user's stored response copied under the second user's key (a cache mix-up)
     from django.core.cache import caches
 
-    from recommendations.fastpath import precomputed as fastpath
+    from recommendations.fastpath import replay as fastpath
 
     precomputed(user, ["S1", "S2", "S3"])
     precomputed(other_user, ["H1", "H2", "H3"])
