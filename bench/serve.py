@@ -35,7 +35,7 @@ Prints one markdown table, under a line with the machine's speed at the start an
 the run (``bench.machine``: the shared VMs change speed from hour to hour). Usage::
 
     nice -n 10 .venv/bin/python bench/serve.py [--quick] [--reuse] [--workers 3] [--threads 4] [--duration 10]
-        [--redis-db 4] [--database bench_serve] [--fresh-sessions N]
+        [--redis-db 4] [--database bench_serve] [--fresh-sessions N] [--fast-path on|off]
 
 Besides wall figures it prints CPU per request: the gunicorn processes' CPU time (user + system,
 psutil) during each wrk run divided by the requests served, and in-process CPU per request
@@ -186,6 +186,8 @@ def _configure(args: argparse.Namespace, media: str) -> dict[str, str]:
         "MEDIA_ROOT": media,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "CONN_MAX_AGE": "600",
+        # the API's fast path is opt-in; the demo's settings read this switch
+        "RECOMMENDER_FAST_PATH": "1" if args.fast_path == "on" else "0",
     }
     os.environ.update(env)
     return env
@@ -602,6 +604,9 @@ def main() -> None:
         help="sessions of the every-request-runs-the-network row (default 800 per second of a wrk run)",
     )
     parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument(
+        "--fast-path", choices=("on", "off"), default="on", help="the fast path (off: the standard path)"
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database and model of the last run (no reseed)"
     )
