@@ -171,10 +171,28 @@ def serve_list(
     return done(result, until)
 
 
-def recommend_for(**kwargs: Any) -> RecommendationResult:
+def recommend_for(
+    *,
+    user: Any = None,
+    visitor_id: str = "",
+    limit: int = 10,
+    placement: str = "default",
+    context: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    record: bool | None = None,
+    reuse_list: bool = False,
+) -> RecommendationResult:
     """The list of :func:`serve_list` (same arguments), its writes made or queued as usual."""
-    kwargs.pop("defer_writes", None)
-    return serve_list(**kwargs).result
+    return serve_list(
+        user=user,
+        visitor_id=visitor_id,
+        limit=limit,
+        placement=placement,
+        context=context,
+        exclude=exclude,
+        record=record,
+        reuse_list=reuse_list,
+    ).result
 
 
 def resolve_item(item: Any) -> tuple[str, Any]:
