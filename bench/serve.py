@@ -17,8 +17,7 @@ behaviour network runs in-process on the request) is measured three ways:
 1. **Every request runs the network** (the row the serving goal is judged on): cloned
    shoppers (``_clone_shoppers``: a seeded shopper's latest events and precomputed list each,
    ``--fresh-sessions`` of them, 800 per second of a wrk run by default) are each requested once
-   beforehand (as a shopper's earlier request: the processes know the session, its auth hash
-   is cached, a list is stored for replay), then each gets a new event through
+   beforehand (as a shopper's earlier request: a list is stored for replay), then each gets a new event through
    ``behavior.services.ingest.ingest_events`` (not over HTTP), then wrk requests only the list, each
    session at most once (``ONCE_LUA``). The count of network runs (``rec:rt:`` entries made
    during the run) is printed against the requests served: the row is valid only when they
@@ -567,7 +566,7 @@ def _measure_refresh(refresh) -> tuple[object, list[tuple[str, str, str]]]:
     return result, rows
 
 
-def _product_page(skus: list[str], requests: int) -> tuple[float, float]:
+def _product_page(skus: list[str], requests: int, blocks: int = 2) -> tuple[float, float]:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -581,7 +580,7 @@ def _product_page(skus: list[str], requests: int) -> tuple[float, float]:
             response = client.get(f"/p/{skus[(i * 7) % len(skus)]}/")
             timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.status_code
-        assert response.content.count(b'class="rec-block"') == 2, "the page lost a recommendation block"
+        assert response.content.count(b'class="rec-block"') >= blocks, "the page lost a recommendation block"
         queries.append(len(captured))
     return statistics.median(timings), statistics.median(queries)
 
@@ -690,7 +689,8 @@ def main() -> None:
     skus = list(
         Product.objects.filter(is_active=True, stock__gt=0).order_by("sku").values_list("sku", flat=True)
     )
-    page_median, page_queries = _product_page(skus, 60 if args.quick else 200)
+    # --quick's few purchases leave most items without complements: only the similar block is sure
+    page_median, page_queries = _product_page(skus, 60 if args.quick else 200, 1 if args.quick else 2)
     from django.db import connections
 
     connections.close_all()
@@ -730,8 +730,8 @@ def main() -> None:
         say(f"fast path warm for {_fast_entries(fast_ids)} of {len(fast_ids)} users")
         health = measured(f"{base}/healthz", duration)
         fast = measured(f"{base}/api/recommendations/", duration, script, fast_cookies)
-        # every request runs the network: each session's earlier request served once (the
-        # processes know the session, its auth hash is cached, a list is stored for replay),
+        # every request runs the network: each session's earlier request served once (a list
+        # is stored for replay),
         # then a new event for every one of them, then each session requested at most once
         _warm_sessions(f"{base}/api/recommendations/", once_cookies.read_text().splitlines(), rounds=1)
         _fresh_events(clone_ids)
