@@ -20,9 +20,9 @@ behaviour network runs in-process on the request) is measured three ways:
    beforehand (as a shopper's earlier request: a list is stored for replay), then each gets a new
    event through ``behavior.services.ingest.ingest_events`` (not over HTTP), then wrk requests
    only the list, each session at most once (``ONCE_LUA``). The count of network runs
-   (``rec:rt:`` entries made during the run) is printed against the requests served: the row is valid only when they
-   agree (within the requests still in flight when wrk stops) and no wrk thread ran out of
-   sessions.
+   (``rec:rt:`` entries made during the run) is printed against the requests served: the row
+   is valid only when they agree (within the requests still in flight when wrk stops) and no
+   wrk thread ran out of sessions.
 2. A new event before every list request (``EVENT_THEN_LIST_LUA``: POST /api/events/, then
    GET, pipelined per shopper): still reported, but not the goal's figure, because the POST is
    the events endpoint's work (measured by the ingestion benchmark) and its CPU is counted
