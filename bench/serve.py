@@ -220,9 +220,15 @@ def _sessions(user_ids: list, path: Path) -> None:
     from bench.sessions import login_sessions
 
     keys = login_sessions(user_ids)
-    from behavior.identity import sign_visitor
+    from behavior.identity import generation, sign_visitor
 
-    lines = [f"sessionid={key}; rec_vid={sign_visitor(f'bench{pk:010d}')}" for pk, key in keys.items()]
+    # as a browser holds them after its first answer: the visitor cookie and its generation
+    # marker (without the marker every answer sets it again, and the fast path steps aside)
+    visitors = {pk: f"bench{pk:010d}" for pk in keys}
+    lines = [
+        f"sessionid={key}; rec_vid={sign_visitor(visitors[pk])}; rec_vgen={generation(visitors[pk])}"
+        for pk, key in keys.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 

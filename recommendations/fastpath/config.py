@@ -25,6 +25,7 @@ class Config:
     path_info: str
     session_cookie: str
     visitor_cookie: str  # "" when the visitor middleware does not run
+    generation_cookie: str  # the visitor id's script-readable marker, which the middleware repairs
     locale: bool  # LocaleMiddleware picks each request's language
 
 
@@ -46,12 +47,12 @@ def _build() -> Config | None:
         return None
     script_prefix = get_script_prefix()
     path_info = "/" + path[len(script_prefix) :] if path.startswith(script_prefix) else path
+    visitor = VISITOR_MIDDLEWARE in settings.MIDDLEWARE
     return Config(
         path_info=path_info,
         session_cookie=settings.SESSION_COOKIE_NAME,
-        visitor_cookie=behavior_settings.VISITOR_COOKIE_NAME
-        if VISITOR_MIDDLEWARE in settings.MIDDLEWARE
-        else "",
+        visitor_cookie=behavior_settings.VISITOR_COOKIE_NAME if visitor else "",
+        generation_cookie=behavior_settings.VISITOR_GENERATION_COOKIE_NAME if visitor else "",
         locale=LOCALE_MIDDLEWARE in settings.MIDDLEWARE,
     )
 

@@ -102,10 +102,13 @@ def admit(request: HttpRequest, config: Config) -> Shopper | None:
     request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check (DisallowedHost: a 400)
     visitor_id = ""
     if config.visitor_cookie:
-        # the id the visitor middleware would accept: a verified signature, tracking allowed;
-        # otherwise the full stack answers (and issues or deletes the cookie)
+        # the id the visitor middleware would accept: a verified signature, tracking allowed, and
+        # the generation marker it would not set again; otherwise the full stack answers (and
+        # issues, repairs or deletes the cookies)
         visitor = identity.read_visitor(request.COOKIES.get(config.visitor_cookie))
         if visitor is None or not get_tracking_adapter().may_track(request):
+            return None
+        if request.COOKIES.get(config.generation_cookie) != identity.generation(visitor.id):
             return None
         visitor_id = visitor.id
     store = import_module(settings.SESSION_ENGINE).SessionStore

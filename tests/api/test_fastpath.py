@@ -17,7 +17,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from behavior.identity import sign_visitor
+from behavior.identity import generation, sign_visitor
 from recommendations.models import Impression
 from recommendations.services.serving import impressions
 from tests.fastpath_modes import fast_path_mode  # noqa: F401
@@ -32,6 +32,7 @@ def _logged_in(user, visitor=VISITOR) -> Client:
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 (tests)")
     client.force_login(user)
     client.cookies["rec_vid"] = sign_visitor(visitor)
+    client.cookies["rec_vgen"] = generation(visitor)  # as a browser holds it after an answer
     return client
 
 
@@ -545,3 +546,19 @@ def test_each_language_gets_reasons_in_its_own_words(
     assert {reasons(response).pop() for response, _ in chinese} == {"<zh-hans>"}
     assert {response["Content-Language"] for response, _ in chinese} == {"zh-hans"}
     assert reasons(english) == {"<en-us>"} and english["Content-Language"] == "en-us"
+
+
+@pytest.mark.django_db
+def test_a_missing_generation_cookie_goes_to_django_which_sets_it(redis_cache, catalogue, user, precomputed):
+    # given a warmed-up session whose browser then lost the visitor's generation cookie alone
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    del client.cookies["rec_vgen"]
+    # when it asks again
+    response, queries = _get(client)
+    # then the full stack answers, and its answer sets the cookie again, as for any other page
+    assert queries > 0
+    assert response.cookies["rec_vgen"].value
+    # and with the cookie back, the fast path answers again
+    assert _get(client)[1] == 0
