@@ -120,7 +120,7 @@ def admit(request: HttpRequest, config: Config) -> Shopper | None:
 
 
 def allowed(request: HttpRequest, shopper: Shopper, view_class: Any) -> bool:
-    """The view's own permissions and throttles, as DRF's ``APIView.initial`` checks them.
+    """The view's own authentication, permissions and throttles, as DRF's ``APIView.initial`` checks them.
 
     The throttles count this request; on a refusal the full stack answers (its 403 or 429), and
     a refused request is one DRF's throttles do not record.
@@ -131,6 +131,11 @@ def allowed(request: HttpRequest, shopper: Shopper, view_class: Any) -> bool:
     drf_request = view.initialize_request(request)
     view.request = drf_request
     view.args, view.kwargs, view.headers = (), {}, {}
+    # the view's own authenticators must see the same user (a project whose API does not take
+    # session authentication answers this cookie as anonymous: the full stack does that)
+    authenticated = drf_request.user
+    if not authenticated.is_authenticated or authenticated.pk != shopper.user.pk:
+        return False
     for permission in view.get_permissions():
         if not permission.has_permission(drf_request, view):
             return False

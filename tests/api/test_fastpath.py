@@ -562,3 +562,22 @@ def test_a_missing_generation_cookie_goes_to_django_which_sets_it(redis_cache, c
     assert response.cookies["rec_vgen"].value
     # and with the cookie back, the fast path answers again
     assert _get(client)[1] == 0
+
+
+@pytest.mark.django_db
+def test_an_api_without_session_authentication_answers_the_cookie_as_anonymous(
+    redis_cache, catalogue, user, precomputed, monkeypatch
+):
+    # given a warmed-up session, then an API that authenticates by Basic credentials only
+    from rest_framework.authentication import BasicAuthentication
+
+    from recommendations.api.views import RecommendationsView
+
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    monkeypatch.setattr(RecommendationsView, "authentication_classes", [BasicAuthentication])
+    # when the session cookie alone asks
+    body = _anonymous_answer(client)
+    # then the answer is the full stack's anonymous one, not the session user's list
+    assert body["source"] != "personal"
