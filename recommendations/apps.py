@@ -12,13 +12,11 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         from recommendations import checks  # noqa: F401
-        from recommendations.fastpath import precomputed as fastpath
         from recommendations.services.serving import catalogue, freshness
 
-        # keep the API fast path's caches true: latest-event markers, users' session auth hashes,
-        # the per-process snapshot of recommendable items
+        # keep the serving caches true: latest-event markers, the per-process snapshot of
+        # recommendable items
         freshness.connect()
-        fastpath.connect()
         # a missing or wrong RECOMMENDER_ITEM_MODEL: `manage.py check` names it
         # (recommendations.E002) instead of a traceback while the apps load
         with suppress(ImproperlyConfigured):

@@ -105,6 +105,10 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Seconds the API may reuse a list assembled from a fresh precomputed list (stock changes
     # show up after at most this long; a new event or a new precomputed list shows at once).
     "LIST_CACHE_SECONDS": 30,
+    # The API's fast path (recommendations.fastpath.middleware.FastRecommendationsMiddleware in
+    # MIDDLEWARE): a logged-in shopper's plain list request answered without the middleware stack.
+    # Opt-in: it must be both installed and enabled.
+    "FAST_PATH_ENABLED": False,
     # Related items kept per item and kind by recommendations.refresh_item_relations.
     "RELATED_ITEMS": 20,
     # A cart or purchase this many days after a purchase of an item counts as bought with it

@@ -113,8 +113,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (the Docker image) without a CDN.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Answers a logged-in shopper's plain GET /api/recommendations/ from Redis when it can do
-    # so exactly; everything else goes on (it must come before the session middleware).
+    # Answers a logged-in shopper's plain GET /api/recommendations/ without the middleware stack
+    # when it can do so exactly (RECOMMENDER["FAST_PATH_ENABLED"]); everything else goes on (it
+    # must come before the session middleware).
     "recommendations.fastpath.middleware.FastRecommendationsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The reader's language: the language cookie (set by the header's switch) or Accept-Language.
@@ -276,6 +277,8 @@ RECOMMENDER_ITEM_MODEL = "shop.Product"
 RECOMMENDER: dict[str, object] = {
     "ITEM_KEY_FIELD": "sku",
     "ADAPTER": "shop.recommender_adapter.ShopRecommenderAdapter",
+    # the demo serves its shoppers' list requests through the API's fast path (opt-in)
+    "FAST_PATH_ENABLED": env_bool("RECOMMENDER_FAST_PATH", True),
 }
 # `make demo` caps the epochs so that the embedded demo trains in a few minutes on a laptop.
 if os.environ.get("RECOMMENDER_EPOCHS"):

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from django.core.cache import cache as default_cache
-from django.http import HttpRequest
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -26,10 +25,7 @@ from recommendations.services import personal_keys, serving
 from recommendations.services.serving.impressions import cache_key, redis_client
 from recommendations.services.serving.service import UnknownItem
 from recommendations.services.serving.state import mark_not_interested
-
-# Set by the fast path (recommendations.fastpath.precomputed) when it already counted this request:
-# ``(counter key, count)``; the throttle then uses that count instead of counting twice.
-PRECOUNTED_ATTRIBUTE = "_recommendations_throttle_precount"
+from recommendations.services.serving.types import ServedList
 
 
 class CounterScopedRateThrottle(ResilientScopedRateThrottle):
@@ -41,23 +37,6 @@ class CounterScopedRateThrottle(ResilientScopedRateThrottle):
     Without a Redis cache it is DRF's own throttle. While Redis fails, each process counts
     on its own (``behavior.throttling``).
     """
-
-    @classmethod
-    def counter(cls, scope: str, ident: Any) -> tuple[str, int, int] | None:
-        """``(counter key, window seconds, allowed requests)`` of ``scope`` for ``ident`` now.
-
-        The same key for the same identity as :meth:`allow_request` computes (the fast path
-        counts in its own pipeline); None when the scope has no rate.
-        """
-        throttle = cls()
-        throttle.scope = scope
-        rate = throttle.get_rate()
-        if rate is None:
-            return None
-        num_requests, duration = throttle.parse_rate(rate)
-        window = int(throttle.timer() // duration)
-        key = personal_keys.THROTTLE_WINDOW.key(ident, scope=scope, window=window)
-        return throttle.make_key(key), duration, num_requests
 
     def make_key(self, key: str) -> str:
         """The throttle cache's key for ``key`` (the default cache's without its proxy lookup)."""
@@ -77,17 +56,13 @@ class CounterScopedRateThrottle(ResilientScopedRateThrottle):
             return True
         window = int(self.timer() // self.duration)
         counter = self.make_key(personal_keys.throttle_counter_key(self.key, window))
-        precounted = getattr(request._request, PRECOUNTED_ATTRIBUTE, None)
-        if precounted is not None and precounted[0] == counter:
-            count = precounted[1]
-        else:
-            try:
-                pipe = client.pipeline(transaction=False)
-                pipe.incr(counter)
-                pipe.expire(counter, self.duration + 1)
-                count, _ = pipe.execute()
-            except Exception as exc:  # a broken Redis must not turn every request away
-                return self.allow_locally(request, view, exc)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(counter)
+            pipe.expire(counter, self.duration + 1)
+            count, _ = pipe.execute()
+        except Exception as exc:  # a broken Redis must not turn every request away
+            return self.allow_locally(request, view, exc)
         self.window_end = (window + 1) * self.duration
         return int(count) <= self.num_requests
 
@@ -106,12 +81,15 @@ def query_params(serializer_class: type[s.serializers.Serializer], data: Any) ->
     return params
 
 
-def my_list_data(request: HttpRequest, *, user: Any, visitor_id: str, params: dict[str, Any]) -> Any:
-    """The body of a shopper's "my list" answer (the view, and the fast path's real-time lane).
+def my_list(
+    request: Any, *, user: Any, visitor_id: str, params: dict[str, Any], defer_writes: bool = False
+) -> tuple[Any, ServedList]:
+    """The body of a shopper's "my list" answer and the service's answer it was made from (the
+    view, and the fast path's real-time lane, which sends ``served.closing`` itself).
 
-    ``request`` is the Django request: it carries the session (cart) and the visitor id.
+    ``request`` carries the session (cart) and the visitor id.
     """
-    result = serving.recommend_for(
+    served = serving.serve_list(
         user=user,
         visitor_id=visitor_id,
         limit=params["limit"],
@@ -119,8 +97,9 @@ def my_list_data(request: HttpRequest, *, user: Any, visitor_id: str, params: di
         context={"request": request},
         exclude=params.get("exclude") or (),
         reuse_list=True,
+        defer_writes=defer_writes,
     )
-    return s.recommendation_list_data(result)
+    return s.recommendation_list_data(served.result), served
 
 
 class _RecommendationsAPIView(APIView):
@@ -174,7 +153,7 @@ class _RecommendationsAPIView(APIView):
 
 def _shopper(request: Request) -> tuple[Any, str]:
     user = request.user if request.user and request.user.is_authenticated else None
-    return user, getattr(request._request, "visitor_id", "") or ""
+    return user, getattr(request, "visitor_id", "") or ""
 
 
 class RecommendationsView(_RecommendationsAPIView):
@@ -184,7 +163,8 @@ class RecommendationsView(_RecommendationsAPIView):
     def get(self, request: Request) -> Response:
         params = self.query(s.RecommendationQuerySerializer)
         user, visitor_id = _shopper(request)
-        response = Response(my_list_data(request._request, user=user, visitor_id=visitor_id, params=params))
+        data, _served = my_list(request, user=user, visitor_id=visitor_id, params=params)
+        response = Response(data)
         patch_cache_control(response, private=True, no_store=True)
         patch_vary_headers(response, ["Cookie", "Authorization"])
         return response

@@ -1,23 +1,13 @@
-"""The fast path's real-time lane: a new list for a logged-in shopper without the middleware stack.
+"""The fast path's real-time lane: a new list for an admitted shopper, built by the view's own service call.
 
-When the fast path (``api.fastpath``) has no replayable response for a request it has
-otherwise fully checked (session from the cache, the user's session auth hash, throttle
-counted and allowed, empty cart, plain ``GET``), the shopper usually has a newer event than
-their list: the service must run. Session, authentication and DRF middleware would cost
-more CPU than the answer itself (a user row query, the session store, DRF's request
-wrapping and negotiation), so this lane calls the view's own :func:`my_list_data` (the
-service's ``recommend_for``, every business rule included) directly, with
+When there is nothing to replay (the shopper has a newer event, usually), the service must run.
+The lane calls the view's :func:`my_list` (the service's ``serve_list``, every business rule
+included) for the user the gate authenticated, and renders the answer with the DRF renderer,
+media type and headers of a full-stack answer of the same view in the same language, captured
+by :func:`remember_template` (none yet: the full stack answers, and is captured).
 
-- a user that is the session's authenticated user id (what the fast path verified against
-  the cached session auth hash, or against the user row as Django does) for the service, and
-  the real user on ``request.user`` (loaded lazily) for adapter hooks that read it;
-- the session as a plain dict (the cart hook reads it; the lane only runs with an empty cart);
-- the DRF renderer, media type and headers of a full-stack answer of the same view,
-  captured by :func:`remember_template` (none yet in this process: the full stack answers).
-
-Why not a second implementation of the rules: the service stays the only one, so the lane
-answers exactly what the view would; it only leaves out work whose outcome is already known.
-Any error before the list is recorded falls back to the full stack with a clean request.
+The service's writes (the network's rows, the impression) come back in the answer
+(``ServedList.closing``) and are sent with the replayable response in one Redis round trip.
 """
 
 from __future__ import annotations
@@ -26,16 +16,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
 
 from recommendations.api import serializers as s
-from recommendations.api.views import my_list_data, query_params
-from recommendations.services.serving.service import REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE
-from recommendations.services.serving.state import CLOSING_WRITES_ATTRIBUTE, ClosingWrites
-
-_ATTRIBUTES = (REUSABLE_ATTRIBUTE, SHOWN_ATTRIBUTE, STATE_ATTRIBUTE, CLOSING_WRITES_ATTRIBUTE)
+from recommendations.api.views import my_list, query_params
+from recommendations.fastpath import replay
+from recommendations.fastpath.gate import Shopper
+from recommendations.services.serving.model import log_once
 
 
 @dataclass(frozen=True)
@@ -48,89 +35,77 @@ class _Template:
     content_length: bool
 
 
-class _SessionUser:
-    """The session's authenticated user as the service sees it: an id, authenticated."""
-
-    is_authenticated = True
-    is_anonymous = False
-
-    def __init__(self, pk: Any) -> None:
-        self.pk = pk
-
-
 _lock = threading.Lock()
-_state: dict[str, Any] = {}
+_templates: dict[str, _Template] = {}
+_params: dict[str, dict[str, Any]] = {}
 
 
-def reset() -> None:
-    """Forget the captured template and parameters (settings changed)."""
+def reset(**_: Any) -> None:
+    """Forget the captured templates and parameters (settings changed)."""
     with _lock:
-        _state.clear()
+        _templates.clear()
+        _params.clear()
 
 
-def remember_template(response: Any) -> None:
-    """Keep the renderer and headers of a full-stack answer the fast path may replay.
+def has_template(language: str) -> bool:
+    """Whether a full-stack answer in ``language`` was captured in this process."""
+    return language in _templates
 
-    Called for answers of plain "my list" requests of authenticated users without cookies
-    set: none of those headers depends on who asked (the body is rendered per request).
+
+def remember_template(response: Any, language: str) -> None:
+    """Keep the renderer and headers of a full-stack answer the lane may reuse.
+
+    Called for 200 answers without cookies to plain "my list" requests of the user the gate
+    admitted: none of those headers depends on who asked (the body is rendered per request).
     """
     renderer = getattr(response, "accepted_renderer", None)
     media_type = getattr(response, "accepted_media_type", None)
     if renderer is None or not media_type:
         return
     headers = tuple((name, value) for name, value in response.items() if name.lower() != "content-length")
-    template = _Template(renderer, media_type, headers, response.has_header("Content-Length"))
     with _lock:
-        _state["template"] = template
+        _templates[language] = _Template(renderer, media_type, headers, response.has_header("Content-Length"))
 
 
 def _default_params() -> dict[str, Any]:
-    params = _state.get("params")
+    params = _params.get("default")
     if params is None:
-        params = _state["params"] = query_params(s.RecommendationQuerySerializer, {})
+        params = _params["default"] = query_params(s.RecommendationQuerySerializer, {})
     return params
 
 
-def answer(
-    request: HttpRequest, user_id: Any, visitor_id: str, session: dict, *, user: Any = None
-) -> HttpResponse | None:
-    """The full stack's answer to a checked plain request, built by the service directly; or None.
-
-    ``user``: the authenticated user when already loaded (else loaded if an adapter asks).
-    """
-    template = _state.get("template")
+def answer(request: HttpRequest, client: Any, shopper: Shopper) -> HttpResponse | None:
+    """The full stack's answer for an admitted shopper, built through the service; or None."""
+    template = _templates.get(shopper.language)
     if template is None:
         return None
-    request.session = session  # type: ignore[assignment]
-    request.user = (
-        user
-        if user is not None
-        else SimpleLazyObject(lambda: get_user_model()._default_manager.get(pk=user_id))
+    request.visitor_id = shopper.visitor_id  # type: ignore[attr-defined]
+    data, served = my_list(
+        request,
+        user=shopper.user,
+        visitor_id=shopper.visitor_id,
+        params=_default_params(),
+        defer_writes=True,
     )
-    request.visitor_id = visitor_id  # type: ignore[attr-defined]
-    # the service's cache and impression writes wait for the pipeline that stores the answer
-    setattr(request, CLOSING_WRITES_ATTRIBUTE, ClosingWrites())
-    try:
-        data = my_list_data(
-            request, user=_SessionUser(user_id), visitor_id=visitor_id, params=_default_params()
-        )
-        body = template.renderer.render(data, template.media_type, {})
-    except Exception:
-        for name in _ATTRIBUTES:  # the full stack must start from a clean request
-            if hasattr(request, name):
-                delattr(request, name)
-        raise
+    body = template.renderer.render(data, template.media_type, {})
     response = HttpResponse(body, status=200)
     for name, value in template.headers:
         response.headers[name] = value
     if template.content_length:
         response.headers["Content-Length"] = str(len(response.content))
+    # one round trip: the service's writes (scored rows, impression), then the replayable answer
+    closing = served.closing
+    try:
+        pipe = client.pipeline(transaction=False)
+        queued = closing.queue(pipe) if closing is not None else 0
+        if served.reusable is not None and served.reusable.user_id == shopper.user.pk:
+            replay.store(pipe, client, response, served.reusable)
+        replies = pipe.execute()
+    except Exception as exc:  # answered anyway; the next request goes through the lane again
+        if closing is not None:
+            closing.failed(exc)
+        log_once(f"fastpath-lane:{type(exc).__name__}", "Real-time list not stored for replay: %s", exc)
+    else:
+        if closing is not None:
+            closing.written(replies[:queued])
     return response
-
-
-def closing_writes(request: HttpRequest) -> ClosingWrites | None:
-    """Take the writes :func:`answer` left for the caller's closing pipeline off the request."""
-    closing = getattr(request, CLOSING_WRITES_ATTRIBUTE, None)
-    if closing is not None:
-        delattr(request, CLOSING_WRITES_ATTRIBUTE)
-    return closing

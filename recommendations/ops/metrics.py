@@ -30,8 +30,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import Http404, HttpRequest, HttpResponse
@@ -45,7 +45,7 @@ from recommendations.conf import recommender_settings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SOURCE_ATTRIBUTE", "MetricsMiddleware", "metrics_view"]
+__all__ = ["MetricsMiddleware", "answered_by", "metrics_view"]
 
 REQUEST_SECONDS = Histogram(
     "recommender_request_seconds",
@@ -53,8 +53,9 @@ REQUEST_SECONDS = Histogram(
     ["endpoint", "method", "source"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-# Set on the request by the fast path: "fastpath" (a replayed list) or "lane" (the real-time lane).
-SOURCE_ATTRIBUTE = "_recommender_metrics_source"
+# Who answered a request other than the full stack: "fastpath" (a replayed list) or "lane" (the
+# fast path's real-time lane), told by :func:`answered_by`; kept with the request, weakly.
+_answered: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDictionary()
 
 
 class MetricsMiddleware:
@@ -69,7 +70,7 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        source = getattr(request, SOURCE_ATTRIBUTE, "django")
+        source = _answered.pop(request, "django")
         match = getattr(request, "resolver_match", None)
         if match is not None:
             endpoint = match.view_name
@@ -215,6 +216,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def source(request: Any, value: str) -> None:
-    """Record which layer answered ``request`` (the fast path calls it)."""
-    setattr(request, SOURCE_ATTRIBUTE, value)
+def answered_by(request: HttpRequest, source: str) -> None:
+    """Record which layer answered ``request`` (the fast path calls it): its ``source`` label."""
+    if recommender_settings.METRICS_ENABLED:
+        _answered[request] = source

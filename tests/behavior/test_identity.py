@@ -22,8 +22,9 @@ from behavior.identity import generation, read_visitor, sign_visitor
 from behavior.models import Event
 from behavior.services import ingest as services
 from recommendations.services.privacy import export_user_data, forget_user
+from tests.fastpath_modes import fast_path_mode  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_path_mode")]
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
 VICTIM = "0123456789abcdef0123456789abcdef"  # the victim's id, as the server issued it

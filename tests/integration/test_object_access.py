@@ -8,8 +8,9 @@ import pytest
 from django.urls import get_resolver
 
 from recommendations.models import Impression, PrecomputedList, UserProfile
+from tests.fastpath_modes import fast_path_mode  # noqa: F401
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.usefixtures("fast_path_mode")]
 
 # Strings only the victim's own data contains.
 SECRETS = ("victim-anna", "anna@victim.example", "vid-victim-0001", "victim-only-tag")

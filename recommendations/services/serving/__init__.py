@@ -10,17 +10,25 @@ from recommendations.services.serving.complements import bought_together, comple
 from recommendations.services.serving.service import (
     popular_items,
     recommend_for,
+    serve_list,
     similar_items,
 )
-from recommendations.services.serving.types import Candidate, RecommendationResult, RecommendedItem
+from recommendations.services.serving.types import (
+    Candidate,
+    RecommendationResult,
+    RecommendedItem,
+    ServedList,
+)
 
 __all__ = [
     "Candidate",
     "RecommendationResult",
     "RecommendedItem",
+    "ServedList",
     "bought_together",
     "complete_purchase",
     "popular_items",
     "recommend_for",
+    "serve_list",
     "similar_items",
 ]

@@ -117,6 +117,21 @@ def available_items(
     return {key: items[key] for key in dict.fromkeys(str(k) for k in keys) if key in items}
 
 
+def trusted_until() -> float:
+    """Wall-clock time until which this process's idea of the available items holds.
+
+    A list assembled now must not outlive it (however long it is replayed): an item deactivated
+    without a signal then leaves every list within ``MAX_AGE_SECONDS``, not that plus the
+    replay's own lifetime. Without a snapshot (the adapter was asked) it is a full
+    ``MAX_AGE_SECONDS`` from now.
+    """
+    now = time.time()
+    held = _snapshots.get(cache_key(VERSION_KEY))
+    if held is None:
+        return now + MAX_AGE_SECONDS
+    return now + max(0.0, MAX_AGE_SECONDS - (time.monotonic() - held.checked))
+
+
 _URL_ATTRIBUTE = "_recommendations_url"
 
 

@@ -28,24 +28,18 @@ from typing import Any
 
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
 from recommendations.services.serving import catalogue, explain, popularity
-from recommendations.services.serving.names import item_names
-from recommendations.services.serving.service import (
-    KNOWN_ITEMS_ATTRIBUTE,
+from recommendations.services.serving.assembly import (
     Reject,
     Stage,
-    _assemble,
-    _bought_by_shopper,
-    _finish_for_request,
-    _on_request,
-    _request_shopper,
-    _request_state,
-    _result,
-    _shown_on_request,
-    _snapshot,
+    assemble,
+    build_result,
     clamp_limit,
-    recommend_for,
-    resolve_item,
+    finish_for_request,
 )
+from recommendations.services.serving.names import item_names
+from recommendations.services.serving.page import bought_by_shopper, page_of, request_shopper, shopper_state
+from recommendations.services.serving.service import recommend_for, resolve_item
+from recommendations.services.serving.stages import popularity_snapshot
 from recommendations.services.serving.state import not_interested_keys, purchased_keys_cached
 from recommendations.services.serving.types import Candidate, RecommendationResult
 
@@ -117,7 +111,7 @@ def substitute_rule(
 
 
 def _complements_stage(
-    anchors: list[str], rows: Mapping[str, list[tuple[str, float]]], reason: Mapping[str, str]
+    anchors: list[str], rows: Mapping[str, list[tuple[str, float]]], reason: Mapping[str, explain.Reason]
 ) -> Stage:
     """The anchors' complements in turn: every anchor's best, then every anchor's second, ..."""
 
@@ -212,11 +206,11 @@ def complete_purchase(
             user=user, visitor_id=visitor_id, limit=limit, placement=placement, context=context, record=record
         )
     if request is not None and user is None and not visitor_id:
-        user, visitor_id = _request_shopper(request)
-    state = _request_state(request, user=user, visitor_id=visitor_id)
+        user, visitor_id = request_shopper(request)
+    state = shopper_state(request, user=user, visitor_id=visitor_id)
     anchors = sorted(cart)[:MAX_ANCHORS]
-    known = _on_request(request, KNOWN_ITEMS_ATTRIBUTE, dict)
-    snapshot = _snapshot()
+    known = page_of(request).known if request is not None else None
+    snapshot = popularity_snapshot()
     peers = _peers(anchors, snapshot)
     rows = complement_rows(anchors + peers)
     reject = substitute_rule(adapter, _groups(adapter, anchors, known), {a: rows.get(a, []) for a in anchors})
@@ -224,13 +218,13 @@ def complete_purchase(
     reason = {anchor: explain.goes_with_cart(names.get(anchor, anchor)) for anchor in anchors}
     excluded = (
         cart
-        | _shown_on_request(request)
+        | page_of(request).shown
         | state.keys_with_type("purchase")
         | purchased_keys_cached(state.user_id, state.latest_ts, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id)
     )
     common = {"limit": limit, "excluded": excluded, "adapter": adapter, "known": known, "reject": reject}
-    chosen = _assemble(
+    chosen = assemble(
         [
             _complements_stage(anchors, rows, reason),
             _complement_categories_stage(anchors, peers, rows, snapshot),
@@ -239,9 +233,9 @@ def complete_purchase(
         **common,
     )
     if not chosen:
-        chosen = _assemble([_popular_elsewhere_stage(snapshot)], **common)
-    result = _result(chosen, placement=placement, model_version=None, adapter=adapter)
-    return _finish_for_request(result, request, record)
+        chosen = assemble([_popular_elsewhere_stage(snapshot)], **common)
+    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
+    return finish_for_request(result, request, record)
 
 
 def bought_together(
@@ -264,7 +258,7 @@ def bought_together(
     adapter = get_adapter()
     limit = clamp_limit(limit)
     key, instance = resolve_item(item)
-    known = _on_request(request, KNOWN_ITEMS_ATTRIBUTE, dict)
+    known = page_of(request).known if request is not None else None
     rows = complement_rows([key])
     group = adapter.get_substitute_group(instance)
     reject = substitute_rule(
@@ -274,11 +268,14 @@ def bought_together(
     excluded = (
         {key}
         | adapter.get_cart_item_keys(request, context)
-        | _shown_on_request(request)
-        | _bought_by_shopper(request)
+        | page_of(request).shown
+        | bought_by_shopper(request)
     )
-    chosen = _assemble(
-        [_complements_stage([key], rows, reason), _complement_categories_stage([key], [], rows, _snapshot())],
+    chosen = assemble(
+        [
+            _complements_stage([key], rows, reason),
+            _complement_categories_stage([key], [], rows, popularity_snapshot()),
+        ],
         limit=limit,
         excluded=excluded,
         adapter=adapter,
@@ -286,5 +283,5 @@ def bought_together(
         known=known,
         reject=reject,
     )
-    result = _result(chosen, placement=placement, model_version=None, adapter=adapter)
-    return _finish_for_request(result, request, record)
+    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
+    return finish_for_request(result, request, record)

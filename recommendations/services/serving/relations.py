@@ -70,7 +70,7 @@ def refresh_item_relations() -> dict[str, int]:
         name = names.get(key)
         if name is None:
             continue
-        reason = REASONS[kind](name)
+        reason = explain.english(REASONS[kind](name))
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:per_item]
         for related, score in best:
             if related != key:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from recommendations.services.serving.explain import Reason
+
 
 @dataclass
 class Candidate:
@@ -12,7 +14,7 @@ class Candidate:
 
     key: str
     score: float
-    reason: str
+    reason: Reason
     source: str
 
 
@@ -30,6 +32,8 @@ class RecommendedItem:
     url: str = ""
     price: Any = None
     tracked_url: str = ""
+    #: the reason's code (``explain.MESSAGES``); ``reason`` is its text in the reader's language
+    reason_code: str = ""
 
 
 @dataclass
@@ -59,7 +63,7 @@ class ReusableList:
 
     ``latest`` is the shopper's latest-event marker text; ``basis`` fingerprints the cache
     entries of their precomputed list and "not interested" marks; ``seconds`` bounds how
-    long the replay may live.
+    long the replay may live; ``language`` is the one its reasons are worded in.
     """
 
     user_id: Any
@@ -67,3 +71,14 @@ class ReusableList:
     basis: tuple[str, str]
     result: RecommendationResult
     seconds: int
+    language: str = ""
+
+
+@dataclass
+class ServedList:
+    """A shopper's list as a face receives it: the list, whether it may be replayed, and the
+    writes to make after the response (``state.ClosingWrites``; None when made already)."""
+
+    result: RecommendationResult
+    reusable: ReusableList | None = None
+    closing: Any = None

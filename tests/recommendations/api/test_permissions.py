@@ -13,6 +13,9 @@ from rest_framework.throttling import ScopedRateThrottle
 from behavior.client_address import client_address
 from behavior.throttling import ResilientScopedRateThrottle
 from recommendations.models import UserProfile
+from tests.fastpath_modes import fast_path_mode  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("fast_path_mode")
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
 

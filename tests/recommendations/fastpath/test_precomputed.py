@@ -17,9 +17,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from behavior.identity import sign_visitor
+from behavior.identity import generation, sign_visitor
 from recommendations.models import Impression
 from recommendations.services.serving import impressions
+from tests.fastpath_modes import fast_path_mode  # noqa: F401
 
 URL = "/api/recommendations/"
 # Visitor ids as the server issues them (32 hex digits), sent as signed cookies.
@@ -31,20 +32,36 @@ def _logged_in(user, visitor=VISITOR) -> Client:
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 (tests)")
     client.force_login(user)
     client.cookies["rec_vid"] = sign_visitor(visitor)
+    client.cookies["rec_vgen"] = generation(visitor)  # as a browser holds it after an answer
     return client
 
 
 def _get(client: Client, **extra):
-    """One request: ``(response, SQL queries it ran)``."""
+    """One request: ``(response, SQL queries it ran besides one look-up of the session's user)``.
+
+    Every answer, the fast path's included, reads the user row (a password change or deactivation
+    must refuse the next request at once); a replayed answer runs no other query.
+    """
+    from django.contrib.auth import get_user_model
+
+    table = get_user_model()._meta.db_table
     with CaptureQueriesContext(connection) as captured:
         response = client.get(URL, **extra)
-    return response, len(captured)
+    user_lookups = [q for q in captured if q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"]]
+    return response, len(captured) - min(1, len(user_lookups))
 
 
 def _warm(client: Client) -> list:
-    """Requests until the fast path answers (it needs the slow path's entries); the slow answers."""
+    """Requests until the fast path answers (it needs the slow path's entries); the slow answers.
+
+    With the fast path off: one request (the full stack answers every one).
+    """
+    from recommendations.conf import recommender_settings
+
+    if not recommender_settings.FAST_PATH_ENABLED:
+        return [_get(client)[0]]
     slow = []
-    for _ in range(4):
+    for _ in range(6):
         response, queries = _get(client)
         if queries == 0:
             return slow
@@ -132,6 +149,7 @@ def _anonymous_answer(client: Client) -> dict:
     return response.json()
 
 
+@pytest.mark.usefixtures("fast_path_mode")
 @pytest.mark.django_db
 def test_password_change_ends_the_old_session(redis_cache, catalogue, user, precomputed):
     # given a warmed-up session
@@ -151,6 +169,7 @@ def _items_of(body: dict) -> list[str]:
     return [item["item"] for item in body["items"]]
 
 
+@pytest.mark.usefixtures("fast_path_mode")
 @pytest.mark.django_db
 def test_logged_out_session_is_never_served(redis_cache, catalogue, user, precomputed):
     # given a warmed-up session whose cookie is kept after logout
@@ -166,6 +185,7 @@ def test_logged_out_session_is_never_served(redis_cache, catalogue, user, precom
     assert body["source"] != "personal"
 
 
+@pytest.mark.usefixtures("fast_path_mode")
 @pytest.mark.django_db
 @pytest.mark.parametrize("change", ["deactivate", "delete"])
 def test_inactive_or_deleted_user_is_not_served(redis_cache, catalogue, user, precomputed, change):
@@ -186,6 +206,7 @@ def test_inactive_or_deleted_user_is_not_served(redis_cache, catalogue, user, pr
     assert _items_of(body)[:3] != ["S1", "S2", "S3"]
 
 
+@pytest.mark.usefixtures("fast_path_mode")
 @pytest.mark.django_db
 @pytest.mark.parametrize("tamper", ["other-key", "one-character", "uppercase", "too-long"])
 def test_tampered_session_cookie_is_not_served(redis_cache, catalogue, user, precomputed, tamper):
@@ -218,6 +239,7 @@ def _edit_session(client: Client, edit) -> None:
     store.save()
 
 
+@pytest.mark.usefixtures("fast_path_mode")
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "edit",
@@ -395,7 +417,7 @@ def test_stored_entry_is_not_served_for_another_user(redis_cache, catalogue, use
     # given the first user's stored response copied under the second user's key (a cache mix-up)
     from django.core.cache import caches
 
-    from recommendations.fastpath import precomputed as fastpath
+    from recommendations.fastpath import replay as fastpath
 
     precomputed(user, ["S1", "S2", "S3"])
     precomputed(other_user, ["H1", "H2", "H3"])
@@ -434,3 +456,129 @@ def test_history_merged_at_login_sends_the_next_request_to_django(
     assert merged == 1
     assert queries > 0
     assert "H1" not in _items(response)
+
+
+@pytest.mark.usefixtures("fast_path_mode")
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [{"password": "pbkdf2_sha256$1$x$changed-elsewhere"}, {"is_active": False}],
+    ids=["password", "is_active"],
+)
+def test_an_update_without_signals_refuses_the_next_request(
+    redis_cache, catalogue, user, precomputed, change
+):
+    # given a warmed-up session (with the fast path on, its answers replayed from Redis)
+    from django.contrib.auth import get_user_model
+
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    assert _items(_get(client)[0])[:3] == ["S1", "S2", "S3"]
+    # when the password or the active flag changes through QuerySet.update() (no signal, no save)
+    get_user_model().objects.filter(pk=user.pk).update(**change)
+    # then the very next request is refused the user's list, exactly as the full stack refuses it
+    body = _anonymous_answer(client)
+    assert body["source"] != "personal"
+    assert _items_of(body)[:3] != ["S1", "S2", "S3"]
+
+
+@pytest.mark.django_db
+def test_a_replayed_list_never_outlives_the_catalogue_check(redis_cache, catalogue, user, precomputed):
+    # given a warmed-up session and a catalogue snapshot whose availability was checked 25 s ago
+    import dataclasses
+    import time
+
+    from django.core.cache import caches
+
+    from recommendations.fastpath import replay
+    from recommendations.services.serving import catalogue as snapshots
+
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    held = dict(snapshots._snapshots)
+    assert held, "the list was assembled against the snapshot"
+    for key, snapshot in held.items():
+        snapshots._snapshots[key] = dataclasses.replace(snapshot, checked=time.monotonic() - 25)
+    redis = caches["default"]._cache.get_client(None, write=True)
+    redis.delete(replay.list_key(user.pk))
+    for key in redis.scan_iter(match="*rec:list:*"):
+        redis.delete(key)
+    # when the list is assembled again and stored for replay
+    response, _ = _get(client)
+    assert response.status_code == 200
+    # then neither the stored response nor the reused list lives past the snapshot's 30 s: an item
+    # deactivated with QuerySet.update() just after that check leaves every answer within 30 s
+    assert 0 < redis.ttl(replay.list_key(user.pk)) <= 5
+    assembled = list(redis.scan_iter(match="*rec:list:*"))
+    assert assembled and all(0 < redis.ttl(key) <= 5 for key in assembled)
+
+
+@pytest.mark.django_db
+def test_each_language_gets_reasons_in_its_own_words(
+    redis_cache, catalogue, user, precomputed, settings, monkeypatch
+):
+    # given the locale middleware, two languages, and a catalogue that words each message per language
+    from django.utils import translation
+
+    from recommendations.services.serving import explain
+
+    settings.LANGUAGES = [("en-us", "English"), ("zh-hans", "Chinese")]
+    middleware = list(settings.MIDDLEWARE)
+    middleware.insert(
+        middleware.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+        "django.middleware.locale.LocaleMiddleware",
+    )
+    settings.MIDDLEWARE = middleware
+    monkeypatch.setattr(explain, "gettext", lambda message: f"<{translation.get_language()}> {message}")
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    # when the shopper asks in Chinese until the answer is replayed, then in English again
+    chinese = [_get(client, HTTP_ACCEPT_LANGUAGE="zh-hans") for _ in range(4)]
+    english, _ = _get(client)
+
+    def reasons(response) -> set[str]:
+        return {item["reason"].split(">")[0] + ">" for item in response.json()["items"]}
+
+    # then every answer is worded, and labelled, in the language asked for, the replays included
+    assert chinese[-1][1] == 0  # replayed from Redis
+    assert {reasons(response).pop() for response, _ in chinese} == {"<zh-hans>"}
+    assert {response["Content-Language"] for response, _ in chinese} == {"zh-hans"}
+    assert reasons(english) == {"<en-us>"} and english["Content-Language"] == "en-us"
+
+
+@pytest.mark.django_db
+def test_a_missing_generation_cookie_goes_to_django_which_sets_it(redis_cache, catalogue, user, precomputed):
+    # given a warmed-up session whose browser then lost the visitor's generation cookie alone
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    del client.cookies["rec_vgen"]
+    # when it asks again
+    response, queries = _get(client)
+    # then the full stack answers, and its answer sets the cookie again, as for any other page
+    assert queries > 0
+    assert response.cookies["rec_vgen"].value
+    # and with the cookie back, the fast path answers again
+    assert _get(client)[1] == 0
+
+
+@pytest.mark.django_db
+def test_an_api_without_session_authentication_answers_the_cookie_as_anonymous(
+    redis_cache, catalogue, user, precomputed, monkeypatch
+):
+    # given a warmed-up session, then an API that authenticates by Basic credentials only
+    from rest_framework.authentication import BasicAuthentication
+
+    from recommendations.api.views import RecommendationsView
+
+    precomputed(user, ["S1", "S2", "S3"])
+    client = _logged_in(user)
+    _warm(client)
+    monkeypatch.setattr(RecommendationsView, "authentication_classes", [BasicAuthentication])
+    # when the session cookie alone asks
+    body = _anonymous_answer(client)
+    # then the answer is the full stack's anonymous one, not the session user's list
+    assert body["source"] != "personal"

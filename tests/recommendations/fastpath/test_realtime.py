@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from recommendations.fastpath import precomputed as fastpath
 from recommendations.fastpath import realtime as lane
+from recommendations.fastpath import replay as fastpath
 from recommendations.models import Impression
 from recommendations.services.serving import impressions
 from recommendations.services.serving.state import mark_not_interested
@@ -191,6 +191,17 @@ def test_each_session_gets_its_own_users_lane_answer(
         assert got[0] != got[1]
 
 
+def _counter_key(throttle_class, user_id) -> str:
+    """The Redis key of a signed-in user's "recommendations" counter in this minute."""
+    from recommendations.services import personal_keys
+
+    throttle = throttle_class()
+    throttle.scope = "recommendations"
+    _requests, duration = throttle.parse_rate(throttle.get_rate())
+    base = throttle.cache_format % {"scope": "recommendations", "ident": user_id}
+    return throttle.make_key(personal_keys.throttle_counter_key(base, int(throttle.timer() // duration)))
+
+
 @pytest.mark.django_db
 def test_lane_steps_aside_for_a_cart_a_query_or_a_throttle(shopper, user, lane_calls, monkeypatch):
     # given 1 more request allowed this minute
@@ -198,9 +209,8 @@ def test_lane_steps_aside_for_a_cart_a_query_or_a_throttle(shopper, user, lane_c
 
     from recommendations.api.views import CounterScopedRateThrottle
 
-    key, _window, _allowed = CounterScopedRateThrottle.counter("recommendations", user.pk)
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"recommendations": "3/min"})
-    _redis().set(key, 2, ex=60)
+    _redis().set(_counter_key(CounterScopedRateThrottle, user.pk), 2, ex=60)
     # when the shopper asks with a query string, then twice plainly
     with_query = shopper.get(URL + "?limit=5")
     plain = shopper.get(URL)
@@ -279,15 +289,15 @@ def round_trips(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_a_lane_answer_costs_three_redis_round_trips(shopper, user, lane_calls, round_trips):
-    # when the shopper asks after their new events (a session this process knows)
+def test_a_lane_answer_costs_five_redis_round_trips(shopper, user, lane_calls, round_trips):
+    # when the shopper asks after their new events
     round_trips[0] = 0
     response, _ = _get(shopper)
-    # then: the serving script, the shopper's cache entries (the popularity stamp of the
-    # fallbacks among them), and one closing pipeline that holds the scored rows, the
-    # impression and the stored answer
+    # then: the session entry, the throttle's counter, the replay script (nothing to replay),
+    # the shopper's cache entries (the popularity stamp of the fallbacks among them), and one
+    # closing pipeline that holds the scored rows, the impression and the stored answer
     assert lane_calls == [True]
-    assert round_trips[0] == 3
+    assert round_trips[0] == 5
     redis = _redis()
     assert len(list(redis.scan_iter(match="*rec:rt:u:*"))) == 1
     assert redis.get(fastpath.list_key(user.pk)) is not None
@@ -328,8 +338,9 @@ def test_a_failing_lane_leaves_the_full_stack_a_clean_request(shopper, user, mon
         def render(self, *args, **kwargs):
             raise RuntimeError("rendering failed")
 
-    template = dataclasses.replace(lane._state["template"], renderer=BrokenRenderer())
-    monkeypatch.setitem(lane._state, "template", template)
+    language = next(iter(lane._templates))
+    template = dataclasses.replace(lane._templates[language], renderer=BrokenRenderer())
+    monkeypatch.setitem(lane._templates, language, template)
     impressions.flush()
     before = Impression.objects.count()
     # when the shopper asks after their new events

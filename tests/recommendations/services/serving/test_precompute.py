@@ -18,12 +18,10 @@ from recommendations.data.histories import load_histories
 from recommendations.data.history_batches import stream_user_histories
 from recommendations.models import PrecomputedList
 from recommendations.services.serving import explain, model
-from recommendations.services.serving.precompute import (
-    anchor_slots,
-    ramped_batches,
-    refresh_recommendations,
-    round_scores,
-)
+from recommendations.services.serving.precompute import refresh_recommendations
+from recommendations.services.serving.precompute_explain import anchor_slots
+from recommendations.services.serving.precompute_pipeline import ramped_batches
+from recommendations.services.serving.precompute_store import round_scores
 from tests.recommendations.conftest import days_ago
 from tests.recommendations.services.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -159,7 +157,7 @@ def _serving_path(loaded, user, n):
 
     names = {key: str(item) for key, item in items_by_key({a for a, _ in anchors.values()}).items()}
     reasons = [
-        explain.from_anchor(k, anchors.get(k), names.get(anchors[k][0], "") if k in anchors else "")
+        explain.from_anchor(k, anchors.get(k), names.get(anchors[k][0], "") if k in anchors else "").pack()
         for k, _ in scored
     ]
     return [k for k, _ in scored], [round(s, 6) for _, s in scored], reasons
@@ -211,7 +209,11 @@ def test_refresh_lists_equal_the_real_time_path(
     # "because you viewed" itself
     names = {item.sku: item.name for items in catalogue.values() for item in items}
     rows = PrecomputedList.objects.all()
-    pairs = [pair for row in rows for pair in zip(row.item_keys, row.reasons, strict=True)]
+    pairs = [
+        (key, explain.render(explain.unpack(reason)))
+        for row in rows
+        for key, reason in zip(row.item_keys, row.reasons, strict=True)
+    ]
     assert not [(key, reason) for key, reason in pairs if names[key] in reason]
     assert {reason for _, reason in pairs if "this" in reason} <= {
         "you viewed this before",
@@ -272,7 +274,7 @@ def test_refresh_raises_a_scoring_thread_error_and_stops_its_threads(
 
 def test_write_behind_stores_in_order_and_raises_the_first_error():
     # given a store that fails on its third job
-    from recommendations.services.serving.precompute import _WriteBehind
+    from recommendations.services.serving.precompute_pipeline import WriteBehind as _WriteBehind
 
     stored = []
 
@@ -374,3 +376,42 @@ def test_precomputed_list_columns_are_lz4_compressed_on_postgres():
         ("item_keys", "scores", "reasons"), "l"
     )
     assert compression["computed_at"] == ""
+
+
+@pytest.mark.django_db
+def test_a_model_that_fails_on_one_batch_is_reported_and_the_other_lists_are_stored(
+    active_model, user_factory, event_factory, catalogue, monkeypatch, caplog
+):
+    # given shoppers to refresh in batches of two, and a model that raises on its second batch
+    shoppers = _browse(user_factory, event_factory, catalogue, users=6)
+    recommender = active_model.recommender
+    real_rank = type(recommender).rank_sequences
+    calls = []
+
+    def rank_sequences(self, seqs, n, **kwargs):
+        calls.append(n)
+        if len(calls) == 2:
+            raise RuntimeError("weights corrupted")
+        return real_rank(self, seqs, n, **kwargs)
+
+    monkeypatch.setattr(type(recommender), "rank_sequences", rank_sequences)
+    # when refreshed
+    with caplog.at_level("ERROR", logger="recommendations.services.serving.precompute"):
+        result = refresh_recommendations(batch_size=2)
+    # then the refresh finishes, says how many users failed, and logs the model's error
+    assert result.users == len(shoppers)
+    assert result.failed_users == 1  # the second of the ramped batches (sizes 1, 1, 2, 2) has one user
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "failed to score 1 of 6 users" in errors[0] and "weights corrupted" in errors[0]
+    # and every user has a row: the failed batch's list is empty, every other list is the real-time one
+    rows = {row.user_id: row for row in PrecomputedList.objects.all()}
+    assert set(rows) == {s.pk for s in shoppers}
+    empty = [pk for pk, row in rows.items() if not row.item_keys]
+    assert len(empty) == 1
+    for shopper in shoppers:
+        if shopper.pk in empty:
+            continue
+        keys, _scores, reasons = _serving_path(active_model, shopper, len(rows[shopper.pk].item_keys))
+        assert rows[shopper.pk].item_keys == keys
+        assert rows[shopper.pk].reasons == reasons
