@@ -52,7 +52,7 @@ class CounterScopedRateThrottle(ResilientScopedRateThrottle):
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, view) if self.rate is not None else None
-        if self.key is None:
+        if self.key is None or self.num_requests is None or self.duration is None:
             return True
         window = int(self.timer() // self.duration)
         counter = self.make_key(personal_keys.throttle_counter_key(self.key, window))

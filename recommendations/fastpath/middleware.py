@@ -50,8 +50,8 @@ class FastRecommendationsMiddleware:
             return response
         if not gate.allowed(request, shopper, RecommendationsView):
             return self.get_response(request)  # the full stack's 403 or 429
-        response = self._answer(request, client, shopper)
-        return response if response is not None else self.get_response(request)
+        answered = self._answer(request, client, shopper)
+        return answered if answered is not None else self.get_response(request)
 
     @staticmethod
     def _answer(request: HttpRequest, client: object, shopper: gate.Shopper) -> HttpResponse | None:

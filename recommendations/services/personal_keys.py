@@ -92,7 +92,6 @@ REALTIME_VISITOR = PersonalKey(
 )
 ASSEMBLED_LIST = PersonalKey("assembled list", "rec:list:{user}:{inputs}", "user", "serving (reuse_list)")
 REPLAY = PersonalKey("replayable response", "rec:fast:{user}", "user", "fast path (list_key)")
-SESSION_AUTH = PersonalKey("session auth hash", "rec:auth:{secret}:{user}", "user", "fast path (auth_key)")
 LATEST_EVENT = PersonalKey("latest-event marker", "rec:latest:u:{user}", "user", "freshness (marker_key)")
 THROTTLE = PersonalKey("throttle history", _DRF_THROTTLE, "user", "DRF throttles of a signed-in user")
 THROTTLE_WINDOW = PersonalKey(
@@ -108,7 +107,6 @@ PERSONAL_KEYS: tuple[PersonalKey, ...] = (
     REALTIME_VISITOR,
     ASSEMBLED_LIST,
     REPLAY,
-    SESSION_AUTH,
     LATEST_EVENT,
     THROTTLE,
     THROTTLE_WINDOW,

@@ -23,6 +23,7 @@ An empty cart has nothing to complete: the shopper's own list (``recommend_for``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -64,8 +65,8 @@ def complement_rows(anchors: list[str]) -> dict[str, list[tuple[str, float]]]:
     by_anchor: dict[str, list[tuple[str, float]]] = {}
     for anchor, related, score in rows:
         by_anchor.setdefault(anchor, []).append((related, float(score)))
-    for related in by_anchor.values():
-        related.sort(key=lambda pair: (-pair[1], pair[0]))
+    for pairs in by_anchor.values():
+        pairs.sort(key=lambda pair: (-pair[1], pair[0]))
     return by_anchor
 
 
@@ -223,17 +224,18 @@ def complete_purchase(
         | purchased_keys_cached(state.user_id, state.latest_ts, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id)
     )
-    common = {"limit": limit, "excluded": excluded, "adapter": adapter, "known": known, "reject": reject}
-    chosen = assemble(
+    common = functools.partial(
+        assemble, limit=limit, excluded=excluded, adapter=adapter, known=known, reject=reject
+    )
+    chosen = common(
         [
             _complements_stage(anchors, rows, reason),
             _complement_categories_stage(anchors, peers, rows, snapshot),
         ],
         newest_any=False,
-        **common,
     )
     if not chosen:
-        chosen = assemble([_popular_elsewhere_stage(snapshot)], **common)
+        chosen = common([_popular_elsewhere_stage(snapshot)])
     result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
     return finish_for_request(result, request, record)
 

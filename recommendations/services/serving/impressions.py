@@ -53,7 +53,7 @@ def redis_client() -> Any:
         client = default._cache.get_client(None, write=True)
     except Exception:  # pragma: no cover - a broken Redis falls back to the process buffer
         return None
-    default._recommendations_client = client
+    default._recommendations_client = client  # type: ignore[attr-defined]  # kept on the backend object
     return client
 
 
@@ -87,7 +87,7 @@ def redis_loads(raw: bytes) -> Any:
     """A value as the default (Redis) cache would return it from its stored bytes."""
     from django.core.cache import caches
 
-    return caches["default"]._cache._serializer.loads(raw)
+    return caches["default"]._cache._serializer.loads(raw)  # type: ignore[attr-defined]  # RedisCache internals
 
 
 def queue_key() -> str:
@@ -264,7 +264,7 @@ def _insert_json(rows: list[str]) -> int:
 
     table = connection.ops.quote_name(Impression._meta.db_table)
     columns = ", ".join(
-        connection.ops.quote_name(field.column)
+        connection.ops.quote_name(field.column or field.attname)
         for field in Impression._meta.concrete_fields
         if not field.primary_key
     )

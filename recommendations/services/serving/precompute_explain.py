@@ -44,7 +44,7 @@ def anchor_slots(
     users, k = recommended_columns.shape
     if vectors is None or not k or not users:
         return np.zeros((users, k), dtype=np.int64)
-    known = history_columns >= 0
+    known: np.ndarray = np.asarray(history_columns >= 0)
     safe = torch.from_numpy(np.where(known, history_columns, 0))
     table = torch.from_numpy(vectors)
     with torch.inference_mode():
@@ -53,7 +53,8 @@ def anchor_slots(
         sims.masked_fill_(torch.from_numpy(~known)[:, None, :], float("-inf"))
         best = sims.argmax(dim=2).numpy()
     # a user without a known recent item: the newest recent item explains everything
-    return np.where(known.any(axis=1)[:, None], best, 0)
+    any_known: np.ndarray = np.asarray(known.any(axis=1))
+    return np.where(any_known[:, None], best, 0)
 
 
 class Explainer:
@@ -63,7 +64,7 @@ class Explainer:
         index = model._embedding_index(loaded)
         # the explanation vectors must follow the model's columns (they do: both come from item_ids_)
         usable = index is not None and len(index[0]) == len(loaded.recommender.item_ids_)
-        self.vectors = index[1] if usable else None
+        self.vectors = index[1] if index is not None and usable else None
         self.names: dict[str, str] = {}
         self.texts: dict[tuple[str, str], str] = {}
         self.again: dict[str, str] = {}

@@ -6,7 +6,7 @@ import collections
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,7 +38,7 @@ def ramped_batches(total: int, size: int) -> list[int]:
     return sizes
 
 
-def scored_in_order(score: Any, batches: Iterator, workers: int | None) -> Iterator:
+def scored_in_order(score: Any, batches: Iterator[Any], workers: int | None) -> Generator[Any, None, None]:
     """``score(batch)`` of each batch, in order, with up to ``workers`` batches scored at once.
 
     Each scoring thread sets its own torch thread count to one: torch keeps a count per thread,

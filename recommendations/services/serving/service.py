@@ -119,7 +119,7 @@ def serve_list(
 
     cached = prefetched.get(list_key) if basis is not None else None
     result = reuse.reused(cached, basis, placement=placement)
-    if result is not None:
+    if result is not None and cached is not None:
         return done(result, cached["until"])
     excluded = (
         {str(k) for k in exclude}
@@ -158,7 +158,7 @@ def serve_list(
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     until = None
-    if basis is not None and result.source == "personal":
+    if basis is not None and list_key and result.source == "personal":
         until = reuse.deadline()
         reuse.keep(list_key, result, basis, until)
     elif list_key and used and result.source == "personal":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.cache import cache
@@ -58,7 +59,9 @@ class Prefetched(dict):
         self.complete = False
 
 
-def prefetch(user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: list[str] = ()) -> Prefetched:
+def prefetch(
+    user_id: Any, visitor_id: str, latest_ts: float | None, *, extra: Sequence[str] = ()
+) -> Prefetched:
     """Every per-shopper cache entry a list needs (plus ``extra`` keys), in ONE cache round trip.
 
     A cache error reads as all misses: the callers then ask the database.
@@ -107,7 +110,7 @@ class ClosingWrites:
 
     def queue(self, pipe: Any) -> int:
         """Queue every write on the Redis ``pipe``; returns how many replies they will have."""
-        backend = cache._cache
+        backend = cache._cache  # type: ignore[attr-defined]  # the Redis backend behind the proxy
         for key, value, timeout in self.entries:
             key = cache.make_and_validate_key(key)
             seconds = cache.get_backend_timeout(timeout)
@@ -155,6 +158,7 @@ def not_interested_keys(user_id: Any, visitor_id: str, prefetched: dict | None =
     cache_key = _not_interested_key(user_id, visitor_id)
     keys = _cached(cache_key, prefetched)
     if keys is None:
+        rows: Iterable[Any]
         if user_id is not None:
             rows = compiled_rows(
                 ("not_interested",),
