@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,11 +27,18 @@ from recommendations.core.propensity import (
     scalar_features,
     truncate,
 )
+from recommendations.core.propensity_choice import auc_standard_error, choose, logloss, validation_split
+from recommendations.core.propensity_linear import LogisticModel
 from recommendations.core.trainer import seed_everything, torch_threads
 
 #: histories (already cut at "now") -> the network's last hidden state, shape (n, dim) float32
 Encoder = Callable[[list], np.ndarray]
 Progress = Callable[[str, float], None]
+#: the models compared on validation, simplest first (a tie goes to the earlier): a logistic
+#: regression of the scalar features, the network head (an MLP over the encoder's last hidden
+#: state and the scalars, plus a linear term of the scalars), and the mean of the two probabilities
+CANDIDATES = ("logistic", "network", "blend")
+BASES = ("logistic", "network")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -47,6 +55,10 @@ class PropensityHead:
     base_rate_ : float
         Share of positive training examples (every shopper's score without a trained head).
     trained_ : bool
+    model_ : str
+        The candidate chosen on validation (one of :data:`CANDIDATES`).
+    linear_ : LogisticModel or None
+        The logistic regression of ``"logistic"`` and ``"blend"``.
     """
 
     #: shoppers sampled per time cut when training the propensity head (bounds time and memory)
@@ -63,35 +75,30 @@ class PropensityHead:
         self.std_ = np.ones(N_FEATURES, dtype=np.float32)
         self.base_rate_ = 0.0
         self.trained_ = False
+        self.model_ = "network"
+        self.linear_: LogisticModel | None = None
 
     @staticmethod
-    def examples(histories: list, now: float, encode: Encoder) -> tuple[np.ndarray, np.ndarray]:
-        """Hidden states and scalar features of ``histories`` from their events strictly before ``now``."""
-        hist = truncate(histories, now)
-        x = scalar_features(hist, now)
-        return encode(hist), x
+    def examples(histories: list, now: float, encode: Encoder | None) -> tuple[np.ndarray | None, np.ndarray]:
+        """Hidden states (``None`` without ``encode``) and every scalar feature, from events before ``now``.
 
-    def fit(
-        self,
-        log: EventLog,
-        net: BehaviorNetwork,
-        encode: Encoder,
-        cfg: NetworkConfig,
-        progress: Progress,
-    ) -> dict:
-        """Time-cut labels: features strictly before each cut, label = purchase in [cut, cut + horizon)."""
+        The features are :data:`~recommendations.core.propensity.LINEAR_FEATURE_NAMES`; the network
+        head reads the first ``N_FEATURES`` of them.
+        """
+        hist = truncate(histories, now)
+        x = scalar_features(hist, now, occasions=True)
+        return (encode(hist) if encode is not None else None), x
+
+    def _collect(self, log: EventLog, cfg: NetworkConfig, rng: np.random.Generator) -> dict:
+        """Shoppers active before each time cut, with the purchase label of the window after it."""
         horizon = cfg.propensity_horizon_days * DAY
-        self.reset()
-        if not len(log) or horizon <= 0:
-            return {"trained": False, "reason": "empty log or no horizon"}
         all_log = log if log.is_bot is None else log.subset(~log.is_bot)
         by_user = all_log.histories()
         users = list(by_user)
         hists = [by_user[u] for u in users]
         t_min, t_max = float(all_log.timestamps.min()), float(all_log.timestamps.max())
         cuts, horizon = label_cuts(t_min, t_max, horizon)  # a shorter window on a short log
-        hs, xs, ys, groups = [], [], [], []
-        rng = np.random.default_rng(cfg.random_seed)
+        subs, stamps_of, ys, groups = [], [], [], []
         user_group = rng.random(len(users)) < 0.2  # held-out shoppers for early stopping
         # flat (owner, timestamp) arrays built once, so each cut's "active shopper" test is vectorised
         lens = np.fromiter((len(h) for h in hists), dtype=np.int64, count=len(hists))
@@ -106,55 +113,80 @@ class PropensityHead:
                 continue
             if len(active) > self.max_examples_per_cut:
                 active = sorted(rng.choice(active, self.max_examples_per_cut, replace=False).tolist())
-            sub = [hists[k] for k in active]
-            hs.append(sub)
-            xs.append(c)
-            ys.append(purchase_labels(sub, c, c + horizon))
+            subs.append([hists[k] for k in active])
+            stamps_of.append(c)
+            ys.append(purchase_labels(subs[-1], c, c + horizon))
             groups.append(user_group[active])
+        return {"cuts": cuts, "horizon": horizon, "subs": subs, "at": stamps_of, "ys": ys, "groups": groups}
+
+    def fit(
+        self,
+        log: EventLog,
+        net: BehaviorNetwork,
+        encode: Encoder,
+        cfg: NetworkConfig,
+        progress: Progress,
+    ) -> dict:
+        """Time-cut labels: features strictly before each cut, label = purchase in [cut, cut + horizon).
+
+        Candidates (:data:`CANDIDATES`) learn on the cuts whose label window closed before the
+        newest cut and are compared by ROC-AUC on the newest cut (a shop's next window, as in
+        serving); the best is refitted on every cut. A log too short for such a split compares
+        them on held-out shoppers instead. The report's ``choice`` is what the admin shows.
+        """
+        self.reset()
+        if not len(log) or cfg.propensity_horizon_days <= 0:
+            return {"trained": False, "reason": "empty log or no horizon"}
+        rng = np.random.default_rng(cfg.random_seed)
+        data = self._collect(log, cfg, rng)
+        cuts, horizon, ys = data["cuts"], data["horizon"], data["ys"]
         if not ys or not np.concatenate(ys).sum() or np.concatenate(ys).all():
             return {
                 "trained": False,
                 "reason": "no purchase labels of both classes before the newest cut",
                 "cuts": len(cuts),
             }
-        for k, (sub, c) in enumerate(zip(hs, xs, strict=True)):
-            hs[k], xs[k] = self.examples(sub, c, encode)
-        H, X, Y, G = (np.concatenate(a) for a in (hs, xs, ys, groups))
-        self.mean_ = X.mean(0).astype(np.float32)
-        self.std_ = (X.std(0) + 1e-6).astype(np.float32)
-        Z = (X - self.mean_) / self.std_
+        hs, xs = [], []
+        for sub, c in zip(data["subs"], data["at"], strict=True):
+            h, x = self.examples(sub, c, encode)
+            hs.append(h)
+            xs.append(x)
+        H, X, Y, G = (np.concatenate(a) for a in (hs, xs, ys, data["groups"]))
+        at = np.repeat(np.asarray(data["at"], dtype=np.float64), [len(y) for y in ys])
+        Xn = X[:, :N_FEATURES]
+        self.mean_ = Xn.mean(0).astype(np.float32)
+        self.std_ = (Xn.std(0) + 1e-6).astype(np.float32)
         self.base_rate_ = float(Y.mean())
-        if G.all() or not G.any() or not Y[G].sum() or Y[G].all():
-            G = np.zeros(len(Y), dtype=bool)
-            G[rng.choice(len(Y), max(1, len(Y) // 5), replace=False)] = True
-        th, tz, ty = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (H, Z, Y))
-        tr, va = torch.from_numpy(~G), torch.from_numpy(G)
-
-        # two candidates, chosen on held-out shoppers: a linear model of the scalar features alone
-        # (the MLP on the hidden state switched off), and the full head with the network's state
-        variants = {}
-        for variant in ("scalars", "network"):
-            loss, state = self._train(net, th, tz, ty, tr, va, cfg, use_hidden=variant == "network")
-            with torch.no_grad():
-                pv = torch.sigmoid(net.propensity_logit(th[va], tz[va])).numpy()
-            variants[variant] = {
-                "valid_logloss": round(loss, 5),
-                # None when the held-out shoppers hold one class only (a tiny log): JSON has no NaN
-                "valid_roc_auc": _finite_or_none(round(roc_auc(Y[G], pv), 4)),
-                "state": state,
+        inputs = _Inputs(H, X, ((Xn - self.mean_) / self.std_).astype(np.float32), Y, G, rng)
+        train, valid, scheme = validation_split(at, horizon, Y, G)
+        if not valid.any():  # degenerate held-out shoppers: a random fifth of the examples
+            valid = np.zeros(len(Y), dtype=bool)
+            valid[rng.choice(len(Y), max(1, len(Y) // 5), replace=False)] = True
+            train = ~valid
+        preds = {n: self._fit_candidate(n, inputs, train, net, cfg).predict(inputs, valid) for n in BASES}
+        preds["blend"] = (preds["logistic"] + preds["network"]) / 2
+        scores = {}
+        for name in CANDIDATES:
+            p = preds[name]
+            auc = roc_auc(Y[valid], p)
+            scores[name] = {
+                # None when the validation examples hold one class only (a tiny log): JSON has no NaN
+                "valid_roc_auc": _finite_or_none(round(auc, 4)),
+                "valid_logloss": round(logloss(Y[valid], p), 5),
             }
-        # ranking shoppers is what the head is for: choose by held-out ROC-AUC, log-loss breaks ties
-        chosen = max(
-            variants,
-            key=lambda v: (
-                0.5 if variants[v]["valid_roc_auc"] is None else variants[v]["valid_roc_auc"],
-                -variants[v]["valid_logloss"],
-            ),
-        )
-        net.load_state_dict({**net.state_dict(), **variants[chosen]["state"]})
+        best = max(0.5 if s["valid_roc_auc"] is None else s["valid_roc_auc"] for s in scores.values())
+        n_pos = int(Y[valid].sum())
+        se = auc_standard_error(best, n_pos, int(valid.sum()) - n_pos)
+        chosen = choose(scores, se if np.isfinite(se) else 0.0)
+        self.model_ = chosen
+        fitted = self._fit_candidate(chosen, inputs, np.ones(len(Y), dtype=bool), net, cfg)
+        self.linear_ = fitted.linear
         net.eval()
         self.trained_ = True
         progress("propensity", 1.0)
+        reason = (
+            f"ROC-AUC on {scheme}: the simplest candidate within one standard error ({se:.3f}) of the best"
+        )
         return {
             "trained": True,
             "cuts": len(cuts),
@@ -163,26 +195,43 @@ class PropensityHead:
             "horizon_days": round(horizon / DAY, 4),
             "configured_horizon_days": cfg.propensity_horizon_days,
             "selected": chosen,
-            "reason": "higher ROC-AUC on held-out shoppers (time-cut labels before the newest event)",
-            "validation": {v: {k: x for k, x in d.items() if k != "state"} for v, d in variants.items()},
+            "reason": reason,
+            "validation_scheme": scheme,
+            "validation_examples": int(valid.sum()),
+            "validation_standard_error": round(se, 4) if np.isfinite(se) else None,
+            "validation": scores,
+            "choice": {
+                "value": chosen,
+                "searched": True,
+                "validation": {n: s["valid_roc_auc"] for n, s in scores.items()},
+                "reason": reason,
+            },
         }
 
+    def _fit_candidate(
+        self, name: str, inputs: _Inputs, rows: np.ndarray, net: BehaviorNetwork, cfg: NetworkConfig
+    ) -> _Fitted:
+        """Fit candidate ``name`` on the examples in ``rows`` (the network head in ``net`` itself)."""
+        linear = None
+        if name in ("logistic", "blend"):
+            linear = LogisticModel(seed=cfg.random_seed).fit(inputs.x[rows], inputs.y[rows])
+        if name in ("network", "blend"):
+            fit_rows, stop_rows = inputs.stop_split(rows)
+            th, tz, ty = (
+                torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (inputs.h, inputs.z, inputs.y)
+            )
+            self._train(net, th, tz, ty, torch.from_numpy(fit_rows), torch.from_numpy(stop_rows), cfg)
+        return _Fitted(name, linear, net)
+
     @staticmethod
-    def _train(net, th, tz, ty, tr, va, cfg: NetworkConfig, *, use_hidden: bool) -> tuple[float, dict]:
+    def _train(net, th, tz, ty, tr, va, cfg: NetworkConfig) -> tuple[float, dict]:
         """Full-batch Adam on the propensity head with early stopping on held-out log-loss."""
         seed_everything(cfg.random_seed)
         for p in net.prop_head.modules():
             if isinstance(p, torch.nn.Linear):
                 p.reset_parameters()
         net.prop_linear.reset_parameters()
-        params = list(net.prop_linear.parameters())
-        last = net.prop_head[-1]
-        if use_hidden:
-            params += list(net.prop_head.parameters())
-        else:
-            with torch.no_grad():  # the MLP contributes exactly 0
-                last.weight.zero_()
-                last.bias.zero_()
+        params = list(net.prop_linear.parameters()) + list(net.prop_head.parameters())
         opt = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-3)
         best, best_state, bad = math.inf, None, 0
         bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -230,23 +279,30 @@ class PropensityHead:
         histories = list(histories)
         if not self.trained_:
             return np.full(len(histories), self.base_rate_, dtype=np.float64)
-        h, x = self.examples(histories, now, encode)
-        z = (x - self.mean_) / self.std_
-        with torch.no_grad():
-            logit = net.propensity_logit(torch.from_numpy(h), torch.from_numpy(z.astype(np.float32)))
-        return torch.sigmoid(logit).double().numpy()
+        needs_network = self.model_ in ("network", "blend")
+        h, x = self.examples(histories, now, encode if needs_network else None)
+        z = ((x[:, :N_FEATURES] - self.mean_) / self.std_).astype(np.float32)
+        inputs = _Inputs(h, x, z, np.zeros(len(x)), np.zeros(len(x), dtype=bool), None)
+        return _Fitted(self.model_, self.linear_, net).predict(inputs, np.ones(len(x), dtype=bool))
 
     # ------------------------------------------------------------------ persistence
     def tensors(self) -> dict[str, torch.Tensor]:
         """The artefact tensors of the head outside the network's state."""
-        return {
+        out = {
             "propensity.mean": torch.from_numpy(self.mean_),
             "propensity.std": torch.from_numpy(self.std_),
         }
+        if self.linear_ is not None:
+            out.update(self.linear_.tensors("propensity.logistic"))
+        return out
 
     def meta(self) -> dict:
         """The artefact metadata keys of the head."""
-        return {"has_propensity": bool(self.trained_), "propensity_base_rate": float(self.base_rate_)}
+        return {
+            "has_propensity": bool(self.trained_),
+            "propensity_base_rate": float(self.base_rate_),
+            "propensity_model": self.model_,
+        }
 
     @classmethod
     def from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict) -> PropensityHead:
@@ -256,4 +312,61 @@ class PropensityHead:
         head.std_ = tensors["propensity.std"].numpy()
         head.trained_ = bool(meta["has_propensity"])
         head.base_rate_ = float(meta["propensity_base_rate"])
+        # artefacts of earlier releases hold the network head only
+        head.model_ = str(meta.get("propensity_model", "network"))
+        if head.model_ not in CANDIDATES:
+            raise ValueError(f"unknown propensity model {head.model_!r}")
+        if head.model_ in ("logistic", "blend"):
+            head.linear_ = LogisticModel.from_tensors(tensors, "propensity.logistic")
         return head
+
+
+@dataclass
+class _Inputs:
+    """Every example of the head: hidden states, scalar features (all, and standardised for the network)."""
+
+    h: np.ndarray | None
+    x: np.ndarray
+    z: np.ndarray
+    y: np.ndarray
+    g: np.ndarray  # held-out shoppers (early stopping of the network head)
+    rng: np.random.Generator | None
+
+    def stop_split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` split into examples to fit and held-out shoppers' to stop on.
+
+        A random fifth of ``rows`` stops when the held-out shoppers there are none or of one class.
+        """
+        fit, stop = rows & ~self.g, rows & self.g
+        if not fit.any() or not stop.any() or self.y[stop].min() == self.y[stop].max():
+            assert self.rng is not None
+            idx = np.flatnonzero(rows)
+            stop = np.zeros(len(rows), dtype=bool)
+            stop[self.rng.choice(idx, max(1, len(idx) // 5), replace=False)] = True
+            fit = rows & ~stop
+        return fit, stop
+
+
+@dataclass
+class _Fitted:
+    """One fitted candidate: its name, the logistic regression (if part of it) and the network."""
+
+    name: str
+    linear: LogisticModel | None
+    net: BehaviorNetwork
+
+    def predict(self, inputs: _Inputs, rows: np.ndarray) -> np.ndarray:
+        """Probabilities of the examples in ``rows``, float64."""
+        parts = []
+        if self.name in ("logistic", "blend"):
+            assert self.linear is not None
+            parts.append(self.linear.predict(inputs.x[rows]))
+        if self.name in ("network", "blend"):
+            assert inputs.h is not None
+            with torch.no_grad():
+                logit = self.net.propensity_logit(
+                    torch.from_numpy(np.asarray(inputs.h[rows], dtype=np.float32)),
+                    torch.from_numpy(inputs.z[rows]),
+                )
+            parts.append(torch.sigmoid(logit).double().numpy())
+        return np.mean(parts, axis=0)

@@ -488,6 +488,8 @@ class BehaviorRecommender(BaseRecommender):
         if propensity:
             progress("propensity", 0.0)
             report["propensity"] = self._fit_propensity(log, progress)
+            if "choice" in report["propensity"]:  # the admin lists it with the other choices
+                report.setdefault("choices", {})["propensity"] = report["propensity"].pop("choice")
             progress("propensity", 1.0)
             progress("done", 1.0)
         else:  # a refit follows and finishes the model
