@@ -18,6 +18,7 @@ from recommendations.core import artifacts
 from recommendations.core.candidates import CoVisitation
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import ItemIndex
+from recommendations.core.propensity_head import PropensityHead
 
 if TYPE_CHECKING:
     from recommendations.core.recommender import BehaviorRecommender
@@ -54,8 +55,7 @@ def save(model: BehaviorRecommender, directory: str | Path) -> dict[str, Any]:
     tensors["trend.cols"] = torch.from_numpy(model.trend_cols_)
     tensors["trend.days"] = torch.from_numpy(model.trend_days_)
     tensors["trend.weights"] = torch.from_numpy(np.asarray(model.trend_weights_, dtype=np.float64))
-    tensors["propensity.mean"] = torch.from_numpy(model.propensity_mean_)
-    tensors["propensity.std"] = torch.from_numpy(model.propensity_std_)
+    tensors.update(model.propensity_head_.tensors())
     meta = {
         "class": type(model).__name__,
         "config": model._cfg().to_dict(),
@@ -63,8 +63,7 @@ def save(model: BehaviorRecommender, directory: str | Path) -> dict[str, Any]:
         "blend_weights": model.blend_weights_,
         "novel_weights": model.novel_weights_,
         "report": model.report_,
-        "has_propensity": bool(model.has_propensity_),
-        "propensity_base_rate": float(model.propensity_base_rate_),
+        **model.propensity_head_.meta(),
     }
     return artifacts.save_artifact(directory, tensors, meta)
 
@@ -94,10 +93,7 @@ def load(cls: type[BehaviorRecommender], directory: str | Path) -> BehaviorRecom
         model.trend_cols_ = tensors["trend.cols"].numpy()
         model.trend_days_ = tensors["trend.days"].numpy()
         model.trend_weights_ = tensors["trend.weights"].numpy()
-        model.propensity_mean_ = tensors["propensity.mean"].numpy()
-        model.propensity_std_ = tensors["propensity.std"].numpy()
-        model.has_propensity_ = bool(meta["has_propensity"])
-        model.propensity_base_rate_ = float(meta["propensity_base_rate"])
+        model.propensity_head_ = PropensityHead.from_saved(tensors, meta)
         model.blend_weights_ = {k: float(v) for k, v in meta["blend_weights"].items()}
         # artefacts of earlier releases have one blend for every list
         novel = meta.get("novel_weights") or meta["blend_weights"]

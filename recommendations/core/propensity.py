@@ -27,10 +27,15 @@ FEATURE_NAMES = (
     + [f"n_{t}_24h" for t in COUNTED_TYPES]
 )
 N_FEATURES = len(FEATURE_NAMES)
+# Purchase occasions, read by the linear model only (the network head's input keeps the columns
+# above, so artefacts of earlier releases keep loading): the "frequency" of RFM counts the days
+# a shopper bought on, not the purchase events, and the peers' cart-minus-purchase keeps its sign.
+OCCASION_FEATURE_NAMES = ("purchase_days", "purchase_day_share", "cart_minus_purchase")
+LINEAR_FEATURE_NAMES = tuple(FEATURE_NAMES) + OCCASION_FEATURE_NAMES
 _NEVER_H = 24.0 * 365
 
 
-def scalar_features(histories: Sequence[History], now: float) -> np.ndarray:
+def scalar_features(histories: Sequence[History], now: float, *, occasions: bool = False) -> np.ndarray:
     """Recency / frequency / funnel features of each shopper from events strictly before ``now``.
 
     Parameters
@@ -38,11 +43,14 @@ def scalar_features(histories: Sequence[History], now: float) -> np.ndarray:
     histories : sequence of History
     now : float
         Unix seconds; later events are ignored.
+    occasions : bool
+        Also the purchase-occasion columns (:data:`OCCASION_FEATURE_NAMES`).
 
     Returns
     -------
-    ndarray of shape (len(histories), N_FEATURES), float32
-        ``log1p`` of counts and hours (see :data:`FEATURE_NAMES`).
+    ndarray of shape (len(histories), N_FEATURES) or (len(histories), len(LINEAR_FEATURE_NAMES)), float32
+        ``log1p`` of counts and hours (see :data:`FEATURE_NAMES`); then purchase days (``log1p``),
+        their share of the active days, and the signed ``log1p`` of carts minus purchases.
     """
     lens = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
     owner = np.repeat(np.arange(len(histories)), lens)
@@ -51,11 +59,18 @@ def scalar_features(histories: Sequence[History], now: float) -> np.ndarray:
     stamps = np.fromiter(
         (float(ts) for h in histories for _, _, ts in h), dtype=np.float64, count=int(lens.sum())
     )
-    return features_from_arrays(owner, len(histories), items, types, stamps, now)
+    return features_from_arrays(owner, len(histories), items, types, stamps, now, occasions=occasions)
 
 
 def features_from_arrays(
-    owner: np.ndarray, n: int, items: np.ndarray, types: np.ndarray, stamps: np.ndarray, now: float
+    owner: np.ndarray,
+    n: int,
+    items: np.ndarray,
+    types: np.ndarray,
+    stamps: np.ndarray,
+    now: float,
+    *,
+    occasions: bool = False,
 ) -> np.ndarray:
     """:func:`scalar_features` of ``n`` shoppers from flat event arrays, vectorised (no per-event Python).
 
@@ -67,6 +82,8 @@ def features_from_arrays(
         Item keys and event type names.
     stamps : ndarray of shape (m,), float64
         Unix seconds; events at or after ``now`` are ignored.
+    occasions : bool
+        Also the purchase-occasion columns (see :func:`scalar_features`).
     """
     keep = stamps < now
     o, ts = np.asarray(owner, dtype=np.int64)[keep], stamps[keep]
@@ -106,7 +123,25 @@ def features_from_arrays(
     base = 9
     out[:, base : base + k] = counts
     out[:, base + k :] = counts24
-    return np.log1p(np.minimum(out, _NEVER_H)).astype(np.float32)
+    logged = np.log1p(np.minimum(out, _NEVER_H))
+    if not occasions:
+        return logged.astype(np.float32)
+    bought = kind == buy
+    buy_days = np.zeros(n)
+    if bought.any():
+        day = np.floor(ts[bought] / DAY).astype(np.int64)
+        day -= day.min()
+        span = int(day.max()) + 1
+        buy_days = np.bincount(np.unique(o[bought] * span + day) // span, minlength=n).astype(np.float64)
+    net_carts = counts[:, cart] - counts[:, buy]
+    extra = np.column_stack(
+        [
+            np.log1p(buy_days),
+            buy_days / np.maximum(out[:, 3], 1.0),
+            np.sign(net_carts) * np.log1p(np.abs(net_carts)),
+        ]
+    )
+    return np.hstack([logged, extra]).astype(np.float32)
 
 
 def label_cuts(t_min: float, t_max: float, horizon: float, *, max_cuts: int = 8) -> tuple[list[float], float]:

@@ -1,7 +1,8 @@
 """What a model version chose for the shop on validation data, as rows staff can read.
 
 The training report records each choice of the search (``report["choices"]``: filters, sequence length,
-dropout, batch size, blend, repeat weight); this module turns it into labelled rows for the admin.
+dropout, batch size, blend, repeat weight, propensity model); this module turns it into labelled rows
+for the admin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ LABELS = {
     "batch_size": "Training batch size",
     "blend": "Blend of the network and the candidate sources",
     "mode": "Weight of the shopper's own recent items (repeats)",
+    "propensity": "Purchase-propensity model (validation figures: ROC-AUC)",
 }
 
 
