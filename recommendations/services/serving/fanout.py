@@ -59,7 +59,13 @@ def start_refresh(
             return None
         refresh = plan(chunk_users or recommender_settings.REFRESH_CHUNK_USERS)
         if fan_out is not None and refresh.chunks_total > 1:
-            fan_out(refresh)
+            try:
+                fan_out(refresh)
+            except Exception:
+                # nothing will run its chunks (e.g. the broker is unreachable): closed as failed
+                # now, so that it does not keep the next refresh out for the lease
+                finish(refresh.pk)
+                raise
             return refresh
         for chunk in refresh.chunks.order_by("index"):
             done = run_chunk(refresh.pk, chunk.index)

@@ -165,3 +165,22 @@ def test_a_running_refresh_keeps_the_next_one_out_until_its_lease_lapses(
     refresh = fanout.start_refresh()
     assert refresh is not None and refresh.status == "done"
     assert (refresh.chunks_total, refresh.model_version) == (1, None)  # no active model: nothing scored
+
+
+@pytest.mark.django_db
+def test_a_refresh_whose_chunks_cannot_be_sent_is_closed_and_does_not_block_the_next(
+    user_factory, event_factory, catalogue
+):
+    # given 5 active shoppers and a broker that refuses the chunks
+    _browse(user_factory, event_factory, catalogue, users=5)
+
+    def unreachable(refresh):
+        raise ConnectionError("broker down")
+
+    # when a refresh in chunks of 2 tries to send them
+    with pytest.raises(ConnectionError):
+        fanout.start_refresh(chunk_users=2, fan_out=unreachable)
+    # then it is recorded as failed, every user kept their lists, and the next refresh runs
+    failed = ListRefresh.objects.get()
+    assert (failed.status, failed.chunks_total, failed.failed_users, failed.users) == ("failed", 3, 5, 0)
+    assert fanout.start_refresh(chunk_users=2) is not None
