@@ -67,10 +67,14 @@ def start_refresh(
                 finish(refresh.pk)
                 raise
             return refresh
-        for chunk in refresh.chunks.order_by("index"):
-            done = run_chunk(refresh.pk, chunk.index)
-            if progress is not None:
-                progress(refresh, done)
+        try:
+            for chunk in refresh.chunks.order_by("index"):
+                done = run_chunk(refresh.pk, chunk.index)
+                if progress is not None:
+                    progress(refresh, done)
+        except Exception:
+            finish(refresh.pk)  # the chunks left count as failed: the next refresh may run
+            raise
         refresh.refresh_from_db()
         if refresh.status == ListRefresh.Status.RUNNING:  # no chunks: nothing closed it
             finish(refresh.pk)

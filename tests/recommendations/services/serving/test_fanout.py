@@ -184,3 +184,28 @@ def test_a_refresh_whose_chunks_cannot_be_sent_is_closed_and_does_not_block_the_
     failed = ListRefresh.objects.get()
     assert (failed.status, failed.chunks_total, failed.failed_users, failed.users) == ("failed", 3, 5, 0)
     assert fanout.start_refresh(chunk_users=2) is not None
+
+
+@pytest.mark.django_db
+def test_an_error_in_a_chunk_run_here_closes_the_refresh_and_reaches_the_caller(
+    user_factory, event_factory, catalogue, monkeypatch
+):
+    # given 5 active shoppers and a second chunk whose users cannot be read
+    _browse(user_factory, event_factory, catalogue, users=5)
+    users_of = fanout.chunk_users
+
+    def broken(chunk):
+        if chunk.index == 1:
+            raise ValueError("unreadable")
+        return users_of(chunk)
+
+    monkeypatch.setattr(fanout, "chunk_users", broken)
+    # when the chunks run here, in order
+    with pytest.raises(ValueError, match="unreadable"):
+        fanout.start_refresh(chunk_users=2)
+    # then the refresh is closed as partly done (the 3 users after the first chunk keep their lists)
+    # and the next refresh runs
+    refresh = ListRefresh.objects.get()
+    assert (refresh.status, refresh.users, refresh.failed_users) == ("partial", 0, 3)
+    monkeypatch.setattr(fanout, "chunk_users", users_of)
+    assert fanout.start_refresh(chunk_users=2).status == "done"
