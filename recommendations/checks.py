@@ -281,6 +281,7 @@ PLUGIN_TASKS = (
     "recommendations.retrain_model",
     "recommendations.rebuild_profiles",
     "recommendations.refresh_recommendations",
+    "recommendations.refresh_lists_chunk",
     "recommendations.refresh_item_relations",
     "behavior.prune_events",
 )

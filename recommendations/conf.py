@@ -114,6 +114,10 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # A cart or purchase this many days after a purchase of an item counts as bought with it
     # (its complements: the cart's "Complete your purchase", "Frequently bought together").
     "COMPLEMENT_DAYS": 14.0,
+    # Users per chunk of recommendations.refresh_recommendations: each chunk of consecutive user
+    # keys is a Celery task of its own (on any listening worker); fewer active users than this
+    # are refreshed by one task, as one process.
+    "REFRESH_CHUNK_USERS": 5000,
     # Users scored per batch by recommendations.refresh_recommendations.
     "PRECOMPUTE_BATCH_SIZE": 512,
     # Batches recommendations.refresh_recommendations scores at once, one thread each (1 = score in

@@ -17,19 +17,73 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from recommendations.conf import recommender_settings
 from recommendations.runtime.priority import lower_task_priority
 
+# Lost database or broker connections: worth another attempt (a training, a refresh chunk);
+# anything else is not.
+TRANSIENT_TRAINING_ERRORS = (
+    DatabaseInterfaceError,
+    DatabaseOperationalError,
+    BrokerOperationalError,
+    ConnectionError,
+)
+
 
 # --- serving: precomputed lists, item relations, popularity --------------------------------------------
 @shared_task(name="recommendations.refresh_recommendations", ignore_result=True, soft_time_limit=3600)
 def refresh_recommendations() -> int | None:
     """Score every active user through the active model and store the lists (table + cache).
 
-    None (at once) when another process is refreshing the lists (``serving.jobs``).
+    The users are cut into chunks of ``REFRESH_CHUNK_USERS`` that run as ``refresh_lists_chunk``
+    tasks on any listening worker (``serving.fanout``); a single chunk runs here. Returns the number
+    of active users planned, or None (at once) when another refresh is running.
     """
-    from recommendations.services.serving.jobs import refresh_lists
+    from recommendations.services.serving.fanout import start_refresh
 
     lower_task_priority()
-    result = refresh_lists()
-    return None if result is None else result.users
+    refresh = start_refresh(fan_out=fan_out_chunks)
+    return None if refresh is None else sum(refresh.chunks.values_list("planned", flat=True))
+
+
+def fan_out_chunks(refresh) -> None:
+    """One ``refresh_lists_chunk`` task per chunk of the refresh (a group; the last chunk closes it)."""
+    from celery import group
+
+    chunks = refresh.chunks.order_by("index").values_list("index", flat=True)
+    group(refresh_lists_chunk.si(refresh.pk, index) for index in chunks).apply_async()
+
+
+def _chunk_countdown(retries: int) -> float:
+    """Backoff of a chunk's retries (5 s, 10 s, 20 s…, at most 5 min) with full jitter."""
+    return random.uniform(0, min(300.0, 5.0 * (2**retries)))
+
+
+@shared_task(
+    name="recommendations.refresh_lists_chunk",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=3600,
+    time_limit=3900,
+    max_retries=3,
+)
+def refresh_lists_chunk(self, refresh_id: int, index: int) -> str:
+    """Refresh the lists of one chunk of users (``serving.fanout.run_chunk``); idempotent.
+
+    Retried alone on transient connection errors; a chunk that fails for good is recorded as
+    failed (its users keep their previous lists) and the refresh finishes without it.
+    """
+    from recommendations.services.serving.fanout import fail_chunk, run_chunk
+
+    lower_task_priority()
+    try:
+        return run_chunk(refresh_id, index).status
+    except TRANSIENT_TRAINING_ERRORS as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_chunk_countdown(self.request.retries)) from exc
+        fail_chunk(refresh_id, index, exc)
+    except Exception as exc:  # not worth retrying: recorded, so that the refresh still finishes
+        fail_chunk(refresh_id, index, exc)
+    return "failed"
 
 
 @shared_task(name="recommendations.refresh_item_relations", ignore_result=True, soft_time_limit=3600)
@@ -54,13 +108,6 @@ def check_alerts() -> dict:
 # --- training ------------------------------------------------------------------------------------
 # The retrain task is routed to RECOMMENDER["TRAIN_QUEUE"] (see ``enqueue_retrain`` and the project's
 # CELERY_TASK_ROUTES); its time limits come from the same settings dict.
-# Lost database or broker connections: worth another attempt; anything else is not.
-TRANSIENT_TRAINING_ERRORS = (
-    DatabaseInterfaceError,
-    DatabaseOperationalError,
-    BrokerOperationalError,
-    ConnectionError,
-)
 
 
 def _retry_countdown(retries: int) -> float:
