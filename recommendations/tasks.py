@@ -51,9 +51,9 @@ def fan_out_chunks(refresh) -> None:
     group(refresh_lists_chunk.si(refresh.pk, index) for index in chunks).apply_async()
 
 
-def _chunk_countdown(retries: int) -> float:
-    """Backoff of a chunk's retries (5 s, 10 s, 20 s…, at most 5 min) with full jitter."""
-    return random.uniform(0, min(300.0, 5.0 * (2**retries)))
+def _backoff(retries: int, *, first: float, cap: float) -> float:
+    """Exponential backoff (``first``, twice that, four times…, at most ``cap`` seconds) with full jitter."""
+    return random.uniform(0, min(cap, first * (2**retries)))
 
 
 @shared_task(
@@ -79,7 +79,7 @@ def refresh_lists_chunk(self, refresh_id: int, index: int) -> str:
         return run_chunk(refresh_id, index).status
     except TRANSIENT_TRAINING_ERRORS as exc:
         if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_chunk_countdown(self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, first=5.0, cap=300.0)) from exc
         fail_chunk(refresh_id, index, exc)
     except Exception as exc:  # not worth retrying: recorded, so that the refresh still finishes
         fail_chunk(refresh_id, index, exc)
@@ -110,11 +110,6 @@ def check_alerts() -> dict:
 # CELERY_TASK_ROUTES); its time limits come from the same settings dict.
 
 
-def _retry_countdown(retries: int) -> float:
-    """Exponential backoff (30 s, 60 s, 120 s…, at most 30 min) with full jitter."""
-    return random.uniform(0, min(1800.0, 30.0 * (2**retries)))
-
-
 @shared_task(
     name="recommendations.retrain_model",
     bind=True,
@@ -142,9 +137,9 @@ def retrain_model(self, triggered_by: str = "schedule", window_days: int | None 
             once_within_seconds=schedule_guard_seconds(self.request.get("periodic_task_name")),
         )
     except TRANSIENT_TRAINING_ERRORS as exc:  # e.g. the database was unreachable before the run existed
-        raise self.retry(exc=exc, countdown=_retry_countdown(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries, first=30.0, cap=1800.0)) from exc
     if getattr(run, "transient_error", False):
-        raise self.retry(countdown=_retry_countdown(self.request.retries))
+        raise self.retry(countdown=_backoff(self.request.retries, first=30.0, cap=1800.0))
     version = run.model_version
     return {
         "run": run.pk,

@@ -115,8 +115,7 @@ def personal_stage(
 
     def stage() -> Iterator[Candidate]:
         stored = precomputed(state.user_id, prefetched) if state.user_id is not None else None
-        fresh = stored is not None and (state.latest_ts is None or state.latest_ts <= stored["computed_at"])
-        if stored is not None and fresh:
+        if stored is not None and (state.latest_ts is None or state.latest_ts <= stored["computed_at"]):
             version_box.append(stored["version"])
             yield from _stored(stored["keys"], stored["scores"], stored["reasons"], source)
             return
