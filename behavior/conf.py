@@ -68,6 +68,15 @@ BEHAVIOR_DEFAULTS: dict[str, Any] = {
     "VISITOR_COOKIE_SECURE": None,
     # Events older than this many days are deleted by behavior.prune_events (None = keep forever).
     "EVENT_RETENTION_DAYS": 730,
+    # PostgreSQL: the time span of one partition of the events and impressions tables: "month",
+    # "week" or "day" (behavior.services.partitions; SQLite keeps plain tables).
+    "PARTITION_INTERVAL": "month",
+    # PostgreSQL: partitions behavior.maintain_partitions keeps ready after the current one.
+    "PARTITIONS_AHEAD": 3,
+    # PostgreSQL: days a client's event id is remembered whatever the event's time, so a re-send
+    # without occurred_at (the server then stamps a new time) is still a duplicate; past the window
+    # the pair (event_id, occurred_at) is the idempotency key (docs/partitioning.md).
+    "EVENT_ID_WINDOW_DAYS": 2,
     # Honour the browser's Do-Not-Track (DNT: 1) and Global Privacy Control (Sec-GPC: 1) headers.
     "HONOR_DO_NOT_TRACK": True,
     # Issue no visitor cookie and record no event until the tracking adapter's has_consent() is true.

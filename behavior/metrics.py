@@ -11,8 +11,13 @@ server-side event:
   (``behavior.tracking.record_event``).
 
 ``behavior_throttle_local_total``: requests throttled from process memory because the
-shared cache (Redis) failed. Under several gunicorn workers, prometheus-client's
-multiprocess mode adds the processes up (``PROMETHEUS_MULTIPROC_DIR``).
+shared cache (Redis) failed.
+
+``behavior_partition_misses_total{table}``: rows of ``events`` or ``impressions`` stored in a
+DEFAULT partition because no partition held their time (PostgreSQL; ``services.partitions``).
+
+Under several gunicorn workers, prometheus-client's multiprocess mode adds the processes up
+(``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 from __future__ import annotations
@@ -35,3 +40,16 @@ def count_events(*, accepted: int = 0, retried: int = 0, rejected: int = 0, lost
     ):
         if amount:
             EVENTS.labels(outcome).inc(amount)
+
+
+PARTITION_MISSES = Counter(
+    "behavior_partition_misses",
+    "Rows stored in a DEFAULT partition because no partition held their time (PostgreSQL).",
+    ["table"],
+)
+
+
+def count_partition_misses(table: str, amount: int) -> None:
+    """Count rows of ``table`` ("events", "impressions") that went to the DEFAULT partition."""
+    if amount:
+        PARTITION_MISSES.labels(table).inc(amount)

@@ -135,3 +135,28 @@ class Event(models.Model):
     def __str__(self) -> str:
         who = f"user {self.user_id}" if self.user_id else f"visitor {self.visitor_id or '?'}"
         return f"{self.event_type} by {who} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class RecentEventId(models.Model):
+    """A client's event id received in the last ``EVENT_ID_WINDOW_DAYS`` (PostgreSQL only).
+
+    On PostgreSQL the events table is partitioned by ``occurred_at``, and a partitioned table
+    can only enforce uniqueness on keys that include the partition column: the events table
+    holds ``(event_id, occurred_at)`` unique. This table keeps ``event_id`` alone unique for
+    the window, so a re-send whose time changed (a client that left ``occurred_at`` to the
+    server) is still recognised, and a reused id with another time is refused
+    (``behavior.services.event_ids``; docs/partitioning.md). On SQLite ``Event.event_id`` is
+    unique by itself and this table stays empty.
+    """
+
+    event_id = models.UUIDField(primary_key=True, verbose_name=_("event id"))
+    # the time stored with the id: a re-send naming another time is a reused id
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    received_at = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("received at"))
+
+    class Meta:
+        verbose_name = _("recent event id")
+        verbose_name_plural = _("recent event ids")
+
+    def __str__(self) -> str:
+        return str(self.event_id)

@@ -81,16 +81,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_environment(args: argparse.Namespace) -> dict[str, str]:
-    import psycopg
-
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.db}"')
+def django_environment(pg: str, db: str) -> dict[str, str]:
+    """The environment of the demo project's processes on database ``db`` (no broker, no cache)."""
     env = dict(os.environ)
     env.update(
         {
-            "DATABASE_URL": f"{args.pg}/{args.db}",
+            "DATABASE_URL": f"{pg}/{db}",
             "DJANGO_SETTINGS_MODULE": "shop.settings",
             "DEBUG": "0",  # no per-query logging in the workers
             "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
@@ -102,6 +98,16 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
         }
     )
+    return env
+
+
+def setup_environment(args: argparse.Namespace) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{args.db}"')
+    env = django_environment(args.pg, args.db)
     # --skip-checks: this benchmark runs DEBUG off on the per-process cache on purpose, which the
     # checks refuse for a deployment (recommendations.E020)
     migrate = [PY, "manage.py", "migrate", "--noinput", "-v", "0", "--skip-checks"]

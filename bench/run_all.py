@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (full arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "ingest": (["--events", "100000", "--naive", "1000", "--max-seconds", "60"], ["--quick"]),
+    "partitions": (["--rows", "1000000"], ["--rows", "50000", "--repeat", "1"]),
     "pages": (["--requests", "200"], ["--requests", "50"]),
     "train": (["--threads", "2"], ["--threads", "2", "--skip-growth"]),
     "quality": ([], ["--splits", "tb2novel", "--skip-network"]),

@@ -1,6 +1,7 @@
 """System checks of the plugin's settings: clear messages at start-up instead of exceptions later.
 
-Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model,
+Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model (``E009``
+the partitions of events and impressions),
 ``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
 across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
 "Embedding" section lists what a host must set to pass them.
@@ -52,6 +53,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="recommendations.E005",
             )
         )
+    errors += _partition_errors(user)
     from recommendations.conf import network_config
 
     try:
@@ -94,6 +96,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 Error(
                     f"ITEM_KEY_FIELD {field_name!r} of {model._meta.label} must be unique.",
                     id="recommendations.E003",
+                )
+            )
+    return errors
+
+
+# --- partitions and the window of event ids (recommendations.E009) --------------------------------
+
+
+def _partition_errors(user: dict) -> list[Error]:
+    """``PARTITION_INTERVAL`` one of month/week/day; ``PARTITIONS_AHEAD`` and the id window counts."""
+    from behavior.services.partitions import INTERVALS
+
+    errors = []
+    interval = user.get("PARTITION_INTERVAL", "month")
+    if interval not in INTERVALS:
+        errors.append(
+            Error(
+                f"PARTITION_INTERVAL must be one of {', '.join(INTERVALS)}, not {interval!r}.",
+                id="recommendations.E009",
+            )
+        )
+    for key, low in (("PARTITIONS_AHEAD", 1), ("EVENT_ID_WINDOW_DAYS", 1)):
+        value = user.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1000:
+            errors.append(
+                Error(
+                    f"{key} must be a whole number from {low} to 1000, not {value!r}.",
+                    id="recommendations.E009",
                 )
             )
     return errors

@@ -71,6 +71,16 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _forget_partition_layouts():
+    """A test's partitions go with its transaction: no process may remember them afterwards."""
+    from behavior.services import partitions
+
+    partitions.forget_layouts()
+    yield
+    partitions.forget_layouts()
+
+
 @pytest.fixture
 def user_factory(db):
     return factories.UserFactory

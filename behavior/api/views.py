@@ -46,7 +46,9 @@ events are invalid it answers **400** with the same counts, a `detail` sentence 
 `rejected`: the index of each bad event in the batch and the reasons per field; the valid
 events of that batch **are stored** all the same (as Mixpanel's `/import` does), so a
 client must not re-send the batch unchanged, only fix or drop the rejected events (a
-re-send would store nothing twice anyway: event ids are idempotency keys).
+re-send would store nothing twice anyway: event ids are idempotency keys). A re-sent event
+keeps its `occurred_at`: an `event_id` stored with another time is rejected as reused, and
+when that is the only reason events were rejected the answer is **409** (same body).
 
 The user comes from authentication (session, basic or token). A `user`, `user_id` or
 `username` key in an event is **rejected** for that event, so a client can never write for
@@ -105,6 +107,11 @@ class EventIngestView(APIView):
                 description="Malformed JSON or not an event object (detail only), or rejected events "
                 "(detail, counts and rejected[]: index and field of each); the valid events are stored.",
             ),
+            409: OpenApiResponse(
+                RejectedBatchSerializer,
+                description="Every rejected event reuses an event_id stored with another occurred_at "
+                "(the same body as 400); the other events are stored.",
+            ),
             413: OpenApiResponse(ErrorSerializer, description="Too many events or too large a body."),
             429: OpenApiResponse(ErrorSerializer, description="Throttled."),
             503: OpenApiResponse(
@@ -145,7 +152,11 @@ class EventIngestView(APIView):
         # ints and the rejections already {"index": int, "errors": {field: [str]}}.
         body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
         if result.rejected:
-            return Response({"detail": _rejected_detail(result, len(events)), **body}, status=400)
+            conflict = all(services.is_reused_id(entry) for entry in result.rejected)
+            return Response(
+                {"detail": _rejected_detail(result, len(events)), **body},
+                status=status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST,
+            )
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

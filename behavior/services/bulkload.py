@@ -17,9 +17,10 @@ from typing import Any
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from behavior.models import Event
+from behavior.services import partitions
 from behavior.services.copy_format import copy_text, escape
 from behavior.services.reference_locks import ReferenceLock, array_literal, lock_references, reference_locks
-from behavior.services.storage import CONTEXT_INDEX, column_list, context_json, store_rows
+from behavior.services.storage import CONTEXT_INDEX, OCCURRED_AT_INDEX, column_list, context_json, store_rows
 
 __all__ = ["ChunkLoader", "CopyChunk", "copy_chunk", "copy_line", "psycopg_errors"]
 
@@ -64,9 +65,10 @@ def copy_chunk(chunk: CopyChunk) -> int:
     table, no ``ON CONFLICT`` probe per row. When an event id is already stored (a
     re-import, or the same row in two chunks), the savepoint is rolled back, the stored
     ids are looked up in one query and the other rows copied: duplicates are counted
-    exactly and the unique index on ``event_id`` still decides. The commit does not wait
-    for the WAL flush (as ``store_rows(durable=False)``: a crash loses the last
-    moments of an import, which re-running it restores).
+    exactly and the unique index still decides (``event_id``; ``(event_id, occurred_at)`` on
+    a partitioned table, where a row whose id is stored at any time is left out here). The
+    commit does not wait for the WAL flush (as ``store_rows(durable=False)``: a crash loses
+    the last moments of an import, which re-running it restores).
 
     With ``references`` and a chunk that is a transaction of its own, the referenced
     users and items are checked and locked once for the chunk, and the per-row
@@ -187,6 +189,11 @@ class ChunkLoader:
         """
         if self._error is not None:
             raise self._error
+        if rows and self.copy_text:
+            # a historical log: its partitions are made before its rows arrive (on Postgres,
+            # where the table is partitioned), not left to the DEFAULT partition
+            moments = [row[OCCURRED_AT_INDEX] for row in rows]
+            partitions.cover(partitions.EVENTS, min(moments), max(moments))
         job: CopyChunk | list[tuple] = rows
         if payload is not None and self.copy_text:
             job = CopyChunk.of(rows, payload, self.locks)

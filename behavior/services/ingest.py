@@ -22,6 +22,7 @@ from behavior import metrics
 from behavior.conf import behavior_settings
 from behavior.items import get_item_model, item_ids_by_key
 from behavior.models import Event
+from behavior.services import event_ids
 from behavior.services import validation as v
 from behavior.services.storage import store_rows
 
@@ -83,7 +84,9 @@ def ingest_events(
     ``user_id`` (a user pk) inside an event and an item model instance as ``item``; for
     everybody else ``user``/``user_id``/``username`` keys are rejected and the per-event
     size cap applies. ``historical`` lifts the maximum event age (imports of old logs);
-    the future-time check always applies. Re-sent event ids count as ``duplicates``.
+    the future-time check always applies. Re-sent event ids count as ``duplicates``; an id
+    re-sent with another ``occurred_at`` than the one stored is rejected (:func:`is_reused_id`;
+    PostgreSQL, within ``EVENT_ID_WINDOW_DAYS``: :mod:`behavior.services.event_ids`).
     The options (:class:`IngestOptions`) are those of :func:`prepare_rows`.
     """
     prepared = prepare_rows(raw_events, **options)
@@ -92,12 +95,42 @@ def ingest_events(
     for row_filter in ROW_FILTERS:  # privacy hook, see ROW_FILTERS
         rows = row_filter(rows)
     if rows:
-        inserted, events = store_rows(rows, return_events=return_events, fresh_ids=not prepared.client_ids)
+        inserted, events = store_rows(
+            rows,
+            return_events=return_events,
+            fresh_ids=not prepared.client_ids,
+            remember_ids=prepared.client_ids,
+        )
         result.accepted += inserted
         result.duplicates += len(rows) - inserted
         result.events = events
+        if inserted < len(rows) and prepared.client_ids:
+            _reject_reused_ids(result, prepared, rows)
     metrics.count_events(accepted=result.accepted, retried=result.duplicates, rejected=len(result.rejected))
     return result
+
+
+REUSED_EVENT_ID = gettext_noop(
+    "This event_id is stored with another occurred_at: a re-sent event keeps its time, "
+    "another event needs another id."
+)
+
+
+def is_reused_id(rejected: Mapping[str, Any]) -> bool:
+    """True for a rejection (an ``IngestResult.rejected`` entry) of a reused event id, nothing else."""
+    return rejected.get("errors") == {"event_id": [gettext(REUSED_EVENT_ID)]}
+
+
+def _reject_reused_ids(result: IngestResult, prepared: PreparedRows, rows: list[tuple]) -> None:
+    """Move the rows whose id is stored with another time from ``duplicates`` to ``rejected``."""
+    position = {id(row): i for i, row in enumerate(prepared.rows)}
+    kept = [i for i in (position.get(id(row)) for row in rows) if i is not None]
+    for i in event_ids.reused([prepared.rows[i] for i in kept], [prepared.timed[i] for i in kept]):
+        result.rejected.append(
+            {"index": prepared.indexes[kept[i]], "errors": {"event_id": [gettext(REUSED_EVENT_ID)]}}
+        )
+        result.duplicates -= 1
+    result.rejected.sort(key=lambda entry: entry["index"])
 
 
 @dataclass
@@ -106,11 +139,13 @@ class PreparedRows:
 
     ``indexes[i]`` is the position in the batch of ``rows[i]``; ``rejected`` is sorted by
     index; ``duplicates`` counts event ids repeated inside the batch; ``client_ids`` says
-    whether any event id came from the caller (then it may be stored already).
+    whether any event id came from the caller (then it may be stored already); ``timed[i]``
+    whether the caller named ``rows[i]``'s time (else it is the server's ``now``).
     """
 
     rows: list[tuple] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
+    timed: list[bool] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     client_ids: bool = False
@@ -187,6 +222,7 @@ def prepare_rows(
             continue
         seen.add(event_id)
         indexes.append(index)
+        prepared.timed.append("occurred_at" in data)
         rows.append(
             (
                 event_id,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from behavior.conf import behavior_settings
 from behavior.models import Event
+from behavior.services import partitions
 
 
 def retention_cutoff(*, retention_days: int | None = None, now: datetime | None = None) -> datetime | None:
@@ -33,20 +33,15 @@ def events_past_retention(*, now: datetime | None = None) -> int:
 def prune_events(
     *, retention_days: int | None = None, batch_size: int = 10_000, now: datetime | None = None
 ) -> int:
-    """Delete events that occurred more than ``retention_days`` ago, in batches; return how many.
+    """Delete events that occurred more than ``retention_days`` ago; return how many.
 
     ``retention_days`` defaults to ``EVENT_RETENTION_DAYS``; ``None`` there means keep
-    forever. Batches keep each transaction (and the locks it holds) short.
+    forever. On PostgreSQL the partitions that lie wholly before the cut are dropped (their
+    rows counted by the planner's estimate when large), and rows are deleted only in the one
+    that straddles it (and the DEFAULT partition); elsewhere rows are deleted in batches,
+    which keep each transaction (and the locks it holds) short.
     """
     cutoff = retention_cutoff(retention_days=retention_days, now=now)
     if cutoff is None:
         return 0
-    deleted = 0
-    while True:
-        old = Event.objects.filter(occurred_at__lt=cutoff).order_by()
-        ids = list(old.values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            count, _ = Event.objects.filter(pk__in=ids).delete()
-        deleted += count
+    return partitions.prune_before(partitions.EVENTS, cutoff, batch_size=batch_size)

@@ -3,7 +3,7 @@
 Storage strategy (chosen per batch):
 
 - Postgres, large batches (``COPY_INSERT_THRESHOLD``): ``COPY`` into a per-connection
-  temporary table, then one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``.
+  temporary table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
 - Postgres, medium batches (``BULK_INSERT_THRESHOLD``): one ``INSERT ... SELECT FROM
   json_array_elements(%s) ON CONFLICT DO NOTHING`` statement with the batch as one JSON
   parameter, a single round trip and no transaction of its own.
@@ -14,7 +14,13 @@ Storage strategy (chosen per batch):
 
 The bulk paths count duplicates exactly from the database's row count; the ORM path
 counts them from the pre-check (a concurrent writer of the same id is still only stored
-once: the unique index on ``event_id`` decides, and the loser is counted as a duplicate).
+once: the unique index decides, and the loser is counted as a duplicate).
+
+On PostgreSQL the events table is partitioned by ``occurred_at`` and its unique key is
+``(event_id, occurred_at)``; ids that clients chose are also claimed in the window of recent
+ids, in the same statement as the insert (``remember_ids``, :mod:`behavior.services.event_ids`).
+Rows whose time no partition holds go to the DEFAULT partition, with a warning and a metric
+(:func:`behavior.services.partitions.note_uncovered`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from django.db import IntegrityError, connection, models, transaction
 
 from behavior.conf import behavior_settings
 from behavior.models import Event
+from behavior.services import event_ids, partitions
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +58,17 @@ COLUMNS: tuple[str, ...] = (
     "origin",
 )
 CONTEXT_INDEX = COLUMNS.index("context")
+OCCURRED_AT_INDEX = COLUMNS.index("occurred_at")
 _STAGE_TABLE = "behavior_event_stage"
 
 
 def store_rows(
-    rows: list[tuple], *, return_events: bool = False, durable: bool = True, fresh_ids: bool = False
+    rows: list[tuple],
+    *,
+    return_events: bool = False,
+    durable: bool = True,
+    fresh_ids: bool = False,
+    remember_ids: bool = False,
 ) -> tuple[int, list[Event]]:
     """Insert prepared rows (``COLUMNS`` order), skipping stored event ids; return (inserted, events).
 
@@ -64,21 +77,25 @@ def store_rows(
     Postgres crash can lose the last fraction of a second of the import, which simply
     re-running the idempotent import restores. An acknowledged API event is never written
     this way. ``fresh_ids``: every event id was just generated here (uuid4), so the ORM
-    path skips looking for stored ones.
+    path skips looking for stored ones. ``remember_ids``: the ids came from a client (the API),
+    so on PostgreSQL they are claimed in the window of recent ids (:mod:`event_ids`).
     """
     vendor = connection.vendor
     events: list[Event] = []
+    claim = remember_ids and not fresh_ids and event_ids.in_use()
     if not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD and vendor == "postgresql":
         if len(rows) >= behavior_settings.COPY_INSERT_THRESHOLD:
-            inserted = _insert_postgres_copy(rows, durable=durable)
+            inserted = _insert_postgres_copy(rows, durable=durable, claim=claim)
         else:
-            inserted = _insert_postgres_json(rows)
+            inserted = _insert_postgres_json(rows, claim=claim)
     elif not return_events and len(rows) >= behavior_settings.BULK_INSERT_THRESHOLD and vendor == "sqlite":
         inserted = _insert_sqlite(rows)
     else:
-        events = _insert_orm(rows, fresh_ids=fresh_ids)
+        events = _insert_orm(rows, fresh_ids=fresh_ids, claim=claim)
         inserted = len(events)
     if inserted:
+        if vendor == "postgresql":
+            partitions.note_uncovered(partitions.EVENTS, (row[OCCURRED_AT_INDEX] for row in rows))
         announce(_latest_by_user(rows))
     return inserted, events if return_events else []
 
@@ -132,8 +149,8 @@ def _json_rows(rows: list[tuple]) -> list[tuple]:
     return [(*row[:i], context_json(row[i]), *row[i + 1 :]) for row in rows]
 
 
-def _insert_postgres_copy(rows: list[tuple], *, durable: bool = True) -> int:
-    """COPY into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING."""
+def _insert_postgres_copy(rows: list[tuple], *, durable: bool = True, claim: bool = False) -> int:
+    """COPY into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING (claiming ids)."""
     table = connection.ops.quote_name(Event._meta.db_table)
     columns = column_list()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -152,16 +169,17 @@ def _insert_postgres_copy(rows: list[tuple], *, durable: bool = True) -> int:
         ):
             for row in _json_rows(rows):
                 copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
-            f"ON CONFLICT (event_id) DO NOTHING"
-        )
+        source = f"SELECT {columns} FROM {_STAGE_TABLE}"
+        if claim:
+            cursor.execute(event_ids.claimed_insert_sql(source, columns))
+        else:
+            cursor.execute(f"INSERT INTO {table} ({columns}) {source} ON CONFLICT DO NOTHING")
         inserted = cursor.rowcount
         cursor.execute(f"TRUNCATE {_STAGE_TABLE}")
     return inserted
 
 
-def _insert_postgres_json(rows: list[tuple]) -> int:
+def _insert_postgres_json(rows: list[tuple], *, claim: bool = False) -> int:
     """One ``INSERT ... SELECT FROM json_array_elements($1) ON CONFLICT DO NOTHING`` statement.
 
     The whole batch travels as ONE text parameter: :func:`_encode_rows` writes it with the C
@@ -171,38 +189,43 @@ def _insert_postgres_json(rows: list[tuple]) -> int:
     plain psycopg cursor on Django's connection, so it joins any open transaction): quoting
     a 15 KB literal into the SQL text costs more than the insert. A single statement is
     atomic on its own, so no BEGIN/COMMIT round trips. ``rowcount`` is the number of rows
-    stored, so duplicates are counted exactly.
+    stored, so duplicates are counted exactly. ``claim``: the ids are claimed in the same
+    statement (:func:`behavior.services.event_ids.claimed_insert_sql`).
     """
     import psycopg  # only on this Postgres-only path
 
     payload = _encode_rows(rows)
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_json_insert_sql(), [payload])
+        cursor.execute(_json_insert_sql(claim=claim), [payload])
         return cursor.rowcount
 
 
-_JSON_INSERT_SQL: dict[str, str] = {}
+_JSON_INSERT_SQL: dict[tuple[str, bool], str] = {}
 _I_EVENT_ID, _I_VALUE, _I_OCCURRED, _I_RECEIVED, _I_RECOMMENDATION = (
     COLUMNS.index(name) for name in ("event_id", "value", "occurred_at", "received_at", "recommendation_id")
 )
 
 
-def _json_insert_sql() -> str:
+def _json_insert_sql(*, claim: bool = False) -> str:
     """The INSERT of :func:`_insert_postgres_json` (built once from the model: swappable FKs differ)."""
-    sql = _JSON_INSERT_SQL.get(connection.alias)
+    sql = _JSON_INSERT_SQL.get((connection.alias, claim))
     if sql is None:
         table = connection.ops.quote_name(Event._meta.db_table)
         values = []
         for i, f in enumerate(concrete_fields()):
-            if isinstance(f, models.JSONField):
-                values.append(f"(r->{i})::jsonb")
-            else:
-                values.append(f"(r->>{i})::{f.cast_db_type(connection)}")
-        sql = _JSON_INSERT_SQL[connection.alias] = (
-            f"INSERT INTO {table} ({column_list()}) SELECT {', '.join(values)} "
-            f"FROM json_array_elements(%s::json) AS r ON CONFLICT (event_id) DO NOTHING"
-        )
+            value = (
+                f"(r->{i})::jsonb"
+                if isinstance(f, models.JSONField)
+                else f"(r->>{i})::{f.cast_db_type(connection)}"
+            )
+            values.append(f"{value} AS {connection.ops.quote_name(str(f.column))}")
+        source = f"SELECT {', '.join(values)} FROM json_array_elements(%s::json) AS r"
+        if claim:
+            sql = event_ids.claimed_insert_sql(source, column_list())
+        else:
+            sql = f"INSERT INTO {table} ({column_list()}) {source} ON CONFLICT DO NOTHING"
+        _JSON_INSERT_SQL[(connection.alias, claim)] = sql
     return sql
 
 
@@ -250,23 +273,34 @@ def _insert_sqlite(rows: list[tuple]) -> int:
         return cursor.rowcount
 
 
-def _insert_orm(rows: list[tuple], *, fresh_ids: bool = False) -> list[Event]:
+def _insert_orm(rows: list[tuple], *, fresh_ids: bool = False, claim: bool = False) -> list[Event]:
     """bulk_create the rows whose event id is not stored yet; return the stored instances.
 
     One event with a server-generated id (the tracking helper on every page view) is a
     single ``INSERT`` (``save(force_insert=True)``): no look-up of stored ids, and outside
     a transaction no BEGIN/COMMIT pair around it, which a page view would wait for.
+    ``claim``: the ids are claimed instead of looked up, in the transaction of the insert.
     """
     if fresh_ids and len(rows) == 1:
         obj = Event(**dict(zip(COLUMNS, rows[0], strict=True)))
         obj.save(force_insert=True)
         return [obj]
+    if claim:
+        with transaction.atomic():
+            claimed = event_ids.claim(rows)
+            return _create(
+                [Event(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] in claimed]
+            )
     if fresh_ids:
         existing: set = set()
     else:
         ids = [row[0] for row in rows]
         existing = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
-    objs = [Event(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] not in existing]
+    return _create([Event(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] not in existing])
+
+
+def _create(objs: list[Event]) -> list[Event]:
+    """bulk_create; on a unique violation (a concurrent writer) one by one, skipping the stored ones."""
     if not objs:
         return []
     try:

@@ -161,6 +161,22 @@ class _Columns:
         )
 
 
+def window_events(
+    *, window_days: int | None = None, clock: datetime | None = None, user_ids: Iterable[Any] | None = None
+) -> models.QuerySet:
+    """The usable events :func:`load_event_log` reads (parameters as there), unordered.
+
+    The window is a lower bound on ``occurred_at``, so on PostgreSQL only the partitions that
+    can hold it are scanned (plan-time pruning: the bound is a literal in the query).
+    """
+    queryset = usable_events()
+    if window_days is not None:
+        queryset = queryset.filter(occurred_at__gte=(clock or data_now()) - timedelta(days=window_days))
+    if user_ids is not None:
+        queryset = queryset.filter(user_id__in=list(user_ids))
+    return queryset
+
+
 def load_event_log(
     *,
     window_days: int | None = None,
@@ -185,11 +201,7 @@ def load_event_log(
     Events whose shopper has neither a user nor a visitor id are skipped. Repeated shopper,
     item and type strings are interned, so the object arrays share one string per value.
     """
-    queryset = usable_events()
-    if window_days is not None:
-        queryset = queryset.filter(occurred_at__gte=(clock or data_now()) - timedelta(days=window_days))
-    if user_ids is not None:
-        queryset = queryset.filter(user_id__in=list(user_ids))
+    queryset = window_events(window_days=window_days, clock=clock, user_ids=user_ids)
     rows = queryset.values_list(
         username_lookup(), "visitor_id", item_key_lookup(), "event_type", "occurred_at", "value"
     ).iterator(chunk_size=chunk_size or recommender_settings.DATA_CHUNK_SIZE)

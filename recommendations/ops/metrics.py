@@ -4,6 +4,7 @@ Counted in the web processes (prometheus-client):
 
 - ``behavior_events_total{outcome}``: accepted, retried, rejected, lost (``behavior.metrics``);
 - ``behavior_throttle_local_total``: requests throttled per process while Redis was down;
+- ``behavior_partition_misses_total{table}``: rows stored in a DEFAULT partition (PostgreSQL);
 - ``recommender_request_seconds{endpoint, method, source}``: latency of every request by URL
   name (``unmatched`` for none) and by who answered (``fastpath``: a replayed list,
   ``lane``: the fast path's real-time lane, ``django``: the full stack).

@@ -60,6 +60,13 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab=("50", "*"),
     ),
     ScheduledJob(
+        name="behavior: create partitions daily",
+        task="behavior.maintain_partitions",
+        description="PostgreSQL: create event and impression partitions ahead and move rows out of "
+        "the default partitions at 03:15.",
+        crontab=("15", "3"),
+    ),
+    ScheduledJob(
         name="behavior: prune old events daily",
         task="behavior.prune_events",
         description="Delete events, impressions and not-interested marks past their retention at 03:45.",

@@ -3,7 +3,9 @@
 Run daily by ``behavior.prune_events`` (through ``behavior.signals.retention_due``), right
 after the events: ``IMPRESSION_RETENTION_DAYS`` and ``NOT_INTERESTED_RETENTION_DAYS`` count
 back from the wall clock (retention limits how long personal data is kept, a matter of real
-time, like ``EVENT_RETENTION_DAYS``). Batched, so each transaction stays short.
+time, like ``EVENT_RETENTION_DAYS``). Impressions on PostgreSQL: whole partitions dropped,
+rows deleted only in the one that straddles the cut; otherwise batched deletes, so each
+transaction stays short.
 """
 
 from __future__ import annotations
@@ -11,26 +13,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
+from behavior.services import partitions
 from recommendations.conf import recommender_settings
-from recommendations.models import Impression, NotInterested
+from recommendations.models import NotInterested
+from recommendations.services.partitioned import IMPRESSIONS
 
 __all__ = ["prune_serving_data"]
-
-
-def _prune(model: Any, cutoff: datetime, batch_size: int) -> int:
-    deleted = 0
-    while True:
-        ids = list(
-            model.objects.filter(created_at__lt=cutoff).order_by().values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            count, _ = model.objects.filter(pk__in=ids).delete()
-        deleted += count
 
 
 def prune_serving_data(
@@ -41,10 +31,13 @@ def prune_serving_data(
     A ``retention_due`` receiver (hence ``sender``); a retention of None keeps that kind forever.
     """
     now = now or timezone.now()
-    counts: dict[str, int] = {}
-    for kind, model, days in (
-        ("impressions", Impression, recommender_settings.IMPRESSION_RETENTION_DAYS),
-        ("not_interested", NotInterested, recommender_settings.NOT_INTERESTED_RETENTION_DAYS),
-    ):
-        counts[kind] = 0 if days is None else _prune(model, now - timedelta(days=days), batch_size)
+    counts = {"impressions": 0, "not_interested": 0}
+    if (days := recommender_settings.IMPRESSION_RETENTION_DAYS) is not None:
+        counts["impressions"] = partitions.prune_before(
+            IMPRESSIONS, now - timedelta(days=days), batch_size=batch_size
+        )
+    if (days := recommender_settings.NOT_INTERESTED_RETENTION_DAYS) is not None:
+        counts["not_interested"] = partitions.delete_before(
+            NotInterested, "created_at", now - timedelta(days=days), batch_size=batch_size
+        )
     return counts

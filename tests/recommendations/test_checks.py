@@ -19,6 +19,34 @@ def _ids(messages) -> list[str]:
     return sorted(message.id for message in messages)
 
 
+# --- partitions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("PARTITION_INTERVAL", "year", "PARTITION_INTERVAL must be one of month, week, day, not 'year'."),
+        ("PARTITIONS_AHEAD", 0, "PARTITIONS_AHEAD must be a whole number from 1 to 1000, not 0."),
+        ("EVENT_ID_WINDOW_DAYS", "2", "EVENT_ID_WINDOW_DAYS must be a whole number from 1 to 1000, not '2'."),
+    ],
+)
+def test_a_bad_partition_setting_is_an_error(settings, key, value, expected):
+    # given
+    settings.RECOMMENDER = {**settings.RECOMMENDER, key: value}
+    # when
+    errors = [m for m in checks.check_settings() if m.id == "recommendations.E009"]
+    # then
+    assert [m.msg for m in errors] == [expected]
+
+
+@pytest.mark.parametrize("interval", ["month", "week", "day"])
+def test_every_partition_interval_passes(settings, interval):
+    # given
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "PARTITION_INTERVAL": interval, "PARTITIONS_AHEAD": 6}
+    # when / then
+    assert [m for m in checks.check_settings() if m.id == "recommendations.E009"] == []
+
+
 # --- the item model ------------------------------------------------------------------------------
 def test_a_missing_item_model_is_an_error_with_a_hint(settings):
     # given

@@ -256,11 +256,16 @@ def _insert_json(rows: list[str]) -> int:
     """Postgres: the queued JSON rows in ONE statement, decoded by the database, not the ORM.
 
     ``json_populate_recordset`` maps each object's keys onto the table's columns (the id
-    keeps its default); building 200 model instances cost more than the INSERT itself.
+    keeps its default); building 200 model instances cost more than the INSERT itself. The
+    statement names the partition each row went to: rows in the DEFAULT partition (no
+    partition for their time) are reported (``behavior.services.partitions``), in the same
+    round trip.
     """
     from django.db import connection
 
+    from behavior.services.partitions import report_default_rows
     from recommendations.models import Impression
+    from recommendations.services.partitioned import IMPRESSIONS
 
     table = connection.ops.quote_name(Impression._meta.db_table)
     columns = ", ".join(
@@ -271,10 +276,15 @@ def _insert_json(rows: list[str]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} "
-            f"FROM json_populate_recordset(NULL::{table}, %s::json)",
+            f"FROM json_populate_recordset(NULL::{table}, %s::json) RETURNING tableoid::regclass::text",
             ["[" + ",".join(rows) + "]"],
         )
-        return cursor.rowcount
+        written = cursor.fetchall()
+    in_default = sum(1 for (name,) in written if name == IMPRESSIONS.default)
+    if in_default:
+        moments = [datetime.fromisoformat(json.loads(row)["created_at"]) for row in rows]
+        report_default_rows(IMPRESSIONS, in_default, moments)
+    return len(written)
 
 
 def flush(*, force: bool = True) -> int:

@@ -95,6 +95,43 @@ def test_resending_a_batch_stores_nothing_twice(client, product):
 
 
 @pytest.mark.django_db
+def test_an_event_id_reused_with_another_time_answers_409_and_stores_the_others(client, product):
+    # given: an event stored with its time
+    event_id = str(uuid.uuid4())
+    first = {
+        "event_type": "view",
+        "item": product.sku,
+        "event_id": event_id,
+        "occurred_at": "2026-12-01T10:00:00Z",
+    }
+    _post(client, first)
+    # when: the same id comes back naming another time, beside a new event
+    other = {"event_type": "view", "item": product.sku}
+    response = _post(client, {"events": [other, {**first, "occurred_at": "2026-12-01T11:00:00Z"}]})
+    # then: 409, the reused id named by index and field, the new event stored, nothing twice
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "1 of 2 events rejected (see rejected[].index); the other 1 were stored "
+        "(1 new, 0 already stored).",
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": [
+            {
+                "index": 1,
+                "errors": {
+                    "event_id": [
+                        "This event_id is stored with another occurred_at: a re-sent event keeps its "
+                        "time, another event needs another id."
+                    ]
+                },
+            }
+        ],
+    }
+    assert Event.objects.filter(event_id=event_id).count() == 1
+    assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "body",
     [

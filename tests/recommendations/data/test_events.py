@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from behavior.items import item_key
-from recommendations.data.events import load_event_log
+from behavior.services import partitions
+from recommendations.data.events import load_event_log, window_events
 from recommendations.data.histories import load_histories
 from tests.recommendations.services.test_training_support import *  # noqa: F403 (fixtures)
 
@@ -182,3 +185,23 @@ def test_histories_of_everyone_and_by_primary_key(event_factory, user_factory, i
     assert sorted(everyone) == ["alice", "v:anon"]
     assert list(by_pk) == ["alice"]
     assert nobody == {}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+def test_a_time_window_reads_only_the_partitions_that_can_hold_it(event_factory, user_factory, item_factory):
+    # given: monthly partitions of January to June 2020, each with an event
+    shopper, item = user_factory(), item_factory()
+    partitions.cover(partitions.EVENTS, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 30, tzinfo=UTC))
+    for month in range(1, 7):
+        event_factory(user=shopper, item=item, occurred_at=datetime(2020, month, 15, tzinfo=UTC))
+    # when: the training read of a 30-day window ending on 2020-06-20 is explained
+    window = window_events(window_days=30, clock=datetime(2020, 6, 20, tzinfo=UTC))
+    plan = window.values_list("item_id", "occurred_at").explain()
+    # then: the partitions before the window's start (2020-05-21) are not in the plan; May's, the
+    # later ones and DEFAULT (which may hold any time) are
+    start = datetime(2020, 5, 21, tzinfo=UTC)
+    expected = {p.name for p in partitions.partitions(partitions.EVENTS) if p.is_default or p.upper > start}
+    assert set(re.findall(r" on (behavior_event_\w+)", plan)) == expected
+    assert {"behavior_event_p20200501", "behavior_event_p20200601"} <= expected
+    assert not {"behavior_event_p20200101", "behavior_event_p20200401"} & expected
+    assert list(window.values_list("occurred_at", flat=True)) == [datetime(2020, 6, 15, tzinfo=UTC)]

@@ -326,7 +326,7 @@ def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factor
 
     # then
     assert entry.enabled
-    assert deleted == {"events": 1, "impressions": 1, "not_interested": 1}
+    assert deleted == {"events": 1, "impressions": 1, "not_interested": 1, "event_ids": 0}
     assert Impression.objects.count() == NotInterested.objects.count() == 1
     assert NotInterested.objects.get().item_key == "K9"
     assert not Event.objects.filter(pk=old.pk).exists()
