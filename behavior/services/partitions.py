@@ -282,18 +282,20 @@ def _gaps(lower: datetime, upper: datetime, existing: list[Partition]) -> list[t
 
 
 @contextmanager
-def _ddl(table: PartitionedTable) -> Iterator[Any]:
-    """One transaction with a bounded lock wait, serialised per table (two beats, an import)."""
-    nested = connection.in_atomic_block
+def _ddl(table: PartitionedTable, *, run_pending_checks: bool = False) -> Iterator[Any]:
+    """One transaction with a bounded lock wait, serialised per table (two beats, an import).
+
+    ``run_pending_checks``: PostgreSQL refuses to drop a table that has foreign-key checks
+    pending, as it does inside a caller's transaction that inserted rows (Django's keys are
+    checked at commit): run them first.
+    """
+    nested = connection.in_atomic_block and run_pending_checks
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout')")
         previous = cursor.fetchone()[0]
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [DDL_LOCK_TIMEOUT])
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"partitions:{table.table}"])
         if nested:
-            # Inside a caller's transaction that inserted rows, their deferred foreign-key
-            # checks are pending, and PostgreSQL refuses DDL on a table with pending checks:
-            # run them now.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         yield cursor
         # SET LOCAL would outlive this block inside a caller's transaction: put it back
@@ -435,7 +437,7 @@ def drop_partitions_before(table: PartitionedTable, cutoff: datetime) -> int:
         if part.is_default or part.upper is None or part.upper > cutoff:
             continue
         try:
-            with _ddl(table) as cursor:
+            with _ddl(table, run_pending_checks=True) as cursor:
                 cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [part.name])
                 (estimate,) = cursor.fetchone()
                 if estimate < 0:  # never analysed: small enough to count
