@@ -44,6 +44,11 @@ class Event(models.Model):
     ``event_id`` is the client's idempotency key: re-sending an event stores nothing new.
     Either ``user`` or ``visitor_id`` identifies the shopper; at login the visitor's
     events are attached to the user (``behavior.services.identity.merge_visitor_into_user``).
+
+    On PostgreSQL the table is partitioned by ``occurred_at`` (migration 0007,
+    docs/partitioning.md): there the database holds ``(id, occurred_at)`` as primary key and
+    ``(event_id, occurred_at)`` unique, and :class:`RecentEventId` keeps client ids unique for
+    a window; the model keeps the plain table's declaration, which SQLite still has.
     """
 
     event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False, verbose_name=_("event id"))

@@ -71,12 +71,18 @@ def partition_table(schema_editor, *, table: str, column: str, unique: tuple[str
                 f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote(index)} "
                 f"ON {quote(table)} ({quote(name)}, {quote(column)})"
             )
-        cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {quote(check)}")
-        cursor.execute(
-            f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(check)} "
-            f"CHECK ({quote(column)} < %s) NOT VALID",
-            [bound],
-        )
+        # Adding the constraint takes the table lock for a moment: bounded, as the swap's
+        # (a waiting lock queues every insert behind it). Validating it lets inserts through.
+        cursor.execute(f"SET lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        try:
+            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {quote(check)}")
+            cursor.execute(
+                f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(check)} "
+                f"CHECK ({quote(column)} < %s) NOT VALID",
+                [bound],
+            )
+        finally:
+            cursor.execute("RESET lock_timeout")
         cursor.execute(f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(check)}")
     for attempt in range(SWAP_ATTEMPTS):
         try:

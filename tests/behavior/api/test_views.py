@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -92,6 +93,21 @@ def test_resending_a_batch_stores_nothing_twice(client, product):
     # then
     assert response.json() == {"accepted": 0, "duplicates": 25, "rejected": []}
     assert Event.objects.count() == 25
+
+
+@pytest.mark.django_db
+def test_an_event_of_a_month_without_partition_is_accepted_into_the_default_partition(client, product):
+    # given: an event of March 2020 (on PostgreSQL no partition holds that month)
+    event = {"event_type": "view", "item": product.sku, "occurred_at": "2020-03-10T08:00:00Z"}
+    # when
+    response = _post(client, event)
+    # then: stored and acknowledged like any other; where it went is the operator's concern
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tableoid::regclass::text FROM behavior_event")
+            assert cursor.fetchall() == [("behavior_event_default",)]
 
 
 @pytest.mark.django_db
