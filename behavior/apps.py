@@ -26,7 +26,7 @@ def _partitions_after_migrate(using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
     """
     if using != DEFAULT_DB_ALIAS:
         return
-    from behavior.services import partitions
+    from behavior.services import partition_maintenance, partitions
 
     partitions.forget_layouts()  # the migration may have changed the tables
-    partitions.maintain_all()
+    partition_maintenance.maintain_all()

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from behavior.services import event_ids, partitions, retention
+from behavior.services import event_ids, partition_maintenance, retention
 from behavior.signals import retention_due
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,10 @@ def prune_events() -> dict[str, int]:
 @shared_task(name="behavior.maintain_partitions", ignore_result=True, soft_time_limit=3600, time_limit=3900)
 def maintain_partitions() -> dict[str, dict[str, object]]:
     """PostgreSQL: create the partitions of events and impressions ahead of time and move rows
-    that landed in a DEFAULT partition into theirs (``behavior.services.partitions``).
+    that landed in a DEFAULT partition into theirs (``behavior.services.partition_maintenance``).
     Idempotent; a no-op on SQLite. Returns ``{table: {"created": [...], "moved": n, "failed": [...]}}``.
     """
-    reports = partitions.maintain_all(now=timezone.now())
+    reports = partition_maintenance.maintain_all(now=timezone.now())
     summary = {label: vars(report) for label, report in reports.items()}
     logger.info("Partition maintenance: %s", summary)
     return summary

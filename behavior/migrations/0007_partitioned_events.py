@@ -11,7 +11,7 @@ Non-atomic: the conversion builds its indexes CONCURRENTLY and takes the table l
 a catalogue-only swap, so ingest keeps running (``_partitioning.partition_table``). The
 populated table becomes the partition ``behavior_event_legacy`` (up to the first day of the
 month after tomorrow); monthly partitions after it are created by
-``behavior.services.partitions`` at post_migrate and by the ``behavior.maintain_partitions`` task.
+``behavior.services.partition_maintenance`` at post_migrate and by the ``behavior.maintain_partitions`` task.
 """
 
 from django.db import migrations, models

@@ -18,7 +18,7 @@ Forward (:func:`partition_table`) keeps ingest running (docs/partitioning.md):
    first day of the month after tomorrow, so every row stored meanwhile fits the legacy range.
 
 An empty table (a new installation) is simply replaced: it gets no legacy partition. The
-partitions after ``bound`` are created by ``behavior.services.partitions`` (post_migrate and
+partitions after ``bound`` are created by ``behavior.services.partition_maintenance`` (post_migrate and
 the ``behavior.maintain_partitions`` task). Backward (:func:`unpartition_table`) copies every
 row into a plain table built from the model state: blocking, for rollbacks and tests.
 """

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from behavior.models import Event
-from behavior.services import partitions
+from behavior.services import partition_maintenance, partitions
 from behavior.services.copy_format import copy_text, escape
 from behavior.services.reference_locks import ReferenceLock, array_literal, lock_references, reference_locks
 from behavior.services.storage import CONTEXT_INDEX, OCCURRED_AT_INDEX, column_list, context_json, store_rows
@@ -193,7 +193,7 @@ class ChunkLoader:
             # a historical log: its partitions are made before its rows arrive (on Postgres,
             # where the table is partitioned), not left to the DEFAULT partition
             moments = [row[OCCURRED_AT_INDEX] for row in rows]
-            partitions.cover(partitions.EVENTS, min(moments), max(moments))
+            partition_maintenance.cover(partitions.EVENTS, min(moments), max(moments))
         job: CopyChunk | list[tuple] = rows
         if payload is not None and self.copy_text:
             job = CopyChunk.of(rows, payload, self.locks)

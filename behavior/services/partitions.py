@@ -1,23 +1,15 @@
-"""Time partitions of the events and impressions tables on PostgreSQL: create, fill, drop.
+"""Time partitions of the events and impressions tables on PostgreSQL: which exist, which hold what.
 
 The migrations (``behavior.0007``, ``recommendations.0007``) make the tables partitioned by
-range of their time column, with a DEFAULT partition. This module keeps them in shape:
-
-- :func:`maintain` creates the partitions of the current interval and ``PARTITIONS_AHEAD``
-  after it (``PARTITION_INTERVAL``: month, week or day, UTC), and moves rows that landed in the
-  DEFAULT partition into partitions created for them: PostgreSQL refuses to create a partition
-  while the DEFAULT partition holds rows that belong to it, so a partition is created as a
-  plain table, the rows are moved into it and it is attached, in one transaction holding the
-  DEFAULT partition's lock (:func:`create_partition`);
-- :func:`cover` creates the partitions an import is about to fill (a historical log);
-- :func:`prune_before` drops the partitions that lie wholly before a cut and deletes rows only
-  in the one that straddles it (and in the DEFAULT partition);
-- :func:`note_uncovered` logs a warning and counts ``behavior_partition_misses_total`` when
-  rows are stored with no partition of their own (they go to DEFAULT: never an error).
-
-SQLite keeps plain tables: every function here is then a no-op (or a plain batched delete).
-DDL waits at most ``DDL_LOCK_TIMEOUT`` for its locks (a waiting lock queues every insert behind
-it): a busy table makes the run give up on that partition, and the next run tries again.
+range of their time column, with a DEFAULT partition (docs/partitioning.md). This module is
+the read side: the registry of partitioned tables (:func:`register`; ``EVENTS`` here, the
+recommender's impressions in ``recommendations.services.partitioned``), their partitions read
+from the catalogue (:func:`partitions`, and a per-process layout trusted for
+``LAYOUT_SECONDS``), the intervals of ``PARTITION_INTERVAL`` (:func:`bucket`: month, week from
+Monday, or day, UTC), and :func:`note_uncovered`, which logs a warning and counts
+``behavior_partition_misses_total`` when rows are stored with no partition of their own (they go
+to DEFAULT: never an error). Creating, filling and dropping partitions is
+:mod:`behavior.services.partition_maintenance`. SQLite keeps plain tables: nothing is partitioned.
 """
 
 from __future__ import annotations
@@ -26,14 +18,11 @@ import bisect
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from django.db import DatabaseError, connection, models, transaction
-from django.utils import timezone
+from django.db import DatabaseError, connection, models
 
 from behavior import metrics
 from behavior.conf import behavior_settings
@@ -45,15 +34,12 @@ __all__ = [
     "Partition",
     "PartitionedTable",
     "bucket",
-    "cover",
-    "create_partition",
-    "delete_before",
+    "forget_layouts",
+    "gaps",
+    "holds",
     "is_partitioned",
-    "maintain",
-    "maintain_all",
     "note_uncovered",
     "partitions",
-    "prune_before",
     "register",
     "registered",
     "report_default_rows",
@@ -62,7 +48,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 INTERVALS = ("month", "week", "day")
-DDL_LOCK_TIMEOUT = "5s"
 # How long a process trusts what it read of a table's partitions (a miss re-reads sooner).
 LAYOUT_SECONDS = 60.0
 LAYOUT_RECHECK_SECONDS = 10.0
@@ -186,9 +171,17 @@ def _layout(table: PartitionedTable, *, fresh: bool = False) -> _Layout:
     return layout
 
 
-def forget_layouts() -> None:
-    """Drop what this process read of the partitions (after DDL of others, e.g. in tests)."""
-    _LAYOUTS.clear()
+def forget_layouts(table: PartitionedTable | None = None) -> None:
+    """Drop what this process read of the partitions (of ``table``, or all): after DDL."""
+    if table is None:
+        _LAYOUTS.clear()
+    else:
+        _LAYOUTS.pop((connection.alias, table.table), None)
+
+
+def holds(table: PartitionedTable, low: datetime, high: datetime) -> bool:
+    """True when adjacent partitions hold every moment from ``low`` to ``high`` (as last read)."""
+    return _one_span(_layout(table), low, high)
 
 
 def _one_span(layout: _Layout, low: datetime, high: datetime) -> bool:
@@ -259,7 +252,7 @@ def bucket(moment: datetime, interval: str | None = None) -> tuple[datetime, dat
     return start, (start + timedelta(days=32)).replace(day=1)
 
 
-def _gaps(lower: datetime, upper: datetime, existing: list[Partition]) -> list[tuple[datetime, datetime]]:
+def gaps(lower: datetime, upper: datetime, existing: list[Partition]) -> list[tuple[datetime, datetime]]:
     """The parts of ``[lower, upper)`` that no existing (non-default) partition holds."""
     gaps, cursor = [], lower
     for part in existing:
@@ -276,210 +269,6 @@ def _gaps(lower: datetime, upper: datetime, existing: list[Partition]) -> list[t
     if cursor < upper:
         gaps.append((cursor, upper))
     return gaps
-
-
-# --- DDL ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _ddl(table: PartitionedTable, *, run_pending_checks: bool = False) -> Iterator[Any]:
-    """One transaction with a bounded lock wait, serialised per table (two beats, an import).
-
-    ``run_pending_checks``: PostgreSQL refuses to drop a table that has foreign-key checks
-    pending, as it does inside a caller's transaction that inserted rows (Django's keys are
-    checked at commit): run them first.
-    """
-    nested = connection.in_atomic_block and run_pending_checks
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('lock_timeout')")
-        previous = cursor.fetchone()[0]
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [DDL_LOCK_TIMEOUT])
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"partitions:{table.table}"])
-        if nested:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        yield cursor
-        # SET LOCAL would outlive this block inside a caller's transaction: put it back
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
-        if nested:
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's foreign keys are initially deferred
-
-
-def _partition_name(table: PartitionedTable, lower: datetime) -> str:
-    suffix = f"{lower:%Y%m%d}" if lower.time() == datetime.min.time() else f"{lower:%Y%m%d_%H%M%S}"
-    return f"{table.table}_p{suffix}"
-
-
-def create_partition(table: PartitionedTable, lower: datetime, upper: datetime) -> int:
-    """Create the partition ``[lower, upper)``, moving into it the DEFAULT partition's rows of that range.
-
-    Returns how many rows were moved. The partition is made as a plain table, filled from the
-    DEFAULT partition and attached, under the DEFAULT partition's lock (no row can arrive there
-    meanwhile). Attaching builds the parent's indexes on it and checks its foreign keys.
-    """
-    name = _partition_name(table, lower)
-    quote = connection.ops.quote_name
-    parent, default = quote(table.table), quote(table.default)
-    column = quote(table.column)
-    with _ddl(table) as cursor:
-        if _gaps(lower, upper, partitions(table)) != [(lower, upper)]:
-            return 0  # another run created it (or part of it) meanwhile
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table.default])
-        has_default = cursor.fetchone()[0]
-        cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-        moved = 0
-        if has_default:
-            cursor.execute(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")
-            columns = ", ".join(quote(str(f.column)) for f in table.model._meta.concrete_fields)
-            cursor.execute(
-                f"WITH moved AS (DELETE FROM {default} WHERE {column} >= %s AND {column} < %s "
-                f"RETURNING {columns}) INSERT INTO {quote(name)} ({columns}) SELECT {columns} FROM moved",
-                [lower, upper],
-            )
-            moved = cursor.rowcount
-        cursor.execute(
-            f"ALTER TABLE {parent} ATTACH PARTITION {quote(name)} FOR VALUES FROM (%s) TO (%s)",
-            [lower, upper],
-        )
-    _LAYOUTS.pop((connection.alias, table.table), None)
-    logger.info("Created partition %s [%s, %s); moved %d rows from the default", name, lower, upper, moved)
-    return moved
-
-
-def _ensure(table: PartitionedTable, lower: datetime, upper: datetime) -> tuple[list[str], int]:
-    """Create partitions for every interval that overlaps ``[lower, upper]``; (names, rows moved)."""
-    created, moved = [], 0
-    existing = partitions(table)
-    start = bucket(lower)[0]
-    while start <= upper:
-        end = bucket(start)[1]
-        for gap_lower, gap_upper in _gaps(start, end, existing):
-            moved += create_partition(table, gap_lower, gap_upper)
-            created.append(_partition_name(table, gap_lower))
-        start = end
-    return created, moved
-
-
-@dataclass
-class MaintenanceReport:
-    """What one :func:`maintain` run did to one table."""
-
-    created: list[str] = field(default_factory=list)
-    moved: int = 0
-    failed: list[str] = field(default_factory=list)
-
-
-def maintain(table: PartitionedTable, *, now: datetime | None = None) -> MaintenanceReport:
-    """Partitions for now and ``PARTITIONS_AHEAD`` intervals ahead; rows in DEFAULT moved to theirs.
-
-    Idempotent; a partition whose locks could not be had in time is reported in ``failed`` and
-    left for the next run (the rows stay readable in DEFAULT meanwhile).
-    """
-    report = MaintenanceReport()
-    if not is_partitioned(table):
-        return report
-    now = now or timezone.now()
-    last = bucket(now)[0]
-    for _ in range(behavior_settings.PARTITIONS_AHEAD):
-        last = bucket(last)[1]
-    targets = [(bucket(now)[0], last)] + [(moment, moment) for moment in _default_buckets(table)]
-    for lower, upper in targets:
-        try:
-            created, moved = _ensure(table, lower, upper)
-        except DatabaseError as exc:
-            logger.warning("Partition maintenance of %s at %s failed: %s", table.table, lower, exc)
-            report.failed.append(f"{lower:%Y-%m-%d}")
-            continue
-        report.created += created
-        report.moved += moved
-    return report
-
-
-def _default_buckets(table: PartitionedTable) -> list[datetime]:
-    """The starts of the intervals (date_trunc's month, week from Monday, day) of the DEFAULT rows."""
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table.default])
-        if not cursor.fetchone()[0]:
-            return []
-        cursor.execute(
-            f"SELECT DISTINCT date_trunc(%s, {quote(table.column)}, 'UTC') FROM {quote(table.default)}",
-            [behavior_settings.PARTITION_INTERVAL],
-        )
-        return [moment for (moment,) in cursor.fetchall()]
-
-
-def maintain_all(*, now: datetime | None = None) -> dict[str, MaintenanceReport]:
-    """:func:`maintain` every registered table that is partitioned; ``{label: report}``."""
-    return {table.label: maintain(table, now=now) for table in registered() if is_partitioned(table)}
-
-
-def cover(table: PartitionedTable, lower: datetime, upper: datetime) -> list[str]:
-    """Make sure partitions hold ``[lower, upper]`` (an import about to store that range)."""
-    if not is_partitioned(table) or _one_span(_layout(table), lower, upper):
-        return []
-    return _ensure(table, lower, upper)[0]
-
-
-# --- retention ---------------------------------------------------------------------------------
-
-
-def drop_partitions_before(table: PartitionedTable, cutoff: datetime) -> int:
-    """Drop every partition whose upper bound is at or before ``cutoff``; rows they held.
-
-    The count of a large partition is the planner's estimate (``reltuples``, kept by
-    autovacuum): counting a month exactly would read it all, which dropping it avoids.
-    """
-    if not is_partitioned(table):
-        return 0
-    quote = connection.ops.quote_name
-    dropped_rows = 0
-    for part in partitions(table):
-        if part.is_default or part.upper is None or part.upper > cutoff:
-            continue
-        try:
-            with _ddl(table, run_pending_checks=True) as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [part.name])
-                (estimate,) = cursor.fetchone()
-                if estimate < 0:  # never analysed: small enough to count
-                    cursor.execute(f"SELECT count(*) FROM {quote(part.name)}")
-                    (estimate,) = cursor.fetchone()
-                cursor.execute(f"DROP TABLE {quote(part.name)}")
-        except DatabaseError as exc:
-            logger.warning("Could not drop partition %s (next run retries): %s", part.name, exc)
-            continue
-        dropped_rows += estimate
-        logger.info("Dropped partition %s (about %d rows) past retention", part.name, estimate)
-    _LAYOUTS.pop((connection.alias, table.table), None)
-    return dropped_rows
-
-
-def prune_before(table: PartitionedTable, cutoff: datetime, *, batch_size: int = 10_000) -> int:
-    """Remove rows whose time is before ``cutoff``: whole partitions first, then rows, in batches.
-
-    Only the partition that straddles the cut (and DEFAULT) still has such rows after the drops,
-    and partition pruning keeps the batched deletes on those. On SQLite: batched deletes.
-    """
-    dropped = drop_partitions_before(table, cutoff)
-    return dropped + delete_before(table.model, table.column, cutoff, batch_size=batch_size)
-
-
-def delete_before(
-    model: type[models.Model], column: str, cutoff: datetime, *, batch_size: int = 10_000
-) -> int:
-    """Delete ``model``'s rows whose ``column`` is before ``cutoff``, in batches; how many.
-
-    Batches keep each transaction (and the locks it holds) short. The delete repeats the time
-    condition, so on a partitioned table it probes only the partitions before the cut.
-    """
-    manager, before = model._default_manager, {f"{column}__lt": cutoff}
-    deleted = 0
-    while True:
-        ids = list(manager.filter(**before).order_by().values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            count, _ = manager.filter(pk__in=ids, **before).delete()
-        deleted += count
 
 
 EVENTS = register(Event, "occurred_at", "events")

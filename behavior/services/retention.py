@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from behavior.conf import behavior_settings
 from behavior.models import Event
-from behavior.services import partitions
+from behavior.services import partition_maintenance, partitions
 
 
 def retention_cutoff(*, retention_days: int | None = None, now: datetime | None = None) -> datetime | None:
@@ -44,4 +44,4 @@ def prune_events(
     cutoff = retention_cutoff(retention_days=retention_days, now=now)
     if cutoff is None:
         return 0
-    return partitions.prune_before(partitions.EVENTS, cutoff, batch_size=batch_size)
+    return partition_maintenance.prune_before(partitions.EVENTS, cutoff, batch_size=batch_size)

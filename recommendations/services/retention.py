@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from behavior.services import partitions
+from behavior.services import partition_maintenance
 from recommendations.conf import recommender_settings
 from recommendations.models import NotInterested
 from recommendations.services.partitioned import IMPRESSIONS
@@ -33,11 +33,11 @@ def prune_serving_data(
     now = now or timezone.now()
     counts = {"impressions": 0, "not_interested": 0}
     if (days := recommender_settings.IMPRESSION_RETENTION_DAYS) is not None:
-        counts["impressions"] = partitions.prune_before(
+        counts["impressions"] = partition_maintenance.prune_before(
             IMPRESSIONS, now - timedelta(days=days), batch_size=batch_size
         )
     if (days := recommender_settings.NOT_INTERESTED_RETENTION_DAYS) is not None:
-        counts["not_interested"] = partitions.delete_before(
+        counts["not_interested"] = partition_maintenance.delete_before(
             NotInterested, "created_at", now - timedelta(days=days), batch_size=batch_size
         )
     return counts

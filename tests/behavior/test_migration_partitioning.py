@@ -20,7 +20,7 @@ from behavior.items import item_key
 from behavior.migrations._partitioning import legacy_bound
 from behavior.models import Event
 from behavior.services import ingest as services
-from behavior.services import partitions
+from behavior.services import partition_maintenance, partitions
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="partitioning is PostgreSQL's"),
@@ -143,13 +143,14 @@ def test_a_populated_table_is_partitioned_without_losing_a_row_while_ingest_runs
             cursor.execute("TRUNCATE behavior_event, recommendations_impression")
         _migrate(PLAIN)
         _migrate()
-        partitions.maintain_all()
+        partition_maintenance.maintain_all()
 
 
 def test_migrating_back_keeps_every_row_in_a_plain_table(make_item):
     # given: events in partitions of two months and in the DEFAULT partition
     item = make_item()
-    partitions.cover(partitions.EVENTS, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 28, tzinfo=UTC))
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 28, tzinfo=UTC)
+    partition_maintenance.cover(partitions.EVENTS, start, end)
     stamps = ["2020-01-10T00:00:00Z", "2020-02-10T00:00:00Z", "2019-06-01T00:00:00Z"]
     services.ingest_events(
         [{"event_type": "view", "item": item_key(item), "occurred_at": s} for s in stamps],
@@ -167,4 +168,4 @@ def test_migrating_back_keeps_every_row_in_a_plain_table(make_item):
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE behavior_event, recommendations_impression")
         _migrate()
-        partitions.maintain_all()
+        partition_maintenance.maintain_all()

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from behavior.items import item_key
-from behavior.services import partitions
+from behavior.services import partition_maintenance, partitions
 from recommendations.data.events import load_event_log, window_events
 from recommendations.data.histories import load_histories
 from tests.recommendations.services.test_training_support import *  # noqa: F403 (fixtures)
@@ -191,7 +191,8 @@ def test_histories_of_everyone_and_by_primary_key(event_factory, user_factory, i
 def test_a_time_window_reads_only_the_partitions_that_can_hold_it(event_factory, user_factory, item_factory):
     # given: monthly partitions of January to June 2020, each with an event
     shopper, item = user_factory(), item_factory()
-    partitions.cover(partitions.EVENTS, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 30, tzinfo=UTC))
+    january, june = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 30, tzinfo=UTC)
+    partition_maintenance.cover(partitions.EVENTS, january, june)
     for month in range(1, 7):
         event_factory(user=shopper, item=item, occurred_at=datetime(2020, month, 15, tzinfo=UTC))
     # when: the training read of a 30-day window ending on 2020-06-20 is explained

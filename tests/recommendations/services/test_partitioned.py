@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from prometheus_client import REGISTRY
 
-from behavior.services import partitions
+from behavior.services import partition_maintenance
 from recommendations.models import Impression
 from recommendations.services.partitioned import IMPRESSIONS
 from recommendations.services.serving import impressions
@@ -58,7 +58,7 @@ def test_an_impression_without_a_partition_is_written_to_default_said_and_later_
     after = REGISTRY.get_sample_value("behavior_partition_misses_total", {"table": "impressions"})
     assert after == before + 2
     # and the maintenance creates March's partition and moves them there
-    report = partitions.maintain(IMPRESSIONS)
+    report = partition_maintenance.maintain(IMPRESSIONS)
     assert report.moved == 2
     assert _where() == [("recommendations_impression_p20200301", 2)]
     assert Impression.objects.count() == 2

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from behavior.services import partitions
+from behavior.services import partition_maintenance, partitions
 from recommendations.models import Impression, NotInterested
 from recommendations.services.partitioned import IMPRESSIONS
 from recommendations.services.retention import prune_serving_data
@@ -28,7 +28,7 @@ def _partition_counts() -> dict[str, int]:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
 def test_impressions_past_retention_go_by_partition_and_by_row_only_in_the_straddling_one(user, settings):
     # given: impressions of January, February and March 2020 in their monthly partitions
-    partitions.cover(IMPRESSIONS, _at(2020, 1, 1), _at(2020, 3, 31))
+    partition_maintenance.cover(IMPRESSIONS, _at(2020, 1, 1), _at(2020, 3, 31))
     for moment in (_at(2020, 1, 3), _at(2020, 1, 30), _at(2020, 2, 2), _at(2020, 2, 25), _at(2020, 3, 9)):
         Impression.objects.create(user=user, item_keys=["A"], created_at=moment)
     settings.RECOMMENDER = {**settings.RECOMMENDER, "IMPRESSION_RETENTION_DAYS": 30}
