@@ -99,7 +99,7 @@ class Experiment(models.Model):
 
     @property
     def status(self) -> str:
-        """ "scheduled", "running" or "ended" (not translated: the admin shows ``status_label``)."""
+        """One of "scheduled", "running", "ended": a code (the admin shows it translated)."""
         now = timezone.now()
         if now < self.starts_at:
             return "scheduled"
