@@ -26,6 +26,12 @@ events_stored = Signal()
 # other receivers still run.
 retention_due = Signal()
 
+# Sent at login by ``merge_visitor_at_login`` after the browser's verified visitor id was merged
+# into the user, before the id is renewed: ``visitor_id``, ``user``. Receivers carry over what
+# they keep per visitor (the recommender: experiment assignments). An error is logged and never
+# prevents the login.
+visitor_merged = Signal()
+
 
 def _request_visitor(request: Any) -> identity.Visitor | None:
     """The visitor this browser was issued: from the middleware, else from the signed cookie."""
@@ -55,6 +61,9 @@ def merge_visitor_at_login(sender: Any, request: Any, user: Any, **kwargs: Any) 
             merge_visitor_into_user(visitor.id, user, since=visitor.issued_at)
         except Exception:
             logger.exception("Merging a visitor into user %s failed", getattr(user, "pk", None))
+        for receiver_, outcome in visitor_merged.send_robust(sender=None, visitor_id=visitor.id, user=user):
+            if isinstance(outcome, Exception):
+                logger.error("%r failed at login: %s", receiver_, outcome, exc_info=outcome)
     _renew(request)
 
 

@@ -25,6 +25,11 @@ class RecommendationsConfig(AppConfig):
         from recommendations.services.retention import prune_serving_data
 
         retention_due.connect(prune_serving_data, dispatch_uid="recommendations.retention")
+        from behavior.signals import visitor_merged
+        from recommendations.services.experiments.assignment import carry_over_at_login
+
+        # an anonymous shopper's experiment arms stay theirs once they log in
+        visitor_merged.connect(carry_over_at_login, dispatch_uid="recommendations.experiments.login")
         from recommendations.ops import alerts
         from recommendations.runtime.enqueue import remember_celery_app
 

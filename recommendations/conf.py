@@ -144,6 +144,20 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Niceness (0-19) of processes running training, profile rebuilds and precomputation, so that
     # web requests on the same cores keep their latency (None = leave the priority alone).
     "BACKGROUND_NICENESS": 19,
+    # --- online experiments (recommendations.services.experiments, docs/experiments.md) -------
+    # Seconds a web process trusts its list of running experiments before asking the database.
+    "EXPERIMENT_CHECK_SECONDS": 10,
+    # Level of the always-valid intervals and p-values of experiment results (mSPRT).
+    "EXPERIMENT_ALPHA": 0.05,
+    # The mSPRT's mixing scale, in per-shopper standard deviations: the intervals are tightest
+    # near 8 / EXPERIMENT_MIXTURE_EFFECT**2 shoppers per arm (3,200 for 0.05).
+    "EXPERIMENT_MIXTURE_EFFECT": 0.05,
+    # Guardrail: an arm is stopped when the upper end of its always-valid (1 - alpha) interval of
+    # conversion minus the baseline arm's is below -MARGIN x the baseline's conversion (0: any
+    # significant loss), once both arms have EXPERIMENT_GUARDRAIL_MIN_SHOPPERS shoppers.
+    "EXPERIMENT_GUARDRAIL_ALPHA": 0.05,
+    "EXPERIMENT_GUARDRAIL_MARGIN": 0.0,
+    "EXPERIMENT_GUARDRAIL_MIN_SHOPPERS": 100,
     # --- privacy ------------------------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,

@@ -105,6 +105,14 @@ def check_alerts() -> dict:
     return check()
 
 
+@shared_task(name="recommendations.check_experiments", ignore_result=True, soft_time_limit=600)
+def check_experiments() -> dict:
+    """The experiments' guardrail, and the results of ended ones kept (``experiments.lifecycle``)."""
+    from recommendations.services.experiments.lifecycle import check_experiments as check
+
+    return check()
+
+
 # --- training ------------------------------------------------------------------------------------
 # The retrain task is routed to RECOMMENDER["TRAIN_QUEUE"] (see ``enqueue_retrain`` and the project's
 # CELERY_TASK_ROUTES); its time limits come from the same settings dict.

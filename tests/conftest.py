@@ -62,12 +62,15 @@ def _clear_cache():
     from django.core.cache import cache
 
     from recommendations.api import fallback
+    from recommendations.services.experiments import assignment, plans
     from recommendations.services.serving import catalogue, names
 
     cache.clear()
     fallback.clear()  # the popular lists a process keeps for database outages
     catalogue.reset()
     names.clear()  # item names kept per process for explanations
+    plans.forget_plans()  # the running experiments and assignments kept per process
+    assignment.forget_kept()
     yield
 
 
@@ -114,6 +117,16 @@ def order_item_factory(db):
 @pytest.fixture
 def event_factory(db):
     return factories.EventFactory
+
+
+@pytest.fixture
+def experiment_factory(db):
+    return factories.ExperimentFactory
+
+
+@pytest.fixture
+def arm_factory(db):
+    return factories.ExperimentArmFactory
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import factory
@@ -10,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from behavior.models import Event
+from recommendations.models import Experiment, ExperimentArm
 from shop.models import Category, Order, OrderItem, Product
 
 
@@ -77,3 +79,24 @@ class EventFactory(factory.django.DjangoModelFactory):
     item = factory.SubFactory(ProductFactory)
     event_type = "view"
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+class ExperimentFactory(factory.django.DjangoModelFactory):
+    """A running experiment on the home block (started an hour ago, no end)."""
+
+    class Meta:
+        model = Experiment
+
+    name = factory.Sequence(lambda n: f"Experiment {n}")
+    placement = "home"
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+
+
+class ExperimentArmFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExperimentArm
+
+    experiment = factory.SubFactory(ExperimentFactory)
+    name = factory.Sequence(lambda n: f"arm {n}")
+    strategy = "popularity"
+    share = 50

@@ -1,3 +1,3 @@
-"""Admin of the recommender: model registry, profiles, privacy and the dashboard (one module each)."""
+"""Admin of the recommender: registry, profiles, privacy, experiments and the dashboard (one module each)."""
 
-from recommendations.admin import dashboard, privacy, profiles, refreshes, registry  # noqa: F401
+from recommendations.admin import dashboard, experiments, privacy, profiles, refreshes, registry  # noqa: F401

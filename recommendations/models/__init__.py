@@ -4,12 +4,14 @@
 - ``serving``: precomputed lists, impressions, item relations, "not interested" marks.
 - ``profiles``: Segment, UserProfile.
 - ``privacy``: erasure audit records.
+- ``experiments``: Experiment, ExperimentArm, ExperimentAssignment (online A/B tests).
 - ``refreshes``: runs of the list refresh and their chunks (progress).
 
 Items are referenced by their public key (a string), never by a foreign key: the item
 model is swappable and its primary key may be anything.
 """
 
+from recommendations.models.experiments import *  # noqa: F403
 from recommendations.models.privacy import *  # noqa: F403
 from recommendations.models.profiles import *  # noqa: F403
 from recommendations.models.refreshes import *  # noqa: F403

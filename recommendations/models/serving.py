@@ -56,9 +56,50 @@ class Impression(models.Model):
     item_keys = models.JSONField(default=list, verbose_name=_("item keys"))
     source = models.CharField(max_length=20, blank=True, default="", verbose_name=_("source"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    # A list served inside an experiment: which one, which arm, and the shopper's assignment
+    # (the unit of analysis); all empty outside experiments.
+    experiment = models.ForeignKey(
+        "recommendations.Experiment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="impressions",
+        db_index=False,
+        verbose_name=_("experiment"),
+    )
+    arm = models.ForeignKey(
+        "recommendations.ExperimentArm",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="impressions",
+        db_index=False,
+        verbose_name=_("arm"),
+    )
+    assignment = models.ForeignKey(
+        "recommendations.ExperimentAssignment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="impressions",
+        db_index=False,
+        verbose_name=_("assignment"),
+    )
 
     class Meta:
         indexes = [
+            # only lists served inside an experiment: its results, retention, deletes of its rows
+            models.Index(
+                fields=["experiment", "created_at"],
+                name="rec_impression_experiment",
+                condition=models.Q(experiment__isnull=False),
+            ),
+            models.Index(
+                fields=["assignment"],
+                name="rec_impression_assignment",
+                condition=models.Q(assignment__isnull=False),
+            ),
+            models.Index(fields=["arm"], name="rec_impression_arm", condition=models.Q(arm__isnull=False)),
             models.Index(fields=["created_at"], name="rec_impression_time"),
             models.Index(fields=["placement", "created_at"], name="rec_impression_pl_time"),
         ]

@@ -67,6 +67,12 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab=("15", "3"),
     ),
     ScheduledJob(
+        name="recommender: check experiments hourly",
+        task="recommendations.check_experiments",
+        description="Stop experiment arms whose conversion is significantly worse; keep ended results.",
+        crontab=("55", "*"),
+    ),
+    ScheduledJob(
         name="behavior: prune old events daily",
         task="behavior.prune_events",
         description="Delete events, impressions and not-interested marks past their retention at 03:45.",

@@ -12,7 +12,8 @@ Order of work, chosen so no event slips back in:
 2. the person's rows leave the shared impression queue (``serving.impressions.forget``);
 3. rows are deleted in one transaction, under the erasure barrier
    (``runtime.locks.erasure_barrier``): events, profile (and its tag rows), precomputed
-   list, impressions, "not interested" marks. An impression that a web process took from
+   list, impressions, "not interested" marks, experiment assignments (results that an
+   experiment keeps after its end are aggregates only). An impression that a web process took from
    the queue before step 2 is either written before this transaction (and deleted by it) or
    checked against the tombstones of step 1 after it (and dropped): none is written after;
 4. every cache key of the person is deleted after the commit: the keys of
@@ -45,6 +46,7 @@ from behavior.models import Event
 from recommendations.models import (
     ErasedSubject,
     ErasureAudit,
+    ExperimentAssignment,
     Impression,
     NotInterested,
     PrecomputedList,
@@ -53,6 +55,7 @@ from recommendations.models import (
 from recommendations.models.privacy import mark_erased_in_cache, subject_hash
 from recommendations.runtime.locks import erasure_barrier
 from recommendations.services import personal_keys
+from recommendations.services.experiments.assignment import forget_kept
 from recommendations.services.profiles.explanations import segment_name
 from recommendations.services.serving import impressions
 
@@ -78,9 +81,10 @@ class ErasureResult:
 
 
 def linked_visitor_ids(user: Any) -> list[str]:
-    """Every anonymous visitor id seen on the user's events, impressions or marks (sorted)."""
+    """Every anonymous visitor id seen on the user's events, impressions, marks or experiment
+    assignments (an assignment carried over at login names the browser's visitor id; sorted)."""
     found: set[str] = set()
-    for model in (Event, Impression, NotInterested):
+    for model in (Event, Impression, NotInterested, ExperimentAssignment):
         found.update(
             model.objects.filter(user_id=user.pk)
             .exclude(visitor_id="")
@@ -130,6 +134,8 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
         counts["not_interested"] = _delete(
             NotInterested.objects.filter(Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors))
         )
+        # after the impressions (which point at them); experiment results keep only aggregates
+        counts["experiment_assignments"] = _delete(_assignments_of(user, visitors))
         audit = ErasureAudit.objects.create(
             subject_hash=user_hash,
             requested_by=requested_by[:150],
@@ -138,6 +144,7 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
         )
     # After the rows are gone (deleting cache entries early could let a reader refill them).
     cached = _forget_cached(user.pk, visitors)
+    forget_kept()  # this process's kept assignments (others keep theirs a minute: rows then dropped)
     logger.info("erased subject %s… (%s, %d cache keys) for %s", user_hash[:12], counts, cached, requested_by)
     return ErasureResult(
         subject_hash=user_hash,
@@ -145,6 +152,13 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
         visitor_count=len(visitors),
         audit_id=audit.pk,
         cache_keys=cached,
+    )
+
+
+def _assignments_of(user: Any, visitors: list[str]) -> Any:
+    """The person's experiment assignments: as the user, and as any of their visitor ids."""
+    return ExperimentAssignment.objects.filter(
+        Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
     )
 
 
@@ -274,6 +288,12 @@ def export_user_data(user: Any) -> dict[str, Any]:
             for i in Impression.objects.filter(
                 Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
             ).order_by("created_at")
+        ],
+        "experiment_assignments": [
+            {"experiment": name, "arm": arm, "assigned_at": assigned_at.isoformat()}
+            for name, arm, assigned_at in _assignments_of(user, visitors)
+            .order_by("assigned_at")
+            .values_list("experiment__name", "arm__name", "assigned_at")
         ],
         "not_interested": sorted(
             NotInterested.objects.filter(

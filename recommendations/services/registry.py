@@ -38,6 +38,7 @@ __all__ = [
     "activate_version",
     "clear_model_cache",
     "get_active_model",
+    "get_version_model",
     "rollback",
 ]
 
@@ -74,11 +75,62 @@ class _ModelCache:
 
 _cache = _ModelCache()
 
+# Versions pinned by experiment arms kept loaded per process besides the active one: a few
+# experiments at once, each comparing one or two versions with the active one.
+PINNED_MODELS_KEPT = 3
+
+
+class _PinnedModels:
+    """Versions other than the active one, loaded for experiment arms (oldest dropped first)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loaded: dict[int, LoadedModel] = {}
+        self.failed: set[int] = set()
+
+
+_pinned = _PinnedModels()
+
 
 def clear_model_cache() -> None:
-    """Forget the loaded model and failed versions of this process (tests, after a deploy)."""
+    """Forget the loaded models and failed versions of this process (tests, after a deploy)."""
     with _cache.lock:
         _cache.reset()
+    with _pinned.lock:
+        _pinned.loaded.clear()
+        _pinned.failed.clear()
+
+
+def get_version_model(version_id: int) -> LoadedModel | None:
+    """One given version's recommender (an experiment arm's), whatever version is active.
+
+    The active version is shared with :func:`get_active_model`; another is loaded once per
+    process and kept among the last ``PINNED_MODELS_KEPT``. None for a version that is gone or
+    whose artefact is refused (logged once per process); never raises.
+    """
+    active = get_active_model()
+    if active is not None and active.version_id == version_id:
+        return active
+    try:
+        with _pinned.lock:
+            loaded = _pinned.loaded.get(version_id)
+            if loaded is not None or version_id in _pinned.failed:
+                return loaded
+            version = ModelVersion.objects.filter(pk=version_id).first()
+            if version is None:
+                _pinned.failed.add(version_id)
+                logger.error("model version %s is pinned by an experiment but does not exist", version_id)
+                return None
+            recommender = _load_or_record(version, _pinned.failed)
+            if recommender is None:
+                return None
+            while len(_pinned.loaded) >= PINNED_MODELS_KEPT:
+                _pinned.loaded.pop(next(iter(_pinned.loaded)))
+            loaded = _pinned.loaded[version_id] = LoadedModel(version.pk, version.number, recommender)
+            return loaded
+    except Exception:
+        logger.exception("model version %s could not be looked up", version_id)
+        return None
 
 
 def _recheck_soon() -> None:
@@ -119,16 +171,24 @@ def _load_active(version_id: int) -> LoadedModel | None:
     if version is None:
         _cache.checked_at = -math.inf
         return None
-    try:
-        recommender = load_version(version)
-    except Exception as exc:
-        _cache.failed.add(version_id)
-        logger.error("model v%s refused: %s", version.number, exc)
-        _record_load_error(version, exc)
+    recommender = _load_or_record(version, _cache.failed)
+    if recommender is None:
         return None
     # Drop the previous version before keeping the new one: one network in memory per process.
     _cache.loaded = LoadedModel(version_id=version.pk, version_number=version.number, recommender=recommender)
     return _cache.loaded
+
+
+def _load_or_record(version: ModelVersion, failed: set[int]) -> BehaviorRecommender | None:
+    """The version's recommender; None when its artefact is refused (then in ``failed``, logged and
+    written on the version)."""
+    try:
+        return load_version(version)
+    except Exception as exc:
+        failed.add(version.pk)
+        logger.error("model v%s refused: %s", version.number, exc)
+        _record_load_error(version, exc)
+        return None
 
 
 def _record_load_error(version: ModelVersion, exc: Exception) -> None:

@@ -6,6 +6,12 @@ back from the wall clock (retention limits how long personal data is kept, a mat
 time, like ``EVENT_RETENTION_DAYS``). Impressions on PostgreSQL: whole partitions dropped,
 rows deleted only in the one that straddles the cut; otherwise batched deletes, so each
 transaction stays short.
+
+Impressions of an experiment are kept until it has ended and its results are kept on it
+(``experiments.lifecycle.finalize``, run here first): its results never change because
+retention ran. Partitions hold every placement's impressions, so while an experiment without
+final results started before the retention cut, whole partitions are dropped only up to its
+start; between its start and the cut, rows outside such experiments are deleted in batches.
 """
 
 from __future__ import annotations
@@ -13,14 +19,43 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from behavior.services import partition_maintenance
 from recommendations.conf import recommender_settings
-from recommendations.models import NotInterested
+from recommendations.models import Experiment, Impression, NotInterested
+from recommendations.services.experiments.lifecycle import finalize
 from recommendations.services.partitioned import IMPRESSIONS
 
 __all__ = ["prune_serving_data"]
+
+
+def _oldest_open_experiment(cutoff: datetime) -> datetime | None:
+    """The start of the oldest experiment without final results that started before ``cutoff``."""
+    start: datetime | None = Experiment.objects.filter(
+        finalized_at__isnull=True, starts_at__lt=cutoff
+    ).aggregate(start=Min("starts_at"))["start"]
+    return start
+
+
+def _prune_impressions(cutoff: datetime, batch_size: int) -> int:
+    """Impressions before ``cutoff``, except those of experiments still without final results."""
+    kept_from = _oldest_open_experiment(cutoff)
+    deleted = partition_maintenance.prune_before(IMPRESSIONS, kept_from or cutoff, batch_size=batch_size)
+    if kept_from is None:
+        return deleted
+    prunable = Impression.objects.filter(
+        Q(experiment__isnull=True) | Q(experiment__finalized_at__isnull=False),
+        created_at__gte=kept_from,
+        created_at__lt=cutoff,
+    )
+    while ids := list(prunable.order_by().values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            count, _ = Impression.objects.filter(pk__in=ids, created_at__lt=cutoff).delete()
+        deleted += count
+    return deleted
 
 
 def prune_serving_data(
@@ -31,11 +66,11 @@ def prune_serving_data(
     A ``retention_due`` receiver (hence ``sender``); a retention of None keeps that kind forever.
     """
     now = now or timezone.now()
+    for experiment in Experiment.objects.filter(ends_at__lte=now, final_results__isnull=True):
+        finalize(experiment, now=now)
     counts = {"impressions": 0, "not_interested": 0}
     if (days := recommender_settings.IMPRESSION_RETENTION_DAYS) is not None:
-        counts["impressions"] = partition_maintenance.prune_before(
-            IMPRESSIONS, now - timedelta(days=days), batch_size=batch_size
-        )
+        counts["impressions"] = _prune_impressions(now - timedelta(days=days), batch_size)
     if (days := recommender_settings.NOT_INTERESTED_RETENTION_DAYS) is not None:
         counts["not_interested"] = partition_maintenance.delete_before(
             NotInterested, "created_at", now - timedelta(days=days), batch_size=batch_size

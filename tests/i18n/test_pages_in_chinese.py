@@ -245,3 +245,20 @@ def test_stored_codes_read_in_both_languages_and_old_sentences_as_written():
         assert segment_name({}, "Frequent shoppers") == "Frequent shoppers"
         assert outlier_reason_text("bot-like event rate: 90 events") == "bot-like event rate: 90 events"
         assert note_texts(["no views: conversion rate unknown"]) == ["no views: conversion rate unknown"]
+
+
+def test_experiment_results_read_in_chinese(client, staff_user, experiment_factory, arm_factory):
+    # given an experiment with two arms
+    experiment = experiment_factory(name="Home test")
+    arm_factory(experiment=experiment, name="Alpha", share=50)
+    arm_factory(experiment=experiment, name="Beta", share=50, strategy="covisitation")
+    client.force_login(staff_user)
+    url = reverse("admin:recommendations_experiment_results", args=[experiment.pk])
+    english = ["Per-shopper metrics", "conversion (shoppers who bought)", "revenue per shopper", "(baseline)"]
+    # when the results are read in English and in Chinese
+    in_english = client.get(url).content.decode()
+    in_chinese = client.get(url, **CHINESE).content.decode()
+    # then every interface text follows the reader's language
+    assert [text for text in english if text not in in_english] == []
+    assert [text for text in english if text in in_chinese] == []
+    assert "按顾客计算的指标" in in_chinese and "转化率（有购买的顾客比例）" in in_chinese

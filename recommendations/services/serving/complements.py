@@ -19,6 +19,7 @@ The cart's block, in order of preference:
    ``templatetags.recommendations.show_cart_recommendations``).
 
 An empty cart has nothing to complete: the shopper's own list (``recommend_for``) is served.
+In an experiment's popularity arm (``experiment_arms``) both blocks skip to the popular items.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
-from recommendations.services.serving import catalogue, explain, popularity
+from recommendations.services.serving import catalogue, experiment_arms, explain, popularity
 from recommendations.services.serving.assembly import (
     Reject,
     Stage,
@@ -38,7 +39,13 @@ from recommendations.services.serving.assembly import (
     finish_for_request,
 )
 from recommendations.services.serving.names import item_names
-from recommendations.services.serving.page import bought_by_shopper, page_of, request_shopper, shopper_state
+from recommendations.services.serving.page import (
+    bought_by_shopper,
+    page_of,
+    request_shopper,
+    shopper_ids,
+    shopper_state,
+)
 from recommendations.services.serving.service import recommend_for, resolve_item
 from recommendations.services.serving.stages import popularity_snapshot
 from recommendations.services.serving.state import not_interested_keys, purchased_keys_cached
@@ -227,17 +234,25 @@ def complete_purchase(
     common = functools.partial(
         assemble, limit=limit, excluded=excluded, adapter=adapter, known=known, reject=reject
     )
-    chosen = common(
-        [
-            _complements_stage(anchors, rows, reason),
-            _complement_categories_stage(anchors, peers, rows, snapshot),
-        ],
-        newest_any=False,
+    exposure = experiment_arms.exposure_for(
+        placement,
+        user_id=state.user_id,
+        visitor_id=state.visitor_id,
+        shown=experiment_arms.shown(request, record),
     )
+    chosen = []
+    if experiment_arms.strategy_of(exposure) != experiment_arms.POPULARITY:
+        chosen = common(
+            [
+                _complements_stage(anchors, rows, reason),
+                _complement_categories_stage(anchors, peers, rows, snapshot),
+            ],
+            newest_any=False,
+        )
     if not chosen:
         chosen = common([_popular_elsewhere_stage(snapshot)])
     result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
-    return finish_for_request(result, request, record)
+    return finish_for_request(experiment_arms.tag(result, exposure), request, record)
 
 
 def bought_together(
@@ -273,11 +288,18 @@ def bought_together(
         | page_of(request).shown
         | bought_by_shopper(request)
     )
-    chosen = assemble(
-        [
+    exposure = experiment_arms.exposure_for(
+        placement, **shopper_ids(request), shown=experiment_arms.shown(request, record)
+    )
+    if experiment_arms.strategy_of(exposure) == experiment_arms.POPULARITY:
+        stages = [_popular_elsewhere_stage(popularity_snapshot())]
+    else:
+        stages = [
             _complements_stage([key], rows, reason),
             _complement_categories_stage([key], [], rows, popularity_snapshot()),
-        ],
+        ]
+    chosen = assemble(
+        stages,
         limit=limit,
         excluded=excluded,
         adapter=adapter,
@@ -286,4 +308,4 @@ def bought_together(
         reject=reject,
     )
     result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
-    return finish_for_request(result, request, record)
+    return finish_for_request(experiment_arms.tag(result, exposure), request, record)

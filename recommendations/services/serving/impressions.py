@@ -124,6 +124,10 @@ def list_fields(result: Any) -> dict:
         "model_version": result.model_version,
         "item_keys": [entry.key for entry in result.items],
         "source": result.source,
+        # the list's experiment, arm and assignment (None outside experiments)
+        "experiment_id": result.experiment_id,
+        "arm_id": result.arm_id,
+        "assignment_id": result.assignment_id,
     }
 
 
@@ -200,6 +204,10 @@ def _model(row: dict) -> Any:
         item_keys=row["item_keys"],
         source=row["source"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        # rows queued before experiments existed have none of these
+        experiment_id=row.get("experiment_id"),
+        arm_id=row.get("arm_id"),
+        assignment_id=row.get("assignment_id"),
     )
 
 

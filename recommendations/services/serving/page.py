@@ -66,6 +66,14 @@ def request_shopper(request: Any) -> tuple[Any, str]:
     return user, getattr(request, "visitor_id", "") or ""
 
 
+def shopper_ids(request: Any) -> dict[str, Any]:
+    """``{"user_id": ..., "visitor_id": ...}`` of a request's shopper (None and "" without a request)."""
+    if request is None:
+        return {"user_id": None, "visitor_id": ""}
+    user, visitor_id = request_shopper(request)
+    return {"user_id": getattr(user, "pk", None) if user is not None else None, "visitor_id": visitor_id}
+
+
 def bought_by_shopper(request: Any) -> set[str]:
     """Items the request's shopper bought: never offered back to them, in any block."""
     if request is None:

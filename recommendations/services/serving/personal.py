@@ -106,15 +106,19 @@ def personal_stage(
     prefetched: dict | None = None,
     used: list | None = None,
     closing: ClosingWrites | None = None,
+    pinned: bool = False,
 ) -> Stage:
     """The shopper's own list: a fresh precomputed one, else the network on their latest events.
 
-    ``used`` receives "realtime" when the network scored the list.
+    ``used`` receives "realtime" when the network scored the list. ``pinned``: ``loaded`` is an
+    experiment arm's version, so a stored list counts only when that version computed it.
     """
     source = "personal" if state.user_id is not None else "session"
 
     def stage() -> Iterator[Candidate]:
         stored = precomputed(state.user_id, prefetched) if state.user_id is not None else None
+        if stored is not None and pinned and stored["version"] != loaded.version_number:
+            stored = None  # another version's list: the arm's own version scores instead
         if stored is not None and (state.latest_ts is None or state.latest_ts <= stored["computed_at"]):
             version_box.append(stored["version"])
             yield from _stored(stored["keys"], stored["scores"], stored["reasons"], source)

@@ -32,14 +32,19 @@ from recommendations.services.serving.state import (
 from recommendations.services.serving.types import RecommendationResult, RecommendedItem, ReusableList
 
 
-def list_cache_key(state: ShopperState, exclude: set[str], limit: int, placement: str) -> str:
+def list_cache_key(
+    state: ShopperState, exclude: set[str], limit: int, placement: str, arm_id: int | None = None
+) -> str:
     """Where a list assembled from a precomputed list for these inputs is kept.
 
     The shopper's latest event and the active language are part of the key (a new event is a new
-    key; reasons and URLs are worded per language); what the value was built from (precomputed
-    list, "not interested" marks) is checked on reading.
+    key; reasons and URLs are worded per language), and so is the shopper's experiment arm (a
+    list made before the experiment started is not reused in it); what the value was built from
+    (precomputed list, "not interested" marks) is checked on reading.
     """
-    inputs = (state.latest_ts, limit, placement, sorted(exclude), get_language())
+    inputs: tuple[Any, ...] = (state.latest_ts, limit, placement, sorted(exclude), get_language())
+    if arm_id is not None:
+        inputs += (arm_id,)
     digest = hashlib.sha1(repr(inputs).encode(), usedforsecurity=False).hexdigest()
     return personal_keys.ASSEMBLED_LIST.key(state.user_id, inputs=digest)
 
@@ -73,6 +78,7 @@ def keep(list_key: str, result: RecommendationResult, basis: tuple, until: float
         "id": result.recommendation_id,
         "model_version": result.model_version,
         "source": result.source,
+        "experiment": (result.experiment_id, result.arm_id, result.assignment_id),
         "items": [
             (
                 e.key,
@@ -105,6 +111,7 @@ def reused(cached: Any, basis: tuple | None, *, placement: str) -> Recommendatio
         source=cached["source"],
         placement=placement,
     )
+    result.experiment_id, result.arm_id, result.assignment_id = cached.get("experiment") or (None, None, None)
     for key, score, reason, position, source, name, url, price, tracked, code in cached["items"]:
         result.items.append(
             RecommendedItem(

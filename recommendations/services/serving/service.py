@@ -16,7 +16,7 @@ from typing import Any
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.services.serving import catalogue, explain, model, popularity, reuse
+from recommendations.services.serving import catalogue, experiment_arms, explain, model, popularity, reuse
 from recommendations.services.serving.assembly import (
     Stage,
     assemble,
@@ -25,7 +25,7 @@ from recommendations.services.serving.assembly import (
     finish,
     finish_for_request,
 )
-from recommendations.services.serving.page import bought_by_shopper, page_of, shopper_state
+from recommendations.services.serving.page import bought_by_shopper, page_of, shopper_ids, shopper_state
 from recommendations.services.serving.personal import personal_stage, realtime_cache_key
 from recommendations.services.serving.stages import (
     anchor_reasons,
@@ -85,6 +85,13 @@ def serve_list(
     adapter = get_adapter()
     limit = clamp_limit(limit)
     state = shopper_state(request, user=user, visitor_id=visitor_id)
+    exposure = experiment_arms.exposure_for(
+        placement,
+        user_id=state.user_id,
+        visitor_id=state.visitor_id,
+        shown=experiment_arms.shown(request, record),
+    )
+    strategy = experiment_arms.strategy_of(exposure)
     shown = page_of(request).shown if request is not None else set()
     page_keys = context_keys(context, adapter)
     cart_keys = adapter.get_cart_item_keys(request, context)
@@ -92,8 +99,13 @@ def serve_list(
     # the API's plain "my list" request is the one worth reusing (no page, cart or category)
     plain = not page_keys and not cart_keys and context.get("category") is None
     if reuse_list and state.user_id is not None and plain and not shown:
-        list_key = reuse.list_cache_key(state, {str(k) for k in exclude}, limit, placement)
-    loaded = model.get_active_model() if state.history or state.user_id is not None else None
+        arm_id = exposure.arm.id if exposure is not None else None
+        list_key = reuse.list_cache_key(state, {str(k) for k in exclude}, limit, placement, arm_id)
+    uses_network = strategy in (None, experiment_arms.MODEL)
+    pinned = experiment_arms.pinned_model(exposure)
+    loaded = None
+    if uses_network and (state.history or state.user_id is not None):
+        loaded = pinned or model.get_active_model()
     # the catalogue snapshot's version rides along: the list below is assembled against it
     # and the popularity snapshot's stamp, for the fallback stages
     extra = [*([list_key] if list_key else []), *catalogue.PREFETCH_KEYS, popularity.STAMP_KEY]
@@ -137,15 +149,14 @@ def serve_list(
     excluded |= set(anchors)
     version_box: list = []
     used: list = []
-    stages: list[Stage] = [
-        personal_stage(state, loaded, limit * 3 + len(excluded), version_box, prefetched, used, closing),
-        relations_stage(
-            anchors,
-            ("bought_together", "similar"),
-            limit,
-            anchor_reasons(anchors, page_keys, cart_keys, state.history),
-        ),
-    ]
+    stages: list[Stage] = []
+    if uses_network:
+        n = limit * 3 + len(excluded)
+        pinned_here = pinned is not None
+        stages.append(personal_stage(state, loaded, n, version_box, prefetched, used, closing, pinned_here))
+    if strategy != experiment_arms.POPULARITY:
+        reasons = anchor_reasons(anchors, page_keys, cart_keys, state.history)
+        stages.append(relations_stage(anchors, ("bought_together", "similar"), limit, reasons))
     if category:
         stages.append(popular_stage(category, prefetched))
     elif anchors:
@@ -157,6 +168,7 @@ def serve_list(
     result = build_result(chosen, placement=placement, model_version=version, adapter=adapter)
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
+    experiment_arms.tag(result, exposure)
     until = None
     if basis is not None and list_key and result.source == "personal":
         until = reuse.deadline()
@@ -228,10 +240,17 @@ def similar_items(
     excluded = {key} | adapter.get_cart_item_keys(request, context) | page.shown | bought_by_shopper(request)
     version_box: list = []
     name = adapter.get_item_name(instance)
-    stages: list[Stage] = [
-        relations_stage([key], ("similar",), limit, lambda _anchor, _kind: explain.similar_to(name)),
-        model_similar_stage(key, instance, limit, version_box, adapter),
-    ]
+    exposure = experiment_arms.exposure_for(
+        placement, **shopper_ids(request), shown=experiment_arms.shown(request, record)
+    )
+    strategy = experiment_arms.strategy_of(exposure)
+    stages: list[Stage] = []
+    if strategy != experiment_arms.POPULARITY:
+        reason = explain.similar_to(name)
+        stages.append(relations_stage([key], ("similar",), limit, lambda _anchor, _kind: reason))
+    if strategy in (None, experiment_arms.MODEL):
+        pinned = experiment_arms.pinned_model(exposure)
+        stages.append(model_similar_stage(key, instance, limit, version_box, adapter, pinned))
     if category:
         stages.append(popular_stage(category))
     stages.append(popular_stage(None))
@@ -246,7 +265,7 @@ def similar_items(
     result = build_result(
         chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
     )
-    return finish_for_request(result, request, record)
+    return finish_for_request(experiment_arms.tag(result, exposure), request, record)
 
 
 def popular_items(

@@ -84,12 +84,18 @@ def relations_stage(anchors: list[str], kinds: tuple[str, ...], limit: int, reas
 
 
 def model_similar_stage(
-    key: str, instance: Any, limit: int, version_box: list, adapter: DefaultRecommenderAdapter
+    key: str,
+    instance: Any,
+    limit: int,
+    version_box: list,
+    adapter: DefaultRecommenderAdapter,
+    pinned: Any = None,
 ) -> Stage:
-    """The active model's nearest items to ``key`` ("similar to <item>")."""
+    """The active model's (or an experiment arm's ``pinned`` model's) nearest items to ``key``
+    ("similar to <item>")."""
 
     def stage() -> Iterator[Candidate]:
-        loaded = model.get_active_model()
+        loaded = pinned or model.get_active_model()
         if loaded is None:
             return
         reason = explain.similar_to(adapter.get_item_name(instance))

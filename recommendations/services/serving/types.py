@@ -45,6 +45,10 @@ class RecommendationResult:
     source: str
     placement: str = "default"
     items: list[RecommendedItem] = field(default_factory=list)
+    #: set inside an online experiment (``experiment_arms.tag``): recorded with the impression
+    experiment_id: int | None = None
+    arm_id: int | None = None
+    assignment_id: int | None = None
 
     def __iter__(self):
         return iter(self.items)

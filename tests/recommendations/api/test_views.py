@@ -237,3 +237,36 @@ def test_precomputed_list_is_reused_with_a_new_id_until_a_mark_changes_it(client
         second["recommendation_id"]: ["S5", "S6"],
         third["recommendation_id"]: ["S6", "S7"],
     }
+
+
+@pytest.mark.django_db
+def test_a_signed_in_shopper_keeps_one_arm_and_each_listed_impression_carries_it(
+    client, catalogue, user_factory, experiment_factory, arm_factory
+):
+    # given an experiment on the API's "home" lists and two shoppers
+    from recommendations.models import ExperimentAssignment, Impression
+    from recommendations.services.experiments import assignment
+    from recommendations.services.serving import impressions
+
+    experiment = experiment_factory(placement="home")
+    arm_factory(experiment=experiment, name="popular", share=50)
+    arm_factory(experiment=experiment, name="co-visitation", strategy="covisitation", share=50)
+    shoppers = [user_factory(), user_factory()]
+    ids = {}
+    # when each asks three times (the kept assignments forgotten in between: another process)
+    for shopper in shoppers:
+        client.force_authenticate(shopper)
+        ids[shopper.pk] = [
+            client.get("/api/recommendations/", {"limit": 3, "placement": "home"}).json()["recommendation_id"]
+            for _ in range(3)
+            if assignment.forget_kept() is None
+        ]
+    impressions.flush()
+    # then every list of a shopper carries the experiment and that shopper's one stored arm
+    stored = dict(ExperimentAssignment.objects.values_list("user_id", "arm_id"))
+    for shopper in shoppers:
+        rows = Impression.objects.filter(recommendation_id__in=ids[shopper.pk])
+        assert set(rows.values_list("experiment_id", "arm_id", "user_id")) == {
+            (experiment.pk, stored[shopper.pk], shopper.pk)
+        }
+        assert rows.count() == 3

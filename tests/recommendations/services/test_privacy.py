@@ -19,6 +19,7 @@ from recommendations.data.histories import load_histories
 from recommendations.models import (
     ErasedSubject,
     ErasureAudit,
+    ExperimentAssignment,
     Impression,
     NotInterested,
     PrecomputedList,
@@ -55,9 +56,14 @@ def person(user_factory, event_factory, product_factory):
     return user, bystander
 
 
-def test_forget_user_deletes_every_kind_and_counts_them(person):
-    # given
+def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory):
+    # given the person also in an experiment, as a user and earlier as an anonymous visitor,
+    # and the bystander in it too
     user, bystander = person
+    arm = arm_factory()
+    ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, user=user)
+    ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, visitor_id="vid-alice-0001")
+    ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, user=bystander)
 
     # when
     result = forget_user(user, requested_by="command:ops")
@@ -69,6 +75,7 @@ def test_forget_user_deletes_every_kind_and_counts_them(person):
         "precomputed_lists": 1,
         "impressions": 2,
         "not_interested": 1,
+        "experiment_assignments": 2,
     }
     assert result.visitor_count == 1
     assert not Event.objects.filter(user=user).exists()
@@ -79,6 +86,7 @@ def test_forget_user_deletes_every_kind_and_counts_them(person):
     assert not PrecomputedList.objects.filter(user=user).exists()
     assert not Impression.objects.exists()
     assert not NotInterested.objects.exists()
+    assert list(ExperimentAssignment.objects.values_list("user_id", flat=True)) == [bystander.pk]
 
 
 def test_forget_user_clears_cached_lists_of_the_person_only(person):
