@@ -89,6 +89,10 @@ class NetworkConfig:
         last item, repeats allowed. Lists are then good both where a shop hides what the shopper has
         seen (the recent weight never reorders unseen items) and where shoppers come back to items
         (the weight grows with how often they do).
+    repeat_head : bool
+        The network's repeat mode (:mod:`~recommendations.core.models.repeat_head`): a pointer over
+        the shopper's own steps mixed with the catalogue softmax by a learned gate, so the network
+        alone ranks items shoppers come back to. Off: the catalogue softmax alone.
     windows_per_user : int
         Long histories are cut into at most this many training windows of ``max_sequence_length``.
     weight_decay : float
@@ -146,6 +150,7 @@ class NetworkConfig:
     search_users: int = 5000
     trending_half_life_days: float = 7.0
     mode: str = "auto"
+    repeat_head: bool = True
     windows_per_user: int = 8
     weight_decay: float = 0.0
     refit_full: bool = True

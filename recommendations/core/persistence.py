@@ -81,7 +81,10 @@ def load(cls: type[BehaviorRecommender], directory: str | Path) -> BehaviorRecom
         model = cls(NetworkConfig.from_dict(meta["config"]))
         item_ids = [str(i) for i in meta["item_ids"]]
         model.index_ = ItemIndex(item_ids)
-        net = model._new_network(len(item_ids))
+        # networks saved before the repeat mode existed load without it and score as they did
+        net = model._new_network(
+            len(item_ids), repeat=any(k.startswith(f"{_NETWORK}repeat.") for k in tensors)
+        )
         net.load_state_dict({k[len(_NETWORK) :]: v for k, v in tensors.items() if k.startswith(_NETWORK)})
         model.network_ = net.eval()
         model.covisitation_ = CoVisitation(

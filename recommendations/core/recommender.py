@@ -92,8 +92,13 @@ class BehaviorRecommender(BaseRecommender):
     def _max_length(self) -> int | None:
         return self._cfg().max_sequence_length
 
-    def _new_network(self, n_items: int, dropout: float | None = None) -> BehaviorNetwork:
-        """A freshly seeded network; dropout ``dropout``, else the configured (or first searched) one."""
+    def _new_network(
+        self, n_items: int, dropout: float | None = None, *, repeat: bool | None = None
+    ) -> BehaviorNetwork:
+        """A freshly seeded network; dropout ``dropout``, else the configured (or first searched) one.
+
+        ``repeat`` overrides ``repeat_head`` of the configuration (a saved network without the head).
+        """
         cfg = self._cfg()
         seed_everything(cfg.random_seed)
         if dropout is None:
@@ -106,6 +111,7 @@ class BehaviorRecommender(BaseRecommender):
             float(dropout),
             cfg.history_limit(),
             n_scalar=N_FEATURES,
+            repeat=cfg.repeat_head if repeat is None else repeat,
         )
 
     def _fit_sources(self, seqs: Sequences, n: int) -> dict[str, Any]:
@@ -301,7 +307,7 @@ class BehaviorRecommender(BaseRecommender):
         seqs = build_sequences(clean, index, cfg.event_weights, min_events=int(cfg.min_user_events or 1))
         if not len(seqs):
             raise ValueError("not enough data: no shopper has a usable event after cleaning")
-        network = self._new_network(len(index))
+        network = self._new_network(len(index), repeat=self.network_.repeat is not None)
         old = self.network_.state_dict()
         state = {k: v for k, v in old.items() if k != "item_emb.weight"}
         weight = network.item_emb.weight.detach().clone()

@@ -24,6 +24,7 @@ from recommendations.core.components import sparse_specs
 from recommendations.core.dataset import Sequences
 from recommendations.core.models import single_history
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.models.repeat_head import add_repeat_mass, catalogue_mode_, mix_into_scores
 from recommendations.core.sequences import gap_buckets
 
 __all__ = ["blend_scores", "blend_top_k", "network_logits", "top_k"]
@@ -68,24 +69,46 @@ def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 1
                 items, types = seqs.items[0][-width:], seqs.types[0][-width:]
                 gaps = gap_buckets(seqs.times[0])[-width:]
                 hidden = torch.from_numpy(encoder.last_hidden(items, types, gaps))
+                window = [
+                    torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))[None]
+                    for a in (items, types, gaps)
+                ]
             else:
-                inputs = padded_inputs(seqs, max(min(length, network.max_length), 1))
-                hidden = network.last_hidden(*(torch.from_numpy(a) for a in inputs))
+                window = [
+                    torch.from_numpy(a) for a in padded_inputs(seqs, max(min(length, network.max_length), 1))
+                ]
+                hidden = network.last_hidden(*window)
             torch.mm(hidden, network.item_weights().T, out=logits)
+            terms = network.repeat_terms(hidden, *window)
+            if terms is not None:
+                mix_into_scores(logits, *terms, window[0])
         return logits
     lengths = np.minimum(
         np.fromiter((len(s) for s in seqs.items), dtype=np.int64, count=n), network.max_length
     )
     order = np.argsort(lengths, kind="stable")
     hidden = torch.empty(n, network.dim)
+    # per bucket: its rows, the repeat mode's gate and step log-probabilities, and its window's items
+    mixes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with torch.inference_mode():
         for start in range(0, n, bucket):
             rows = order[start : start + bucket]
             width = max(int(lengths[rows].max()), 1)
             padded = [torch.from_numpy(a) for a in padded_inputs(seqs.take(rows), width)]
-            hidden[torch.from_numpy(rows)] = network.last_hidden(*padded)
+            h = network.last_hidden(*padded)
+            hidden[torch.from_numpy(rows)] = h
+            terms = network.repeat_terms(h, *padded)
+            if terms is not None:
+                mixes.append((torch.from_numpy(rows), *terms, padded[0]))
         # one product for the whole batch, written into the reused buffer
         torch.mm(hidden, network.item_weights().T, out=logits)
+        if mixes:
+            rows_all = torch.cat([m[0] for m in mixes])
+            gate = torch.empty(n).index_copy_(0, rows_all, torch.cat([m[1] for m in mixes]))
+            # the mixture in place: one normalisation of every row, then each bucket's repeat mass
+            catalogue_mode_(logits, gate)
+            for rows_t, bucket_gate, log_repeat, window_items in mixes:
+                add_repeat_mass(logits, rows_t, bucket_gate, log_repeat, window_items)
     return logits
 
 

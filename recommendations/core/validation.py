@@ -92,7 +92,7 @@ def score_sequences(
         h = network.last_hidden(items, types, gaps)
         hidden[rows] = h.float().cpu().numpy()
         if with_logits:
-            logits[rows] = network.scores(h).float().cpu().numpy()
+            logits[rows] = network.next_item_scores(h, items, types, gaps).cpu().numpy()
     return logits, hidden
 
 

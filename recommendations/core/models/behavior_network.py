@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recommendations.core.dataset import N_GAP_BUCKETS, N_TYPES
+from recommendations.core.models.repeat_head import RepeatHead, mix_into_scores, mix_log_probs
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -112,6 +113,11 @@ class BehaviorNetwork(nn.Module):
         Longest input sequence (learned positions).
     n_scalar : int
         Scalar features of the propensity head.
+    repeat : bool
+        With the repeat mode (:mod:`~recommendations.core.models.repeat_head`): next-item scores
+        are the log-probabilities of the mixture of a pointer over the shopper's own steps and
+        the catalogue softmax. Without it (networks saved before the head existed) they are the
+        catalogue logits.
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class BehaviorNetwork(nn.Module):
         dropout: float = 0.2,
         max_length: int = 50,
         n_scalar: int = 0,
+        repeat: bool = True,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -137,6 +144,7 @@ class BehaviorNetwork(nn.Module):
         self.ln = nn.LayerNorm(dim)
         self.prop_head = nn.Sequential(nn.Linear(dim + n_scalar, 16), nn.ReLU(), nn.Linear(16, 1))
         self.prop_linear = nn.Linear(n_scalar, 1) if n_scalar else None
+        self.repeat = RepeatHead(dim, max_length) if repeat else None
         nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(dim))
         for emb in (self.type_emb, self.gap_emb, self.pos_emb):
             nn.init.normal_(emb.weight, std=0.02)
@@ -185,13 +193,7 @@ class BehaviorNetwork(nn.Module):
         """
         length = items.shape[1]
         valid = items > 0
-        pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
-        x = (
-            self.item_emb(items) * math.sqrt(self.dim)
-            + self.type_emb(types)
-            + self.gap_emb(gaps)
-            + self.pos_emb(pos)[None]
-        )
+        x = self.embed_steps(items, types, gaps)
         if not self.training and items.shape[0] == 1 and bool(valid.all()):
             # one unpadded history (a web request): the mask depends on the length only, and
             # multiplying by an all-ones mask changes nothing, so both are skipped or reused
@@ -206,6 +208,17 @@ class BehaviorNetwork(nn.Module):
             ~allowed, float("-inf")
         )
         return x, bias[:, None], valid[..., None].to(x.dtype)
+
+    def embed_steps(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """The input steps (B, L, dim) before dropout: item, type, gap and position embeddings."""
+        length = items.shape[1]
+        pos = torch.arange(self.max_length - length, self.max_length, device=items.device)
+        return (
+            self.item_emb(items) * math.sqrt(self.dim)
+            + self.type_emb(types)
+            + self.gap_emb(gaps)
+            + self.pos_emb(pos)[None]
+        )
 
     def _causal_bias(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """The additive mask of one unpadded sequence of ``length`` steps, (1, 1, L, L), kept per length."""
@@ -230,6 +243,34 @@ class BehaviorNetwork(nn.Module):
         """Next-item logits over the whole catalogue, shape (..., n_items) (column j is item index j + 1)."""
         return hidden @ self.item_weights().T
 
+    def next_item_scores(
+        self, hidden: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        """Next-item scores over the catalogue after the newest step, shape (B, n_items) float32.
+
+        ``hidden`` is :meth:`last_hidden` of the window ``items, types, gaps`` (B, L). With the
+        repeat mode these are the mixture's log-probabilities (the catalogue logits shifted by a
+        per-row constant, plus the repeat mode's mass on the window's items); otherwise the
+        catalogue logits.
+        """
+        scores = self.scores(hidden).float()
+        if self.repeat is None:
+            return scores
+        gate, log_repeat = self.repeat.step_log_probs(hidden, self.embed_steps(items, types, gaps), items)
+        return mix_into_scores(scores, gate, log_repeat, items)
+
+    def repeat_terms(
+        self, hidden: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The repeat mode's gate logit (B,) and step log-probabilities (B, L), or None without it.
+
+        For callers that compute the catalogue logits of many windows in one product and mix
+        afterwards (:func:`~recommendations.core.models.repeat_head.mix_into_scores`).
+        """
+        if self.repeat is None:
+            return None
+        return self.repeat.step_log_probs(hidden, self.embed_steps(items, types, gaps), items)
+
     def next_item_loss(
         self,
         items: torch.Tensor,
@@ -249,6 +290,8 @@ class BehaviorNetwork(nn.Module):
         negatives : LongTensor of shape (K,), optional
             Item indices (>= 1) shared by the whole batch (duplicates count once): sampled softmax over
             the target and these (accidental hits of the target masked); ``None`` gives the full softmax.
+
+        With the repeat mode the loss is the cross-entropy of the mixture of both modes.
         """
         # labels are 0 at padded steps: their states are dropped below and need not be zeroed
         hidden = self._encode(items, types, gaps, zero_padding=False)
@@ -256,7 +299,11 @@ class BehaviorNetwork(nn.Module):
         h = hidden[keep]
         y = labels[keep]
         if negatives is None:
-            return F.cross_entropy(self.scores(h), y - 1)
+            if self.repeat is None:
+                return F.cross_entropy(self.scores(h), y - 1)
+            return self._with_repeats(
+                -F.cross_entropy(self.scores(h), y - 1, reduction="none"), hidden, items, types, gaps, labels
+            )
         # distinct negatives, sorted: accidental hits of a target are then found by binary search and
         # masked sparsely instead of through a dense (positions x negatives) comparison and fill
         negatives = torch.unique(negatives)
@@ -268,7 +315,29 @@ class BehaviorNetwork(nn.Module):
         # (under bf16 autocast ``neg`` is bfloat16: the fill value takes its dtype)
         neg = neg.index_put((rows, j[rows]), torch.tensor(float("-inf"), dtype=neg.dtype, device=h.device))
         logits = torch.cat([pos, neg], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
+        zeros = torch.zeros(len(y), dtype=torch.long, device=h.device)
+        if self.repeat is None:
+            return F.cross_entropy(logits, zeros)
+        return self._with_repeats(
+            -F.cross_entropy(logits, zeros, reduction="none"), hidden, items, types, gaps, labels
+        )
+
+    def _with_repeats(
+        self,
+        catalogue_log_prob: torch.Tensor,
+        hidden: torch.Tensor,
+        items: torch.Tensor,
+        types: torch.Tensor,
+        gaps: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean cross-entropy of the two modes' mixture at the labelled positions."""
+        assert self.repeat is not None
+        log_repeat, gate = self.repeat.target_log_probs(
+            hidden, self.embed_steps(items, types, gaps), items, labels
+        )
+        keep = labels > 0
+        return -mix_log_probs(catalogue_log_prob.float(), gate[keep], log_repeat[keep]).mean()
 
     def last_hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
         """Hidden state after the newest step, shape (B, dim) (zeros for empty sequences).

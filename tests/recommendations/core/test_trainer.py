@@ -140,7 +140,7 @@ def test_loss_without_zeroing_padded_steps_equals_the_loss_on_encode():
     items[:3, :10] = 0
     types, gaps = (items > 0).long() * 2, (items > 0).long() * 3
     labels = torch.randint(1, 31, (16, 12)) * (items > 0)
-    net = BehaviorNetwork(30, dim=16, layers=2, heads=2, dropout=0.2, max_length=12).train()
+    net = BehaviorNetwork(30, dim=16, layers=2, heads=2, dropout=0.2, max_length=12, repeat=False).train()
 
     def grads(loss):
         net.zero_grad()

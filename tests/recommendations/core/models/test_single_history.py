@@ -119,7 +119,7 @@ def test_an_empty_history_is_scored_by_torch(monkeypatch):
     # then the logits are torch's for the padded step
     with torch.inference_mode():
         padded = torch.zeros((1, 1), dtype=torch.int64)
-        expected = net.last_hidden(padded, padded, padded) @ net.item_weights().T
+        expected = net.next_item_scores(net.last_hidden(padded, padded, padded), padded, padded, padded)
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
 
 
@@ -138,5 +138,6 @@ def test_one_history_uses_the_newest_steps_and_their_gaps_as_the_padded_batch_do
     # gap measured from the step before it
     with torch.inference_mode():
         inputs = padded_inputs(seqs, min(length, 12))
-        expected = net.last_hidden(*(torch.from_numpy(a) for a in inputs)) @ net.item_weights().T
+        window = [torch.from_numpy(a) for a in inputs]
+        expected = net.next_item_scores(net.last_hidden(*window), *window)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
