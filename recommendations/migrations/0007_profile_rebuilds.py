@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
                 ('propensity_source', models.CharField(blank=True, default='', max_length=20, verbose_name='propensity from')),
                 ('notes', models.JSONField(blank=True, default=list, verbose_name='notes')),
                 ('staged', models.BinaryField(blank=True, null=True, verbose_name='staged features')),
-                ('placement', models.JSONField(blank=True, default=dict, verbose_name='placement')),
+                ('placement', models.JSONField(blank=True, default=dict, verbose_name='segment labels and outlier flags')),
                 ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
                 ('error', models.TextField(blank=True, default='', verbose_name='error')),
                 ('seconds', models.FloatField(default=0.0, verbose_name='seconds')),

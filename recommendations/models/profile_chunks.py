@@ -52,7 +52,7 @@ class ProfileRunChunk(models.Model):
     #: dropped once the profiles are written
     staged = models.BinaryField(null=True, blank=True, editable=False, verbose_name=_("staged features"))
     #: what the rebuild's fit decided for each user of the chunk: ``{"labels": [...], "outliers": [...]}``
-    placement = models.JSONField(default=dict, blank=True, verbose_name=_("placement"))
+    placement = models.JSONField(default=dict, blank=True, verbose_name=_("segment labels and outlier flags"))
     attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
     error = models.TextField(blank=True, default="", verbose_name=_("error"))
     seconds = models.FloatField(default=0.0, verbose_name=_("seconds"))

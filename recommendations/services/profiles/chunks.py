@@ -24,10 +24,22 @@ from recommendations.core.profiles.features import select_affinity_columns
 from recommendations.models import ProfileRun, ProfileRunChunk, ProfileTag, Segment
 from recommendations.services.profiles import staging
 from recommendations.services.profiles.compute import Computed, compute
-from recommendations.services.profiles.features import profile_users
+from recommendations.services.profiles.features import Catalogue, load_catalogue, profile_users
 from recommendations.services.profiles.full import fit_full, place_full
 from recommendations.services.profiles.incremental import place_incremental
 from recommendations.services.profiles.outcome import Placement, write_computed
+
+# The catalogue of the run this process last worked on: a process (a worker, or one process
+# running every chunk) reads it once per rebuild, not once per chunk.
+_catalogue: tuple[int, Catalogue] | None = None
+
+
+def catalogue_of(run: ProfileRun) -> Catalogue:
+    """Every item's category and price, read once per rebuild in this process."""
+    global _catalogue
+    if _catalogue is None or _catalogue[0] != run.pk:
+        _catalogue = (run.pk, load_catalogue())
+    return _catalogue[1]
 
 
 def chunk_user_pks(chunk: ProfileRunChunk) -> list[Any]:
@@ -52,6 +64,7 @@ def stage_features(run: ProfileRun, chunk: ProfileRunChunk) -> None:
         restrict=run.chunks_total > 1,
         affinity_columns=None,
         every_affinity=True,
+        catalogue=catalogue_of(run),
     )
     ProfileRunChunk.objects.filter(pk=chunk.pk, status=ProfileRunChunk.Status.PENDING).update(
         status=ProfileRunChunk.Status.STAGED,
@@ -122,7 +135,12 @@ def write_profiles_of(run: ProfileRun, chunk: ProfileRunChunk) -> None:
         base = ProfileRun.objects.get(pk=run.params["based_on_run"])
         pks, usernames = profile_users(chunk_user_pks(chunk))
         computed = compute(
-            pks, usernames, now=_clock(run), restrict=True, affinity_columns=base.params["affinity_columns"]
+            pks,
+            usernames,
+            now=_clock(run),
+            restrict=True,
+            affinity_columns=base.params["affinity_columns"],
+            catalogue=catalogue_of(run),
         )
         placement = place_incremental(computed, base.params)
         segment_rows = {s.number: s for s in Segment.objects.filter(run=base)}

@@ -18,7 +18,7 @@ from recommendations.core.profiles.features import (
     heuristic_propensity,
     note,
 )
-from recommendations.services.profiles.features import load_catalogue, load_profile_events
+from recommendations.services.profiles.features import Catalogue, load_catalogue, load_profile_events
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +56,16 @@ def compute(
     restrict: bool,
     affinity_columns: Sequence[str] | None,
     every_affinity: bool = False,
+    catalogue: Catalogue | None = None,
 ) -> Computed:
     """Features of ``user_pks`` at the data clock ``now``, with the model's propensity and embeddings.
 
     ``affinity_columns`` None picks the ``PROFILE_AFFINITY_CATEGORIES`` most active categories of
     these users, or, with ``every_affinity``, keeps a column for every active category (a chunk of
     a fanned-out rebuild: the rebuild chooses among them once every chunk is computed).
+    ``catalogue`` is read when not given.
     """
-    catalogue = load_catalogue()
+    catalogue = catalogue if catalogue is not None else load_catalogue()
     events = load_profile_events(user_pks, catalogue, restrict=restrict)
     table = compute_features(
         events,

@@ -41,7 +41,7 @@ from recommendations.conf import recommender_settings
 from recommendations.data.clock import data_now
 from recommendations.models import ProfileRun, ProfileRunChunk, ProfileTag, Segment, UserProfile
 from recommendations.services.profiles import chunks as passes
-from recommendations.services.profiles.writer import vacuum_profiles
+from recommendations.services.profiles.writer import analyze_profiles, vacuum_profiles
 
 logger = logging.getLogger(__name__)
 
@@ -222,19 +222,18 @@ def _advance(run_id: int) -> bool:
         if waiting(run).exists():
             run.save(update_fields=["heartbeat_at"])
             return False
-        if (
+        # every chunk written, or none left to fit on (all failed their first pass): closed
+        closed = (
             run.stage == ProfileRun.Stage.PROFILES
             or not run.chunks.filter(status=ProfileRunChunk.Status.STAGED).exists()
-        ):
-            _close(run)  # every chunk written, or none left to fit on (all failed)
-            closed_full = run.kind == ProfileRun.Kind.FULL
+        )
+        if closed:
+            _close(run)
         else:
             run.stage = ProfileRun.Stage.FIT
             run.save(update_fields=["stage", "heartbeat_at"])
-            closed_full = None
-    if closed_full is not None:
-        if closed_full:
-            vacuum_profiles()
+    if closed:
+        _refresh_statistics(run)
         return False
     return _fit(run)
 
@@ -264,9 +263,17 @@ def finish(run_id: int, *, error: BaseException | None = None) -> ProfileRun:
         if run.status != ProfileRun.Status.RUNNING:
             return run
         _close(run, error)
-    if run.kind == ProfileRun.Kind.FULL and run.users:
-        vacuum_profiles()
+    _refresh_statistics(run)
     return run
+
+
+def _refresh_statistics(run: ProfileRun) -> None:
+    """After a rebuild wrote profiles: the tables' statistics once (the chunks leave them), and
+    after a full one a VACUUM (an upsert leaves every old row version behind) where it can run."""
+    if not run.users:
+        return
+    if run.kind != ProfileRun.Kind.FULL or not vacuum_profiles():
+        analyze_profiles()
 
 
 def _close(run: ProfileRun, error: BaseException | None = None) -> None:

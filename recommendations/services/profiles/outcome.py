@@ -143,4 +143,5 @@ def write_computed(
             )
         )
         tag_rows += [(pk, tag["label"][:120], tag["weight"]) for tag in tags[i]]
-    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE))
+    # the tables' statistics are refreshed once, when the rebuild closes
+    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE), analyze=False)
