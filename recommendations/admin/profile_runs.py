@@ -34,6 +34,10 @@ class ProfileRunChunkInline(ReadOnly, admin.TabularInline):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # the staged features (megabytes per chunk while a rebuild runs) and the key lists are not shown
+        return super().get_queryset(request).defer("staged", "user_keys", "placement")
+
 
 @admin.register(ProfileRun)
 class ProfileRunAdmin(admin.ModelAdmin):

@@ -136,10 +136,10 @@ def start(run: ProfileRun, *, fan_out: FanOut | None = None, progress: Progress 
     try:
         while True:
             run.refresh_from_db()
-            chunk = waiting(run).order_by("index").first()
-            if run.status != ProfileRun.Status.RUNNING or chunk is None:
+            index = waiting(run).order_by("index").values_list("index", flat=True).first()
+            if run.status != ProfileRun.Status.RUNNING or index is None:
                 break
-            outcome = run_chunk(run.pk, chunk.index)
+            outcome = run_chunk(run.pk, index)
             if progress is not None:
                 run.refresh_from_db()
                 progress(run, outcome.chunk)
