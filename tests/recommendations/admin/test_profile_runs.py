@@ -10,10 +10,7 @@ from recommendations.models import ProfileRunChunk
 from recommendations.services.profiles import fanout
 from tests.recommendations.services.profiles.test_fanout import _shop
 
-
-@pytest.fixture(autouse=True)
-def _users_scored_alone(settings):
-    settings.RECOMMENDER = {**settings.RECOMMENDER, "PROFILE_MODEL_BATCH": 1}
+pytestmark = pytest.mark.usefixtures("users_scored_alone")
 
 
 @pytest.mark.django_db

@@ -13,11 +13,7 @@ from recommendations.models import ProfileRun, UserProfile
 from recommendations.services.profiles import chunks as passes
 from tests.recommendations.services.profiles.test_fanout import _shop
 
-
-@pytest.fixture(autouse=True)
-def _users_scored_alone(settings):
-    """The network scores each user alone: chunks (whole groups) may have any size here."""
-    settings.RECOMMENDER = {**settings.RECOMMENDER, "PROFILE_MODEL_BATCH": 1}
+pytestmark = pytest.mark.usefixtures("users_scored_alone")
 
 
 @pytest.mark.django_db

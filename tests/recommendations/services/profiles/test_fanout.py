@@ -20,6 +20,8 @@ from recommendations.services.profiles import chunks as passes
 from recommendations.services.profiles import fanout, rebuild_profiles
 from tests.recommendations.conftest import days_ago
 
+pytestmark = pytest.mark.usefixtures("users_scored_alone")
+
 PRICES = (Decimal("19.99"), Decimal("5.49"), Decimal("7.25"), Decimal("12.10"), Decimal("33.30"))
 
 
@@ -75,12 +77,6 @@ def _segments(run: ProfileRun) -> list:
 
 def _chunked(size: int):
     return override_settings(RECOMMENDER={**settings.RECOMMENDER, "PROFILE_CHUNK_USERS": size})
-
-
-@pytest.fixture(autouse=True)
-def _small_model_batches(settings):
-    """The network scores each user alone: chunks (whole groups) may have any size here."""
-    settings.RECOMMENDER = {**settings.RECOMMENDER, "PROFILE_MODEL_BATCH": 1}
 
 
 @pytest.mark.django_db
