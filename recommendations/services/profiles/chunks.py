@@ -31,14 +31,16 @@ from recommendations.services.profiles.outcome import Placement, write_computed
 
 # The catalogue of the run this process last worked on: a process (a worker, or one process
 # running every chunk) reads it once per rebuild, not once per chunk.
-_catalogue: tuple[int, Catalogue] | None = None
+_catalogue: tuple[tuple[int, float], Catalogue] | None = None
 
 
 def catalogue_of(run: ProfileRun) -> Catalogue:
     """Every item's category and price, read once per rebuild in this process."""
     global _catalogue
-    if _catalogue is None or _catalogue[0] != run.pk:
-        _catalogue = (run.pk, load_catalogue())
+    # the start time too: a key alone may come back (SQLite reuses the keys of deleted rows)
+    key = (run.pk, run.created_at.timestamp())
+    if _catalogue is None or _catalogue[0] != key:
+        _catalogue = (key, load_catalogue())
     return _catalogue[1]
 
 
