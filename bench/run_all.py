@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "serve": ([], ["--quick"]),
     "profiles": (["--users", "100000", "--events", "1500000"], ["--users", "5000", "--events", "75000"]),
     "soak": (["--minutes", "10"], ["--quick"]),
+    # needs CELERY_BROKER_URL (a Redis database for its two workers); seeds and trains first
+    "fanout": ([], ["--users", "5000", "--events", "150000", "--repeats", "1"]),
 }
 
 

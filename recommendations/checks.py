@@ -310,6 +310,7 @@ def check_shared_cache_for_deploy(app_configs: Any = None, **kwargs: Any) -> lis
 PLUGIN_TASKS = (
     "recommendations.retrain_model",
     "recommendations.rebuild_profiles",
+    "recommendations.rebuild_profiles_chunk",
     "recommendations.refresh_recommendations",
     "recommendations.refresh_lists_chunk",
     "recommendations.refresh_item_relations",

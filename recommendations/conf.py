@@ -87,6 +87,15 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "DBSCAN_MIN_SAMPLES": 10,
     # Users processed per batch during a rebuild.
     "PROFILE_BATCH_SIZE": 5000,
+    # Users per chunk of recommendations.rebuild_profiles: each chunk of consecutive user keys is a
+    # Celery task of its own (recommendations.rebuild_profiles_chunk, on any listening worker);
+    # fewer users than this are rebuilt by one task, as one process. Rounded up to a multiple of
+    # PROFILE_MODEL_BATCH.
+    "PROFILE_CHUNK_USERS": 5000,
+    # Consecutive users whose histories the network scores together in a rebuild (propensity,
+    # embeddings). A chunk holds whole groups, so each shopper is scored with the same others in
+    # one process as in chunks, and gets the same numbers (float32 kernels round by batch).
+    "PROFILE_MODEL_BATCH": 500,
     # Rule-based tags as data; None means recommendations.services.profiles.tags.DEFAULT_TAG_RULES.
     "TAG_RULES": None,
     # A rebuild without full=True is incremental when at most this share of profiles changed.

@@ -6,7 +6,9 @@ idempotent so that a redelivery is harmless.
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import TypeVar
 
 from celery import shared_task
 from django.db import InterfaceError as DatabaseInterfaceError
@@ -16,6 +18,20 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from recommendations.conf import recommender_settings
 from recommendations.runtime.priority import lower_task_priority
+
+_T = TypeVar("_T")
+
+# The chunk tasks of the fanned-out jobs (list refresh, profile rebuild): acknowledged once done,
+# so a chunk whose worker died is delivered again (every chunk is idempotent); retried alone.
+CHUNK_TASK_OPTIONS: dict = {
+    "bind": True,
+    "ignore_result": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": 3600,
+    "time_limit": 3900,
+    "max_retries": 3,
+}
 
 # Lost database or broker connections: worth another attempt (a training, a refresh chunk);
 # anything else is not.
@@ -56,16 +72,7 @@ def _backoff(retries: int, *, first: float, cap: float) -> float:
     return random.uniform(0, min(cap, first * (2**retries)))
 
 
-@shared_task(
-    name="recommendations.refresh_lists_chunk",
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=3600,
-    time_limit=3900,
-    max_retries=3,
-)
+@shared_task(name="recommendations.refresh_lists_chunk", **CHUNK_TASK_OPTIONS)
 def refresh_lists_chunk(self, refresh_id: int, index: int) -> str:
     """Refresh the lists of one chunk of users (``serving.fanout.run_chunk``); idempotent.
 
@@ -75,15 +82,29 @@ def refresh_lists_chunk(self, refresh_id: int, index: int) -> str:
     from recommendations.services.serving.fanout import fail_chunk, run_chunk
 
     lower_task_priority()
+
+    def failed(exc: BaseException) -> str:
+        fail_chunk(refresh_id, index, exc)
+        return "failed"
+
+    return _attempt_chunk(self, lambda: run_chunk(refresh_id, index).status, failed)
+
+
+def _attempt_chunk(task, run: Callable[[], _T], fail: Callable[[BaseException], _T]) -> _T:
+    """Run one chunk of a fanned-out job; a chunk that fails for good is recorded by ``fail``.
+
+    Transient connection errors are retried alone (the task's ``max_retries``, jittered backoff)
+    before they count; any other error is not worth retrying and is recorded at once, so that
+    the job still finishes the other chunks.
+    """
     try:
-        return run_chunk(refresh_id, index).status
+        return run()
     except TRANSIENT_TRAINING_ERRORS as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=_backoff(self.request.retries, first=5.0, cap=300.0)) from exc
-        fail_chunk(refresh_id, index, exc)
-    except Exception as exc:  # not worth retrying: recorded, so that the refresh still finishes
-        fail_chunk(refresh_id, index, exc)
-    return "failed"
+        if task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=_backoff(task.request.retries, first=5.0, cap=300.0)) from exc
+        return fail(exc)
+    except Exception as exc:
+        return fail(exc)
 
 
 @shared_task(name="recommendations.refresh_item_relations", ignore_result=True, soft_time_limit=3600)
@@ -190,8 +211,47 @@ def enqueue_retrain(*, triggered_by: str, window_days: int | None = None) -> boo
     time_limit=3900,
 )
 def rebuild_profiles(user_ids: list | None = None, full: bool = False) -> dict:
-    """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless."""
+    """Rebuild user profiles (incremental unless ``full``); idempotent, so a redelivery is harmless.
+
+    The users are cut into chunks of ``PROFILE_CHUNK_USERS`` that run as ``rebuild_profiles_chunk``
+    tasks on any listening worker (``services.profiles.fanout``); a single chunk runs here. Returns
+    what the rebuild did, or, when it fanned out, what it planned (status ``running``).
+    """
     from recommendations.services.profiles import rebuild_profiles as rebuild
 
     lower_task_priority()
-    return asdict(rebuild(user_ids=user_ids, full=full))
+    return asdict(rebuild(user_ids=user_ids, full=full, fan_out=fan_out_profile_chunks))
+
+
+def fan_out_profile_chunks(run) -> None:
+    """One ``rebuild_profiles_chunk`` task per chunk waiting for its next pass (a group; the last
+    chunk of a pass moves the rebuild on)."""
+    from celery import group
+
+    from recommendations.services.profiles.fanout import waiting
+
+    chunks = waiting(run).order_by("index").values_list("index", flat=True)
+    group(rebuild_profiles_chunk.si(run.pk, index) for index in chunks).apply_async()
+
+
+@shared_task(name="recommendations.rebuild_profiles_chunk", **CHUNK_TASK_OPTIONS)
+def rebuild_profiles_chunk(self, run_id: int, index: int) -> str:
+    """Run the next pass of one chunk of a profile rebuild (``profiles.fanout.run_chunk``); idempotent.
+
+    Retried alone on transient connection errors; a chunk that fails for good is recorded as
+    failed (its users keep their previous profiles) and the rebuild finishes without it. The
+    chunk that ends a full rebuild's first pass runs the fit and sends the second pass.
+    """
+    from recommendations.services.profiles.fanout import fail_chunk, finish, run_chunk
+
+    lower_task_priority()
+    outcome = _attempt_chunk(
+        self, lambda: run_chunk(run_id, index), lambda exc: fail_chunk(run_id, index, exc)
+    )
+    if outcome.fitted:
+        try:
+            fan_out_profile_chunks(outcome.chunk.run)
+        except Exception:
+            finish(run_id)  # nothing will write the profiles: closed, everyone keeps theirs
+            raise
+    return outcome.chunk.status

@@ -288,6 +288,9 @@ if os.environ.get("RECOMMENDER_EPOCHS"):
 if os.environ.get("RECOMMENDER_BACKGROUND_NICENESS"):
     _niceness = os.environ["RECOMMENDER_BACKGROUND_NICENESS"]
     RECOMMENDER["BACKGROUND_NICENESS"] = None if _niceness == "none" else int(_niceness)
+# bench/fanout.py compares single-threaded processes: the list refresh then scores in its own thread.
+if os.environ.get("RECOMMENDER_PRECOMPUTE_THREADS"):
+    RECOMMENDER["PRECOMPUTE_THREADS"] = int(os.environ["RECOMMENDER_PRECOMPUTE_THREADS"])
 
 # --- Operations: readiness at /readyz, metrics at /metrics, alerts, request and task ids ---------
 # METRICS_ENABLED=1 serves Prometheus metrics (PROMETHEUS_MULTIPROC_DIR under several workers).

@@ -1,3 +1,11 @@
 """Admin of the recommender: registry, profiles, privacy, experiments and the dashboard (one module each)."""
 
-from recommendations.admin import dashboard, experiments, privacy, profiles, refreshes, registry  # noqa: F401
+from recommendations.admin import (  # noqa: F401
+    dashboard,
+    experiments,
+    privacy,
+    profile_runs,
+    profiles,
+    refreshes,
+    registry,
+)

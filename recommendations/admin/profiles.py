@@ -36,7 +36,7 @@ class TagFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         # Labels and counts recorded by the last run: no scan of the tag table per page view.
         run = (
-            ProfileRun.objects.filter(status=ProfileRun.Status.COMPLETED)
+            ProfileRun.objects.filter(status__in=[ProfileRun.Status.COMPLETED, ProfileRun.Status.PARTIAL])
             .order_by("-created_at", "-pk")
             .only("summary")  # params hold the learned model (large JSON): never parse it here
             .first()
@@ -201,12 +201,24 @@ class UserProfileAdmin(admin.ModelAdmin):
     @admin.action(description=_("Rebuild selected profiles"))
     def rebuild_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         ids = list(queryset.values_list("pk", flat=True))
+        # a selection is small: rebuilt here, in this request, chunk by chunk
         result = rebuild_profiles(user_ids=ids)
         text = ngettext(
             "%(count)d profile rebuilt (%(kind)s).", "%(count)d profiles rebuilt (%(kind)s).", result.users
         )
         kind = explanations.rebuild_kind_label(result.kind)
         self.message_user(request, text % {"count": result.users, "kind": kind}, messages.SUCCESS)
+        if result.failed_users:
+            kept = ngettext(
+                "%(count)d profile was not rebuilt and kept its previous state (users %(ranges)s).",
+                "%(count)d profiles were not rebuilt and kept their previous state (users %(ranges)s).",
+                result.failed_users,
+            )
+            self.message_user(
+                request,
+                kept % {"count": result.failed_users, "ranges": ", ".join(result.kept)},
+                messages.ERROR,
+            )
 
     @admin.action(description=_("Export selected profiles as CSV"))
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
@@ -284,35 +296,3 @@ class SegmentAdmin(admin.ModelAdmin):
             gettext("all users"),
             rows,
         )
-
-
-@admin.register(ProfileRun)
-class ProfileRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "kind", "status", "users", "k", "silhouette", "created_at", "finished_at"]
-    list_filter = ["kind", "status"]
-    readonly_fields = [
-        "kind",
-        "status",
-        "users",
-        "k",
-        "silhouette",
-        "model_version",
-        "created_at",
-        "finished_at",
-        "summary_rows",
-        "error",
-    ]
-    exclude = ["params", "summary"]
-
-    @admin.display(description=_("summary"))
-    def summary_rows(self, obj: ProfileRun) -> str:
-        rows = explanations.run_summary_rows(obj.summary)
-        if not rows:
-            return "–"
-        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -2,7 +2,7 @@
 
 - ``registry``: TrainingRun, ModelVersion (the behaviour network's versions).
 - ``serving``: precomputed lists, impressions, item relations, "not interested" marks.
-- ``profiles``: Segment, UserProfile.
+- ``profiles``: Segment, UserProfile, ProfileRun; ``profile_chunks``: the chunks of a rebuild.
 - ``privacy``: erasure audit records.
 - ``experiments``: Experiment, ExperimentArm, ExperimentAssignment (online A/B tests).
 - ``refreshes``: runs of the list refresh and their chunks (progress).
@@ -13,6 +13,7 @@ model is swappable and its primary key may be anything.
 
 from recommendations.models.experiments import *  # noqa: F403
 from recommendations.models.privacy import *  # noqa: F403
+from recommendations.models.profile_chunks import *  # noqa: F403
 from recommendations.models.profiles import *  # noqa: F403
 from recommendations.models.refreshes import *  # noqa: F403
 from recommendations.models.registry import *  # noqa: F403

@@ -36,12 +36,34 @@ class ProfileRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", _("Running")
         COMPLETED = "completed", _("Completed")
+        PARTIAL = "partial", _("Partly done")
         FAILED = "failed", _("Failed")
+
+    class Stage(models.TextChoices):
+        """What a running rebuild is doing (see ``services.profiles.fanout``)."""
+
+        FEATURES = "features", _("Computing features")
+        FIT = "fit", _("Fitting scaling, outliers and segments")
+        PROFILES = "profiles", _("Writing profiles")
+        CLOSED = "closed", _("Closed")
 
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FULL, verbose_name=_("kind"))
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.RUNNING, verbose_name=_("status")
     )
+    stage = models.CharField(
+        max_length=10, choices=Stage.choices, default=Stage.CLOSED, verbose_name=_("stage")
+    )
+    chunk_users = models.PositiveIntegerField(default=0, verbose_name=_("users per chunk"))
+    chunks_total = models.PositiveIntegerField(default=0, verbose_name=_("chunks"))
+    #: users of chunks that failed for good: they kept their previous profiles
+    failed_users = models.PositiveIntegerField(default=0, verbose_name=_("users not rebuilt"))
+    #: the data clock the features count back from (every chunk uses the same)
+    clock = models.DateTimeField(null=True, blank=True, verbose_name=_("data clock"))
+    #: when the rebuild last made progress (a chunk finished): a running rebuild that has not
+    #: moved for the lease (``services.profiles.rebuild.PROFILE_LEASE_SECONDS``) no longer
+    #: keeps the next one out
+    heartbeat_at = models.DateTimeField(default=timezone.now, verbose_name=_("last progress"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
     finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
     users = models.PositiveIntegerField(default=0, verbose_name=_("users"))
@@ -63,6 +85,11 @@ class ProfileRun(models.Model):
             "number": self.pk,
             "status": self.get_status_display(),
         }
+
+    @property
+    def chunks_done(self) -> int:
+        """Chunks whose profiles are written."""
+        return self.chunks.filter(status="done").count()
 
 
 class Segment(models.Model):

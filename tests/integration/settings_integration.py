@@ -33,6 +33,8 @@ RECOMMENDER = {
     "TRAINING_STALE_MINUTES": float(os.environ.get("INTEGRATION_STALE_SECONDS", "1800")) / 60,
     "TRAINING_HEARTBEAT_SECONDS": float(os.environ.get("INTEGRATION_HEARTBEAT_SECONDS", "1")),
     "ACTIVE_MODEL_CHECK_SECONDS": 1,
+    # The network scores groups of 4 users in a profile rebuild: chunks of 4 hold whole groups.
+    "PROFILE_MODEL_BATCH": 4,
 }
 # Generous throttles: the tests hammer the API on purpose.
 REST_FRAMEWORK = {

@@ -110,6 +110,13 @@ def active_model(db, catalogue):
     registry.clear_model_cache()
 
 
+@pytest.fixture
+def users_scored_alone(settings):
+    """Profile rebuilds: the network scores each user alone, so chunks (whole groups of users
+    scored together) may have any size in a test."""
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "PROFILE_MODEL_BATCH": 1}
+
+
 def days_ago(days: float):
     return timezone.now() - timedelta(days=days)
 

@@ -101,6 +101,9 @@ class FeatureTable:
     # the affinity columns): (n_users, len(category_names)); segments are found on these.
     category_shares: np.ndarray | None = None
     category_names: list[str] = field(default_factory=list)
+    # Weighted activity per category over these users, (len(category_names),) float64: what the
+    # affinity columns are chosen by (:func:`choose_affinity_columns`); None when unknown.
+    category_activity: np.ndarray | None = None
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.columns.index(name)]
@@ -262,15 +265,15 @@ def compute_features(
     top_lists: list[list[tuple[str, float]]] = [[] for _ in range(n)]
     affinity_names: list[str] = []
     all_shares = np.zeros((n, n_categories))
+    activity = np.zeros(n_categories)
     if n_categories and with_cat.any():
         counts = sparse.coo_matrix(
             (weight[with_cat], (users[with_cat], categories[with_cat])), shape=(n, n_categories)
         ).tocsr()
         totals = np.asarray(counts.sum(axis=1)).ravel()
+        activity = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
         if affinity_columns is None:
-            popularity = np.asarray(counts.sum(axis=0)).ravel()
-            ranked = [int(i) for i in np.argsort(-popularity, kind="stable") if popularity[i] > 0]
-            affinity_names = [events.category_names[i] for i in ranked[:max_affinity_columns]]
+            affinity_names = choose_affinity_columns(activity, events.category_names, max_affinity_columns)
         else:
             affinity_names = list(affinity_columns)
         index_of = {name: i for i, name in enumerate(events.category_names)}
@@ -329,7 +332,37 @@ def compute_features(
         notes=notes,
         category_shares=all_shares,
         category_names=list(events.category_names),
+        category_activity=activity,
     )
+
+
+def choose_affinity_columns(activity: np.ndarray, category_names: Sequence[str], limit: int) -> list[str]:
+    """The ``limit`` categories with the most weighted activity (ties: catalogue order); none idle.
+
+    Parameters
+    ----------
+    activity : (n_categories,) float64, weighted events per category (``FeatureTable.category_activity``,
+        or its sum over several tables of users).
+    """
+    ranked = [int(i) for i in np.argsort(-np.asarray(activity), kind="stable") if activity[i] > 0]
+    return [category_names[i] for i in ranked[:limit]]
+
+
+def select_affinity_columns(table: FeatureTable, names: Sequence[str]) -> None:
+    """Keep exactly the affinity columns ``names`` (in that order, right after the base features).
+
+    A category without a column in ``table`` had no activity among its users: its affinity is 0
+    for every one of them (what :func:`compute_features` gives such a category).
+    """
+    affinity = [AFFINITY_PREFIX + name for name in names]
+    index = {column: j for j, column in enumerate(table.columns)}
+    rest = [c for c in table.columns[len(BASE_FEATURES) :] if not c.startswith(AFFINITY_PREFIX)]
+    columns = list(table.columns[: len(BASE_FEATURES)]) + affinity + rest
+    values = np.zeros((len(table.values), len(columns)))
+    for j, column in enumerate(columns):
+        if column in index:
+            values[:, j] = table.values[:, index[column]]
+    table.columns, table.values = columns, values
 
 
 def heuristic_propensity(table: FeatureTable) -> np.ndarray:

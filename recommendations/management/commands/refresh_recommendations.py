@@ -6,6 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from recommendations.management.chunk_options import add_chunk_arguments, check_chunk_users
+
 
 class Command(BaseCommand):
     help = (
@@ -15,14 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--lists-only", action="store_true", help="skip item relations and popularity")
-        parser.add_argument(
-            "--chunk-users", type=int, default=None, help="users per chunk (default: REFRESH_CHUNK_USERS)"
-        )
-        parser.add_argument(
-            "--workers",
-            action="store_true",
-            help="hand the chunks to the Celery workers and wait for them (default: run them here, in order)",
-        )
+        add_chunk_arguments(parser, "REFRESH_CHUNK_USERS")
 
     def handle(
         self,
@@ -35,8 +30,7 @@ class Command(BaseCommand):
         from recommendations.services.serving.fanout import start_refresh
         from recommendations.services.serving.jobs import refresh_relations
 
-        if chunk_users is not None and chunk_users < 1:
-            raise CommandError("--chunk-users must be at least 1.")
+        check_chunk_users(chunk_users)
         if not lists_only:
             counts = refresh_relations()
             if counts is None:

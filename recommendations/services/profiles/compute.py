@@ -18,12 +18,11 @@ from recommendations.core.profiles.features import (
     heuristic_propensity,
     note,
 )
-from recommendations.services.profiles.features import load_catalogue, load_profile_events
+from recommendations.services.profiles.features import Catalogue, load_catalogue, load_profile_events
 
 logger = logging.getLogger(__name__)
 
 EMBEDDING_COMPONENTS = 4
-MODEL_BATCH = 2048
 # Latest events per shopper read for the model's propensity and embedding (the embedding keeps
 # the last MAX_SEQUENCE_LENGTH itself). The propensity head's counting features (events, items,
 # active days, per-type counts) saw each shopper's whole training window when it was fitted;
@@ -56,9 +55,17 @@ def compute(
     now: float,
     restrict: bool,
     affinity_columns: Sequence[str] | None,
+    every_affinity: bool = False,
+    catalogue: Catalogue | None = None,
 ) -> Computed:
-    """Features of ``user_pks`` at the data clock ``now``, with the model's propensity and embeddings."""
-    catalogue = load_catalogue()
+    """Features of ``user_pks`` at the data clock ``now``, with the model's propensity and embeddings.
+
+    ``affinity_columns`` None picks the ``PROFILE_AFFINITY_CATEGORIES`` most active categories of
+    these users, or, with ``every_affinity``, keeps a column for every active category (a chunk of
+    a fanned-out rebuild: the rebuild chooses among them once every chunk is computed).
+    ``catalogue`` is read when not given.
+    """
+    catalogue = catalogue if catalogue is not None else load_catalogue()
     events = load_profile_events(user_pks, catalogue, restrict=restrict)
     table = compute_features(
         events,
@@ -66,7 +73,9 @@ def compute(
         category_median_price=catalogue.median_price,
         event_weights=recommender_settings.EVENT_WEIGHTS,
         affinity_columns=affinity_columns,
-        max_affinity_columns=recommender_settings.PROFILE_AFFINITY_CATEGORIES,
+        max_affinity_columns=len(catalogue.category_names)
+        if every_affinity
+        else recommender_settings.PROFILE_AFFINITY_CATEGORIES,
     )
     has_events = ~np.isnan(table.column("recency_days"))
     notes: list[dict[str, Any]] = []
@@ -119,9 +128,13 @@ def _model_outputs(
         )
     propensity = np.zeros(len(user_pks))
     embeddings: np.ndarray | None = None
-    for start in range(0, len(user_pks), MODEL_BATCH):
-        pks = user_pks[start : start + MODEL_BATCH]
-        names = usernames[start : start + MODEL_BATCH]
+    # Fixed groups of consecutive users, scored together: the network's float32 kernels round by
+    # the batch a history is scored in, so a chunk of whole groups (see profiles.fanout.plan) gives
+    # every shopper the numbers one pass over everyone gives, bit for bit.
+    group = int(recommender_settings.PROFILE_MODEL_BATCH)
+    for start in range(0, len(user_pks), group):
+        pks = user_pks[start : start + group]
+        names = usernames[start : start + group]
         histories_by_key = load_histories(
             users=pks, limit=max(network_config().history_limit(), PROPENSITY_HISTORY_EVENTS)
         )

@@ -304,9 +304,13 @@ def run_summary_rows(summary: Mapping[str, Any] | None) -> list[tuple[str, str]]
         ("outliers", gettext("Outliers")),
         ("propensity_source", gettext("Propensity from")),
         ("seconds", gettext("Seconds")),
+        ("chunks", gettext("Chunks")),
     ):
         if summary.get(key) not in (None, ""):
             rows.append((label, str(summary[key])))
+    kept = summary.get("kept_users") or []
+    if kept:  # key ranges of the chunks that failed for good
+        rows.append((gettext("Users who kept their previous profiles"), ", ".join(str(r) for r in kept)))
     tags = summary.get("tag_counts") or {}
     if isinstance(tags, Mapping) and tags:
         rows.append((gettext("Tags"), ", ".join(f"{tag_key_label(str(k))} ({n})" for k, n in tags.items())))

@@ -90,7 +90,10 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
     """Stream the events of ``user_pks`` into :class:`ProfileEvents` (user index = position in ``user_pks``).
 
     ``restrict=False`` reads every user's events (a full rebuild: one scan, no huge IN list)
-    and drops those of users not in ``user_pks``.
+    and drops those of users not in ``user_pks``. The events come in primary-key order, whatever
+    order the database read them in: the sums over a user's events (money, price levels,
+    affinities) then add the same numbers in the same order whether the user is read alone, in a
+    chunk or with everyone, so a chunked rebuild computes exactly the features of one process.
     """
     queryset = exclude_erased(Event.objects.filter(user__isnull=False).order_by())
     if restrict:
@@ -99,8 +102,9 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
         return _copy_profile_events(queryset, user_pks, catalogue)
     position = {pk: i for i, pk in enumerate(user_pks)}
     rows = queryset.values_list(
-        "user_id", "item_id", "event_type", "occurred_at", "value", "quantity", "is_bot"
+        "user_id", "item_id", "event_type", "occurred_at", "value", "quantity", "is_bot", "pk"
     ).iterator(chunk_size=CHUNK_SIZE)
+    keys: list[Any] = []
     users: list[int] = []
     items: list[int] = []
     types: list[str] = []
@@ -110,10 +114,11 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
     bots: list[bool] = []
     item_index = catalogue.index_of_item
     nan = float("nan")
-    for user_id, item_id, event_type, occurred_at, value, quantity, is_bot in rows:
+    for user_id, item_id, event_type, occurred_at, value, quantity, is_bot, key in rows:
         index = position.get(user_id)
         if index is None:
             continue
+        keys.append(key)
         users.append(index)
         items.append(item_index.get(item_id, -1) if item_id is not None else -1)
         types.append(event_type)
@@ -127,17 +132,36 @@ def load_profile_events(user_pks: Sequence[Any], catalogue: Catalogue, *, restri
     prices = np.full(len(item_rows), np.nan)
     categories[known] = catalogue.item_categories[item_rows[known]]
     prices[known] = catalogue.item_prices[item_rows[known]]
+    return _in_key_order(
+        np.argsort(np.asarray(keys), kind="stable"),
+        ProfileEvents(
+            n_users=len(user_pks),
+            users=np.asarray(users, dtype=np.int64),
+            event_types=np.asarray(types, dtype=object),
+            timestamps=np.asarray(stamps, dtype=np.float64),
+            values=np.asarray(values, dtype=np.float64),
+            quantities=np.asarray(quantities, dtype=np.float64),
+            categories=categories,
+            prices=prices,
+            is_bot=np.asarray(bots, dtype=bool),
+            category_names=catalogue.category_names,
+        ),
+    )
+
+
+def _in_key_order(order: np.ndarray, events: ProfileEvents) -> ProfileEvents:
+    """``events`` with their rows taken in ``order`` (the events' primary-key order)."""
     return ProfileEvents(
-        n_users=len(user_pks),
-        users=np.asarray(users, dtype=np.int64),
-        event_types=np.asarray(types, dtype=object),
-        timestamps=np.asarray(stamps, dtype=np.float64),
-        values=np.asarray(values, dtype=np.float64),
-        quantities=np.asarray(quantities, dtype=np.float64),
-        categories=categories,
-        prices=prices,
-        is_bot=np.asarray(bots, dtype=bool),
-        category_names=catalogue.category_names,
+        n_users=events.n_users,
+        users=events.users[order],
+        event_types=events.event_types[order],
+        timestamps=events.timestamps[order],
+        values=events.values[order],
+        quantities=events.quantities[order],
+        categories=events.categories[order],
+        prices=events.prices[order],
+        is_bot=events.is_bot[order],
+        category_names=events.category_names,
     )
 
 
@@ -152,24 +176,24 @@ def _copy_profile_events(queryset: Any, user_pks: Sequence[Any], catalogue: Cata
     """Postgres: stream the events with COPY and parse them column-wise (no Python object per row)."""
     # The annotation last: Django's SQL lists model columns first, then annotations.
     queryset = queryset.annotate(ts=Extract("occurred_at", "epoch")).values_list(
-        "user_id", "item_id", "event_type", "value", "quantity", "is_bot", "ts"
+        "id", "user_id", "item_id", "event_type", "value", "quantity", "is_bot", "ts"
     )
     sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
     # Postgres glues the events into a few hundred long text rows (one per hash bucket of
     # users): the client handles ~256 rows instead of 1.5 million (one Python object or one
     # COPY message per event cost most of a rebuild), and pandas parses the text in C.
     fields = ", %s, ".join(
-        f"q.{name}::text" for name in ("user_id", "item_id", "event_type", "value", "quantity")
+        f"q.{name}::text" for name in ("id", "user_id", "item_id", "event_type", "value", "quantity")
     )
     outer = (
         f"SELECT string_agg(concat({fields}, %s, q.is_bot::int::text, %s, q.ts::text), %s) "
         f"FROM ({sql}) q GROUP BY abs(hashtext(q.user_id::text)) %% {_BUCKETS}"
     )
     with connections[queryset.db].cursor() as cursor:
-        cursor.execute(outer, [_FIELD_SEP] * 6 + [_RECORD_SEP, *params])
+        cursor.execute(outer, [_FIELD_SEP] * 7 + [_RECORD_SEP, *params])
         blocks = [row[0] for row in cursor.fetchall() if row[0]]
     text = _RECORD_SEP.join(blocks)
-    columns = ["user", "item", "type", "value", "quantity", "bot", "ts"]
+    columns = ["id", "user", "item", "type", "value", "quantity", "bot", "ts"]
     if not text:
         frame = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
     else:
@@ -180,7 +204,14 @@ def _copy_profile_events(queryset: Any, user_pks: Sequence[Any], catalogue: Cata
             lineterminator=_RECORD_SEP,
             header=None,
             names=columns,
-            dtype={"user": str, "item": str, "type": "category", "ts": np.float64, "value": np.float64},
+            dtype={
+                "id": np.int64,
+                "user": str,
+                "item": str,
+                "type": "category",
+                "ts": np.float64,
+                "value": np.float64,
+            },
             keep_default_na=False,
             na_values=[""],
             quoting=3,  # csv.QUOTE_NONE
@@ -195,15 +226,18 @@ def _copy_profile_events(queryset: Any, user_pks: Sequence[Any], catalogue: Cata
     prices[known] = catalogue.item_prices[items[known]]
     types = frame["type"].astype(object).to_numpy()[keep]
     quantities = frame["quantity"].fillna(1).to_numpy(dtype=np.float64)[keep]
-    return ProfileEvents(
-        n_users=len(user_pks),
-        users=users[keep],
-        event_types=types,
-        timestamps=frame["ts"].to_numpy(dtype=np.float64)[keep],
-        values=frame["value"].to_numpy(dtype=np.float64)[keep],
-        quantities=np.where(quantities > 0, quantities, 1.0),
-        categories=categories,
-        prices=prices,
-        is_bot=(frame["bot"].astype(str).to_numpy() == "1")[keep],
-        category_names=catalogue.category_names,
+    return _in_key_order(
+        np.argsort(frame["id"].to_numpy(dtype=np.int64)[keep], kind="stable"),
+        ProfileEvents(
+            n_users=len(user_pks),
+            users=users[keep],
+            event_types=types,
+            timestamps=frame["ts"].to_numpy(dtype=np.float64)[keep],
+            values=frame["value"].to_numpy(dtype=np.float64)[keep],
+            quantities=np.where(quantities > 0, quantities, 1.0),
+            categories=categories,
+            prices=prices,
+            is_bot=(frame["bot"].astype(str).to_numpy() == "1")[keep],
+            category_names=catalogue.category_names,
+        ),
     )

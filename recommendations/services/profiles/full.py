@@ -1,12 +1,20 @@
-"""The full profile rebuild: learn scaling, outliers, segments and tag thresholds on everyone."""
+"""The full profile rebuild's fit: scaling, outliers, segments and tag thresholds learned on everyone.
+
+The fit runs once per full rebuild, on the features of every user (computed chunk by chunk, see
+``services.profiles.fanout``), and stores what it learned on the run: every chunk then places its
+users with those numbers (:func:`place_full`). Segment labels and outlier flags are the fit's own
+(it needs them for everyone to describe the segments); they are handed to the chunks as they are,
+because the outlier model kept on the run for incremental rebuilds is a rounded sample of the core
+points and would not flag exactly the same users.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import transaction
-from django.utils import timezone
 
 from recommendations.conf import recommender_settings
 from recommendations.core.profiles.features import AFFINITY_PREFIX, EMBEDDING_PREFIX, FeatureTable
@@ -14,19 +22,9 @@ from recommendations.core.profiles.outliers import OUTLIER_FEATURES, detect_outl
 from recommendations.core.profiles.preprocessing import FeatureScaler
 from recommendations.core.profiles.segments import SegmentModel, SegmentSpace, describe_segments, fit_segments
 from recommendations.core.profiles.tags import evaluate_rules, resolve_thresholds
-from recommendations.data.clock import data_now
-from recommendations.models import ProfileRun, ProfileTag, Segment
-from recommendations.services.profiles.compute import add_embedding_columns, compute
-from recommendations.services.profiles.features import profile_users
-from recommendations.services.profiles.outcome import (
-    Placement,
-    RebuildResult,
-    failure_recorded,
-    finish_run,
-    rebuild_result,
-    round_figure,
-    write_computed,
-)
+from recommendations.models import ProfileRun, Segment
+from recommendations.services.profiles.compute import Computed, add_embedding_columns
+from recommendations.services.profiles.outcome import Placement, round_figure
 from recommendations.services.profiles.tags import get_tag_rules
 
 # Outlier core points kept on the run for incremental rebuilds (a random subset is enough).
@@ -35,99 +33,107 @@ MAX_STORED_CORE_POINTS = 3000
 SEGMENT_FIT_SAMPLE = 20_000
 
 
-def rebuild_full(started: float) -> RebuildResult:
-    """Learn scaler, outliers, segments and tag thresholds on everyone; store them on a new run."""
-    # now_dt (wall clock) stamps the run and the profiles; features count back from the data clock
-    now_dt = timezone.now()
-    now = data_now(now_dt).timestamp()
+@dataclass
+class FullFit:
+    """What the fit decided for every user it saw (in the order of the fitted ``Computed``)."""
+
+    labels: np.ndarray  # (n,) int64 segment number, -1 = none
+    is_outlier: np.ndarray  # (n,) bool
+
+
+def fit_full(run: ProfileRun, computed: Computed, now_dt: datetime) -> FullFit:
+    """Learn scaler, outliers, segments and tag thresholds on ``computed``; store them on ``run``.
+
+    ``computed`` holds every user of the rebuild with its final affinity columns; the embedding
+    components are added here. Writes the run's params, k and silhouette and its ``Segment`` rows.
+    """
     rules = get_tag_rules()
-    run = ProfileRun.objects.create(kind=ProfileRun.Kind.FULL, created_at=now_dt)
-    with failure_recorded(run):
-        user_pks, usernames = profile_users()
-        computed = compute(user_pks, usernames, now=now, restrict=False, affinity_columns=None)
-        pca = add_embedding_columns(computed, None)
-        table, active = computed.table, computed.has_events
-        scaler = FeatureScaler().fit(table.values[active] if active.any() else table.values, table.columns)
-        scaled = scaler.transform(table.values)
+    pca = add_embedding_columns(computed, None)
+    table, active = computed.table, computed.has_events
+    scaler = FeatureScaler().fit(table.values[active] if active.any() else table.values, table.columns)
+    scaled = scaler.transform(table.values)
 
-        reduced_idx = [table.columns.index(name) for name in OUTLIER_FEATURES]
-        eps_setting = recommender_settings.DBSCAN_EPS
-        seed = int(recommender_settings.RANDOM_SEED)
-        outlier_model, flagged = detect_outliers(
-            scaled[active][:, reduced_idx],
-            eps=eps_setting,
-            min_samples=int(recommender_settings.DBSCAN_MIN_SAMPLES),
-            sample_size=int(recommender_settings.DBSCAN_SAMPLE_SIZE),
-            random_state=seed,
+    reduced_idx = [table.columns.index(name) for name in OUTLIER_FEATURES]
+    seed = int(recommender_settings.RANDOM_SEED)
+    outlier_model, flagged = detect_outliers(
+        scaled[active][:, reduced_idx],
+        eps=recommender_settings.DBSCAN_EPS,
+        min_samples=int(recommender_settings.DBSCAN_MIN_SAMPLES),
+        sample_size=int(recommender_settings.DBSCAN_SAMPLE_SIZE),
+        random_state=seed,
+    )
+    is_outlier = np.zeros(len(computed.user_pks), dtype=bool)
+    is_outlier[np.flatnonzero(active)[flagged]] = True
+
+    space, segment_model, fit_rows, labels = _fit_segments(table, active, is_outlier, seed)
+    resolved = resolve_thresholds(rules, table.columns, table.values[active])
+
+    filled = scaler.fill(table.values)
+    segments_info = _segment_summaries(
+        segment_model.k, table.columns, filled, scaled, labels, active & ~is_outlier
+    )
+    rng = np.random.default_rng(seed)
+    core = outlier_model.core_points
+    core_labels = outlier_model.core_labels if outlier_model.core_labels is not None else np.zeros(len(core))
+    if len(core) > MAX_STORED_CORE_POINTS:
+        keep = rng.choice(len(core), size=MAX_STORED_CORE_POINTS, replace=False)
+        core, core_labels = core[keep], core_labels[keep]
+    run.params = {
+        "scaler": scaler.to_dict(),
+        "scaling_choices": scaler.choices(),
+        "affinity_columns": [
+            c[len(AFFINITY_PREFIX) :] for c in table.columns if c.startswith(AFFINITY_PREFIX)
+        ],
+        "embedding_pca": pca,
+        "segment_space": space.to_dict(),
+        "segment_fit_users": int(fit_rows.sum()),
+        "centres": segment_model.centres.tolist(),
+        "segment_algorithm": segment_model.algorithm,
+        "silhouette_by_k": {str(k): v for k, v in segment_model.silhouette_by_k.items()},
+        "k_source": "setting SEGMENT_K"
+        if recommender_settings.SEGMENT_K
+        else "silhouette over SEGMENT_K_RANGE",
+        "outliers": {
+            "features": list(OUTLIER_FEATURES),
+            "eps": outlier_model.eps,
+            "eps_source": outlier_model.eps_source,
+            "min_samples": outlier_model.min_samples,
+            "core_points": np.round(core, 5).tolist(),
+            "core_labels": [int(x) for x in core_labels],
+            "small_clusters": list(outlier_model.small_clusters),
+        },
+        "tag_rules": resolved,
+    }
+    run.k = segment_model.k
+    run.silhouette = segment_model.silhouette_by_k.get(segment_model.k)
+    run.save(update_fields=["params", "k", "silhouette"])
+    Segment.objects.filter(run=run).delete()  # a fit run again (a redelivered final step) starts over
+    Segment.objects.bulk_create(
+        Segment(
+            run=run, number=s, traits=traits, size=int((labels == s).sum()), centre=centre, created_at=now_dt
         )
-        is_outlier = np.zeros(len(user_pks), dtype=bool)
-        is_outlier[np.flatnonzero(active)[flagged]] = True
+        for s, (traits, centre) in enumerate(segments_info)
+    )
+    return FullFit(labels=labels, is_outlier=is_outlier)
 
-        space, segment_model, fit_rows, labels = _fit_segments(table, active, is_outlier, seed)
 
-        resolved = resolve_thresholds(rules, table.columns, table.values[active])
-        tags = evaluate_rules(resolved, table.columns, table.values)
-        placement = Placement(labels, is_outlier, scaled, reduced_idx, scaler, tags)
+def place_full(
+    computed: Computed, params: dict[str, Any], labels: np.ndarray, is_outlier: np.ndarray
+) -> Placement:
+    """Place the users of one chunk with what the fit learned (``params``) and decided (labels, flags).
 
-        filled = scaler.fill(table.values)
-        segments_info = _segment_summaries(
-            segment_model.k, table.columns, filled, scaled, labels, active & ~is_outlier
-        )
-        rng = np.random.default_rng(seed)
-        core = outlier_model.core_points
-        core_labels = (
-            outlier_model.core_labels if outlier_model.core_labels is not None else np.zeros(len(core))
-        )
-        if len(core) > MAX_STORED_CORE_POINTS:
-            keep = rng.choice(len(core), size=MAX_STORED_CORE_POINTS, replace=False)
-            core, core_labels = core[keep], core_labels[keep]
-        run.params = {
-            "scaler": scaler.to_dict(),
-            "scaling_choices": scaler.choices(),
-            "affinity_columns": [
-                c[len(AFFINITY_PREFIX) :] for c in table.columns if c.startswith(AFFINITY_PREFIX)
-            ],
-            "embedding_pca": pca,
-            "segment_space": space.to_dict(),
-            "segment_fit_users": int(fit_rows.sum()),
-            "centres": segment_model.centres.tolist(),
-            "segment_algorithm": segment_model.algorithm,
-            "silhouette_by_k": {str(k): v for k, v in segment_model.silhouette_by_k.items()},
-            "k_source": "setting SEGMENT_K"
-            if recommender_settings.SEGMENT_K
-            else "silhouette over SEGMENT_K_RANGE",
-            "outliers": {
-                "features": list(OUTLIER_FEATURES),
-                "eps": outlier_model.eps,
-                "eps_source": outlier_model.eps_source,
-                "min_samples": outlier_model.min_samples,
-                "core_points": np.round(core, 5).tolist(),
-                "core_labels": [int(x) for x in core_labels],
-                "small_clusters": list(outlier_model.small_clusters),
-            },
-            "tag_rules": resolved,
-        }
-        run.k = segment_model.k
-        run.silhouette = segment_model.silhouette_by_k.get(segment_model.k)
-        with transaction.atomic():
-            segments = [
-                Segment(
-                    run=run,
-                    number=s,
-                    traits=traits,
-                    size=int((labels == s).sum()),
-                    centre=centre,
-                    created_at=now_dt,
-                )
-                for s, (traits, centre) in enumerate(segments_info)
-            ]
-            Segment.objects.bulk_create(segments)
-            segment_rows = {s.number: s for s in Segment.objects.filter(run=run)}
-            ProfileTag.objects.all().delete()
-            write_computed(computed, placement, segment_rows, now_dt, full=True)
-            Segment.objects.exclude(run=run).delete()
-            finish_run(run, computed, placement, started)
-    return rebuild_result(run, computed, placement, started)
+    ``computed`` has the run's affinity columns; scaling and tags are per user, so the chunk
+    computes them exactly as the fit would have.
+    """
+    add_embedding_columns(computed, params.get("embedding_pca"))
+    scaler = FeatureScaler.from_dict(params["scaler"])
+    table = computed.table
+    if table.columns != scaler.columns_:  # never expected: the chunk and the fit built different tables
+        raise ValueError(f"chunk columns {table.columns} differ from the fitted {scaler.columns_}")
+    scaled = scaler.transform(table.values)
+    reduced_idx = [table.columns.index(name) for name in params["outliers"]["features"]]
+    tags = evaluate_rules(params["tag_rules"], table.columns, table.values)
+    return Placement(labels, is_outlier, scaled, reduced_idx, scaler, tags)
 
 
 def _fit_segments(

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from django.db.models import Count
-from django.utils import timezone
 
 from recommendations.conf import recommender_settings
 from recommendations.core.profiles.features import EMBEDDING_PREFIX, note
 from recommendations.core.profiles.outliers import outlier_reasons
 from recommendations.core.profiles.preprocessing import FeatureScaler
-from recommendations.models import ProfileRun, ProfileTag, Segment, UserProfile
+from recommendations.models import Segment
 from recommendations.services.profiles.compute import Computed
-from recommendations.services.profiles.explanations import encode_outlier_reason, note_texts
+from recommendations.services.profiles.explanations import encode_outlier_reason
 from recommendations.services.profiles.writer import write_profiles
 
 
 @dataclass
 class RebuildResult:
-    """What one rebuild did."""
+    """What one rebuild did (so far, while its chunks still run on the workers)."""
 
     run_id: int
     kind: str
@@ -37,6 +32,13 @@ class RebuildResult:
     seconds: float
     propensity_source: str
     notes: list[str] = field(default_factory=list)  # in the active language
+    status: str = ""
+    chunks_total: int = 0
+    chunks_done: int = 0
+    #: users of the chunks that failed for good: they kept their previous profiles
+    failed_users: int = 0
+    #: their primary-key ranges, ``"first..last"`` per failed chunk
+    kept: list[str] = field(default_factory=list)
 
 
 def round_significant(values: np.ndarray, digits: int = 5) -> np.ndarray:
@@ -85,10 +87,9 @@ def write_computed(
     placement: Placement,
     segment_rows: dict[int, Segment],
     now_dt: datetime,
-    *,
-    full: bool,
 ) -> None:
-    """Upsert the profiles and tags of ``computed`` (inside the caller's transaction)."""
+    """Upsert the profiles and tags of ``computed`` (inside the caller's transaction, which deleted
+    their old tag rows); ``now_dt`` stamps them (the run's start: every chunk stamps the same)."""
     labels, is_outlier, scaled = placement.labels, placement.is_outlier, placement.scaled
     reduced_idx, scaler, tags = placement.reduced_idx, placement.scaler, placement.tags
     table = computed.table
@@ -142,58 +143,5 @@ def write_computed(
             )
         )
         tag_rows += [(pk, tag["label"][:120], tag["weight"]) for tag in tags[i]]
-    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE))
-    if full:
-        # Profiles of users who are no longer profiled (deactivated) would keep stale segments.
-        UserProfile.objects.exclude(updated_at=now_dt).update(segment=None)
-
-
-def finish_run(run: ProfileRun, computed: Computed, placement: Placement, started: float) -> None:
-    """Mark ``run`` completed with its summary (counts, tags, notes, seconds)."""
-    counts = ProfileTag.objects.values("label").annotate(n=Count("pk")).order_by("-n", "label")
-    tag_counts = {row["label"]: row["n"] for row in counts}
-    run.status = ProfileRun.Status.COMPLETED
-    run.finished_at = timezone.now()
-    run.users = len(computed.user_pks)
-    run.model_version = computed.model_version
-    run.summary = {
-        "users": len(computed.user_pks),
-        "users_without_events": int((~computed.has_events).sum()),
-        "outliers": int(placement.is_outlier.sum()),
-        "tag_counts": tag_counts,
-        "propensity_source": computed.propensity_source,
-        "notes": computed.notes,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    run.save()
-
-
-def rebuild_result(
-    run: ProfileRun, computed: Computed, placement: Placement, started: float
-) -> RebuildResult:
-    """What the finished ``run`` did, for the caller."""
-    return RebuildResult(
-        run_id=run.pk,
-        kind=run.kind,
-        users=len(computed.user_pks),
-        segments=Segment.objects.filter(
-            run_id=run.pk if run.kind == ProfileRun.Kind.FULL else run.params.get("based_on_run")
-        ).count(),
-        outliers=int(placement.is_outlier.sum()),
-        tagged=sum(1 for row in placement.tags if row),
-        seconds=round(time.monotonic() - started, 3),
-        propensity_source=computed.propensity_source,
-        notes=note_texts(computed.notes),
-    )
-
-
-@contextmanager
-def failure_recorded(run: ProfileRun) -> Iterator[None]:
-    """Mark ``run`` failed, with the error, when the block raises (the error propagates)."""
-    try:
-        yield
-    except Exception as exc:
-        ProfileRun.objects.filter(pk=run.pk).update(
-            status=ProfileRun.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
-        )
-        raise
+    # the tables' statistics are refreshed once, when the rebuild closes
+    write_profiles(rows, tag_rows, batch_size=int(recommender_settings.PROFILE_BATCH_SIZE), analyze=False)

@@ -62,13 +62,23 @@ def _profile_line(row: tuple[Any, ...]) -> str:
 
 
 def write_profiles(
-    rows: Sequence[tuple[Any, ...]], tag_rows: Sequence[tuple[Any, str, float]], *, batch_size: int = 5000
+    rows: Sequence[tuple[Any, ...]],
+    tag_rows: Sequence[tuple[Any, str, float]],
+    *,
+    batch_size: int = 5000,
+    analyze: bool = True,
 ) -> None:
     """Upsert profile ``rows`` (tuples following ``PROFILE_COLUMNS``; segment = Segment pk or None)
-    and insert ``tag_rows`` ``(profile pk, label, weight)``; the caller deleted the old tags."""
+    and insert ``tag_rows`` ``(profile pk, label, weight)``; the caller deleted the old tags.
+
+    ``analyze=False`` leaves the tables' statistics to the caller (a rebuild in chunks refreshes
+    them once, when it closes: :func:`analyze_profiles` or :func:`vacuum_profiles`).
+    """
     alias = router.db_for_write(UserProfile)
     if connections[alias].vendor == "postgresql":
         _copy_profiles(alias, rows, tag_rows)
+        if analyze:
+            analyze_profiles()
         return
     fields = [_concrete_field(UserProfile, name) for name in PROFILE_COLUMNS]
     for start in range(0, len(rows), batch_size):
@@ -115,10 +125,21 @@ def _copy_profiles(
             for start in range(0, len(tag_rows), _COPY_BLOCK):
                 block = tag_rows[start : start + _COPY_BLOCK]
                 copy.write("".join("\t".join(map(copy_text, tag)) + "\n" for tag in block))
-        # Fresh statistics: the admin's planner choices and its row estimate (the unfiltered
-        # list's count) must not wait for autovacuum after 100k rows changed at once.
-        cursor.execute(f"ANALYZE {table}")
-        cursor.execute(f"ANALYZE {tag_table}")
+
+
+def analyze_profiles() -> None:
+    """Postgres: fresh statistics of the profile tables (nothing elsewhere).
+
+    The admin's planner choices and its row estimate (the unfiltered list's count) must not wait
+    for autovacuum after 100k rows changed at once.
+    """
+    alias = router.db_for_write(UserProfile)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in (UserProfile, ProfileTag):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def vacuum_profiles() -> bool:
