@@ -239,17 +239,24 @@ def prune_before(table: PartitionedTable, cutoff: datetime, *, batch_size: int =
 
 
 def delete_before(
-    model: type[models.Model], column: str, cutoff: datetime, *, batch_size: int = 10_000
+    model: type[models.Model],
+    column: str,
+    cutoff: datetime,
+    *,
+    batch_size: int = 10_000,
+    among: models.QuerySet[Any] | None = None,
 ) -> int:
     """Delete ``model``'s rows whose ``column`` is before ``cutoff``, in batches; how many.
 
-    Batches keep each transaction (and the locks it holds) short. The delete repeats the time
-    condition, so on a partitioned table it probes only the partitions before the cut.
+    ``among`` narrows the rows that may go (every row of ``model`` by default). Batches keep each
+    transaction (and the locks it holds) short. The delete repeats the time condition, so on a
+    partitioned table it probes only the partitions before the cut.
     """
     manager, before = model._default_manager, {f"{column}__lt": cutoff}
+    candidates = (manager.all() if among is None else among).filter(**before).order_by()
     deleted = 0
     while True:
-        ids = list(manager.filter(**before).order_by().values_list("pk", flat=True)[:batch_size])
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return deleted
         with transaction.atomic():

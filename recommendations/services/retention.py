@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -46,15 +45,12 @@ def _prune_impressions(cutoff: datetime, batch_size: int) -> int:
     deleted = partition_maintenance.prune_before(IMPRESSIONS, kept_from or cutoff, batch_size=batch_size)
     if kept_from is None:
         return deleted
-    prunable = Impression.objects.filter(
-        Q(experiment__isnull=True) | Q(experiment__finalized_at__isnull=False),
-        created_at__gte=kept_from,
-        created_at__lt=cutoff,
+    outside_open = Impression.objects.filter(
+        Q(experiment__isnull=True) | Q(experiment__finalized_at__isnull=False), created_at__gte=kept_from
     )
-    while ids := list(prunable.order_by().values_list("pk", flat=True)[:batch_size]):
-        with transaction.atomic():
-            count, _ = Impression.objects.filter(pk__in=ids, created_at__lt=cutoff).delete()
-        deleted += count
+    deleted += partition_maintenance.delete_before(
+        Impression, "created_at", cutoff, batch_size=batch_size, among=outside_open
+    )
     return deleted
 
 

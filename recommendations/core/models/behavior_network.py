@@ -254,10 +254,8 @@ class BehaviorNetwork(nn.Module):
         catalogue logits.
         """
         scores = self.scores(hidden).float()
-        if self.repeat is None:
-            return scores
-        gate, log_repeat = self.repeat.step_log_probs(hidden, self.embed_steps(items, types, gaps), items)
-        return mix_into_scores(scores, gate, log_repeat, items)
+        terms = self.repeat_terms(hidden, items, types, gaps)
+        return scores if terms is None else mix_into_scores(scores, *terms, items)
 
     def repeat_terms(
         self, hidden: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
