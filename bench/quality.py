@@ -170,22 +170,36 @@ def run_network_alone(split: Path, mask: bool) -> tuple[dict, float]:
     return {u: [item for item, _ in lst] for u, lst in zip(users, lists, strict=True)}, seconds
 
 
+def add_eval_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--eval-dir`` and ``--data-dir``, defaulting to their environment variables."""
+    ap.add_argument("--eval-dir", default=os.environ.get("RECOMMENDER_EVAL_DIR"))
+    ap.add_argument("--data-dir", default=os.environ.get("RECOMMENDER_EVAL_DATA"))
+
+
+def eval_folders(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The protocol's and the data sets' folders, on ``sys.path`` first; None (and a line) when absent."""
+    eval_dir = Path(args.eval_dir) if args.eval_dir else None
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if not eval_dir or not (eval_dir / "protocol.py").is_file() or not data_dir or not data_dir.is_dir():
+        print("skipped: name the protocol's folder (--eval-dir) and the data sets' (--data-dir)")
+        return None
+    sys.path.insert(0, str(eval_dir))
+    return eval_dir, data_dir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", default=",".join(SPLITS))
     ap.add_argument("--database-url", default=os.environ.get("QUALITY_DATABASE_URL"))
-    ap.add_argument("--eval-dir", default=os.environ.get("RECOMMENDER_EVAL_DIR"))
-    ap.add_argument("--data-dir", default=os.environ.get("RECOMMENDER_EVAL_DATA"))
+    add_eval_arguments(ap)
     ap.add_argument("--skip-network", action="store_true")
     a = ap.parse_args()
-    eval_dir = Path(a.eval_dir) if a.eval_dir else None
-    data_dir = Path(a.data_dir) if a.data_dir else None
-    if not eval_dir or not (eval_dir / "protocol.py").is_file() or not data_dir or not data_dir.is_dir():
-        print("skipped: name the protocol's folder (--eval-dir) and the data sets' (--data-dir)")
+    folders = eval_folders(a)
+    if folders is None:
         return 0
+    _, data_dir = folders
     if not a.database_url:
         raise SystemExit("--database-url (or QUALITY_DATABASE_URL) must name a Postgres database to recreate")
-    sys.path.insert(0, str(eval_dir))
     import pandas as pd
     import protocol
     from convert import READERS

@@ -1,7 +1,7 @@
 """System checks of the plugin's settings: clear messages at start-up instead of exceptions later.
 
 Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model (``E009``
-the partitions of events and impressions),
+the partitions of events and impressions), ``E012`` the artefacts' compression,
 ``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
 across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
 "Embedding" section lists what a host must set to pass them.
@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from recommendations.conf import KNOWN_KEYS
+from recommendations.core.compression import SCHEMES as COMPRESSION_SCHEMES
 
 EMBEDDING_GUIDE = 'See the README\'s section "Embedding the two apps in another Django shop".'
 
@@ -54,6 +55,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         )
     errors += _partition_errors(user)
+    compression = user.get("MODEL_COMPRESSION", "none")
+    if compression not in COMPRESSION_SCHEMES:
+        errors.append(
+            Error(
+                f"MODEL_COMPRESSION must be one of {', '.join(map(repr, COMPRESSION_SCHEMES))}, "
+                f"not {compression!r}.",
+                hint='docs/configuration.md, "Model artefacts", says what each one stores.',
+                id="recommendations.E012",
+            )
+        )
     from recommendations.conf import network_config
 
     try:

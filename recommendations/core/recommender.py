@@ -509,10 +509,13 @@ class BehaviorRecommender(BaseRecommender):
         return self.network_.item_weights().detach().cpu().numpy().astype(np.float32).copy()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> dict[str, Any]:
-        """Write weights and metadata.json into ``directory`` atomically; returns the metadata."""
+    def save(self, directory: str | Path, *, compress: str = "none") -> dict[str, Any]:
+        """Write weights and metadata.json into ``directory`` atomically; returns the metadata.
+
+        ``compress="int8"`` stores the artefact compressed (:mod:`recommendations.core.compression`).
+        """
         self._check_fitted()
-        return persistence.save(self, directory)
+        return persistence.save(self, directory, compress=compress)
 
     @classmethod
     def load(cls, directory: str | Path) -> BehaviorRecommender:

@@ -196,7 +196,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
             recommender.refit(log, progress=progress)
 
         with stage("save"), tempfile.TemporaryDirectory(prefix="recommender-train-") as folder:
-            recommender.save(folder)
+            recommender.save(folder, compress=recommender_settings.MODEL_COMPRESSION)
             number = (ModelVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
             stored = store_artifact(folder, number=number)
 

@@ -47,6 +47,25 @@ def test_every_partition_interval_passes(settings, interval):
     assert [m for m in checks.check_settings() if m.id == "recommendations.E009"] == []
 
 
+# --- artefact compression ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["fp16", None, 8])
+def test_an_unknown_compression_is_an_error(settings, value):
+    # given
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "MODEL_COMPRESSION": value}
+    # when
+    errors = [m for m in checks.check_settings() if m.id == "recommendations.E012"]
+    # then
+    assert [m.msg for m in errors] == [f"MODEL_COMPRESSION must be one of 'none', 'int8', not {value!r}."]
+
+
+@pytest.mark.parametrize("value", ["none", "int8"])
+def test_every_compression_passes(settings, value):
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "MODEL_COMPRESSION": value}
+    assert [m for m in checks.check_settings() if m.id == "recommendations.E012"] == []
+
+
 # --- the item model ------------------------------------------------------------------------------
 def test_a_missing_item_model_is_an_error_with_a_hint(settings):
     # given

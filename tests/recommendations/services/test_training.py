@@ -105,6 +105,29 @@ def test_successful_run_registers_an_active_version_with_metrics(tiny_network, f
     assert (loaded.version_id, loaded.version_number) == (version.pk, 1)
 
 
+def test_a_compressed_version_is_stored_compressed_and_serves(
+    tiny_network, fresh_registry, ring_events, settings
+):
+    # given MODEL_COMPRESSION int8
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "MODEL_COMPRESSION": "int8"}
+    ring = ring_events()
+
+    # when a training runs
+    run = train_model(triggered_by="test")
+
+    # then the stored metadata says int8, and the active model loads from it and recommends
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    version = run.model_version
+    with default_storage.open(f"{version.artifact_path}/metadata.json") as fh:
+        meta = json.load(fh)
+    assert meta["compression"]["scheme"] == "int8"
+    assert "torch.float32" in meta["compression"]["dtypes"].values()
+    served = get_active_model()
+    assert served.version_number == version.number
+    history = [(item_key(ring["items"][0]), "view", timezone.now().timestamp())]
+    assert len(served.recommender.recommend([history], n=5)[0]) == 5
+
+
 def test_the_served_model_also_learns_each_shoppers_newest_step(
     tiny_network, fresh_registry, ring_events, item_factory
 ):
