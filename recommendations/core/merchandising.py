@@ -29,7 +29,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["BOOST", "BURY", "EXCLUDE", "PIN", "Arrangement", "Entry", "Rule", "arrange"]
+__all__ = [
+    "BOOST",
+    "BURY",
+    "EXCLUDE",
+    "PIN",
+    "Arrangement",
+    "Entry",
+    "Rule",
+    "RuleIndex",
+    "arrange",
+    "index_rules",
+]
 
 PIN = "pin"
 BOOST = "boost"
@@ -74,14 +85,87 @@ class Arrangement:
     applied: set[int] = field(default_factory=set)
 
 
-def excluded_by(rules: Sequence[Rule], key: str, category: str | None) -> list[int]:
+# target -> ((rule id, signed shift in places), ...): a boost moves up (negative), a bury down
+Moves = dict[str, tuple[tuple[int, int], ...]]
+
+
+@dataclass(frozen=True)
+class RuleIndex:
+    """Rules looked up by their target, built once per set of rules in force (:func:`index_rules`).
+
+    A list asks each candidate's item and category of dictionaries instead of walking every rule.
+    ``fingerprint`` names the set (a list reused from a cache must have been made under it).
+    """
+
+    rules: tuple[Rule, ...]
+    excluded_items: dict[str, tuple[int, ...]]
+    excluded_categories: dict[str, tuple[int, ...]]
+    item_moves: Moves
+    category_moves: Moves
+    pins: tuple[Rule, ...]
+    fingerprint: str
+
+    @property
+    def by_category(self) -> bool:
+        """Whether any rule names a category (else candidates' categories are never needed)."""
+        return bool(self.excluded_categories or self.category_moves)
+
+    @property
+    def moves(self) -> bool:
+        """Whether any boost or bury is in force."""
+        return bool(self.item_moves or self.category_moves)
+
+    @property
+    def largest_boost(self) -> int:
+        """The most places a candidate can be lifted (serving reads that far past the cut)."""
+        shifts = [
+            -shift
+            for table in (self.item_moves, self.category_moves)
+            for row in table.values()
+            for _, shift in row
+        ]
+        return max([0, *shifts])
+
+
+def index_rules(rules: Sequence[Rule]) -> RuleIndex:
+    """The :class:`RuleIndex` of ``rules`` (pins in (position, id) order)."""
+    excluded_items: dict[str, list[int]] = {}
+    excluded_categories: dict[str, list[int]] = {}
+    item_moves: dict[str, list[tuple[int, int]]] = {}
+    category_moves: dict[str, list[tuple[int, int]]] = {}
+    for rule in sorted(rules, key=lambda r: r.id):
+        if rule.action == EXCLUDE:
+            table = excluded_items if rule.item_key else excluded_categories
+            table.setdefault(rule.item_key or rule.category, []).append(rule.id)
+        elif rule.action in (BOOST, BURY):
+            shift = rule.strength if rule.action == BURY else -rule.strength
+            moves = item_moves if rule.item_key else category_moves
+            moves.setdefault(rule.item_key or rule.category, []).append((rule.id, shift))
+    pins = tuple(
+        sorted((r for r in rules if r.action == PIN and r.item_key), key=lambda r: (r.position or 1, r.id))
+    )
+    return RuleIndex(
+        rules=tuple(rules),
+        excluded_items={k: tuple(v) for k, v in excluded_items.items() if k},
+        excluded_categories={k: tuple(v) for k, v in excluded_categories.items() if k},
+        item_moves={k: tuple(v) for k, v in item_moves.items() if k},
+        category_moves={k: tuple(v) for k, v in category_moves.items() if k},
+        pins=pins,
+        fingerprint=",".join(str(rule) for rule in sorted(rules, key=lambda r: r.id)),
+    )
+
+
+def excluded_by(index: RuleIndex, key: str, category: str | None) -> tuple[int, ...]:
     """Ids of the exclusion rules that name this item or its category."""
-    return [rule.id for rule in rules if rule.action == EXCLUDE and rule.matches(key, category)]
+    by_item = index.excluded_items.get(key, ())
+    if category is None or not index.excluded_categories:
+        return by_item
+    return by_item + index.excluded_categories.get(category, ())
 
 
 def arrange(
     entries: Sequence[Entry],
-    rules: Sequence[Rule],
+    rules: Sequence[Rule] | RuleIndex,
     *,
     limit: int,
     pinnable: Mapping[str, str | None] | None = None,
@@ -92,26 +176,24 @@ def arrange(
     shopper here (in stock, active, not already bought or on the page); a pin of any other item
     does nothing. See the module's docstring for the order of the steps.
     """
+    index = rules if isinstance(rules, RuleIndex) else index_rules(rules)
     arrangement = Arrangement()
     kept: list[tuple[int, Entry]] = []
     for rank, entry in enumerate(entries):
-        dropped = excluded_by(rules, entry.key, entry.category)
+        dropped = excluded_by(index, entry.key, entry.category)
         if dropped:
             arrangement.applied.update(dropped)
             continue
         kept.append((rank, entry))
-    kept = _moved(kept, rules, arrangement.applied, limit)
+    if index.moves:
+        kept = _moved(kept, index, arrangement.applied, limit)
     slots: dict[int, str] = {}
     pinned: set[str] = set()
-    pins = sorted(
-        (rule for rule in rules if rule.action == PIN and rule.item_key),
-        key=lambda r: (r.position or 1, r.id),
-    )
-    for rule in pins:
+    for rule in index.pins:
         key = rule.item_key
         if key in pinned or pinnable is None or key not in pinnable:
             continue
-        if excluded_by(rules, key, pinnable[key]):
+        if excluded_by(index, key, pinnable[key]):
             continue
         slot = max(0, (rule.position or 1) - 1)
         while slot in slots:
@@ -138,28 +220,23 @@ def arrange(
 
 
 def _moved(
-    kept: list[tuple[int, Entry]], rules: Sequence[Rule], applied: set[int], limit: int
+    kept: list[tuple[int, Entry]], index: RuleIndex, applied: set[int], limit: int
 ) -> list[tuple[int, Entry]]:
-    """The entries reordered by their boosts and buries (stable: ties keep their ranked order).
+    """The entries reordered by their boosts and buries (see the module's docstring).
 
     A mover applied when it named an entry shown before or after the move (within ``limit``).
     """
-    movers = [rule for rule in rules if rule.action in (BOOST, BURY)]
-    if not movers:
-        return kept
     keyed = []
-    for index, (rank, entry) in enumerate(kept):
-        shift = 0
-        named = []
-        for rule in movers:
-            if rule.matches(entry.key, entry.category):
-                shift += rule.strength if rule.action == BURY else -rule.strength
-                named.append(rule.id)
-        keyed.append((index + shift, shift, index, rank, entry, named))
+    for position, (rank, entry) in enumerate(kept):
+        named = index.item_moves.get(entry.key, ())
+        if entry.category is not None and index.category_moves:
+            named += index.category_moves.get(entry.category, ())
+        shift = sum(step for _id, step in named)
+        keyed.append((position + shift, shift, position, rank, entry, named))
     # at one effective rank a boosted entry goes before, a buried one after, the entries it
     # passed: it moves exactly its strength when nothing else moves
     keyed.sort(key=lambda row: (row[0], row[1], row[2]))
-    for final, (_effective, _shift, index, _rank, _entry, named) in enumerate(keyed):
-        if named and (index < limit or final < limit):
-            applied.update(named)
-    return [(rank, entry) for _effective, _shift, _index, rank, entry, _named in keyed]
+    for final, (_effective, _shift, position, _rank, _entry, named) in enumerate(keyed):
+        if named and (position < limit or final < limit):
+            applied.update(rule_id for rule_id, _step in named)
+    return [(rank, entry) for _effective, _shift, _position, rank, entry, _named in keyed]

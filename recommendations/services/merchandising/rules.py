@@ -22,11 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from recommendations.conf import recommender_settings
-from recommendations.core.merchandising import Rule
+from recommendations.core.merchandising import Rule, RuleIndex, index_rules
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HeldRule", "connect", "forget_rules", "rules_in_force"]
+__all__ = ["HeldRule", "PlacementRules", "connect", "forget_rules", "placement_rules", "rules_in_force"]
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,23 @@ class HeldRule:
         )
 
 
+@dataclass(frozen=True)
+class PlacementRules:
+    """A placement's rules in force between ``since`` and ``until`` (wall-clock seconds):
+    indexed for lists (``index``, None when no rule is in force)."""
+
+    index: RuleIndex | None
+    since: float
+    until: float
+
+
 class _Held:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.checked_at = -math.inf
         self.rules: tuple[HeldRule, ...] = ()
+        # placement -> its rules in force, until the next start or end (replaced at each read)
+        self.placements: dict[str, PlacementRules] = {}
 
 
 _held = _Held()
@@ -83,8 +95,8 @@ def load_rules(now: datetime | None = None) -> tuple[HeldRule, ...]:
     return tuple(held)
 
 
-def held_rules() -> tuple[HeldRule, ...]:
-    """The rules this process holds, read again when stale; never raises (errors are logged)."""
+def _current() -> tuple[tuple[HeldRule, ...], dict[str, PlacementRules]]:
+    """The held rules (read again when stale) and their per-placement views; never raises."""
     try:
         with _held.lock:
             if time.monotonic() - _held.checked_at >= recommender_settings.MERCHANDISING_CHECK_SECONDS:
@@ -92,35 +104,54 @@ def held_rules() -> tuple[HeldRule, ...]:
                 # seconds, and the rules read last stay in force
                 _held.checked_at = time.monotonic()
                 _held.rules = load_rules()
-            return _held.rules
+                _held.placements = {}
+            return _held.rules, _held.placements
     except Exception:  # merchandising must never fail a list: serve it as the model made it
         logger.exception("the merchandising rules could not be read")
-        return ()
+        return (), {}
+
+
+def held_rules() -> tuple[HeldRule, ...]:
+    """The rules this process holds, read again when stale; never raises (errors are logged)."""
+    return _current()[0]
+
+
+def placement_rules(placement: str, now: datetime | None = None) -> PlacementRules:
+    """``placement``'s rules in force at ``now`` (default: now), indexed once per set and window.
+
+    Costs a dictionary lookup per list until one of the placement's rules starts or ends, or the
+    rules are read again.
+    """
+    held, placements = _current()
+    moment = now.timestamp() if now is not None else time.time()
+    view = placements.get(placement)
+    if view is not None and view.since <= moment < view.until:
+        return view
+    mine = [entry for entry in held if not entry.placement or entry.placement == placement]
+    boundaries = [b.timestamp() for entry in mine for b in (entry.starts_at, entry.ends_at) if b is not None]
+    in_force = tuple(entry.rule for entry in mine if entry.in_force(placement, now or timezone.now()))
+    view = PlacementRules(
+        index=index_rules(in_force) if in_force else None,
+        since=max((b for b in boundaries if b <= moment), default=-math.inf),
+        until=min((b for b in boundaries if b > moment), default=math.inf),
+    )
+    placements[placement] = view  # the dict of the rules it was built from: a newer read replaced it
+    return view
 
 
 def rules_in_force(placement: str, now: datetime | None = None) -> tuple[Rule, ...]:
     """The rules that apply to a list of ``placement`` now (placement's own and all-placement ones)."""
-    held = held_rules()
-    if not held:
-        return ()
-    now = now or timezone.now()
-    return tuple(entry.rule for entry in held if entry.in_force(placement, now))
+    index = placement_rules(placement, now).index
+    return index.rules if index is not None else ()
 
 
-def next_change(placement: str, now: datetime | None = None) -> datetime | None:
-    """The next start or end of a rule of ``placement`` after ``now`` (None: none ahead).
+def next_change(placement: str) -> float | None:
+    """Wall-clock time of the next start or end of a rule of ``placement`` (None: none ahead).
 
     A list reused or replayed must not outlive it (``serving.reuse``).
     """
-    now = now or timezone.now()
-    moments = [
-        moment
-        for entry in held_rules()
-        if not entry.placement or entry.placement == placement
-        for moment in (entry.starts_at, entry.ends_at)
-        if moment is not None and moment > now
-    ]
-    return min(moments, default=None)
+    until = placement_rules(placement).until
+    return until if until != math.inf else None
 
 
 def _on_rule_changed(**_: Any) -> None:

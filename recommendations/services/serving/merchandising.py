@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recommendations.adapter import DefaultRecommenderAdapter
-from recommendations.core.merchandising import BOOST, EXCLUDE, PIN, Entry, Rule, arrange, excluded_by
-from recommendations.services.merchandising.rules import rules_in_force
+from recommendations.core.merchandising import Entry, RuleIndex, arrange, excluded_by
+from recommendations.services.merchandising.rules import placement_rules
 from recommendations.services.serving import catalogue, explain
 from recommendations.services.serving.types import Candidate
 
 __all__ = ["MERCHANDISING_SOURCE", "ListRules", "rules_for"]
+
+# (candidate, its item) -> True when the list must not show it (``assembly.Reject``)
+Reject = Callable[[Candidate, Any], bool]
 
 # the source of an item on a list only because a rule pinned it
 MERCHANDISING_SOURCE = "merchandising"
@@ -36,28 +39,24 @@ MERCHANDISING_SOURCE = "merchandising"
 class ListRules:
     """The rules in force for one list being served, and the ids of those that applied to it."""
 
-    rules: tuple[Rule, ...]
+    index: RuleIndex
     applied: set[int] = field(default_factory=set)
 
     @property
     def extra(self) -> int:
         """Candidates to read past the list's end: the strongest boost can lift one that far."""
-        return max((rule.strength for rule in self.rules if rule.action == BOOST), default=0)
+        return self.index.largest_boost
 
-    @property
-    def excludes(self) -> bool:
-        """Whether any exclusion is in force."""
-        return any(rule.action == EXCLUDE for rule in self.rules)
-
-    def reject(
-        self, adapter: DefaultRecommenderAdapter, inner: Callable[[Candidate, Any], bool] | None
-    ) -> Any:
+    def reject(self, adapter: DefaultRecommenderAdapter, inner: Reject | None) -> Reject | None:
         """``assemble``'s reject rule: the exclusions (recorded when they drop one), then ``inner``."""
-        if not self.excludes:
+        index = self.index
+        if not index.excluded_items and not index.excluded_categories:
             return inner
+        by_category = bool(index.excluded_categories)
 
         def rejected(candidate: Candidate, item: Any) -> bool:
-            dropped = excluded_by(self.rules, candidate.key, adapter.get_item_category(item))
+            category = adapter.get_item_category(item) if by_category else None
+            dropped = excluded_by(index, candidate.key, category)
             if dropped:
                 self.applied.update(dropped)
                 return True
@@ -76,24 +75,22 @@ class ListRules:
         prefetched: Any,
     ) -> list[tuple[Candidate, Any]]:
         """The assembled candidates with the boosts, buries and pins applied, cut to ``limit``."""
+        index = self.index
         by_key = {candidate.key: (candidate, item) for candidate, item in chosen}
-        pinned_keys = [
-            rule.item_key for rule in self.rules if rule.action == PIN and rule.item_key not in excluded
-        ]
+        pinned_keys = [rule.item_key for rule in index.pins if rule.item_key not in excluded]
         pinnable: dict[str, str | None] = {}
         if pinned_keys:
-            pinned_items = _items(
-                adapter, [key for key in pinned_keys if key not in by_key], known, prefetched
-            )
+            found = _items(adapter, [key for key in pinned_keys if key not in by_key], known, prefetched)
             for key in pinned_keys:
+                if key not in by_key and key in found:
+                    by_key[key] = (Candidate(key, 0.0, explain.FEATURED, MERCHANDISING_SOURCE), found[key])
                 if key in by_key:
-                    pinnable[key] = adapter.get_item_category(by_key[key][1])
-                elif key in pinned_items:
-                    item = pinned_items[key]
-                    by_key[key] = (Candidate(key, 0.0, explain.FEATURED, MERCHANDISING_SOURCE), item)
-                    pinnable[key] = adapter.get_item_category(item)
-        entries = [Entry(candidate.key, adapter.get_item_category(item)) for candidate, item in chosen]
-        arrangement = arrange(entries, self.rules, limit=limit, pinnable=pinnable)
+                    pinnable[key] = adapter.get_item_category(by_key[key][1]) if index.by_category else None
+        if index.by_category:
+            entries = [Entry(candidate.key, adapter.get_item_category(item)) for candidate, item in chosen]
+        else:
+            entries = [Entry(candidate.key) for candidate, _item in chosen]
+        arrangement = arrange(entries, index, limit=limit, pinnable=pinnable)
         self.applied.update(arrangement.applied)
         return [by_key[key] for key in arrangement.keys]
 
@@ -120,5 +117,5 @@ def _items(
 
 def rules_for(placement: str) -> ListRules | None:
     """The rules in force for a list of ``placement`` now, or None when there are none (no query)."""
-    rules = rules_in_force(placement)
-    return ListRules(rules) if rules else None
+    index = placement_rules(placement).index
+    return ListRules(index) if index is not None else None

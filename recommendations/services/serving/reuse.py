@@ -13,13 +13,12 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from django.utils.translation import get_language
 
 from recommendations.conf import recommender_settings
-from recommendations.core.merchandising import Rule
+from recommendations.core.merchandising import RuleIndex
 from recommendations.services import personal_keys
 from recommendations.services.merchandising.rules import next_change
 from recommendations.services.serving import catalogue
@@ -42,7 +41,7 @@ def list_cache_key(
     placement: str,
     arm_id: int | None = None,
     *,
-    rules: Sequence[Rule] = (),
+    rules: RuleIndex | None = None,
 ) -> str:
     """Where a list assembled from a precomputed list for these inputs is kept.
 
@@ -55,8 +54,8 @@ def list_cache_key(
     inputs: tuple[Any, ...] = (state.latest_ts, limit, placement, sorted(exclude), get_language())
     if arm_id is not None:
         inputs += (arm_id,)
-    if rules:
-        inputs += (tuple(rules),)
+    if rules is not None:
+        inputs += (rules.fingerprint,)
     digest = hashlib.sha1(repr(inputs).encode(), usedforsecurity=False).hexdigest()
     return personal_keys.ASSEMBLED_LIST.key(state.user_id, inputs=digest)
 
@@ -83,7 +82,7 @@ def deadline(seconds: float | None = None, *, placement: str | None = None) -> f
     if placement is not None:
         change = next_change(placement)
         if change is not None:
-            until = min(until, change.timestamp())
+            until = min(until, change)
     return until
 
 

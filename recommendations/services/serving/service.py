@@ -110,7 +110,7 @@ def serve_list(
     if reuse_list and state.user_id is not None and plain and not shown:
         arm_id = exposure.arm.id if exposure is not None else None
         list_key = reuse.list_cache_key(
-            state, {str(k) for k in exclude}, limit, placement, arm_id, rules=rules.rules if rules else ()
+            state, {str(k) for k in exclude}, limit, placement, arm_id, rules=rules.index if rules else None
         )
     uses_network = strategy in (None, experiment_arms.MODEL)
     pinned = experiment_arms.pinned_model(exposure)

@@ -248,3 +248,19 @@ def test_a_real_time_list_is_merchandised_after_the_network(active_model, add_ru
     assert result.keys[1:] == [key for key in unruled.keys if key not in (excluded, "H9")][:4]
     assert result.source == "personal"
     assert pin.pk in result.merchandising_rule_ids
+
+
+def test_a_scheduled_rule_starts_and_ends_on_time_without_a_new_read(catalogue, add_rule):
+    # given a rule from in an hour for an hour, read by this process now
+    now = timezone.now()
+    rule = add_rule(
+        action="bury", item_key="S1", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=2)
+    )
+    assert held.rules_in_force("home", now) == ()
+    # when the clock passes its start, then its end, then it is in force, then not, with no query
+    with CaptureQueriesContext(connection) as captured:
+        during = held.rules_in_force("home", now + timedelta(minutes=90))
+        after = held.rules_in_force("home", now + timedelta(hours=3))
+    assert [r.id for r in during] == [rule.pk]
+    assert after == ()
+    assert captured.captured_queries == []
