@@ -16,15 +16,7 @@ from typing import Any
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.services.serving import (
-    catalogue,
-    experiment_arms,
-    explain,
-    merchandising,
-    model,
-    popularity,
-    reuse,
-)
+from recommendations.services.serving import catalogue, experiment_arms, explain, model, popularity, reuse
 from recommendations.services.serving.assembly import (
     Stage,
     assemble,
@@ -33,6 +25,7 @@ from recommendations.services.serving.assembly import (
     finish,
     finish_for_request,
 )
+from recommendations.services.serving.merchandising import rules_for
 from recommendations.services.serving.page import bought_by_shopper, page_of, shopper_ids, shopper_state
 from recommendations.services.serving.personal import personal_stage, realtime_cache_key
 from recommendations.services.serving.stages import (
@@ -104,7 +97,7 @@ def serve_list(
     page_keys = context_keys(context, adapter)
     cart_keys = adapter.get_cart_item_keys(request, context)
     list_key = None
-    rules = merchandising.rules_for(placement)
+    rules = rules_for(placement)
     # the API's plain "my list" request is the one worth reusing (no page, cart or category)
     plain = not page_keys and not cart_keys and context.get("category") is None
     if reuse_list and state.user_id is not None and plain and not shown:
@@ -268,7 +261,7 @@ def similar_items(
     if category:
         stages.append(popular_stage(category))
     stages.append(popular_stage(None))
-    rules = merchandising.rules_for(placement)
+    rules = rules_for(placement)
     chosen = assemble(
         stages,
         limit=limit,
@@ -278,13 +271,8 @@ def similar_items(
         known=page.known if request is not None else None,
         rules=rules,
     )
-    result = build_result(
-        chosen,
-        placement=placement,
-        model_version=version_box[0] if version_box else None,
-        adapter=adapter,
-        rules=rules,
-    )
+    version = version_box[0] if version_box else None
+    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter, rules=rules)
     return finish_for_request(experiment_arms.tag(result, exposure), request, record)
 
 
@@ -303,7 +291,7 @@ def popular_items(
     limit = clamp_limit(limit)
     category_key = adapter.category_key(category)
     excluded = page_of(request).shown | bought_by_shopper(request)
-    rules = merchandising.rules_for(placement)
+    rules = rules_for(placement)
     chosen = assemble(
         [popular_stage(category_key)],
         limit=limit,
