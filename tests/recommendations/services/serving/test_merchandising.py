@@ -10,7 +10,6 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from recommendations.models import Impression
-from recommendations.services.merchandising import rules as held
 from recommendations.services.serving import (
     bought_together,
     complete_purchase,
@@ -25,18 +24,6 @@ pytestmark = pytest.mark.django_db
 
 def popular(placement="popular", limit=5):
     return popular_items(limit=limit, placement=placement).keys
-
-
-@pytest.fixture
-def add_rule(rule_factory):
-    """A rule saved as staff save one: the held rules are forgotten after its commit (here at once)."""
-
-    def make(**fields):
-        rule = rule_factory(**fields)
-        held.forget_rules()
-        return rule
-
-    return make
 
 
 def test_a_pin_puts_an_item_at_its_position_and_the_impression_records_the_rule(catalogue, add_rule):
