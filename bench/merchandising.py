@@ -11,7 +11,9 @@ one run (so a change of machine speed hits both alike). Two rows:
   earlier (``LIST_CACHE_SECONDS``); the rules cost their lookup per request, and an assembly when
   the reused list expires;
 - **assembled every request** (``LIST_CACHE_SECONDS = 0``): every request assembles its list,
-  so the rules are applied on every request.
+  so the rules are applied on every request;
+- **serve_list alone**: the service call of that request without the HTTP stack (no impression
+  recorded), where the rules' share of the work is largest.
 
 Both rows run the full Django stack (the optional fast path off): a response the fast path
 replays runs no serving code at all, merchandising included, so it is not measured here.
@@ -128,17 +130,30 @@ def _switch(on: bool) -> None:
 
 
 def _cpu_per_request(clients: list, requests: int) -> float:
-    """CPU milliseconds of this process per list request, over ``requests`` requests."""
+    """CPU milliseconds of this process per list request, over ``requests`` requests.
+
+    A client is a test client (one HTTP request each) or a user (one ``serve_list`` call, the
+    service alone: what merchandising adds to it is not diluted by the HTTP stack).
+    """
+    from django.test import Client
+
+    from recommendations.services.serving import serve_list
+
     started = time.process_time()
     for i in range(requests):
-        response = clients[i % len(clients)].get("/api/recommendations/", {"limit": 10})
+        client = clients[i % len(clients)]
+        if not isinstance(client, Client):
+            serve_list(user=client, limit=10, record=False)
+            continue
+        response = client.get("/api/recommendations/", {"limit": 10})
         if response.status_code != 200:
             raise SystemExit(f"unexpected answer {response.status_code}: {response.content[:200]!r}")
     return (time.process_time() - started) * 1000 / requests
 
 
-def _measure(clients: list, requests: int, rounds: int) -> tuple[float, float, int]:
-    """(CPU ms per request without rules, with the 20 rules, rules applied on the last answer)."""
+def _measure(clients: list, requests: int, rounds: int) -> tuple[float, float, list[float], int]:
+    """CPU ms per request without rules and with the 20 rules, each round's ratio, and how many
+    rules the last answer's impression records."""
     from recommendations.models import Impression
     from recommendations.services.serving import impressions
 
@@ -146,15 +161,21 @@ def _measure(clients: list, requests: int, rounds: int) -> tuple[float, float, i
         _switch(on)
         _cpu_per_request(clients, len(clients))
     totals = {False: 0.0, True: 0.0}
+    ratios = []
     for round_ in range(rounds):
+        cells = {}
         for on in (False, True) if round_ % 2 == 0 else (True, False):
             _switch(on)
-            totals[on] += _cpu_per_request(clients, requests // rounds)
+            cells[on] = _cpu_per_request(clients, requests // rounds)
+            totals[on] += cells[on]
+        ratios.append(cells[True] / cells[False])
     _switch(True)
+    if not hasattr(clients[0], "get"):
+        return totals[False] / rounds, totals[True] / rounds, ratios, 0
     clients[0].get("/api/recommendations/", {"limit": 10})
     impressions.flush()
     last = Impression.objects.order_by("-created_at").values_list("merchandising_rule_ids", flat=True).first()
-    return totals[False] / rounds, totals[True] / rounds, len(last or [])
+    return totals[False] / rounds, totals[True] / rounds, ratios, len(last or [])
 
 
 def main() -> None:
@@ -197,17 +218,19 @@ def main() -> None:
     print()
     print(
         "| GET /api/recommendations/?limit=10 | CPU ms/request, no rules | with 20 rules | ratio "
-        "| rules recorded |"
+        "| rounds' ratios (min-max) | rules recorded |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     rows = [
-        ("list reuse on (default)", {"FAST_PATH_ENABLED": False}),
-        ("assembled every request", {"FAST_PATH_ENABLED": False, "LIST_CACHE_SECONDS": 0}),
+        ("list reuse on (default)", {"FAST_PATH_ENABLED": False}, clients),
+        ("assembled every request", {"FAST_PATH_ENABLED": False, "LIST_CACHE_SECONDS": 0}, clients),
+        ("serve_list alone, no HTTP (assembled)", {"LIST_CACHE_SECONDS": 0}, shoppers),
     ]
-    for label, overrides in rows:
+    for label, overrides, callers in rows:
         with override_settings(RECOMMENDER={**settings.RECOMMENDER, **overrides}):
-            none, ruled, recorded = _measure(clients, args.requests, args.rounds)
-        print(f"| {label} | {none:.3f} | {ruled:.3f} | {ruled / none:.3f} | {recorded} |")
+            none, ruled, ratios, recorded = _measure(callers, args.requests, args.rounds)
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+        print(f"| {label} | {none:.3f} | {ruled:.3f} | {ruled / none:.3f} | {spread} | {recorded} |")
 
 
 if __name__ == "__main__":

@@ -250,7 +250,10 @@ def complete_purchase(
             ],
             newest_any=False,
         )
-    if not chosen:
+    if all(candidate.source == merchandising.MERCHANDISING_SOURCE for candidate, _item in chosen):
+        # no complement (pinned items alone are no complements): the other block, rules anew
+        if rules is not None:
+            rules.applied.clear()
         chosen = common([_popular_elsewhere_stage(snapshot)])
     result = build_result(chosen, placement=placement, model_version=None, adapter=adapter, rules=rules)
     return finish_for_request(experiment_arms.tag(result, exposure), request, record)

@@ -41,6 +41,18 @@ class ListRules:
 
     index: RuleIndex
     applied: set[int] = field(default_factory=set)
+    #: candidates' categories read while assembling (the adapter is asked once per item)
+    categories: dict[str, str | None] = field(default_factory=dict)
+
+    def category(self, adapter: DefaultRecommenderAdapter, key: str, item: Any) -> str | None:
+        """The item's category key, asked of the adapter once per list (None without category rules)."""
+        if not self.index.by_category:
+            return None
+        try:
+            return self.categories[key]
+        except KeyError:
+            category = self.categories[key] = adapter.get_item_category(item)
+            return category
 
     @property
     def extra(self) -> int:
@@ -52,11 +64,9 @@ class ListRules:
         index = self.index
         if not index.excluded_items and not index.excluded_categories:
             return inner
-        by_category = bool(index.excluded_categories)
 
         def rejected(candidate: Candidate, item: Any) -> bool:
-            category = adapter.get_item_category(item) if by_category else None
-            dropped = excluded_by(index, candidate.key, category)
+            dropped = excluded_by(index, candidate.key, self.category(adapter, candidate.key, item))
             if dropped:
                 self.applied.update(dropped)
                 return True
@@ -85,11 +95,10 @@ class ListRules:
                 if key not in by_key and key in found:
                     by_key[key] = (Candidate(key, 0.0, explain.FEATURED, MERCHANDISING_SOURCE), found[key])
                 if key in by_key:
-                    pinnable[key] = adapter.get_item_category(by_key[key][1]) if index.by_category else None
-        if index.by_category:
-            entries = [Entry(candidate.key, adapter.get_item_category(item)) for candidate, item in chosen]
-        else:
-            entries = [Entry(candidate.key) for candidate, _item in chosen]
+                    pinnable[key] = self.category(adapter, key, by_key[key][1])
+        entries = [
+            Entry(candidate.key, self.category(adapter, candidate.key, item)) for candidate, item in chosen
+        ]
         arrangement = arrange(entries, index, limit=limit, pinnable=pinnable)
         self.applied.update(arrangement.applied)
         return [by_key[key] for key in arrangement.keys]

@@ -199,3 +199,15 @@ def test_a_real_time_list_is_merchandised_after_the_network(active_model, add_ru
     assert result.keys[1:] == [key for key in unruled.keys if key not in (excluded, "H9")][:4]
     assert result.source == "personal"
     assert pin.pk in result.merchandising_rule_ids
+
+
+def test_a_cart_without_complements_gets_the_popular_block_with_its_pin(catalogue, add_rule, page_request):
+    # given a cart whose item nobody bought anything with, and a pin on the cart's block
+    request = page_request(cart={"S0": 1})
+    unruled = complete_purchase(limit=4, context={"request": request}).keys
+    pin = add_rule(action="pin", item_key="H5", position=2, placement="cart")
+    # when the cart's block is served on a new page
+    result = complete_purchase(limit=4, context={"request": page_request(cart={"S0": 1})})
+    # then it is the popular block (not the pin alone), with the pin second
+    assert result.keys == [unruled[0], "H5", *[key for key in unruled[1:] if key != "H5"]][:4]
+    assert result.merchandising_rule_ids == [pin.pk]
