@@ -34,4 +34,8 @@ class RecommendationsConfig(AppConfig):
         from recommendations.runtime.enqueue import remember_celery_app
 
         alerts.connect()
+        from recommendations.services.merchandising import rules as merchandising_rules
+
+        # a saved or deleted merchandising rule is read again at once in this process
+        merchandising_rules.connect()
         remember_celery_app()

@@ -171,6 +171,10 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "EXPERIMENT_GUARDRAIL_ALPHA": 0.05,
     "EXPERIMENT_GUARDRAIL_MARGIN": 0.0,
     "EXPERIMENT_GUARDRAIL_MIN_SHOPPERS": 100,
+    # --- merchandising (recommendations.services.merchandising, docs/merchandising.md) -------
+    # Seconds a web process trusts its merchandising rules before asking the database (a
+    # process that saves a rule reads them again at once).
+    "MERCHANDISING_CHECK_SECONDS": 10,
     # --- privacy ------------------------------------------------------------------------------
     # Key of the hashes naming erased shoppers (None = derived from SECRET_KEY; rotating it orphans them).
     "ERASURE_HASH_KEY": None,

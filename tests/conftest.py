@@ -63,6 +63,7 @@ def _clear_cache():
 
     from recommendations.api import fallback
     from recommendations.services.experiments import assignment, plans
+    from recommendations.services.merchandising import rules as merchandising_rules
     from recommendations.services.serving import catalogue, names
 
     cache.clear()
@@ -71,6 +72,7 @@ def _clear_cache():
     names.clear()  # item names kept per process for explanations
     plans.forget_plans()  # the running experiments and assignments kept per process
     assignment.forget_kept()
+    merchandising_rules.forget_rules()  # the merchandising rules kept per process
     yield
 
 
@@ -127,6 +129,11 @@ def experiment_factory(db):
 @pytest.fixture
 def arm_factory(db):
     return factories.ExperimentArmFactory
+
+
+@pytest.fixture
+def rule_factory(db):
+    return factories.MerchandisingRuleFactory
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from behavior.models import Event
-from recommendations.models import Experiment, ExperimentArm
+from recommendations.models import Experiment, ExperimentArm, MerchandisingRule
 from shop.models import Category, Order, OrderItem, Product
 
 
@@ -100,3 +100,13 @@ class ExperimentArmFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"arm {n}")
     strategy = "popularity"
     share = 50
+
+
+class MerchandisingRuleFactory(factory.django.DjangoModelFactory):
+    """A rule in force on every placement since an hour ago (give the action and the target)."""
+
+    class Meta:
+        model = MerchandisingRule
+
+    action = "boost"
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))

@@ -1,8 +1,10 @@
-"""Admin of the recommender: registry, profiles, privacy, experiments and the dashboard (one module each)."""
+"""Admin of the recommender: registry, profiles, privacy, experiments, merchandising and the dashboard
+(one module each)."""
 
 from recommendations.admin import (  # noqa: F401
     dashboard,
     experiments,
+    merchandising,
     privacy,
     profile_runs,
     profiles,

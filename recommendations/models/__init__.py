@@ -5,6 +5,7 @@
 - ``profiles``: Segment, UserProfile, ProfileRun; ``profile_chunks``: the chunks of a rebuild.
 - ``privacy``: erasure audit records.
 - ``experiments``: Experiment, ExperimentArm, ExperimentAssignment (online A/B tests).
+- ``merchandising``: MerchandisingRule (staff pins, boosts, buries and exclusions).
 - ``refreshes``: runs of the list refresh and their chunks (progress).
 
 Items are referenced by their public key (a string), never by a foreign key: the item
@@ -12,6 +13,7 @@ model is swappable and its primary key may be anything.
 """
 
 from recommendations.models.experiments import *  # noqa: F403
+from recommendations.models.merchandising import *  # noqa: F403
 from recommendations.models.privacy import *  # noqa: F403
 from recommendations.models.profile_chunks import *  # noqa: F403
 from recommendations.models.profiles import *  # noqa: F403

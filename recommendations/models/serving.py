@@ -85,6 +85,9 @@ class Impression(models.Model):
         db_index=False,
         verbose_name=_("assignment"),
     )
+    # The merchandising rules that applied to the list (ids; empty when none did), so results
+    # and off-policy replay can tell the model's order from the one staff imposed.
+    merchandising_rule_ids = models.JSONField(null=True, blank=True, verbose_name=_("merchandising rules"))
 
     class Meta:
         indexes = [

@@ -162,3 +162,17 @@ def precomputed(db):
         )[0]
 
     return make
+
+
+@pytest.fixture
+def add_rule(rule_factory):
+    """A merchandising rule saved as staff save one: the rules held by this process are forgotten
+    after its commit (here at once: a test's transaction never commits)."""
+    from recommendations.services.merchandising.rules import forget_rules
+
+    def make(**fields):
+        rule = rule_factory(**fields)
+        forget_rules()
+        return rule
+
+    return make

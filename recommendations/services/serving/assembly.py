@@ -12,6 +12,7 @@ from typing import Any
 from recommendations.adapter import DefaultRecommenderAdapter
 from recommendations.conf import recommender_settings
 from recommendations.services.serving import catalogue, explain, impressions
+from recommendations.services.serving.merchandising import MERCHANDISING_SOURCE, ListRules
 from recommendations.services.serving.page import page_of
 from recommendations.services.serving.state import ClosingWrites, Prefetched
 from recommendations.services.serving.types import Candidate, RecommendationResult, RecommendedItem
@@ -41,6 +42,7 @@ def assemble(
     known: dict[str, Any] | None = None,
     prefetched: Prefetched | None = None,
     reject: Reject | None = None,
+    rules: ListRules | None = None,
 ) -> list[tuple[Candidate, Any]]:
     """Walk the stages until ``limit`` recommendable items are found; one item query per round.
 
@@ -48,7 +50,42 @@ def assemble(
     filled in, so that the blocks of one page ask for each candidate once. ``prefetched`` may
     carry the catalogue snapshot's version (``catalogue.PREFETCH_KEYS``). ``reject`` leaves out
     candidates (the newest-items fill included) that a rule on the item itself refuses.
+    ``rules``: the placement's merchandising rules (``merchandising.rules_for``), applied to
+    the assembled candidates; the ids of those that applied are collected on it.
     """
+    if rules is not None:
+        reject = rules.reject(adapter, reject)
+    chosen = _assemble(
+        stages,
+        # a boost may lift a candidate from below the cut: read that far
+        limit=limit + (rules.extra if rules is not None else 0),
+        excluded=excluded,
+        adapter=adapter,
+        newest_category=newest_category,
+        newest_any=newest_any,
+        known=known,
+        prefetched=prefetched,
+        reject=reject,
+    )
+    if rules is None:
+        return chosen
+    return rules.arranged(
+        chosen, limit=limit, excluded=excluded, adapter=adapter, known=known, prefetched=prefetched
+    )
+
+
+def _assemble(
+    stages: list[Stage],
+    *,
+    limit: int,
+    excluded: set[str],
+    adapter: DefaultRecommenderAdapter,
+    newest_category: str | None,
+    newest_any: bool,
+    known: dict[str, Any] | None,
+    prefetched: Prefetched | None,
+    reject: Reject | None,
+) -> list[tuple[Candidate, Any]]:
     cap = recommender_settings.DIVERSITY_CAP
     chosen: list[tuple[Candidate, Any]] = []
     per_category: dict[str | None, int] = {}
@@ -97,19 +134,22 @@ def assemble(
     resolve()
     if len(chosen) < limit:
         # the newest items as the last resort; the diversity cap yields before an empty slot
-        for item in (
-            adapter.newest_items(limit=limit + len(seen), category=newest_category)
-            if (newest_any or newest_category)
-            else []
-        ):
-            key = adapter.get_item_key(item)
-            if key in seen:
-                continue
-            seen.add(key)
-            label = adapter.get_category_label(item)
-            take(Candidate(key, 0.0, explain.new_in(label), "popular"), item)
-            if len(chosen) >= limit:
+        fetch = limit + len(seen)
+        for _round in range(3 if (newest_any or newest_category) else 0):
+            newest = adapter.newest_items(limit=fetch, category=newest_category)
+            for item in newest:
+                key = adapter.get_item_key(item)
+                if key in seen:
+                    continue
+                seen.add(key)
+                label = adapter.get_category_label(item)
+                take(Candidate(key, 0.0, explain.new_in(label), "popular"), item)
+                if len(chosen) >= limit:
+                    break
+            if len(chosen) >= limit or len(newest) < fetch or reject is None:
                 break
+            # items the reject rule refused (exclusions, substitutes) took places: read further
+            fetch *= 4
     while len(chosen) < limit and capped:
         chosen.append(capped.pop(0))
     return chosen
@@ -121,14 +161,21 @@ def build_result(
     placement: str,
     model_version: int | None,
     adapter: DefaultRecommenderAdapter,
+    rules: ListRules | None = None,
 ) -> RecommendationResult:
-    """The served list of the chosen candidates, each reason worded in the active language."""
+    """The served list of the chosen candidates, each reason worded in the active language.
+
+    The list's source is its first item's not placed there by a pin; ``rules``: the
+    merchandising rules it was assembled with (the ids of those that applied are recorded).
+    """
     recommendation_id = str(uuid.uuid4())
+    sources = (candidate.source for candidate, _item in chosen if candidate.source != MERCHANDISING_SOURCE)
     result = RecommendationResult(
         recommendation_id=recommendation_id,
         model_version=model_version,
-        source=chosen[0][0].source if chosen else "popular",
+        source=next(sources, chosen[0][0].source if chosen else "popular"),
         placement=placement,
+        merchandising_rule_ids=rules.applied_ids if rules is not None else [],
     )
     context = catalogue.url_context()  # one list, one URL configuration and language
     for position, (candidate, item) in enumerate(chosen, start=1):

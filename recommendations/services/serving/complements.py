@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from recommendations.adapter import DefaultRecommenderAdapter, get_adapter
-from recommendations.services.serving import catalogue, experiment_arms, explain, popularity
+from recommendations.services.serving import catalogue, experiment_arms, explain, merchandising, popularity
 from recommendations.services.serving.assembly import (
     Reject,
     Stage,
@@ -231,8 +231,9 @@ def complete_purchase(
         | purchased_keys_cached(state.user_id, state.latest_ts, oldest_ts=state.oldest_ts)
         | not_interested_keys(state.user_id, state.visitor_id)
     )
+    rules = merchandising.rules_for(placement)
     common = functools.partial(
-        assemble, limit=limit, excluded=excluded, adapter=adapter, known=known, reject=reject
+        assemble, limit=limit, excluded=excluded, adapter=adapter, known=known, reject=reject, rules=rules
     )
     exposure = experiment_arms.exposure_for(
         placement,
@@ -249,9 +250,12 @@ def complete_purchase(
             ],
             newest_any=False,
         )
-    if not chosen:
+    if all(candidate.source == merchandising.MERCHANDISING_SOURCE for candidate, _item in chosen):
+        # no complement (pinned items alone are no complements): the other block, rules anew
+        if rules is not None:
+            rules.applied.clear()
         chosen = common([_popular_elsewhere_stage(snapshot)])
-    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
+    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter, rules=rules)
     return finish_for_request(experiment_arms.tag(result, exposure), request, record)
 
 
@@ -298,6 +302,7 @@ def bought_together(
             _complements_stage([key], rows, reason),
             _complement_categories_stage([key], [], rows, popularity_snapshot()),
         ]
+    rules = merchandising.rules_for(placement)
     chosen = assemble(
         stages,
         limit=limit,
@@ -306,6 +311,7 @@ def bought_together(
         newest_any=False,
         known=known,
         reject=reject,
+        rules=rules,
     )
-    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
+    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter, rules=rules)
     return finish_for_request(experiment_arms.tag(result, exposure), request, record)

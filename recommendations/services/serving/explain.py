@@ -39,6 +39,8 @@ MESSAGES: dict[str, str] = {
     "similar_to": gettext_noop("similar to %(name)s"),
     "popular_in": gettext_noop("popular in %(label)s"),
     "new_in": gettext_noop("new in %(label)s"),
+    # an item staff pinned to the list (merchandising)
+    "featured": gettext_noop("featured"),
 }
 # the event type a shopper had -> the code of "because you <did> X"
 _VERBS = {
@@ -64,6 +66,7 @@ class Reason(NamedTuple):
 
 TRENDING = Reason("trending")
 NEW_ARRIVAL = Reason("new_arrival")
+FEATURED = Reason("featured")
 
 
 def render(reason: Reason) -> str:

@@ -128,6 +128,8 @@ def list_fields(result: Any) -> dict:
         "experiment_id": result.experiment_id,
         "arm_id": result.arm_id,
         "assignment_id": result.assignment_id,
+        # the merchandising rules that applied (None when none did: most lists)
+        "merchandising_rule_ids": list(result.merchandising_rule_ids) or None,
     }
 
 
@@ -208,6 +210,7 @@ def _model(row: dict) -> Any:
         experiment_id=row.get("experiment_id"),
         arm_id=row.get("arm_id"),
         assignment_id=row.get("assignment_id"),
+        merchandising_rule_ids=row.get("merchandising_rule_ids"),
     )
 
 

@@ -18,7 +18,9 @@ from typing import Any
 from django.utils.translation import get_language
 
 from recommendations.conf import recommender_settings
+from recommendations.core.merchandising import RuleIndex
 from recommendations.services import personal_keys
+from recommendations.services.merchandising.rules import next_change
 from recommendations.services.serving import catalogue
 from recommendations.services.serving.freshness import marker_text
 from recommendations.services.serving.history import ShopperState
@@ -33,18 +35,27 @@ from recommendations.services.serving.types import RecommendationResult, Recomme
 
 
 def list_cache_key(
-    state: ShopperState, exclude: set[str], limit: int, placement: str, arm_id: int | None = None
+    state: ShopperState,
+    exclude: set[str],
+    limit: int,
+    placement: str,
+    arm_id: int | None = None,
+    *,
+    rules: RuleIndex | None = None,
 ) -> str:
     """Where a list assembled from a precomputed list for these inputs is kept.
 
     The shopper's latest event and the active language are part of the key (a new event is a new
     key; reasons and URLs are worded per language), and so is the shopper's experiment arm (a
-    list made before the experiment started is not reused in it); what the value was built from
-    (precomputed list, "not interested" marks) is checked on reading.
+    list made before the experiment started is not reused in it) and the merchandising rules in
+    force (a list made before a rule changed is not reused after it); what the value was built
+    from (precomputed list, "not interested" marks) is checked on reading.
     """
     inputs: tuple[Any, ...] = (state.latest_ts, limit, placement, sorted(exclude), get_language())
     if arm_id is not None:
         inputs += (arm_id,)
+    if rules is not None:
+        inputs += (rules.fingerprint,)
     digest = hashlib.sha1(repr(inputs).encode(), usedforsecurity=False).hexdigest()
     return personal_keys.ASSEMBLED_LIST.key(state.user_id, inputs=digest)
 
@@ -61,10 +72,18 @@ def list_basis(state: ShopperState, prefetched: dict) -> tuple | None:
     return (stored["computed_at"], stored["version"], tuple(marks))
 
 
-def deadline(seconds: float | None = None) -> float:
-    """Wall-clock time a list assembled now may be reused until (see the module's doc)."""
+def deadline(seconds: float | None = None, *, placement: str | None = None) -> float:
+    """Wall-clock time a list assembled now may be reused until (see the module's doc).
+
+    With a ``placement``, never past the next start or end of one of its merchandising rules.
+    """
     seconds = recommender_settings.LIST_CACHE_SECONDS if seconds is None else seconds
-    return min(time.time() + seconds, catalogue.trusted_until())
+    until = min(time.time() + seconds, catalogue.trusted_until())
+    if placement is not None:
+        change = next_change(placement)
+        if change is not None:
+            until = min(until, change)
+    return until
 
 
 def keep(list_key: str, result: RecommendationResult, basis: tuple, until: float) -> None:
@@ -79,6 +98,7 @@ def keep(list_key: str, result: RecommendationResult, basis: tuple, until: float
         "model_version": result.model_version,
         "source": result.source,
         "experiment": (result.experiment_id, result.arm_id, result.assignment_id),
+        "merchandising": list(result.merchandising_rule_ids),
         "items": [
             (
                 e.key,
@@ -112,6 +132,7 @@ def reused(cached: Any, basis: tuple | None, *, placement: str) -> Recommendatio
         placement=placement,
     )
     result.experiment_id, result.arm_id, result.assignment_id = cached.get("experiment") or (None, None, None)
+    result.merchandising_rule_ids = list(cached.get("merchandising") or ())
     for key, score, reason, position, source, name, url, price, tracked, code in cached["items"]:
         result.items.append(
             RecommendedItem(

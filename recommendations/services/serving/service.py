@@ -25,6 +25,7 @@ from recommendations.services.serving.assembly import (
     finish,
     finish_for_request,
 )
+from recommendations.services.serving.merchandising import rules_for
 from recommendations.services.serving.page import bought_by_shopper, page_of, shopper_ids, shopper_state
 from recommendations.services.serving.personal import personal_stage, realtime_cache_key
 from recommendations.services.serving.stages import (
@@ -96,11 +97,14 @@ def serve_list(
     page_keys = context_keys(context, adapter)
     cart_keys = adapter.get_cart_item_keys(request, context)
     list_key = None
+    rules = rules_for(placement)
     # the API's plain "my list" request is the one worth reusing (no page, cart or category)
     plain = not page_keys and not cart_keys and context.get("category") is None
     if reuse_list and state.user_id is not None and plain and not shown:
         arm_id = exposure.arm.id if exposure is not None else None
-        list_key = reuse.list_cache_key(state, {str(k) for k in exclude}, limit, placement, arm_id)
+        list_key = reuse.list_cache_key(
+            state, {str(k) for k in exclude}, limit, placement, arm_id, rules=rules.index if rules else None
+        )
     uses_network = strategy in (None, experiment_arms.MODEL)
     pinned = experiment_arms.pinned_model(exposure)
     loaded = None
@@ -163,22 +167,25 @@ def serve_list(
         # the anchors' category, looked up only when the list gets this far
         stages.append(popular_stage(lambda snapshot: first_category(snapshot, anchors), prefetched))
     stages.append(popular_stage(None, prefetched))
-    chosen = assemble(stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched)
+    chosen = assemble(
+        stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched, rules=rules
+    )
     version = version_box[0] if version_box else None
-    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter)
+    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter, rules=rules)
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     experiment_arms.tag(result, exposure)
     until = None
     if basis is not None and list_key and result.source == "personal":
-        until = reuse.deadline()
+        until = reuse.deadline(placement=placement)
         reuse.keep(list_key, result, basis, until)
     elif list_key and used and result.source == "personal":
         # built by the network from the latest events: the same inputs give the same list until
         # a new event, list or mark, or another active version (which a process notices within
         # ACTIVE_MODEL_CHECK_SECONDS, so the replay lives no longer)
         until = reuse.deadline(
-            min(recommender_settings.LIST_CACHE_SECONDS, recommender_settings.ACTIVE_MODEL_CHECK_SECONDS)
+            min(recommender_settings.LIST_CACHE_SECONDS, recommender_settings.ACTIVE_MODEL_CHECK_SECONDS),
+            placement=placement,
         )
     return done(result, until)
 
@@ -254,6 +261,7 @@ def similar_items(
     if category:
         stages.append(popular_stage(category))
     stages.append(popular_stage(None))
+    rules = rules_for(placement)
     chosen = assemble(
         stages,
         limit=limit,
@@ -261,10 +269,10 @@ def similar_items(
         adapter=adapter,
         newest_category=category,
         known=page.known if request is not None else None,
+        rules=rules,
     )
-    result = build_result(
-        chosen, placement=placement, model_version=version_box[0] if version_box else None, adapter=adapter
-    )
+    version = version_box[0] if version_box else None
+    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter, rules=rules)
     return finish_for_request(experiment_arms.tag(result, exposure), request, record)
 
 
@@ -283,6 +291,7 @@ def popular_items(
     limit = clamp_limit(limit)
     category_key = adapter.category_key(category)
     excluded = page_of(request).shown | bought_by_shopper(request)
+    rules = rules_for(placement)
     chosen = assemble(
         [popular_stage(category_key)],
         limit=limit,
@@ -290,6 +299,7 @@ def popular_items(
         adapter=adapter,
         newest_category=category_key,
         newest_any=category_key is None,
+        rules=rules,
     )
-    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter)
+    result = build_result(chosen, placement=placement, model_version=None, adapter=adapter, rules=rules)
     return finish_for_request(result, request, record)

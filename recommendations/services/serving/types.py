@@ -49,6 +49,8 @@ class RecommendationResult:
     experiment_id: int | None = None
     arm_id: int | None = None
     assignment_id: int | None = None
+    #: the merchandising rules that applied to the list (``serving.merchandising``), recorded too
+    merchandising_rule_ids: list[int] = field(default_factory=list)
 
     def __iter__(self):
         return iter(self.items)

@@ -582,3 +582,26 @@ def test_an_api_without_session_authentication_answers_the_cookie_as_anonymous(
     body = _anonymous_answer(client)
     # then the answer is the full stack's anonymous one, not the session user's list
     assert body["source"] != "personal"
+
+
+@pytest.mark.django_db
+def test_a_replayed_answer_keeps_the_merchandising_and_records_its_rules(
+    redis_cache, catalogue, user, precomputed, rule_factory
+):
+    # given a pin on the API's list, held by this process
+    from recommendations.services.merchandising.rules import forget_rules
+
+    precomputed(user, ["S1", "S2", "S3", "S4", "S5"])
+    rule = rule_factory(action="pin", item_key="H2", position=1, placement="default")
+    forget_rules()
+    client = _logged_in(user)
+    # when the fast path replays the list
+    slow = _warm(client)[-1]
+    fast, queries = _get(client)
+    impressions.flush()
+    # then the replay is the merchandised list, and its impression names the rule
+    assert queries == 0
+    assert _items(fast) == _items(slow)
+    assert _items(fast)[:6] == ["H2", "S1", "S2", "S3", "S4", "S5"]
+    row = Impression.objects.get(recommendation_id=fast.json()["recommendation_id"])
+    assert row.merchandising_rule_ids == [rule.pk]

@@ -9,6 +9,7 @@ from django.test import override_settings
 
 from recommendations.models import Impression, NotInterested
 from recommendations.services.experiments.plans import running_plan
+from recommendations.services.merchandising.rules import rules_in_force
 from recommendations.services.serving import impressions, recommend_for
 from recommendations.services.serving.popularity import refresh_popularity
 from recommendations.services.serving.relations import refresh_item_relations
@@ -230,8 +231,10 @@ def test_product_page_with_two_blocks_uses_few_queries(
     refresh_item_relations()
     refresh_popularity()
     request = page_request(user=user)
-    # the running experiments (none) are read once per process every few seconds, not per page
+    # the running experiments and the merchandising rules (none) are read once per process
+    # every few seconds, not per page
     running_plan("similar")
+    rules_in_force("similar")
     template = Template(
         "{% load recommendations %}{% show_similar product limit=4 %}"
         '{% show_recommended placement="product" limit=4 item=product %}'
