@@ -64,12 +64,14 @@ def _clear_cache():
     from recommendations.api import fallback
     from recommendations.services.experiments import assignment, plans
     from recommendations.services.serving import catalogue, names
+    from recommendations.services.shadow import sampling as shadow_sampling
 
     cache.clear()
     fallback.clear()  # the popular lists a process keeps for database outages
     catalogue.reset()
     names.clear()  # item names kept per process for explanations
     plans.forget_plans()  # the running experiments and assignments kept per process
+    shadow_sampling.forget_runs()  # the active shadow runs kept per process
     assignment.forget_kept()
     yield
 
@@ -127,6 +129,21 @@ def experiment_factory(db):
 @pytest.fixture
 def arm_factory(db):
     return factories.ExperimentArmFactory
+
+
+@pytest.fixture
+def model_version_factory(db):
+    return factories.ModelVersionFactory
+
+
+@pytest.fixture
+def shadow_run_factory(db):
+    return factories.ShadowRunFactory
+
+
+@pytest.fixture
+def shadow_score_factory(db):
+    return factories.ShadowScoreFactory
 
 
 @pytest.fixture

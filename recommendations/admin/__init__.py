@@ -1,4 +1,5 @@
-"""Admin of the recommender: registry, profiles, privacy, experiments and the dashboard (one module each)."""
+"""Admin of the recommender: registry, profiles, privacy, experiments, shadow models and the dashboard
+(one module each)."""
 
 from recommendations.admin import (  # noqa: F401
     dashboard,
@@ -8,4 +9,5 @@ from recommendations.admin import (  # noqa: F401
     profiles,
     refreshes,
     registry,
+    shadow,
 )

@@ -128,6 +128,8 @@ def list_fields(result: Any) -> dict:
         "experiment_id": result.experiment_id,
         "arm_id": result.arm_id,
         "assignment_id": result.assignment_id,
+        # each position's probability under exploration (None: the list was not explorable)
+        "propensities": result.propensities,
     }
 
 
@@ -208,6 +210,7 @@ def _model(row: dict) -> Any:
         experiment_id=row.get("experiment_id"),
         arm_id=row.get("arm_id"),
         assignment_id=row.get("assignment_id"),
+        propensities=row.get("propensities"),
     )
 
 

@@ -79,6 +79,7 @@ def keep(list_key: str, result: RecommendationResult, basis: tuple, until: float
         "model_version": result.model_version,
         "source": result.source,
         "experiment": (result.experiment_id, result.arm_id, result.assignment_id),
+        "propensities": result.propensities,
         "items": [
             (
                 e.key,
@@ -112,6 +113,7 @@ def reused(cached: Any, basis: tuple | None, *, placement: str) -> Recommendatio
         placement=placement,
     )
     result.experiment_id, result.arm_id, result.assignment_id = cached.get("experiment") or (None, None, None)
+    result.propensities = cached.get("propensities")
     for key, score, reason, position, source, name, url, price, tracked, code in cached["items"]:
         result.items.append(
             RecommendedItem(

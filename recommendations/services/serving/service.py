@@ -16,7 +16,15 @@ from typing import Any
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.services.serving import catalogue, experiment_arms, explain, model, popularity, reuse
+from recommendations.services.serving import (
+    catalogue,
+    experiment_arms,
+    explain,
+    exploration,
+    model,
+    popularity,
+    reuse,
+)
 from recommendations.services.serving.assembly import (
     Stage,
     assemble,
@@ -43,6 +51,7 @@ from recommendations.services.serving.state import (
     purchased_keys_cached,
 )
 from recommendations.services.serving.types import RecommendationResult, ServedList
+from recommendations.services.shadow import sampling as shadow_sampling
 
 __all__ = ["UnknownItem", "clamp_limit", "popular_items", "recommend_for", "serve_list", "similar_items"]
 
@@ -124,6 +133,10 @@ def serve_list(
             record=record,
             closing=closing,
         )
+        if experiment_arms.shown(request, record):
+            shadow_sampling.sample(
+                result, user_id=state.user_id, visitor_id=state.visitor_id, limit=limit, request=request
+            )
         reusable = None
         if until is not None and list_key:
             reusable = reuse.reusable(state, prefetched, result, until)
@@ -165,7 +178,11 @@ def serve_list(
     stages.append(popular_stage(None, prefetched))
     chosen = assemble(stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched)
     version = version_box[0] if version_box else None
-    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter)
+    shown_order, propensities = exploration.explore(chosen)
+    result = build_result(shown_order, placement=placement, model_version=version, adapter=adapter)
+    if chosen:
+        result.source = chosen[0][0].source  # the list's own source, however it was shown
+    result.propensities = propensities
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     experiment_arms.tag(result, exposure)

@@ -49,6 +49,8 @@ class RecommendationResult:
     experiment_id: int | None = None
     arm_id: int | None = None
     assignment_id: int | None = None
+    #: with exploration on (``exploration.explore``): each position's probability of showing its item
+    propensities: list[float] | None = None
 
     def __iter__(self):
         return iter(self.items)

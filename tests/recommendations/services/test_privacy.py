@@ -23,6 +23,7 @@ from recommendations.models import (
     Impression,
     NotInterested,
     PrecomputedList,
+    ShadowScore,
     UserProfile,
 )
 from recommendations.models.privacy import ANY_ERASED_CACHE_KEY, subject_hash
@@ -56,10 +57,13 @@ def person(user_factory, event_factory, product_factory):
     return user, bystander
 
 
-def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory):
+def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory, shadow_score_factory):
     # given the person also in an experiment, as a user and earlier as an anonymous visitor,
-    # and the bystander in it too
+    # and the bystander in it too; a shadow candidate scored requests of each of them
     user, bystander = person
+    shadow = shadow_score_factory(user=user)
+    shadow_score_factory(run=shadow.run, user=None, visitor_id="vid-alice-0001")
+    kept = shadow_score_factory(run=shadow.run, user=bystander)
     arm = arm_factory()
     ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, user=user)
     ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, visitor_id="vid-alice-0001")
@@ -74,9 +78,11 @@ def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory):
         "profiles": 1,
         "precomputed_lists": 1,
         "impressions": 2,
+        "shadow_scores": 2,
         "not_interested": 1,
         "experiment_assignments": 2,
     }
+    assert list(ShadowScore.objects.values_list("pk", flat=True)) == [kept.pk]
     assert result.visitor_count == 1
     assert not Event.objects.filter(user=user).exists()
     assert not Event.objects.filter(visitor_id="vid-alice-0001", user__isnull=True).exists()
