@@ -340,7 +340,7 @@ def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factor
 
     # then
     assert entry.enabled
-    assert deleted == {"events": 1, "impressions": 1, "not_interested": 1, "event_ids": 0}
+    assert deleted == {"events": 1, "impressions": 1, "shadow_scores": 0, "not_interested": 1, "event_ids": 0}
     assert Impression.objects.count() == NotInterested.objects.count() == 1
     assert NotInterested.objects.get().item_key == "K9"
     assert not Event.objects.filter(pk=old.pk).exists()
@@ -363,5 +363,5 @@ def test_retention_of_none_keeps_impressions_and_marks(user, settings):
     counts = prune_serving_data(now=timezone.now(), batch_size=1)
 
     # then
-    assert counts == {"impressions": 0, "not_interested": 0}
+    assert counts == {"impressions": 0, "shadow_scores": 0, "not_interested": 0}
     assert Impression.objects.count() == NotInterested.objects.count() == 1
