@@ -295,6 +295,14 @@ def export_user_data(user: Any) -> dict[str, Any]:
                 Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
             ).order_by("created_at")
         ],
+        "shadow_scores": [
+            {"recommendation_id": str(rid), "shadow_items": keys, "created_at": created_at.isoformat()}
+            for rid, keys, created_at in ShadowScore.objects.filter(
+                Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
+            )
+            .order_by("created_at")
+            .values_list("recommendation_id", "shadow_keys", "created_at")
+        ],
         "experiment_assignments": [
             {"experiment": name, "arm": arm, "assigned_at": assigned_at.isoformat()}
             for name, arm, assigned_at in _assignments_of(user, visitors)

@@ -203,9 +203,11 @@ def test_nothing_erased_means_no_exclusion_cost(person):
     assert not exclusion  # Q(): the data bridge adds no join
 
 
-def test_export_user_data_lists_everything_held(person):
-    # given
-    user, _ = person
+def test_export_user_data_lists_everything_held(person, shadow_score_factory):
+    # given a shadow candidate's list for one of the person's requests, and one for the bystander
+    user, bystander = person
+    shadow = shadow_score_factory(user=user, shadow_keys=["HAT", "SHOE"])
+    shadow_score_factory(run=shadow.run, user=bystander)
 
     # when
     data = export_user_data(user)
@@ -219,6 +221,9 @@ def test_export_user_data_lists_everything_held(person):
     assert data["precomputed_recommendations"]["items"] == ["HAT"]
     assert len(data["impressions"]) == 2
     assert data["not_interested"] == ["SHOE"]
+    assert [(row["recommendation_id"], row["shadow_items"]) for row in data["shadow_scores"]] == [
+        (str(shadow.recommendation_id), ["HAT", "SHOE"])
+    ]
     json.dumps(data)  # JSON-able as is
 
 
