@@ -112,7 +112,10 @@ def main() -> None:
     _sessions(user_ids, cookies)
     clients = [_client(line) for line in cookies.read_text().splitlines()]
     run = ShadowRun.objects.create(
-        model_version_id=loaded.version_id, placement="home", sample_share=args.share, is_active=False
+        model_version_id=loaded.version_id,  # type: ignore[attr-defined]  # _train returns the LoadedModel
+        placement="home",
+        sample_share=args.share,
+        is_active=False,
     )
 
     def shadow(active: bool) -> None:
@@ -124,7 +127,9 @@ def main() -> None:
     for client in clients:
         client.get("/api/recommendations/?placement=home&limit=10")
     broker.delete("celery")
-    without, with_shadow, enqueued = [], [], 0
+    without: list[float] = []
+    with_shadow: list[float] = []
+    enqueued = 0
     for round_ in range(args.rounds):
         # each kind first in every other round: a drift of the machine's speed falls on both
         for active in (False, True) if round_ % 2 == 0 else (True, False):
