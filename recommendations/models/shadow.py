@@ -15,6 +15,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from recommendations.models.experiments import PLACEMENT_VALIDATOR
+
 __all__ = ["ShadowRun", "ShadowScore"]
 
 
@@ -31,6 +33,7 @@ class ShadowRun(models.Model):
         max_length=64,
         blank=True,
         default="",
+        validators=[PLACEMENT_VALIDATOR],
         verbose_name=_("placement"),
         help_text=_("The placement whose lists it shadows; blank for every personal list."),
     )

@@ -2,13 +2,20 @@
 
 The active shadow runs are read from the database at most every ``EXPERIMENT_CHECK_SECONDS``
 per process (and at once in the process that saved a change, :func:`forget_runs`). A served
-list is sampled with each run's ``sample_share``; a sampled list's scoring task is enqueued
-when the request finishes (``request_finished``: after the response has been sent), or at
-once for a list served without a request. The request itself never waits for the candidate.
+list is sampled with each run's ``sample_share``; a sampled list's job leaves when the request
+finishes (``request_finished``: after the response has been sent), or at once for a list served
+without a request. The request itself never waits for the candidate.
+
+With a Redis cache the job is queued in one Redis list (``RPUSH``: one round trip, as the
+impressions are) and one Celery task (``recommendations.score_shadow_batch``) scores the queue
+when it holds ``BATCH`` jobs, when this process has not asked for a drain for ``FLUSH_SECONDS``,
+and every minute from beat: publishing a Celery message per sampled request cost several times
+the push. Without Redis each job is its own task (``recommendations.score_shadow``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -23,7 +30,21 @@ from recommendations.conf import recommender_settings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShadowPlan", "forget_runs", "runs_for", "sample"]
+__all__ = [
+    "BATCH",
+    "FLUSH_SECONDS",
+    "QUEUE_KEY",
+    "ShadowPlan",
+    "forget_runs",
+    "runs_for",
+    "sample",
+    "take_queued",
+]
+
+QUEUE_KEY = "rec:shadow-jobs"
+# jobs queued before one task drains them, and how long a process lets its jobs wait at most
+BATCH = 50
+FLUSH_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,12 +65,14 @@ class _Runs:
 
 _runs = _Runs()
 _pending = threading.local()
+_drain_asked_at = [-math.inf]
 
 
 def forget_runs() -> None:
     """Read the shadow runs again at the next list (after a change; tests)."""
     with _runs.lock:
         _runs.checked_at = -math.inf
+    _drain_asked_at[0] = -math.inf
 
 
 def runs_for(placement: str) -> list[ShadowPlan]:
@@ -101,15 +124,53 @@ def sample(result: Any, *, user_id: Any, visitor_id: str, limit: int, request: A
     return len(jobs)
 
 
-def _enqueue(jobs: list[tuple]) -> None:
-    from recommendations.runtime.enqueue import enqueue
-    from recommendations.tasks import score_shadow
+def _queue_key() -> str:
+    from recommendations.services.serving.impressions import cache_key
 
-    for job in jobs:
+    return cache_key(QUEUE_KEY)
+
+
+def _publish(task_name: str, *args: object) -> None:
+    from recommendations import tasks
+    from recommendations.runtime.enqueue import enqueue
+
+    try:
+        enqueue(getattr(tasks, task_name), *args)
+    except Exception:  # an eager run's error, or anything else: the list was served already
+        logger.exception("shadow scoring: the task %s failed", task_name)
+
+
+def _enqueue(jobs: list[tuple]) -> None:
+    from recommendations.services.serving.impressions import redis_client
+
+    client = redis_client()
+    if client is not None:
         try:
-            enqueue(score_shadow, *job)
-        except Exception:  # an eager run's error, or anything else: the list was served already
-            logger.exception("shadow run %s: the scoring task failed", job[0])
+            queued = int(client.rpush(_queue_key(), *(json.dumps(job) for job in jobs)))
+        except Exception:
+            logger.warning("shadow job queue unavailable: one task per job", exc_info=True)
+        else:
+            if queued >= BATCH or time.monotonic() - _drain_asked_at[0] >= FLUSH_SECONDS:
+                _drain_asked_at[0] = time.monotonic()
+                _publish("score_shadow_batch")
+            return
+    for job in jobs:
+        _publish("score_shadow", *job)
+
+
+def take_queued(limit: int) -> list[list]:
+    """Up to ``limit`` queued jobs, oldest first, taken out of the Redis queue atomically
+    (two drains never score one job twice); [] without Redis."""
+    from recommendations.services.serving.impressions import redis_client
+
+    client = redis_client()
+    if client is None:
+        return []
+    pipe = client.pipeline(transaction=True)
+    pipe.lrange(_queue_key(), 0, limit - 1)
+    pipe.ltrim(_queue_key(), limit, -1)
+    raw, _ = pipe.execute()
+    return [json.loads(item) for item in raw]
 
 
 def _on_request_finished(**_: Any) -> None:

@@ -24,7 +24,7 @@ from recommendations.services.serving.stages import recent_distinct
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShadowOutcome", "overlap_at", "score_request"]
+__all__ = ["ShadowOutcome", "overlap_at", "score_queued", "score_request"]
 
 OVERLAP_DEPTH = 10
 
@@ -118,3 +118,18 @@ def score_request(
     except IntegrityError:  # a redelivery scored it meanwhile, or the user was deleted
         return ShadowOutcome("duplicate")
     return ShadowOutcome("scored", overlap)
+
+
+def score_queued(limit: int = 1_000) -> dict[str, int]:
+    """Score the jobs queued in Redis (``sampling.take_queued``); returns ``{status: count}``."""
+    from recommendations.services.shadow.sampling import take_queued
+
+    counts: dict[str, int] = {}
+    for job in take_queued(limit):
+        try:
+            status = score_request(*job).status
+        except Exception:  # one bad job (a malformed row) must not lose the rest of the batch
+            logger.exception("shadow job %r could not be scored", job[:2])
+            status = "failed"
+        counts[status] = counts.get(status, 0) + 1
+    return counts

@@ -32,6 +32,17 @@ def test_a_share_outside_zero_to_one_is_refused_with_the_reason(staff_client, mo
     assert not ShadowRun.objects.exists()
 
 
+def test_a_placement_with_spaces_is_refused(staff_client, model_version_factory):
+    version = model_version_factory()
+    response = staff_client.post(
+        reverse(ADD),
+        {"model_version": version.pk, "placement": "home page", "sample_share": "0.1", "is_active": "on"},
+    )
+    assert response.status_code == 200
+    assert "placement" in response.context["adminform"].form.errors
+    assert not ShadowRun.objects.exists()
+
+
 def test_a_run_is_saved_and_serving_sees_it_at_once(
     staff_client, model_version_factory, django_capture_on_commit_callbacks
 ):

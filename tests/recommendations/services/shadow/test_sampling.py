@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.signals import request_finished
 from django.db import close_old_connections
@@ -9,6 +11,7 @@ from django.db import close_old_connections
 from recommendations.models import ShadowRun, ShadowScore
 from recommendations.services.serving import recommend_for
 from recommendations.services.shadow import sampling
+from recommendations.services.shadow.scoring import score_queued
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +36,7 @@ def test_a_list_served_with_a_request_is_scored_only_when_the_request_finishes(
         request_finished.send(sender=None)
     finally:
         request_finished.connect(close_old_connections)
+    score_queued()  # what the worker does with queued jobs (a no-op where each job was its own task)
     # then the candidate's list for the same request is stored beside the served one
     score = ShadowScore.objects.get()
     assert score.run_id == run.pk
@@ -68,6 +72,7 @@ def test_a_missing_candidate_is_counted_and_the_list_is_served(
     # when lists are served without a request (the task is enqueued at once)
     first = recommend_for(visitor_id="visitor-0003", record=True, limit=4)
     second = recommend_for(visitor_id="visitor-0003", record=True, limit=4)
+    score_queued()
     # then both lists were served, nothing was stored, and each failure is counted with its reason
     assert len(first.items) == len(second.items) == 4
     assert not ShadowScore.objects.exists()
@@ -81,3 +86,22 @@ def test_a_list_nobody_is_shown_is_not_sampled(catalogue, shadow_run_factory):
     recommend_for(visitor_id="visitor-0004", record=False)
     assert ShadowRun.objects.get().failures == 0
     assert not ShadowScore.objects.exists()
+
+
+def test_with_redis_jobs_wait_in_one_queue_until_a_batch_is_full(
+    redis_cache, catalogue, active_model, event_factory, shadow_run_factory, monkeypatch
+):
+    # given batches of 3 jobs, a drain asked for just now, and a visitor with history
+    monkeypatch.setattr(sampling, "BATCH", 3)
+    sampling._drain_asked_at[0] = time.monotonic()
+    shadow_run_factory(model_version_id=active_model.version_id, sample_share=1.0)
+    event_factory(user=None, visitor_id="visitor-0005", item=catalogue["shoes"][3])
+    # when two lists are served, the jobs are queued and nothing is scored
+    for _ in range(2):
+        recommend_for(visitor_id="visitor-0005", record=True, limit=4)
+    assert not ShadowScore.objects.exists()
+    # when the third fills the batch, one task drains the queue (eager here)
+    recommend_for(visitor_id="visitor-0005", record=True, limit=4)
+    # then all three are scored and the queue is empty
+    assert ShadowScore.objects.count() == 3
+    assert sampling.take_queued(10) == []
