@@ -5,13 +5,13 @@ refreshes popularity, relations and the precomputed lists, and logs shoppers in.
 process through Django's test client (the whole middleware stack, fast path off so every request
 builds its list through ``serve_list``), it requests ``/api/recommendations/?placement=home``
 in alternating blocks: without a shadow run, then with an active run of the same version at
-``--share`` (0.1: one list in ten is enqueued for scoring). The Celery broker is a real Redis, so
-each sampled request pays for publishing its task (after its response, when the request
-finishes); no worker consumes the queue during the blocks. CPU per request is
-``time.process_time`` over a block divided by its requests; the figure is the median over the
-blocks of each kind, their ratio and the median of the paired blocks' ratios; the CPU of
-publishing one scoring task is also measured alone (what a sampled request adds). The worker's
-own CPU per scored request is printed apart (the candidate scoring, run here on queued jobs).
+``--share`` (0.1: one list in ten is sampled for scoring). The cache and the Celery broker are a
+real Redis, so each sampled request pays for pushing its job on the shadow queue after its
+response (and, once per batch, for publishing the drain task); no worker consumes during the
+blocks. CPU per request is ``time.process_time`` over a block divided by its requests; the figure
+is the median over the blocks of each kind, their ratio and the median of the paired blocks'
+ratios. The CPU of one push and of one Celery publish are also measured alone, and the worker's
+own CPU per scored request (the candidate scoring, run here on the queued jobs).
 
 The goal: shadow scoring adds no more than 5 % to the web tier's CPU per request at a 10 % sample.
 Usage::
@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import secrets
@@ -90,12 +89,13 @@ def main() -> None:
     from django.core.cache import cache
     from django.core.management import call_command
 
-    from recommendations.models import PrecomputedList, ShadowRun, ShadowScore
+    from recommendations.models import PrecomputedList, ShadowRun
+    from recommendations.services.serving.impressions import redis_client
     from recommendations.services.serving.popularity import refresh_popularity
     from recommendations.services.serving.precompute import refresh_recommendations
     from recommendations.services.serving.relations import refresh_item_relations
     from recommendations.services.shadow import sampling
-    from recommendations.services.shadow.scoring import score_request
+    from recommendations.services.shadow.scoring import score_queued
     from shop.demo.generator import SeedOptions, seed_demo
 
     call_command("migrate", verbosity=0)
@@ -127,6 +127,8 @@ def main() -> None:
     for client in clients:
         client.get("/api/recommendations/?placement=home&limit=10")
     broker.delete("celery")
+    queue, queue_key = redis_client(), sampling._queue_key()
+    queue.delete(queue_key)
     without: list[float] = []
     with_shadow: list[float] = []
     enqueued = 0
@@ -134,10 +136,10 @@ def main() -> None:
         # each kind first in every other round: a drift of the machine's speed falls on both
         for active in (False, True) if round_ % 2 == 0 else (True, False):
             shadow(active)
-            before = broker.llen("celery")
+            before = queue.llen(queue_key)
             cost = _block(clients, args.requests, round_)
             (with_shadow if active else without).append(cost)
-            enqueued += broker.llen("celery") - before if active else 0
+            enqueued += queue.llen(queue_key) - before
     base, sampled = statistics.median(without), statistics.median(with_shadow)
     paired = statistics.median(b / a for a, b in zip(without, with_shadow, strict=True))
     print(
@@ -154,34 +156,38 @@ def main() -> None:
     print(
         f"\nshadow / without: {sampled / base:.3f} ({(sampled / base - 1):+.1%}; median of the paired "
         f"blocks' ratios {paired:.3f}; goal: at most +5 %); "
-        f"{enqueued} of {total} requests enqueued for scoring ({enqueued / total:.1%})"
+        f"{enqueued} of {total} requests sampled for scoring ({enqueued / total:.1%})"
     )
-    # the part a sampled request adds, measured alone: publishing one scoring task
+    # what a sampled request adds, measured alone: the push (shipped), a Celery publish (not)
     from recommendations.runtime.enqueue import enqueue
     from recommendations.tasks import score_shadow
 
-    publishes = 500
+    repeats = 500
+    job = json.dumps([run.pk, str(uuid.uuid4()), user_ids[0], "", [f"k{i}" for i in range(10)], 10])
     started = time.process_time()
-    for i in range(publishes):
-        enqueue(score_shadow, run.pk, str(uuid.uuid4()), user_ids[i % len(user_ids)], "", [], 10)
-    publish_ms = (time.process_time() - started) * 1000 / publishes
-    print(
-        f"CPU per published scoring task: {publish_ms:.3f} ms; at a {args.share:.0%} sample that is "
-        f"{args.share * publish_ms:.3f} ms per request "
-        f"({args.share * publish_ms / base:+.1%} of {base:.3f} ms)"
-    )
-    # the worker's side: score jobs of the blocks here, one by one
+    for _ in range(repeats):
+        queue.rpush(queue_key + ":alone", job)
+    push_ms = (time.process_time() - started) * 1000 / repeats
+    queue.delete(queue_key + ":alone")
+    started = time.process_time()
+    for _ in range(repeats):
+        enqueue(score_shadow, run.pk, str(uuid.uuid4()), user_ids[0], "", [], 10)
+    publish_ms = (time.process_time() - started) * 1000 / repeats
+    for name, ms in (
+        ("push of a job on the shadow queue", push_ms),
+        ("Celery publish of a task", publish_ms),
+    ):
+        print(
+            f"CPU per {name}: {ms:.3f} ms; at a {args.share:.0%} sample {args.share * ms:.4f} ms per request "
+            f"({args.share * ms / base:+.2%} of {base:.3f} ms)"
+        )
+    # the worker's side: score queued jobs here
     shadow(True)
-    jobs = [json.loads(raw) for raw in broker.lrange("celery", 0, 199)]
     started = time.process_time()
-    for message in jobs:
-        task_args = json.loads(base64.b64decode(message["body"]))[0]
-        score_request(*task_args)
+    counts = score_queued(200)
     seconds = time.process_time() - started
-    print(
-        f"worker CPU per scored request: {seconds * 1000 / max(1, len(jobs)):.2f} ms "
-        f"({ShadowScore.objects.count()} scores stored from {len(jobs)} jobs)"
-    )
+    jobs = sum(counts.values())
+    print(f"worker CPU per scored job: {seconds * 1000 / max(1, jobs):.2f} ms ({counts})")
     broker.flushdb()
 
 
