@@ -30,6 +30,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "soak": (["--minutes", "10"], ["--quick"]),
     # needs CELERY_BROKER_URL (a Redis database for its two workers); seeds and trains first
     "fanout": ([], ["--users", "5000", "--events", "150000", "--repeats", "1"]),
+    # in process, no database: the replay estimate against the served rate on simulated shoppers
+    "replay": ([], ["--lists", "50000", "--seeds", "2"]),
+    # a Redis broker (its --broker-db) so each sampled request publishes its task for real
+    "shadow": ([], ["--requests", "300", "--rounds", "3"]),
 }
 
 

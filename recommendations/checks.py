@@ -1,7 +1,8 @@
 """System checks of the plugin's settings: clear messages at start-up instead of exceptions later.
 
 Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model (``E009``
-the partitions of events and impressions), ``E012`` the artefacts' compression,
+the partitions of events and impressions, ``E011`` exploration for off-policy replay), ``E012``
+the artefacts' compression,
 ``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
 across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
 "Embedding" section lists what a host must set to pass them.
@@ -65,6 +66,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="recommendations.E012",
             )
         )
+    errors += _exploration_errors(user)
     from recommendations.conf import network_config
 
     try:
@@ -137,6 +139,28 @@ def _partition_errors(user: dict) -> list[Error]:
                     id="recommendations.E009",
                 )
             )
+    return errors
+
+
+def _exploration_errors(user: dict) -> list[Error]:
+    """``EXPLORATION_SHARE`` a number in [0, 1]; ``EXPLORATION_SLOTS`` a whole number from 2 to 100."""
+    errors = []
+    share = user.get("EXPLORATION_SHARE", 0.0)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        errors.append(
+            Error(
+                f"EXPLORATION_SHARE must be a number from 0 to 1, not {share!r}.",
+                id="recommendations.E011",
+            )
+        )
+    slots = user.get("EXPLORATION_SLOTS", 10)
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 2 <= slots <= 100:
+        errors.append(
+            Error(
+                f"EXPLORATION_SLOTS must be a whole number from 2 to 100, not {slots!r}.",
+                id="recommendations.E011",
+            )
+        )
     return errors
 
 

@@ -71,6 +71,11 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "CACHE_TIMEOUT": 900,
     # Most items of one category in a list (None = no cap).
     "DIVERSITY_CAP": None,
+    # Share of personal lists (serve_list) shown with their first EXPLORATION_SLOTS positions shuffled
+    # at random, each shown item's probability logged with the impression for off-policy replay
+    # (docs/experiments.md, "Off-policy replay"); 0 = never explore, nothing logged.
+    "EXPLORATION_SHARE": 0.0,
+    "EXPLORATION_SLOTS": 10,
     # Events of the current visitor considered by the real-time path.
     "SESSION_EVENTS": 50,
     # Half-life of trending scores, in days.

@@ -134,6 +134,26 @@ def check_experiments() -> dict:
     return check()
 
 
+@shared_task(name="recommendations.score_shadow", ignore_result=True, soft_time_limit=60, time_limit=90)
+def score_shadow(
+    run_id: int, recommendation_id: str, user_id: int | None, visitor_id: str, served_keys: list, limit: int
+) -> str:
+    """Score one sampled request with a shadow candidate (``services.shadow.scoring``)."""
+    from recommendations.services.shadow.scoring import score_request
+
+    return score_request(run_id, recommendation_id, user_id, visitor_id, served_keys, limit).status
+
+
+@shared_task(
+    name="recommendations.score_shadow_batch", ignore_result=True, soft_time_limit=600, time_limit=660
+)
+def score_shadow_batch() -> dict:
+    """Score the shadow jobs queued in Redis (``services.shadow.scoring.score_queued``)."""
+    from recommendations.services.shadow.scoring import score_queued
+
+    return score_queued()
+
+
 # --- training ------------------------------------------------------------------------------------
 # The retrain task is routed to RECOMMENDER["TRAIN_QUEUE"] (see ``enqueue_retrain`` and the project's
 # CELERY_TASK_ROUTES); its time limits come from the same settings dict.

@@ -65,12 +65,14 @@ def _clear_cache():
     from recommendations.services.experiments import assignment, plans
     from recommendations.services.merchandising import rules as merchandising_rules
     from recommendations.services.serving import catalogue, names
+    from recommendations.services.shadow import sampling as shadow_sampling
 
     cache.clear()
     fallback.clear()  # the popular lists a process keeps for database outages
     catalogue.reset()
     names.clear()  # item names kept per process for explanations
     plans.forget_plans()  # the running experiments and assignments kept per process
+    shadow_sampling.forget_runs()  # the active shadow runs kept per process
     assignment.forget_kept()
     merchandising_rules.forget_rules()  # the merchandising rules kept per process
     yield
@@ -134,6 +136,21 @@ def arm_factory(db):
 @pytest.fixture
 def rule_factory(db):
     return factories.MerchandisingRuleFactory
+
+
+@pytest.fixture
+def model_version_factory(db):
+    return factories.ModelVersionFactory
+
+
+@pytest.fixture
+def shadow_run_factory(db):
+    return factories.ShadowRunFactory
+
+
+@pytest.fixture
+def shadow_score_factory(db):
+    return factories.ShadowScoreFactory
 
 
 @pytest.fixture

@@ -11,7 +11,14 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from behavior.models import Event
-from recommendations.models import Experiment, ExperimentArm, MerchandisingRule
+from recommendations.models import (
+    Experiment,
+    ExperimentArm,
+    MerchandisingRule,
+    ModelVersion,
+    ShadowRun,
+    ShadowScore,
+)
 from shop.models import Category, Order, OrderItem, Product
 
 
@@ -110,3 +117,34 @@ class MerchandisingRuleFactory(factory.django.DjangoModelFactory):
 
     action = "boost"
     starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version without an artefact (loading it is refused)."""
+
+    class Meta:
+        model = ModelVersion
+
+    number = factory.Sequence(lambda n: 100 + n)
+    artifact_path = factory.Sequence(lambda n: f"recommender/models/missing-{n}")
+
+
+class ShadowRunFactory(factory.django.DjangoModelFactory):
+    """An active shadow run of every placement scoring every request."""
+
+    class Meta:
+        model = ShadowRun
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    sample_share = 1.0
+
+
+class ShadowScoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ShadowScore
+
+    run = factory.SubFactory(ShadowRunFactory)
+    recommendation_id = factory.LazyFunction(uuid.uuid4)
+    served_keys = factory.LazyFunction(lambda: ["A", "B", "C"])
+    shadow_keys = factory.LazyFunction(lambda: ["B", "D"])
+    overlap_at_10 = 1 / 3

@@ -1,5 +1,5 @@
-"""Admin of the recommender: registry, profiles, privacy, experiments, merchandising and the dashboard
-(one module each)."""
+"""Admin of the recommender: registry, profiles, privacy, experiments, merchandising, shadow models
+and the dashboard (one module each)."""
 
 from recommendations.admin import (  # noqa: F401
     dashboard,
@@ -10,4 +10,5 @@ from recommendations.admin import (  # noqa: F401
     profiles,
     refreshes,
     registry,
+    shadow,
 )

@@ -14,7 +14,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
+from recommendations.admin.shadow import shadow_results_html
 from recommendations.conf import recommender_settings
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.services.model_choices import version_choices
@@ -149,6 +151,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "report_json",
         "artifact_files_json",
         "choices_table",
+        "shadow_results",
     )
     fieldsets = (
         (None, {"fields": ("number", "status", "status_reason", "training_run")}),
@@ -160,6 +163,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "fields": ("metrics_json", "baseline_metrics_json", "active_metrics_json"),
             },
         ),
+        (gettext_lazy("Shadow scoring on live requests"), {"fields": ("shadow_results",)}),
         ("Artefact", {"fields": ("artifact_path", "sha256", "artifact_files_json")}),
         ("Training", {"fields": ("hyperparameters_json", "report_json", "created_at")}),
     )
@@ -235,6 +239,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             *[part for row in rows for part in (row.label, row.value, row.how, row.figures)],
         )
         return format_html("<table>{}{}</table>", head, body)
+
+    @admin.display(description=gettext_lazy("shadow results"))
+    def shadow_results(self, obj: ModelVersion) -> str:
+        return shadow_results_html(obj)
 
     @admin.display(description="report")
     def report_json(self, obj: ModelVersion) -> str:

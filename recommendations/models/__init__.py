@@ -7,6 +7,7 @@
 - ``experiments``: Experiment, ExperimentArm, ExperimentAssignment (online A/B tests).
 - ``merchandising``: MerchandisingRule (staff pins, boosts, buries and exclusions).
 - ``refreshes``: runs of the list refresh and their chunks (progress).
+- ``shadow``: ShadowRun, ShadowScore (a candidate version scoring live requests unseen).
 
 Items are referenced by their public key (a string), never by a foreign key: the item
 model is swappable and its primary key may be anything.
@@ -20,3 +21,4 @@ from recommendations.models.profiles import *  # noqa: F403
 from recommendations.models.refreshes import *  # noqa: F403
 from recommendations.models.registry import *  # noqa: F403
 from recommendations.models.serving import *  # noqa: F403
+from recommendations.models.shadow import *  # noqa: F403

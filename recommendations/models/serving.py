@@ -89,6 +89,10 @@ class Impression(models.Model):
     # and off-policy replay can tell the model's order from the one staff imposed.
     merchandising_rule_ids = models.JSONField(null=True, blank=True, verbose_name=_("merchandising rules"))
 
+    # Exploration (RECOMMENDER["EXPLORATION_SHARE"]): the probability with which each shown item
+    # was put at its position, in the order of item_keys; null when the list was not explorable.
+    propensities = models.JSONField(null=True, blank=True, verbose_name=_("propensities"))
+
     class Meta:
         indexes = [
             # only lists served inside an experiment: its results, retention, deletes of its rows

@@ -73,6 +73,12 @@ DEFAULT_SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab=("55", "*"),
     ),
     ScheduledJob(
+        name="recommender: score shadow jobs every minute",
+        task="recommendations.score_shadow_batch",
+        description="Score the live requests sampled for shadow runs that are still queued.",
+        every_minutes=1,
+    ),
+    ScheduledJob(
         name="behavior: prune old events daily",
         task="behavior.prune_events",
         description="Delete events, impressions and not-interested marks past their retention at 03:45.",

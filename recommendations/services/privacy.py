@@ -12,7 +12,7 @@ Order of work, chosen so no event slips back in:
 2. the person's rows leave the shared impression queue (``serving.impressions.forget``);
 3. rows are deleted in one transaction, under the erasure barrier
    (``runtime.locks.erasure_barrier``): events, profile (and its tag rows), precomputed
-   list, impressions, "not interested" marks, experiment assignments (results that an
+   list, impressions, shadow scores, "not interested" marks, experiment assignments (results that an
    experiment keeps after its end are aggregates only). An impression that a web process took from
    the queue before step 2 is either written before this transaction (and deleted by it) or
    checked against the tombstones of step 1 after it (and dropped): none is written after;
@@ -50,6 +50,7 @@ from recommendations.models import (
     Impression,
     NotInterested,
     PrecomputedList,
+    ShadowScore,
     UserProfile,
 )
 from recommendations.models.privacy import mark_erased_in_cache, subject_hash
@@ -130,6 +131,11 @@ def forget_user(user: Any, *, requested_by: str) -> ErasureResult:
         counts["precomputed_lists"] = _delete(PrecomputedList.objects.filter(user_id=user.pk))
         counts["impressions"] = _delete(
             Impression.objects.filter(Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors))
+        )
+        # a shadow candidate's lists for the person's requests (scores written later are dropped:
+        # the scoring task checks the tombstones first)
+        counts["shadow_scores"] = _delete(
+            ShadowScore.objects.filter(Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors))
         )
         counts["not_interested"] = _delete(
             NotInterested.objects.filter(Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors))
@@ -288,6 +294,14 @@ def export_user_data(user: Any) -> dict[str, Any]:
             for i in Impression.objects.filter(
                 Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
             ).order_by("created_at")
+        ],
+        "shadow_scores": [
+            {"recommendation_id": str(rid), "shadow_items": keys, "created_at": created_at.isoformat()}
+            for rid, keys, created_at in ShadowScore.objects.filter(
+                Q(user_id=user.pk) | Q(user__isnull=True, visitor_id__in=visitors)
+            )
+            .order_by("created_at")
+            .values_list("recommendation_id", "shadow_keys", "created_at")
         ],
         "experiment_assignments": [
             {"experiment": name, "arm": arm, "assigned_at": assigned_at.isoformat()}

@@ -1,4 +1,4 @@
-"""Retention of the recommender's personal data: impressions and "not interested" marks.
+"""Retention of the recommender's personal data: impressions (with shadow scores) and "not interested" marks.
 
 Run daily by ``behavior.prune_events`` (through ``behavior.signals.retention_due``), right
 after the events: ``IMPRESSION_RETENTION_DAYS`` and ``NOT_INTERESTED_RETENTION_DAYS`` count
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from behavior.services import partition_maintenance
 from recommendations.conf import recommender_settings
-from recommendations.models import Experiment, Impression, NotInterested
+from recommendations.models import Experiment, Impression, NotInterested, ShadowScore
 from recommendations.services.experiments.lifecycle import finalize
 from recommendations.services.partitioned import IMPRESSIONS
 
@@ -64,9 +64,13 @@ def prune_serving_data(
     now = now or timezone.now()
     for experiment in Experiment.objects.filter(ends_at__lte=now, final_results__isnull=True):
         finalize(experiment, now=now)
-    counts = {"impressions": 0, "not_interested": 0}
+    counts = {"impressions": 0, "shadow_scores": 0, "not_interested": 0}
     if (days := recommender_settings.IMPRESSION_RETENTION_DAYS) is not None:
         counts["impressions"] = _prune_impressions(now - timedelta(days=days), batch_size)
+        # a shadow candidate's lists for served requests: kept as long as the impressions
+        counts["shadow_scores"] = partition_maintenance.delete_before(
+            ShadowScore, "created_at", now - timedelta(days=days), batch_size=batch_size
+        )
     if (days := recommender_settings.NOT_INTERESTED_RETENTION_DAYS) is not None:
         counts["not_interested"] = partition_maintenance.delete_before(
             NotInterested, "created_at", now - timedelta(days=days), batch_size=batch_size

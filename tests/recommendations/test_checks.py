@@ -66,6 +66,25 @@ def test_every_compression_passes(settings, value):
     assert [m for m in checks.check_settings() if m.id == "recommendations.E012"] == []
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("EXPLORATION_SHARE", 1.5, "EXPLORATION_SHARE must be a number from 0 to 1, not 1.5."),
+        ("EXPLORATION_SHARE", "0.1", "EXPLORATION_SHARE must be a number from 0 to 1, not '0.1'."),
+        ("EXPLORATION_SLOTS", 1, "EXPLORATION_SLOTS must be a whole number from 2 to 100, not 1."),
+    ],
+)
+def test_exploration_settings_out_of_range_are_errors(settings, key, value, expected):
+    settings.RECOMMENDER = {**settings.RECOMMENDER, key: value}
+    errors = [m for m in checks.check_settings() if m.id == "recommendations.E011"]
+    assert [m.msg for m in errors] == [expected]
+
+
+def test_a_small_exploration_share_passes(settings):
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "EXPLORATION_SHARE": 0.05, "EXPLORATION_SLOTS": 5}
+    assert [m for m in checks.check_settings() if m.id == "recommendations.E011"] == []
+
+
 # --- the item model ------------------------------------------------------------------------------
 def test_a_missing_item_model_is_an_error_with_a_hint(settings):
     # given

@@ -44,6 +44,11 @@ def load_state(*, user: Any = None, visitor_id: str = "", limit: int | None = No
     user_id = (
         getattr(user, "pk", None) if user is not None and getattr(user, "is_authenticated", False) else None
     )
+    return state_of(user_id, visitor_id, limit)
+
+
+def state_of(user_id: Any, visitor_id: str = "", limit: int | None = None) -> ShopperState:
+    """:func:`load_state` by ids (a task's arguments): the user's events, else the visitor's."""
     state = ShopperState(user_id=user_id, visitor_id=visitor_id or "")
     if user_id is None and not visitor_id:
         return state

@@ -130,6 +130,8 @@ def list_fields(result: Any) -> dict:
         "assignment_id": result.assignment_id,
         # the merchandising rules that applied (None when none did: most lists)
         "merchandising_rule_ids": list(result.merchandising_rule_ids) or None,
+        # each position's probability under exploration (None: the list was not explorable)
+        "propensities": result.propensities,
     }
 
 
@@ -211,6 +213,7 @@ def _model(row: dict) -> Any:
         arm_id=row.get("arm_id"),
         assignment_id=row.get("assignment_id"),
         merchandising_rule_ids=row.get("merchandising_rule_ids"),
+        propensities=row.get("propensities"),
     )
 
 

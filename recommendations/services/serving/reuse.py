@@ -99,6 +99,7 @@ def keep(list_key: str, result: RecommendationResult, basis: tuple, until: float
         "source": result.source,
         "experiment": (result.experiment_id, result.arm_id, result.assignment_id),
         "merchandising": list(result.merchandising_rule_ids),
+        "propensities": result.propensities,
         "items": [
             (
                 e.key,
@@ -133,6 +134,7 @@ def reused(cached: Any, basis: tuple | None, *, placement: str) -> Recommendatio
     )
     result.experiment_id, result.arm_id, result.assignment_id = cached.get("experiment") or (None, None, None)
     result.merchandising_rule_ids = list(cached.get("merchandising") or ())
+    result.propensities = cached.get("propensities")
     for key, score, reason, position, source, name, url, price, tracked, code in cached["items"]:
         result.items.append(
             RecommendedItem(

@@ -16,7 +16,15 @@ from typing import Any
 from behavior.items import item_key, items_by_key
 from recommendations.adapter import get_adapter
 from recommendations.conf import recommender_settings
-from recommendations.services.serving import catalogue, experiment_arms, explain, model, popularity, reuse
+from recommendations.services.serving import (
+    catalogue,
+    experiment_arms,
+    explain,
+    exploration,
+    model,
+    popularity,
+    reuse,
+)
 from recommendations.services.serving.assembly import (
     Stage,
     assemble,
@@ -25,7 +33,7 @@ from recommendations.services.serving.assembly import (
     finish,
     finish_for_request,
 )
-from recommendations.services.serving.merchandising import rules_for
+from recommendations.services.serving.merchandising import MERCHANDISING_SOURCE, rules_for
 from recommendations.services.serving.page import bought_by_shopper, page_of, shopper_ids, shopper_state
 from recommendations.services.serving.personal import personal_stage, realtime_cache_key
 from recommendations.services.serving.stages import (
@@ -44,6 +52,7 @@ from recommendations.services.serving.state import (
     purchased_keys_cached,
 )
 from recommendations.services.serving.types import RecommendationResult, ServedList
+from recommendations.services.shadow import sampling as shadow_sampling
 
 __all__ = ["UnknownItem", "clamp_limit", "popular_items", "recommend_for", "serve_list", "similar_items"]
 
@@ -128,6 +137,10 @@ def serve_list(
             record=record,
             closing=closing,
         )
+        if experiment_arms.shown(request, record):
+            shadow_sampling.sample(
+                result, user_id=state.user_id, visitor_id=state.visitor_id, limit=limit, request=request
+            )
         reusable = None
         if until is not None and list_key:
             reusable = reuse.reusable(state, prefetched, result, until)
@@ -171,7 +184,21 @@ def serve_list(
         stages, limit=limit, excluded=excluded, adapter=adapter, prefetched=prefetched, rules=rules
     )
     version = version_box[0] if version_box else None
-    result = build_result(chosen, placement=placement, model_version=version, adapter=adapter, rules=rules)
+    # a list that staff arranged (a rule applied) is shown as arranged: exploring it would move
+    # pins, and replay reads only lists whose positions chance alone decided
+    if rules is not None and rules.applied:
+        shown_order, propensities = chosen, None
+    else:
+        shown_order, propensities = exploration.explore(chosen)
+    result = build_result(
+        shown_order, placement=placement, model_version=version, adapter=adapter, rules=rules
+    )
+    if chosen:
+        # the list's own source, however it was shown
+        result.source = next(
+            (c.source for c, _item in chosen if c.source != MERCHANDISING_SOURCE), chosen[0][0].source
+        )
+    result.propensities = propensities
     if not any(entry.source in {"personal", "session"} for entry in result.items):
         result.model_version = None
     experiment_arms.tag(result, exposure)

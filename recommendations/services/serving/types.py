@@ -51,6 +51,8 @@ class RecommendationResult:
     assignment_id: int | None = None
     #: the merchandising rules that applied to the list (``serving.merchandising``), recorded too
     merchandising_rule_ids: list[int] = field(default_factory=list)
+    #: with exploration on (``exploration.explore``): each position's probability of showing its item
+    propensities: list[float] | None = None
 
     def __iter__(self):
         return iter(self.items)

@@ -23,6 +23,7 @@ from recommendations.models import (
     Impression,
     NotInterested,
     PrecomputedList,
+    ShadowScore,
     UserProfile,
 )
 from recommendations.models.privacy import ANY_ERASED_CACHE_KEY, subject_hash
@@ -56,10 +57,13 @@ def person(user_factory, event_factory, product_factory):
     return user, bystander
 
 
-def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory):
+def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory, shadow_score_factory):
     # given the person also in an experiment, as a user and earlier as an anonymous visitor,
-    # and the bystander in it too
+    # and the bystander in it too; a shadow candidate scored requests of each of them
     user, bystander = person
+    shadow = shadow_score_factory(user=user)
+    shadow_score_factory(run=shadow.run, user=None, visitor_id="vid-alice-0001")
+    kept = shadow_score_factory(run=shadow.run, user=bystander)
     arm = arm_factory()
     ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, user=user)
     ExperimentAssignment.objects.create(experiment=arm.experiment, arm=arm, visitor_id="vid-alice-0001")
@@ -74,9 +78,11 @@ def test_forget_user_deletes_every_kind_and_counts_them(person, arm_factory):
         "profiles": 1,
         "precomputed_lists": 1,
         "impressions": 2,
+        "shadow_scores": 2,
         "not_interested": 1,
         "experiment_assignments": 2,
     }
+    assert list(ShadowScore.objects.values_list("pk", flat=True)) == [kept.pk]
     assert result.visitor_count == 1
     assert not Event.objects.filter(user=user).exists()
     assert not Event.objects.filter(visitor_id="vid-alice-0001", user__isnull=True).exists()
@@ -197,9 +203,11 @@ def test_nothing_erased_means_no_exclusion_cost(person):
     assert not exclusion  # Q(): the data bridge adds no join
 
 
-def test_export_user_data_lists_everything_held(person):
-    # given
-    user, _ = person
+def test_export_user_data_lists_everything_held(person, shadow_score_factory):
+    # given a shadow candidate's list for one of the person's requests, and one for the bystander
+    user, bystander = person
+    shadow = shadow_score_factory(user=user, shadow_keys=["HAT", "SHOE"])
+    shadow_score_factory(run=shadow.run, user=bystander)
 
     # when
     data = export_user_data(user)
@@ -213,6 +221,9 @@ def test_export_user_data_lists_everything_held(person):
     assert data["precomputed_recommendations"]["items"] == ["HAT"]
     assert len(data["impressions"]) == 2
     assert data["not_interested"] == ["SHOE"]
+    assert [(row["recommendation_id"], row["shadow_items"]) for row in data["shadow_scores"]] == [
+        (str(shadow.recommendation_id), ["HAT", "SHOE"])
+    ]
     json.dumps(data)  # JSON-able as is
 
 
@@ -334,7 +345,7 @@ def test_retention_prune_is_scheduled_and_the_scheduled_task_prunes(event_factor
 
     # then
     assert entry.enabled
-    assert deleted == {"events": 1, "impressions": 1, "not_interested": 1, "event_ids": 0}
+    assert deleted == {"events": 1, "impressions": 1, "shadow_scores": 0, "not_interested": 1, "event_ids": 0}
     assert Impression.objects.count() == NotInterested.objects.count() == 1
     assert NotInterested.objects.get().item_key == "K9"
     assert not Event.objects.filter(pk=old.pk).exists()
@@ -357,5 +368,5 @@ def test_retention_of_none_keeps_impressions_and_marks(user, settings):
     counts = prune_serving_data(now=timezone.now(), batch_size=1)
 
     # then
-    assert counts == {"impressions": 0, "not_interested": 0}
+    assert counts == {"impressions": 0, "shadow_scores": 0, "not_interested": 0}
     assert Impression.objects.count() == NotInterested.objects.count() == 1

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from behavior.services import partition_maintenance, partitions
-from recommendations.models import Impression, NotInterested
+from recommendations.models import Impression, NotInterested, ShadowScore
 from recommendations.services.partitioned import IMPRESSIONS
 from recommendations.services.retention import prune_serving_data
 
@@ -35,7 +35,7 @@ def test_impressions_past_retention_go_by_partition_and_by_row_only_in_the_strad
     # when: on 2020-03-16 the cut is 2020-02-15
     counts = prune_serving_data(now=_at(2020, 3, 16), batch_size=1)
     # then: January's partition dropped, one February row deleted, March untouched
-    assert counts == {"impressions": 3, "not_interested": 0}
+    assert counts == {"impressions": 3, "shadow_scores": 0, "not_interested": 0}
     names = {p.name for p in partitions.partitions(IMPRESSIONS)}
     assert "recommendations_impression_p20200101" not in names
     assert _partition_counts() == {
@@ -44,8 +44,10 @@ def test_impressions_past_retention_go_by_partition_and_by_row_only_in_the_strad
     }
 
 
-def test_impressions_and_marks_past_retention_are_deleted_on_any_database(user, settings):
-    # given: an impression and a mark of 400 days ago, and of yesterday
+def test_impressions_and_marks_past_retention_are_deleted_on_any_database(
+    user, settings, shadow_score_factory
+):
+    # given: an impression, a shadow score and a mark of 400 days ago, and of yesterday
     now = _at(2026, 12, 5)
     settings.RECOMMENDER = {
         **settings.RECOMMENDER,
@@ -55,9 +57,11 @@ def test_impressions_and_marks_past_retention_are_deleted_on_any_database(user, 
     for days in (400, 1):
         Impression.objects.create(user=user, item_keys=["A"], created_at=now - timedelta(days=days))
         NotInterested.objects.create(user=user, item_key=f"K{days}", created_at=now - timedelta(days=days))
+        shadow_score_factory(user=user, created_at=now - timedelta(days=days))
     # when
     counts = prune_serving_data(now=now, batch_size=1)
     # then
-    assert counts == {"impressions": 1, "not_interested": 1}
+    assert counts == {"impressions": 1, "shadow_scores": 1, "not_interested": 1}
+    assert ShadowScore.objects.get().created_at == now - timedelta(days=1)
     assert list(NotInterested.objects.values_list("item_key", flat=True)) == ["K1"]
     assert Impression.objects.get().created_at == now - timedelta(days=1)

@@ -13,6 +13,7 @@ from recommendations.services.merchandising.rules import rules_in_force
 from recommendations.services.serving import impressions, recommend_for
 from recommendations.services.serving.popularity import refresh_popularity
 from recommendations.services.serving.relations import refresh_item_relations
+from recommendations.services.shadow import sampling as shadow_sampling
 from tests.recommendations.conftest import days_ago
 
 
@@ -231,10 +232,11 @@ def test_product_page_with_two_blocks_uses_few_queries(
     refresh_item_relations()
     refresh_popularity()
     request = page_request(user=user)
-    # the running experiments and the merchandising rules (none) are read once per process
-    # every few seconds, not per page
+    # the running experiments, the merchandising rules and the shadow runs (none) are read once
+    # per process every few seconds, not per page
     running_plan("similar")
     rules_in_force("similar")
+    shadow_sampling.runs_for("product")
     template = Template(
         "{% load recommendations %}{% show_similar product limit=4 %}"
         '{% show_recommended placement="product" limit=4 item=product %}'
