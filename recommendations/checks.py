@@ -2,9 +2,9 @@
 
 Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model (``E009``
 the partitions of events and impressions),
-``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
-across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
-"Embedding" section lists what a host must set to pass them.
+``E007`` the adapters, ``E008`` throttle rates, ``E011`` the training launcher, ``E020``/``W020``
+a cache that is not shared across processes, ``W030``-``W032`` the Celery settings the tasks
+rely on. The README's "Embedding" section lists what a host must set to pass them.
 """
 
 from __future__ import annotations
@@ -127,6 +127,42 @@ def _partition_errors(user: dict) -> list[Error]:
                 )
             )
     return errors
+
+
+# --- the training launcher (recommendations.E011) ------------------------------------------------
+@register(Tags.compatibility)
+def check_training_launcher(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``TRAINING_LAUNCHER`` is empty or a command whose program is an executable on ``PATH``."""
+    import shlex
+    import shutil
+
+    from recommendations.conf import recommender_settings
+
+    launcher = recommender_settings.TRAINING_LAUNCHER
+    hint = 'For example "torchrun --nproc-per-node 2"; empty runs the fit in the retrain task.'
+    if launcher in ("", None):
+        return []
+    try:
+        words = shlex.split(launcher) if isinstance(launcher, str) else []
+    except ValueError:  # an unclosed quote
+        words = []
+    if not words:
+        return [
+            Error(
+                f"TRAINING_LAUNCHER must be a command line, not {launcher!r}.",
+                hint=hint,
+                id="recommendations.E011",
+            )
+        ]
+    if shutil.which(words[0]) is None:
+        return [
+            Error(
+                f"TRAINING_LAUNCHER runs {words[0]!r}, which is not an executable on PATH.",
+                hint=hint + " Install torch (it brings torchrun) or give the program's full path.",
+                id="recommendations.E011",
+            )
+        ]
+    return []
 
 
 # --- profiles: tag rules (recommendations.E010) --------------------------------------------------
