@@ -45,7 +45,10 @@ class DistributedContext:
         """
         if not self.active:
             return network
-        device_ids = [device.index or 0] if device.type == "cuda" else None
+        device_ids = None
+        if device.type == "cuda":
+            # "cuda" without an index is the rank's current device (init_from_environment sets it)
+            device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
         return torch.nn.parallel.DistributedDataParallel(
             network, device_ids=device_ids, find_unused_parameters=True
         )
