@@ -2,7 +2,7 @@
 
 Ids: ``recommendations.E001``-``E010`` the ``RECOMMENDER`` dict and the item model (``E009``
 the partitions of events and impressions, ``E011`` exploration for off-policy replay), ``E012``
-the artefacts' compression,
+the artefacts' compression, ``E013`` the training launcher,
 ``E007`` the adapters, ``E008`` throttle rates, ``E020``/``W020`` a cache that is not shared
 across processes, ``W030``-``W032`` the Celery settings the tasks rely on. The README's
 "Embedding" section lists what a host must set to pass them.
@@ -162,6 +162,42 @@ def _exploration_errors(user: dict) -> list[Error]:
             )
         )
     return errors
+
+
+# --- the training launcher (recommendations.E013) ------------------------------------------------
+@register(Tags.compatibility)
+def check_training_launcher(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``TRAINING_LAUNCHER`` is empty or a command whose program is an executable on ``PATH``."""
+    import shlex
+    import shutil
+
+    from recommendations.conf import recommender_settings
+
+    launcher = recommender_settings.TRAINING_LAUNCHER
+    hint = 'For example "torchrun --nproc-per-node 2"; empty runs the fit in the retrain task.'
+    if launcher in ("", None):
+        return []
+    try:
+        words = shlex.split(launcher) if isinstance(launcher, str) else []
+    except ValueError:  # an unclosed quote
+        words = []
+    if not words:
+        return [
+            Error(
+                f"TRAINING_LAUNCHER must be a command line, not {launcher!r}.",
+                hint=hint,
+                id="recommendations.E013",
+            )
+        ]
+    if shutil.which(words[0]) is None:
+        return [
+            Error(
+                f"TRAINING_LAUNCHER runs {words[0]!r}, which is not an executable on PATH.",
+                hint=hint + " Install torch (it brings torchrun) or give the program's full path.",
+                id="recommendations.E013",
+            )
+        ]
+    return []
 
 
 # --- profiles: tag rules (recommendations.E010) --------------------------------------------------

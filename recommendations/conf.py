@@ -155,6 +155,10 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     "TRAIN_MAX_RETRIES": 3,
     # Rows fetched per round trip when streaming events out of the database.
     "DATA_CHUNK_SIZE": 20_000,
+    # Command prefix that runs the network's fit as a job of its own, e.g. "torchrun --nproc-per-node 2"
+    # (DistributedDataParallel over several processes or machines, docs/distributed-training.md); the
+    # retrain service appends "-m recommendations.core.training_job ...". Empty: fit in the task's process.
+    "TRAINING_LAUNCHER": "",
     # Seconds a web process trusts its idea of which version is active before asking the database.
     "ACTIVE_MODEL_CHECK_SECONDS": 5,
     # Local folder for artefacts copied from a remote storage (None = a folder in the temp dir).

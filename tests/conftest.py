@@ -9,6 +9,20 @@ import pytest
 from tests import factories
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu``-marked tests are skipped where CUDA is not available (CI never needs a GPU)."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in marked:
+        item.add_marker(skip)
+
+
 def normal_cpu_priority() -> None:
     """Give every thread of this process the default scheduling back (``SCHED_OTHER``, nice 0).
 

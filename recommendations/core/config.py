@@ -118,7 +118,8 @@ class NetworkConfig:
     train_precision : str
         Arithmetic of the training passes: ``"fp32"``; ``"bf16"``, matrix products in bfloat16 under
         ``torch.autocast`` (weights, optimizer state, layer norms, softmax and loss stay float32); or
-        ``"auto"`` (default): bf16 on a CPU with native bfloat16 instructions (avx512_bf16 or AMX), fp32
+        ``"fp16"`` (CUDA, with a gradient scaler); or ``"auto"`` (default): bf16 on a CPU with native
+        bfloat16 instructions (avx512_bf16 or AMX) and on CUDA devices with bf16, fp16 on older GPUs, fp32
         elsewhere. Inference and validation scoring are always float32.
     """
 
@@ -203,9 +204,9 @@ class NetworkConfig:
             raise ValueError(f"refit_epochs must be >= 0, got {self.refit_epochs!r}")
         if self.embedding_dim % self.num_heads:
             raise ValueError("embedding_dim must be a multiple of num_heads")
-        if self.train_precision not in ("auto", "fp32", "bf16"):
+        if self.train_precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(
-                f"train_precision must be 'auto', 'fp32' or 'bf16', got {self.train_precision!r}"
+                f"train_precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.train_precision!r}"
             )
         for p in (*self.dropout_grid, *(() if self.dropout is None else (self.dropout,))):
             if not 0.0 <= p < 1.0:

@@ -102,7 +102,10 @@ def load(cls: type[BehaviorRecommender], directory: str | Path) -> BehaviorRecom
     tensors, meta = artifacts.load_artifact(directory)
     try:
         tensors = compression.restore(tensors, meta.get("compression"))
-        model = cls(NetworkConfig.from_dict(meta["config"]))
+        config = NetworkConfig.from_dict(meta["config"])
+        model = cls(config)
+        # the saved configuration is the resolved one (every searched choice filled in)
+        model.config_ = config
         item_ids = [str(i) for i in meta["item_ids"]]
         model.index_ = ItemIndex(item_ids)
         # networks saved before the repeat mode existed load without it and score as they did

@@ -37,6 +37,7 @@ from recommendations.core.components import COMPONENTS, TIE_BREAK
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import EventLog, History, ItemIndex, Sequences
 from recommendations.core.models.behavior_network import BehaviorNetwork
+from recommendations.core.packed_events import pack_sequences, packed_sequences
 from recommendations.core.progress import Progress, stage_clock
 from recommendations.core.propensity import N_FEATURES
 from recommendations.core.propensity_head import PropensityHead
@@ -119,7 +120,12 @@ class BehaviorRecommender(BaseRecommender):
         return sources.fit_sources(seqs, n, self._cfg())
 
     def fit(
-        self, log: EventLog, *, progress: Progress | None = None, propensity: bool = True
+        self,
+        log: EventLog,
+        *,
+        progress: Progress | None = None,
+        propensity: bool = True,
+        workdir: str | Path | None = None,
     ) -> BehaviorRecommender:
         """Clean ``log``, make every open choice on validation, train, and fit the candidate sources.
 
@@ -129,6 +135,10 @@ class BehaviorRecommender(BaseRecommender):
         progress : callable (stage: str, fraction: float) -> None, optional
         propensity : bool
             Also train the purchase-propensity head (a caller that calls :meth:`refit` next skips it here).
+        workdir : path, optional
+            A folder for the shoppers' sequences: they are packed there and the network trains from the
+            memory-mapped files (:mod:`~recommendations.core.packed_events`) instead of from lists of
+            arrays in memory. The result is the same.
 
         Returns
         -------
@@ -163,6 +173,7 @@ class BehaviorRecommender(BaseRecommender):
         device = resolve_device(cfg.device)
         target_mode = "any" if cfg.mode == "any" else "novel"
         train_seqs, v_inputs, v_targets, _ = selection.holdout(seqs, target_mode)
+        seqs, train_seqs = _spill(seqs, workdir, "all"), _spill(train_seqs, workdir, "train")
         pick = selection.sample_rows(len(v_targets), cfg.max_validation_users, cfg.random_seed)
         v_inputs, v_targets = v_inputs.take(pick), v_targets[pick]
         validation = Validation(v_inputs, v_targets, mask_history=target_mode == "novel")
@@ -289,12 +300,14 @@ class BehaviorRecommender(BaseRecommender):
         else:  # a refit follows and finishes the model
             self._no_propensity()
 
-    def refit(self, log: EventLog, *, progress: Progress | None = None) -> BehaviorRecommender:
+    def refit(
+        self, log: EventLog, *, progress: Progress | None = None, workdir: str | Path | None = None
+    ) -> BehaviorRecommender:
         """Continue training on ``log`` (the fitted events and newer ones) with every choice kept.
 
         Items new in ``log`` get fresh embeddings; the others keep theirs. The candidate tables, trending
         and the propensity head are rebuilt on ``log``. Used after an evaluation on held-out events, so
-        the served model also learns from the newest step of every shopper.
+        the served model also learns from the newest step of every shopper. ``workdir``: as in :meth:`fit`.
         """
         self._check_fitted()
         cfg = self._cfg()
@@ -307,6 +320,7 @@ class BehaviorRecommender(BaseRecommender):
         seqs = build_sequences(clean, index, cfg.event_weights, min_events=int(cfg.min_user_events or 1))
         if not len(seqs):
             raise ValueError("not enough data: no shopper has a usable event after cleaning")
+        seqs = _spill(seqs, workdir, "refit")
         network = self._new_network(len(index), repeat=self.network_.repeat is not None)
         old = self.network_.state_dict()
         state = {k: v for k, v in old.items() if k != "item_emb.weight"}
@@ -527,6 +541,13 @@ class BehaviorRecommender(BaseRecommender):
             Missing or corrupt files, checksum mismatch, pickled payloads, or inconsistent contents.
         """
         return persistence.load(cls, directory)
+
+
+def _spill(seqs: Sequences, workdir: str | Path | None, name: str) -> Sequences:
+    """``seqs`` packed into ``workdir/name`` and mapped back (``seqs`` itself without a workdir)."""
+    if workdir is None:
+        return seqs
+    return packed_sequences(pack_sequences(seqs, Path(workdir) / name))
 
 
 __all__ = ["BehaviorRecommender", "NotFittedError"]

@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from recommendations.core import distributed
 from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
+from recommendations.core.distributed import equal_batch_count, shard_rows
 from recommendations.core.metrics import ndcg_at_k
 from recommendations.core.models.behavior_network import BehaviorNetwork
 from recommendations.core.progress import Progress
 from recommendations.core.runtime import cpu_has_native_bf16, keep_freed_heap, release_freed_heap
-from recommendations.core.training_batches import batch_size_for, length_bucketed_batches, training_windows
+from recommendations.core.training_batches import (
+    batch_size_for,
+    gather_windows,
+    length_bucketed_batches,
+    window_index,
+)
 from recommendations.core.validation import Validation, score_sequences, validation_ranks
 
 
@@ -42,16 +49,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def training_precision(config: NetworkConfig, device: torch.device) -> str:
-    """``"bf16"`` or ``"fp32"``: the arithmetic :class:`Trainer` uses for ``config`` on ``device``."""
+    """``"bf16"``, ``"fp16"`` or ``"fp32"``: the arithmetic of :class:`Trainer` for ``config`` on ``device``.
+
+    ``"auto"`` is mixed precision wherever the device has fast half-precision arithmetic: bf16 on CPUs
+    with native bf16 and on CUDA devices that support it, fp16 (with loss scaling) on older GPUs.
+    """
     if config.train_precision != "auto":
         return config.train_precision
-    # CUDA keeps float32: its speed is not the target here and its bf16 numerics are not measured
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device.type, dtype=dtype)
     return contextlib.nullcontext()
 
 
@@ -134,19 +147,28 @@ class Trainer:
         keep_freed_heap()
         result = TrainResult(device=str(device), precision=precision)
         t_start = time.perf_counter()
+        ctx = distributed.context()
         with torch_threads(cfg.threads):
             network.to(device)
+            model = ctx.wrap(network, device)
             # created before the clock starts: its first use imports torch._dynamo (seconds, once per process)
             opt = _optimizer(network, cfg)
+            scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
             t_prep, c_prep = time.perf_counter(), time.process_time()
-            arrays = training_windows(train, network.max_length, cfg.windows_per_user)
-            tensors = [torch.from_numpy(a) for a in arrays]
-            lengths = (tensors[0] > 0).sum(1)
-            n_windows = len(tensors[0])
-            result.positions_per_epoch = int((arrays[3] > 0).sum())
+            # positions only: each batch's steps are gathered when it is drawn, so memory grows with
+            # the batch, not with the log (the sequences may be views of memory-mapped files)
+            windows = window_index(train, network.max_length, cfg.windows_per_user)
+            n_windows = len(windows)
+            result.positions_per_epoch = int(windows.lengths.sum())
             result.batch_size = batch_size = batch_size_for(cfg, n_windows)
+            if ctx.active and ctx.reduce_int(len(shard_rows(windows.rows, ctx)), "min") > 0:
+                # each rank its shoppers; the global batch stays the configured size
+                windows = windows.take(shard_rows(windows.rows, ctx))
+                batch_size = -(-batch_size // ctx.world_size)
+            lengths = torch.from_numpy(windows.lengths)
+            local_positions = int(windows.lengths.sum())
             sampled = network.n_items > cfg.sampled_softmax_threshold
-            gen = torch.Generator().manual_seed(cfg.random_seed)
+            gen = torch.Generator().manual_seed(cfg.random_seed + ctx.rank)
             best_state, best, bad = None, -1.0, 0
             train_seconds = 0.0
             # the one-off window building is charged to the first epoch (it is part of the data pipeline)
@@ -156,17 +178,17 @@ class Trainer:
             for epoch in range(1, epochs + 1):
                 if not n_windows:
                     break
-                network.train()
+                model.train()
                 t0, c0 = time.perf_counter(), time.process_time()
                 total = 0.0
-                for idx in length_bucketed_batches(lengths, batch_size, gen):
-                    items, types, gaps, labels = (t[idx] for t in tensors)
-                    # the batch's windows have similar lengths: drop the leading columns that are padding
-                    # in every row (exact: they are masked and carry no label; positions count from the
-                    # newest step)
-                    first = network.max_length - int(lengths[idx].max())
+                batches = equal_batch_count(length_bucketed_batches(lengths, batch_size, gen), ctx)
+                for idx in batches:
+                    # the batch's windows have similar lengths: only the columns of its longest one
+                    # (exact: leading padding is masked and positions count from the newest step)
+                    width = int(lengths[idx].max())
                     items, types, gaps, labels = (
-                        t[:, first:].to(device, non_blocking=True) for t in (items, types, gaps, labels)
+                        torch.from_numpy(a).to(device, non_blocking=True)
+                        for a in gather_windows(train, windows.take(idx.numpy()), width)
                     )
                     negatives = None
                     if sampled:
@@ -174,10 +196,12 @@ class Trainer:
                             1, network.n_items + 1, (cfg.num_negatives,), generator=gen
                         ).to(device)
                     with _autocast(device, precision):
-                        loss = network.next_item_loss(items, types, gaps, labels, negatives)
+                        # forward is the next-item loss: through DDP's __call__ its gradient hooks fire
+                        loss = model(items, types, gaps, labels, negatives)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-                    opt.step()
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
                     total += float(loss.detach()) * len(idx)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
@@ -187,17 +211,20 @@ class Trainer:
                 train_cpu += cpu
                 row = {
                     "epoch": epoch,
-                    "loss": round(total / n_windows, 5),
+                    "loss": round(total / max(len(windows), 1), 5),
                     "seconds": round(dt, 3),
                     "interactions_per_second": round(result.positions_per_epoch / max(dt, 1e-9), 1),
                     # CPU seconds of every thread of the process: robust to a shared, busy machine
                     "cpu_seconds": round(cpu, 3),
-                    "cpu_us_per_interaction": round(cpu / max(result.positions_per_epoch, 1) * 1e6, 2),
+                    "cpu_us_per_interaction": round(cpu / max(local_positions, 1) * 1e6, 2),
                 }
                 result.epochs_run = epoch
                 if validation is not None and len(validation.targets):
-                    logits, _ = score_sequences(network, validation.inputs, device)
-                    ndcg = ndcg_at_k(validation_ranks(logits, validation))
+                    ndcg = -1.0
+                    if ctx.is_main:
+                        logits, _ = score_sequences(network, validation.inputs, device)
+                        ndcg = ndcg_at_k(validation_ranks(logits, validation))
+                    ndcg = ctx.broadcast_float(ndcg)
                     row["valid_ndcg@10"] = round(ndcg, 5)
                     # patience restarts only on a relative gain of at least min_improvement
                     bad = 0 if ndcg > best * (1.0 + cfg.min_improvement) else bad + 1
@@ -219,9 +246,7 @@ class Trainer:
             result.positions_per_epoch * result.epochs_run / train_seconds if train_seconds else 0.0
         )
         result.cpu_us_per_interaction = (
-            train_cpu / max(result.positions_per_epoch * result.epochs_run, 1) * 1e6
-            if result.epochs_run
-            else 0.0
+            train_cpu / max(local_positions * result.epochs_run, 1) * 1e6 if result.epochs_run else 0.0
         )
         network.eval()
         release_freed_heap()

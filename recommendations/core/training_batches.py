@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -9,7 +11,98 @@ from recommendations.core.config import NetworkConfig
 from recommendations.core.dataset import Sequences
 from recommendations.core.sequences import gap_buckets
 
-__all__ = ["batch_size_for", "length_bucketed_batches", "training_windows"]
+__all__ = [
+    "WindowIndex",
+    "batch_size_for",
+    "gather_windows",
+    "length_bucketed_batches",
+    "training_windows",
+    "window_index",
+]
+
+
+@dataclass
+class WindowIndex:
+    """Where each training window lies, without its steps (three integers a window).
+
+    Attributes
+    ----------
+    rows : ndarray of shape (n_windows,), int64
+        Sequence row of each window.
+    starts, ends : ndarray of shape (n_windows,), int64
+        The window is steps ``starts:ends`` of its sequence (inputs all but the last, labels all
+        but the first).
+    """
+
+    rows: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Labelled positions (real input steps) of each window, int64."""
+        lengths: np.ndarray = self.ends - self.starts - 1
+        return lengths
+
+    def take(self, picks: np.ndarray) -> WindowIndex:
+        """The windows at positions ``picks``."""
+        return WindowIndex(self.rows[picks], self.starts[picks], self.ends[picks])
+
+
+def window_index(seqs: Sequences, length: int, windows_per_user: int) -> WindowIndex:
+    """The windows :func:`training_windows` cuts, in the same order, as positions only.
+
+    Memory is three int64 per window instead of four rows of ``length`` int64: the steps are
+    gathered batch by batch (:func:`gather_windows`) from the sequences, which may be views of
+    memory-mapped files (:mod:`recommendations.core.packed_events`).
+    """
+    rows: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for r, items in enumerate(seqs.items):
+        end = len(items)
+        if end < 2:
+            continue
+        for _ in range(windows_per_user):
+            start = max(0, end - length - 1)
+            if end - start < 2:
+                break
+            rows.append(r)
+            starts.append(start)
+            ends.append(end)
+            end = start + 1
+            if start == 0:
+                break
+    return WindowIndex(*(np.asarray(v, dtype=np.int64) for v in (rows, starts, ends)))
+
+
+def gather_windows(
+    seqs: Sequences, windows: WindowIndex, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Left-padded inputs and labels of ``windows``, ``width`` columns (>= every window's length).
+
+    The values equal the last ``width`` columns of :func:`training_windows`' rows for the same
+    windows: a window's first gap is measured from the step before it, as in the whole sequence.
+
+    Returns
+    -------
+    items, types, gaps, labels : ndarray of shape (len(windows), width), int64
+    """
+    out = np.zeros((4, len(windows), width), dtype=np.int64)
+    for k, (r, start, end) in enumerate(zip(windows.rows, windows.starts, windows.ends, strict=True)):
+        lead = 1 if start > 0 else 0
+        times = np.asarray(seqs.times[r][start - lead : end], dtype=np.float64)
+        gg = gap_buckets(times)[lead:]
+        ii = seqs.items[r][start:end]
+        n = end - start - 1
+        out[0, k, -n:] = ii[:-1]
+        out[1, k, -n:] = seqs.types[r][start : end - 1]
+        out[2, k, -n:] = gg[:-1]
+        out[3, k, -n:] = ii[1:]
+    return out[0], out[1], out[2], out[3]
 
 
 def training_windows(seqs: Sequences, length: int, windows_per_user: int) -> tuple[np.ndarray, ...]:

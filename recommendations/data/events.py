@@ -14,7 +14,7 @@ Bot-flagged events and events without an item never leave the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ VISITOR_PREFIX = "v:"
 __all__ = [
     "VISITOR_PREFIX",
     "any_of",
+    "column_chunks",
     "exclude_erased",
     "item_key_lookup",
     "latest_per",
@@ -177,6 +178,37 @@ def window_events(
     return queryset
 
 
+def column_chunks(
+    rows: Iterable[tuple[Any, ...]], batch: int
+) -> Iterator[tuple[list[str], list[str], list[str], list[float], list[float]]]:
+    """Event rows ``(username, visitor_id, item key, event type, occurred_at, value)`` as column lists.
+
+    Yields (shoppers, items, types, unix seconds, values) of at most ``batch`` rows each, the lists
+    re-used between chunks (consume each before the next). Rows without a shopper are skipped;
+    repeated shopper, item and type strings are interned, so arrays built from them share one
+    string per value.
+    """
+    interned: dict[str, str] = {}
+    buffers: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    users, items, types, stamps, values = buffers
+    for username, visitor_id, key, event_type, occurred_at, value in rows:
+        shopper = shopper_key(username, visitor_id)
+        if shopper is None:
+            continue
+        key = str(key)
+        users.append(interned.setdefault(shopper, shopper))
+        items.append(interned.setdefault(key, key))
+        types.append(interned.setdefault(event_type, event_type))
+        stamps.append(occurred_at.timestamp())
+        values.append(float(value) if value is not None else np.nan)
+        if len(users) >= batch:
+            yield buffers
+            for buffer in buffers:
+                buffer.clear()
+    if users:
+        yield buffers
+
+
 def load_event_log(
     *,
     window_days: int | None = None,
@@ -208,23 +240,6 @@ def load_event_log(
 
     batch = chunk_size or recommender_settings.DATA_CHUNK_SIZE
     columns = _Columns(capacity=batch)
-    interned: dict[str, str] = {}
-    buffers: tuple[list, list, list, list, list] = ([], [], [], [], [])
-    users, items, types, stamps, values = buffers
-    for username, visitor_id, key, event_type, occurred_at, value in rows:
-        shopper = shopper_key(username, visitor_id)
-        if shopper is None:
-            continue
-        key = str(key)
-        users.append(interned.setdefault(shopper, shopper))
-        items.append(interned.setdefault(key, key))
-        types.append(interned.setdefault(event_type, event_type))
-        stamps.append(occurred_at.timestamp())
-        values.append(float(value) if value is not None else np.nan)
-        if len(users) >= batch:
-            columns.extend(*buffers)
-            for buffer in buffers:
-                buffer.clear()
-    if users:
-        columns.extend(*buffers)
+    for chunk in column_chunks(rows, batch):
+        columns.extend(*chunk)
     return columns.to_event_log()

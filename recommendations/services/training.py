@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -23,6 +24,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db import InterfaceError, OperationalError
 from django.db.models import Count, Max, Min
@@ -32,9 +34,9 @@ from recommendations.conf import network_config, recommender_settings
 from recommendations.core.dataset import EventLog
 from recommendations.core.evaluation import holdout_last_events
 from recommendations.core.progress import Progress
-from recommendations.core.recommender import BehaviorRecommender
 from recommendations.data.clock import data_now
-from recommendations.data.events import load_event_log, usable_events
+from recommendations.data.events import usable_events
+from recommendations.data.training_events import stream_training_events
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.services.artifact_store import (
     StoredArtifact,
@@ -51,6 +53,7 @@ from recommendations.services.holdout_scoring import (
 from recommendations.services.promotion import decide_promotion
 from recommendations.services.registry import RegistryError, activate_version
 from recommendations.services.training_guard import Heartbeat, abandon_stale_runs, training_lock
+from recommendations.services.training_launch import EVENTS_FOLDER, fit_recommender, refit_recommender
 
 logger = logging.getLogger(__name__)
 
@@ -148,12 +151,15 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
         finally:
             timings[name] = round(time.perf_counter() - started, 4)
 
+    # the training window packed on disk (a launched job maps it) and the network's sequences
+    scratch = Path(tempfile.mkdtemp(prefix="recommender-data-"))
     try:
         with stage("load"):
             # the window ends at the newest stored event, not at the wall clock: an imported
             # history of last year trains like a live one (recommendations.data.clock)
             clock = data_now()
-            log = load_event_log(window_days=window_days, clock=clock)
+            packed = stream_training_events(scratch / EVENTS_FOLDER, window_days=window_days, clock=clock)
+            log = packed.to_event_log()
         run.event_count = len(log)
         run.user_count = len(set(log.users.tolist()))
         run.item_count = len(set(log.items.tolist()))
@@ -171,7 +177,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
         config = network_config()
         with stage("fit"):
             # the propensity head is trained once, by the refit on every event below
-            recommender = BehaviorRecommender(config).fit(train_log, progress=progress, propensity=False)
+            recommender = fit_recommender(train_log, config, scratch=scratch, progress=progress)
 
         with stage("evaluate"):
             metrics = evaluate_on_holdout(recommender_fn(recommender), train_log, targets)
@@ -193,7 +199,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
         with stage("refit"):
             # the holdout is each shopper's newest step, the most telling one: once the promotion guard
             # has scored the model on it, the served model learns it too (one more pass, every choice kept)
-            recommender.refit(log, progress=progress)
+            recommender = refit_recommender(recommender, log, scratch=scratch, progress=progress)
 
         with stage("save"), tempfile.TemporaryDirectory(prefix="recommender-train-") as folder:
             recommender.save(folder, compress=recommender_settings.MODEL_COMPRESSION)
@@ -251,6 +257,7 @@ def _execute(run: TrainingRun, *, window_days: int | None, progress: Progress | 
         if stored is not None and not version_created:
             delete_artifact(stored.path, stored.files)  # never leave a partial or orphan artefact
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         run.timings = timings
         run.finished_at = timezone.now()
         run.heartbeat_at = run.finished_at

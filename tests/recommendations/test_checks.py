@@ -85,6 +85,35 @@ def test_a_small_exploration_share_passes(settings):
     assert [m for m in checks.check_settings() if m.id == "recommendations.E011"] == []
 
 
+# --- the training launcher -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("launcher", "expected"),
+    [
+        (
+            "no-such-launcher --nproc-per-node 2",
+            "TRAINING_LAUNCHER runs 'no-such-launcher', which is not an executable on PATH.",
+        ),
+        ("torchrun 'unclosed", 'TRAINING_LAUNCHER must be a command line, not "torchrun \'unclosed".'),
+        (["torchrun"], "TRAINING_LAUNCHER must be a command line, not ['torchrun']."),
+    ],
+)
+def test_a_launcher_that_cannot_run_is_an_error(settings, launcher, expected):
+    # given
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "TRAINING_LAUNCHER": launcher}
+    # when
+    errors = checks.check_training_launcher()
+    # then
+    assert [(e.id, e.msg) for e in errors] == [("recommendations.E013", expected)]
+
+
+@pytest.mark.parametrize("launcher", ["", "sh -c true"])
+def test_no_launcher_or_an_executable_on_path_passes(settings, launcher):
+    # given
+    settings.RECOMMENDER = {**settings.RECOMMENDER, "TRAINING_LAUNCHER": launcher}
+    # when / then
+    assert checks.check_training_launcher() == []
+
+
 # --- the item model ------------------------------------------------------------------------------
 def test_a_missing_item_model_is_an_error_with_a_hint(settings):
     # given

@@ -269,7 +269,7 @@ class BehaviorNetwork(nn.Module):
             return None
         return self.repeat.step_log_probs(hidden, self.embed_steps(items, types, gaps), items)
 
-    def next_item_loss(
+    def forward(
         self,
         items: torch.Tensor,
         types: torch.Tensor,
@@ -277,7 +277,11 @@ class BehaviorNetwork(nn.Module):
         labels: torch.Tensor,
         negatives: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean cross-entropy of the next item at every labelled position, in one pass.
+        """Mean cross-entropy of the next item at every labelled position, in one pass: the training loss.
+
+        It is ``forward`` so that the trainer calls the module itself: wrapped in
+        DistributedDataParallel, only a call through ``__call__`` synchronises the gradients.
+        ``next_item_loss`` is the same method under its descriptive name.
 
         Parameters
         ----------
@@ -319,6 +323,8 @@ class BehaviorNetwork(nn.Module):
         return self._with_repeats(
             -F.cross_entropy(logits, zeros, reduction="none"), hidden, items, types, gaps, labels
         )
+
+    next_item_loss = forward
 
     def _with_repeats(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from recommendations.core.dataset import EventLog
 from recommendations.core.metrics import roc_auc
@@ -112,3 +113,24 @@ def test_embeddings_have_the_documented_shapes(network_model):
     assert users.shape == (2, 16) and users.dtype == np.float32
     assert not users[1].any()
     assert items.shape == (20, 16) and items.dtype == np.float32
+
+
+def test_fit_from_packed_sequences_gives_the_same_model(planted, tmp_path):
+    # given: one fit in memory, one with the sequences packed on disk (repeat mode on)
+    config = fast_config(blend=False, epochs=4, repeat_head=True, train_precision="fp32")
+
+    # when
+    in_memory = BehaviorRecommender(config).fit(planted, propensity=False)
+    from_disk = BehaviorRecommender(config).fit(planted, propensity=False, workdir=tmp_path)
+    in_memory.refit(planted)
+    from_disk.refit(planted, workdir=tmp_path)
+
+    # then
+    def losses(model):
+        return [(row["loss"], row.get("valid_ndcg@10")) for row in model.report_["train_history"]]
+
+    assert losses(in_memory) == losses(from_disk)
+    for name, weight in in_memory.network_.state_dict().items():
+        assert torch.equal(weight, from_disk.network_.state_dict()[name]), name
+    history = [[("sku-003", "view", T0), ("sku-004", "view", T0 + 60)]]
+    assert in_memory.recommend(history, n=5) == from_disk.recommend(history, n=5)

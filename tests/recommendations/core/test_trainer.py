@@ -102,17 +102,19 @@ def test_bf16_training_learns_the_planted_sequence_with_float32_weights(planted)
     assert np.isfinite([h["loss"] for h in model.report_["train_history"]]).all()
 
 
-def test_train_precision_auto_is_bf16_only_on_a_cpu_with_native_bf16():
+def test_train_precision_auto_is_mixed_where_the_device_has_half_precision():
     # given
     auto = NetworkConfig(train_precision="auto")
 
     # when / then
     assert training_precision(auto, torch.device("cpu")) == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert training_precision(auto, torch.device("cuda")) == "fp32"
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    assert training_precision(auto, torch.device("cuda")) == ("bf16" if cuda_bf16 else "fp16")
     assert training_precision(NetworkConfig(train_precision="fp32"), torch.device("cpu")) == "fp32"
     assert training_precision(NetworkConfig(train_precision="bf16"), torch.device("cpu")) == "bf16"
+    assert training_precision(NetworkConfig(train_precision="fp16"), torch.device("cuda")) == "fp16"
     with pytest.raises(ValueError, match="train_precision"):
-        NetworkConfig(train_precision="fp16")
+        NetworkConfig(train_precision="fp8")
 
 
 def test_kept_heap_reuses_freed_tensors_instead_of_faulting_fresh_pages():
