@@ -149,7 +149,7 @@ class UserProfileAdmin(admin.ModelAdmin):
     readonly_fields = [
         "user",
         "segment",
-        "propensity",
+        "propensity_display",
         "propensity_source",
         "is_outlier",
         "outlier_reason_display",

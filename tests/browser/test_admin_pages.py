@@ -58,6 +58,11 @@ def _log_in(page, url: str) -> None:
     page.wait_for_url("**/admin/")
 
 
+def _texts(page, selector: str) -> list[str]:
+    """The text of each element (SVG text has no rendered inner text; table heads are upper-cased by CSS)."""
+    return page.locator(selector).evaluate_all("els => els.map(e => e.textContent.trim())")
+
+
 def test_the_dashboard_draws_rates_and_counts_apart_with_units_and_full_names(
     live_server, browser_page, staff_shop, screenshot
 ):
@@ -68,24 +73,21 @@ def test_the_dashboard_draws_rates_and_counts_apart_with_units_and_full_names(
     page.locator("#rec-dashboard").wait_for()
     screenshot(page, "dashboard")
     # then the metrics chart is in percent and its axis tops at the best rate, not at 1,806 users
-    ticks = page.locator("#rec-metrics .rec-y-tick").all_inner_texts()
+    ticks = _texts(page, "#rec-metrics .rec-y-tick")
     assert ticks == ["0%", "2.9%", "5.8%"]
-    assert page.locator("#rec-metrics .rec-x-tick").all_inner_texts() == ["v1", "v2"]
+    assert _texts(page, "#rec-metrics .rec-x-tick") == ["v1", "v2"]
     # and the counts have their own chart
-    assert page.locator("#rec-metric-counts .rec-y-tick").all_inner_texts()[-1] == "1,806"
+    assert _texts(page, "#rec-metric-counts .rec-y-tick")[-1] == "1,806"
     # and placements read in words, segment names in full with their unit
-    ctr_labels = page.locator("#rec-ctr .rec-bar-label").all_inner_texts()
+    ctr_labels = _texts(page, "#rec-ctr .rec-bar-label")
     assert ctr_labels == ["home, no model (fallback lists)", "home, model v2"]
-    segment_labels = page.locator("#rec-segments .rec-bar-label").all_inner_texts()
+    segment_labels = _texts(page, "#rec-segments .rec-bar-label")
     from recommendations.models import Segment
     from recommendations.services.profiles.explanations import segment_title
 
     names = [segment_title(row.number, row.traits, row.name) for row in Segment.objects.order_by("number")]
     assert names and segment_labels == names  # whole names, never cut
-    assert all(
-        value.endswith(" shoppers")
-        for value in page.locator("#rec-segments .rec-bar-value").all_inner_texts()
-    )
+    assert all(value.endswith(" shoppers") for value in _texts(page, "#rec-segments .rec-bar-value"))
 
 
 def test_a_profile_reads_by_name_with_every_category_and_features_in_words(
@@ -121,7 +123,7 @@ def test_a_profile_reads_by_name_with_every_category_and_features_in_words(
     assert "Last active" in features and "Total spent" in features
     assert page.locator("#rec-features tr[data-code=monetary] td").last.inner_text() == "€30.00"
     assert page.locator("#rec-features tr[data-code=views] td").last.inner_text() == "8"
-    reasons = page.locator("#rec-tags .rec-reason").all_inner_texts()
+    reasons = _texts(page, "#rec-tags .rec-reason")
     assert "Share of activity in Cameras: " in " ".join(reasons)
 
 
@@ -138,7 +140,7 @@ def test_a_model_version_shows_its_metrics_as_a_table_not_json(
     page.locator("table.rec-metrics").wait_for()
     screenshot(page, "model-version")
     # then the metrics are a table: this version against popularity, rates in percent, counts whole
-    assert page.locator("table.rec-metrics thead th").all_inner_texts() == [
+    assert _texts(page, "table.rec-metrics thead th") == [
         "metric",
         "this version",
         "popularity",
