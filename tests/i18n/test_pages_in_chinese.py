@@ -25,7 +25,7 @@ CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans,zh;q=0.9,en;q=0.5"}
 
 # Interface text of the home page (English) and what the Chinese page shows instead.
 HOME_TEXTS = {
-    "Recommended for you": "为您推荐",
+    "Trending in the shop": "本店热门趋势",
     "Popular now": "当前热门",
     "Demo shop": "演示商店",
     "Search products": "搜索商品",
@@ -91,7 +91,7 @@ def test_home_page_stays_english_by_default(client, product_factory):
     _catalogue(product_factory)
     html = client.get(reverse("shop:home")).content.decode()
     assert '<html lang="en">' in html
-    assert "Recommended for you" in html and "为您推荐" not in html
+    assert "Trending in the shop" in html and "本店热门趋势" not in html
 
 
 def test_language_switch_in_the_header_sets_the_language(client, product_factory):
@@ -105,7 +105,7 @@ def test_language_switch_in_the_header_sets_the_language(client, product_factory
     assert response.status_code == 302
     assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "zh-hans"
     html = client.get(reverse("shop:home")).content.decode()
-    assert "为您推荐" in html and "Recommended for you" not in html
+    assert "本店热门趋势" in html and "Trending in the shop" not in html
 
 
 def test_admin_profile_page_reads_in_chinese(client, staff_user):
