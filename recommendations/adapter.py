@@ -149,6 +149,16 @@ class DefaultRecommenderAdapter:
     def get_item_price(self, item: Any) -> Any:
         return getattr(item, "price", None)
 
+    def format_price(self, price: Any) -> str:
+        """A price as shoppers and staff read it; a shop overrides it to add its currency."""
+        if price is None:
+            return ""
+        return f"{float(price):,.2f}"
+
+    def get_item_image_url(self, key: str) -> str:
+        """The URL of a picture of the item with public key ``key`` ("" when the shop has none)."""
+        return ""
+
     def get_item_key(self, item: Any) -> str:
         return item_key(item)
 

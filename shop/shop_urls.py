@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("c/<slug:slug>/", views.category, name="category"),
     path("p/<str:sku>/", views.product, name="product"),
+    path("p/<str:sku>/image.svg", views.product_image, name="product_image"),
     path("search/", views.search, name="search"),
     path("cart/", views.cart_view, name="cart"),
     path("cart/add/", views.cart_add, name="cart_add"),

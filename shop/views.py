@@ -18,9 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from shop.cart import Attribution, Cart, QuantityError, parse_quantity
 from shop.checkout import CheckoutError, OrderLine, place_order
 from shop.forms import CheckoutForm, SignupForm
+from shop.images import product_svg
 from shop.models import Category, Order, Product
+from shop.newest import newest_products
 
 PAGE_SIZE = 24
+HOME_NEWEST = 8  # two rows of four on a desktop
 MAX_QUERY_LENGTH = 100
 ORDERS_SESSION_KEY = "orders"
 
@@ -49,8 +52,18 @@ def _page(request: HttpRequest, queryset):
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The front page: recommendation blocks and the newest products."""
-    newest = _active_products().order_by("-created_at", "-id")[:8]
-    return render(request, "shop/home.html", {"newest": newest})
+    return render(request, "shop/home.html", {"newest": newest_products(HOME_NEWEST)})
+
+
+@require_GET
+def product_image(request: HttpRequest, sku: str) -> HttpResponse:
+    """The product's picture, drawn from its category and name (an SVG, cached a day by browsers)."""
+    product = get_object_or_404(Product.objects.select_related("category"), sku=sku)
+    response = HttpResponse(
+        product_svg(name=product.name, category=product.category.name), content_type="image/svg+xml"
+    )
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @require_GET

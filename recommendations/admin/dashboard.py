@@ -42,18 +42,21 @@ class DashboardAdmin(admin.ModelAdmin):
 
             raise PermissionDenied
         dates, per_type = figures.events_per_day()
-        versions, metrics = figures.model_metrics()
+        versions, rates, counts = figures.model_metrics()
         performance = figures.placement_performance()
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Recommender dashboard"),
             "opts": self.model._meta,
             "events_chart": charts.line_chart(dates, per_type),
-            "segments_chart": charts.bar_chart(figures.segment_sizes()),
-            "metrics_chart": charts.line_chart(versions, metrics),
+            "segments_chart": charts.bar_chart(figures.segment_sizes(), unit=" " + gettext("shoppers")),
+            "metrics_chart": charts.line_chart(versions, rates, unit="%"),
+            "counts_chart": charts.line_chart(versions, counts, height=160),
             "ctr_chart": charts.bar_chart(
                 {
-                    f"{row['placement']} v{row['model_version'] or '-'}": round(100 * (row["ctr"] or 0), 2)
+                    figures.placement_label(row["placement"], row["model_version"]): round(
+                        100 * (row["ctr"] or 0), 2
+                    )
                     for row in performance
                 },
                 unit="%",

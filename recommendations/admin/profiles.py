@@ -149,7 +149,7 @@ class UserProfileAdmin(admin.ModelAdmin):
     readonly_fields = [
         "user",
         "segment",
-        "propensity",
+        "propensity_display",
         "propensity_source",
         "is_outlier",
         "outlier_reason_display",
@@ -194,9 +194,12 @@ class UserProfileAdmin(admin.ModelAdmin):
     def outlier_reason_display(self, obj: UserProfile) -> str:
         return explanations.outlier_reason_text(obj.outlier_reason) or "—"
 
-    @admin.display(description=_("review"), boolean=True, ordering="is_outlier")
-    def review_flag(self, obj: UserProfile) -> bool:
-        return obj.is_outlier
+    @admin.display(description=_("review"), ordering="is_outlier")
+    def review_flag(self, obj: UserProfile) -> str:
+        # Only the profiles to review are marked: a red cross on every other row read as an error.
+        if not obj.is_outlier:
+            return ""
+        return format_html('<span class="rec-review-flag">{}</span>', gettext("to review"))
 
     @admin.action(description=_("Rebuild selected profiles"))
     def rebuild_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

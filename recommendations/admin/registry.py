@@ -7,23 +7,19 @@ admin's transaction commits (training never runs inside a web request).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
+from recommendations.admin import version_tables
 from recommendations.admin.shadow import shadow_results_html
 from recommendations.conf import recommender_settings
 from recommendations.models import ModelVersion, TrainingRun
 from recommendations.services.model_choices import version_choices
-
-
-def _pretty_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 def _format(value: float | None) -> str:
@@ -145,8 +141,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "promoted_at",
         "created_at",
         "metrics_json",
-        "baseline_metrics_json",
-        "active_metrics_json",
         "hyperparameters_json",
         "report_json",
         "artifact_files_json",
@@ -160,10 +154,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
         (
             "Metrics on the run's holdout",
             {
-                "fields": ("metrics_json", "baseline_metrics_json", "active_metrics_json"),
+                "fields": ("metrics_json",),
             },
         ),
-        (gettext_lazy("Shadow scoring on live requests"), {"fields": ("shadow_results",)}),
+        (_("Shadow scoring on live requests"), {"fields": ("shadow_results",)}),
         ("Artefact", {"fields": ("artifact_path", "sha256", "artifact_files_json")}),
         ("Training", {"fields": ("hyperparameters_json", "report_json", "created_at")}),
     )
@@ -206,21 +200,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return _format(value)
         return f"{value:.4f} (v{obj.compared_with.number})"
 
-    @admin.display(description="metrics")
+    @admin.display(description=_("metrics against the baselines"))
     def metrics_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.metrics)
+        return version_tables.metrics_table(obj)
 
-    @admin.display(description="baselines")
-    def baseline_metrics_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.baseline_metrics)
-
-    @admin.display(description="previous active version")
-    def active_metrics_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.active_metrics)
-
-    @admin.display(description="hyperparameters")
+    @admin.display(description=_("hyperparameters"))
     def hyperparameters_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.hyperparameters)
+        return version_tables.key_value_table(obj.hyperparameters)
 
     @admin.display(description="choices")
     def choices_table(self, obj: ModelVersion) -> str:
@@ -240,17 +226,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
         )
         return format_html("<table>{}{}</table>", head, body)
 
-    @admin.display(description=gettext_lazy("shadow results"))
+    @admin.display(description=_("shadow results"))
     def shadow_results(self, obj: ModelVersion) -> str:
         return shadow_results_html(obj)
 
-    @admin.display(description="report")
+    @admin.display(description=_("training report"))
     def report_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.report)
+        return version_tables.key_value_table(obj.report)
 
-    @admin.display(description="files (sha256)")
+    @admin.display(description=_("files (SHA-256)"))
     def artifact_files_json(self, obj: ModelVersion) -> str:
-        return _pretty_json(obj.artifact_files)
+        return version_tables.files_table(obj.artifact_files)
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ class UserProfile(models.Model):
         verbose_name_plural = _("user profiles")
 
     def __str__(self) -> str:
-        return _("profile of user %(user)s") % {"user": self.user_id}
+        return _("profile of %(user)s") % {"user": self.user.get_username()}
 
     @property
     def tag_labels(self) -> list[str]:

@@ -30,6 +30,9 @@ BOUGHT_TOGETHER_TITLE = _("Frequently bought together")
 POPULAR_TITLE = _("Popular now")
 CART_TITLE = _("Complete your purchase")
 OTHER_CATEGORIES_TITLE = _("Popular in other categories")
+# A personal block that only has the shop's best sellers to show (a new visitor) says so.
+FALLBACK_TITLE = _("Trending in the shop")
+FALLBACK_NOTE = _("Browse a few products and this row becomes your own picks.")
 
 register = template.Library()
 
@@ -120,8 +123,27 @@ def popular_items(
     )
 
 
-def _block(recs: RecommendationResult, title: str | StrPromise) -> dict[str, Any]:
-    return {"recs": recs, "title": title, "placement": recs.placement}
+def _block(
+    recs: RecommendationResult, title: str | StrPromise, note: str | StrPromise = ""
+) -> dict[str, Any]:
+    return {"recs": recs, "title": title, "note": note, "placement": recs.placement}
+
+
+def _is_fallback(recs: RecommendationResult) -> bool:
+    """Whether a personal list holds nothing personal: popular items only (a shopper without history)."""
+    return bool(recs.items) and all(entry.source == "popular" for entry in recs.items)
+
+
+@register.filter
+def item_price(price: Any) -> str:
+    """``{{ entry.price|item_price }}``: the price with the shop's currency (``adapter.format_price``)."""
+    return get_adapter().format_price(price)
+
+
+@register.filter
+def item_image_url(key: Any) -> str:
+    """``{{ entry.key|item_image_url }}``: the item's picture URL ("" without one)."""
+    return get_adapter().get_item_image_url(str(key))
 
 
 @register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)
@@ -132,11 +154,17 @@ def show_recommended(
     title: str | StrPromise = RECOMMENDED_TITLE,
     item: Any = None,
     category: Any = None,
+    fallback_title: str | StrPromise = FALLBACK_TITLE,
 ) -> dict[str, Any]:
-    """``{% show_recommended placement="home" limit=8 title="Recommended for you" %}``."""
-    return _block(
-        recommended_items(context, placement=placement, limit=limit, item=item, category=category), title
-    )
+    """``{% show_recommended placement="home" limit=8 title="Recommended for you" %}``.
+
+    A list of popular items only (nothing known of the shopper yet) is headed ``fallback_title``
+    with a note, so it cannot be taken for a personal selection or for the "Popular now" block.
+    """
+    recs = recommended_items(context, placement=placement, limit=limit, item=item, category=category)
+    if _is_fallback(recs):
+        return _block(recs, fallback_title, FALLBACK_NOTE)
+    return _block(recs, title)
 
 
 @register.inclusion_tag(BLOCK_TEMPLATE, takes_context=True)

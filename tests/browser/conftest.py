@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_service
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots are kept as test artefacts: CI collects this folder (BROWSER_SCREENSHOTS overrides it).
+SCREENSHOTS = Path(
+    os.environ.get("BROWSER_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "test-artefacts" / "browser"
+)
 # A desktop browser's User-Agent: the default "HeadlessChrome" one is (rightly) flagged as a bot.
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
@@ -36,3 +44,16 @@ def browser_page(monkeypatch):
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def screenshot(request) -> Callable[..., Path]:
+    """``screenshot(page, "home")`` saves the whole page as ``<test name>-home.png`` in ``SCREENSHOTS``."""
+
+    def take(page, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', request.node.name)}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -39,7 +39,7 @@ def test_staff_filters_profiles_by_tag_and_sees_reasons_and_recommendations(live
     page.wait_for_url("**/change/**")
     page.locator("#rec-tags").wait_for()
     assert page.locator("#rec-tags .rec-tag", has_text="fan of Garden").count() == 1
-    assert "affinity:Garden = 1.0 > 0.5" in page.locator("#rec-tags").inner_text()
+    assert "Share of activity in Garden: 100% (rule: more than 50%)" in page.locator("#rec-tags").inner_text()
     assert page.locator("#rec-recommendations").is_visible()
     recommendations = page.locator("#rec-recommendations .rec-recommendation").count()
     error = page.locator("#rec-recommendations-error").count()

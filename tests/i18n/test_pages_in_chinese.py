@@ -25,7 +25,7 @@ CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans,zh;q=0.9,en;q=0.5"}
 
 # Interface text of the home page (English) and what the Chinese page shows instead.
 HOME_TEXTS = {
-    "Recommended for you": "为您推荐",
+    "Trending in the shop": "本店热门趋势",
     "Popular now": "当前热门",
     "Demo shop": "演示商店",
     "Search products": "搜索商品",
@@ -44,8 +44,9 @@ PROFILE_TEXTS = {
     "Tags and why": "标签及原因",
     ">weight<": ">权重<",
     ">because<": ">依据<",
-    ">Features<": ">特征<",
-    ">feature<": ">特征<",
+    "Interest by category": "各品类的兴趣",
+    "Activity and value": "活动与价值",
+    ">Last active<": ">最近活跃<",
     "Current recommendations": "当前推荐",
     "Recent events": "最近事件",
     ">when<": ">时间<",
@@ -57,7 +58,7 @@ PROFILE_TEXTS = {
     "User profile": "用户画像",
     ">View<": ">浏览<",
     ">Purchase<": ">购买<",
-    "monetary": "消费金额",
+    ">Total spent<": ">消费总额<",
 }
 
 
@@ -90,7 +91,7 @@ def test_home_page_stays_english_by_default(client, product_factory):
     _catalogue(product_factory)
     html = client.get(reverse("shop:home")).content.decode()
     assert '<html lang="en">' in html
-    assert "Recommended for you" in html and "为您推荐" not in html
+    assert "Trending in the shop" in html and "本店热门趋势" not in html
 
 
 def test_language_switch_in_the_header_sets_the_language(client, product_factory):
@@ -104,7 +105,7 @@ def test_language_switch_in_the_header_sets_the_language(client, product_factory
     assert response.status_code == 302
     assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "zh-hans"
     html = client.get(reverse("shop:home")).content.decode()
-    assert "为您推荐" in html and "Recommended for you" not in html
+    assert "本店热门趋势" in html and "Trending in the shop" not in html
 
 
 def test_admin_profile_page_reads_in_chinese(client, staff_user):
@@ -123,7 +124,7 @@ def test_admin_profile_page_reads_in_chinese(client, staff_user):
         english_labels = [tag["label"] for tag in render_tags(profile.tags)]
     assert english_labels and not [label for label in english_labels if f">{label}<" in html]
     assert "Books 爱好者" in html
-    assert "偏好：Books = " in html
+    assert "在 Books 的活动占比：" in html
 
 
 def test_profiles_api_answers_in_the_readers_language(client):
@@ -147,11 +148,11 @@ def test_events_api_errors_follow_accept_language(client):
 # Interface text of the recommender dashboard (headings, column heads, chart placeholders).
 DASHBOARD_TEXTS = [
     "Events per day, by type (last 30 days)",
-    "Click-through per placement and model version",
+    "Click-through per placement and model version (percent of impressions)",
     ">placement<",
     ">impressions<",
     "No recommendations served yet.",
-    "Segment sizes",
+    "Segment sizes (shoppers per segment)",
     "Model metrics across versions",
     "No data yet.",
     ">View<",

@@ -27,24 +27,29 @@ def _legend(names: Sequence[str], x: float, y: float) -> str:
 
 
 def bar_chart(
-    values: Mapping[str, float], *, width: int = 520, bar_height: int = 18, unit: str = ""
+    values: Mapping[str, float], *, width: int = 560, bar_height: int = 18, unit: str = ""
 ) -> SafeString:
-    """Horizontal bars, one per key (label on the left, value on the right)."""
+    """Horizontal bars, one per key: the full label above its bar, the value (with ``unit``) after it.
+
+    Labels get their own line so long names (segments, placements) are never cut.
+    """
     if not values:
         return _empty()
     top = max(values.values()) or 1.0
-    label_width, height = 180, bar_height * len(values) + 10
+    row_height = bar_height + 16
+    height = row_height * len(values) + 6
     rows = []
     for i, (label, value) in enumerate(values.items()):
-        y = 5 + i * bar_height
-        length = (width - label_width - 70) * (value / top)
+        y = 4 + i * row_height
+        length = (width - 90) * (value / top)
+        shown = f"{value:g}{unit}"
         rows.append(
-            f'<text x="{label_width - 6}" y="{y + bar_height * 0.7}" font-size="11" text-anchor="end">'
-            f"{escape(str(label)[:32])}</text>"
-            f'<rect x="{label_width}" y="{y + 2}" width="{max(length, 0):.1f}" height="{bar_height - 4}" '
-            f'fill="{PALETTE[0]}"><title>{escape(str(label))}: {value:g}{unit}</title></rect>'
-            f'<text x="{label_width + length + 4:.1f}" y="{y + bar_height * 0.7}" font-size="11">'
-            f"{value:g}{unit}</text>"
+            f'<g class="rec-bar"><text class="rec-bar-label" x="0" y="{y + 11}" font-size="12">'
+            f"{escape(str(label))}</text>"
+            f'<rect x="0" y="{y + 15}" width="{max(length, 1):.1f}" height="{bar_height - 4}" '
+            f'fill="{PALETTE[0]}"><title>{escape(str(label))}: {escape(shown)}</title></rect>'
+            f'<text class="rec-bar-value" x="{length + 6:.1f}" y="{y + 15 + bar_height * 0.6:.1f}" '
+            f'font-size="11">{escape(shown)}</text></g>'
         )
     return mark_safe(
         f'<svg class="rec-chart" role="img" width="{width}" height="{height}" '
@@ -52,35 +57,65 @@ def bar_chart(
     )
 
 
+def _tick(value: float, unit: str) -> str:
+    return f"{value:,.4g}{unit}"
+
+
 def line_chart(
-    x_labels: Sequence[str], series: Mapping[str, Sequence[float]], *, width: int = 640, height: int = 220
+    x_labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    width: int = 640,
+    height: int = 220,
+    unit: str = "",
+    y_max: float | None = None,
 ) -> SafeString:
-    """One polyline per series over shared x labels (first and last label printed)."""
+    """One polyline per series over shared x labels, with a y axis in ``unit``.
+
+    The y axis runs from 0 to ``y_max`` (the largest value when None) with a tick at the middle;
+    every point carries its value as a tooltip. At most 12 x labels are printed all; more print
+    the first and the last only.
+    """
     if not x_labels or not series:
         return _empty()
-    left, right, top, bottom = 40, 150, 10, 30
+    left, right, top, bottom = 56, 170, 10, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max((max(values) for values in series.values() if len(values)), default=0) or 1.0
+    peak = y_max or max((max(values) for values in series.values() if len(values)), default=0) or 1.0
     step = plot_w / max(len(x_labels) - 1, 1)
     lines = []
     for i, (name, values) in enumerate(series.items()):
-        points = " ".join(
-            f"{left + j * step:.1f},{top + plot_h - plot_h * (v / peak):.1f}" for j, v in enumerate(values)
+        colour = PALETTE[i % len(PALETTE)]
+        coordinates = [(left + j * step, top + plot_h - plot_h * (v / peak)) for j, v in enumerate(values)]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates)
+        dots = "".join(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(name)} '
+            f"{escape(x_labels[j])}: {escape(_tick(values[j], unit))}</title></circle>"
+            for j, (x, y) in enumerate(coordinates)
         )
         lines.append(
-            f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="2" '
-            f'points="{points}"><title>{escape(name)}</title></polyline>'
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+            f'points="{points}"><title>{escape(name)}</title></polyline>{dots}'
         )
-    axis = (
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>'
-        f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{peak:g}</text>'
-        f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end">0</text>'
-        f'<text x="{left}" y="{height - 8}" font-size="10">{escape(x_labels[0])}</text>'
-        f'<text x="{left + plot_w}" y="{height - 8}" font-size="10" text-anchor="end">'
-        f"{escape(x_labels[-1])}</text>"
+    ticks = "".join(
+        f'<text class="rec-y-tick" x="{left - 4}" y="{top + plot_h - plot_h * share + 4:.1f}" '
+        f'font-size="10" text-anchor="end">{escape(_tick(peak * share, unit))}</text>'
+        f'<line x1="{left}" y1="{top + plot_h - plot_h * share:.1f}" x2="{left + plot_w}" '
+        f'y2="{top + plot_h - plot_h * share:.1f}" stroke="#ddd"/>'
+        for share in (0.0, 0.5, 1.0)
     )
+    shown = (
+        list(enumerate(x_labels))
+        if len(x_labels) <= 12
+        else [(0, x_labels[0]), (len(x_labels) - 1, x_labels[-1])]
+    )
+    x_ticks = "".join(
+        f'<text class="rec-x-tick" x="{left + j * step:.1f}" y="{height - 8}" font-size="10" '
+        f'text-anchor="middle">{escape(label)}</text>'
+        for j, label in shown
+    )
+    axis = f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>'
     legend = _legend(list(series), left + plot_w + 12, top)
     return mark_safe(
         f'<svg class="rec-chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">{axis}{"".join(lines)}{legend}</svg>'
+        f'viewBox="0 0 {width} {height}">{ticks}{axis}{x_ticks}{"".join(lines)}{legend}</svg>'
     )

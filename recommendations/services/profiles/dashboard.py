@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.translation import pgettext
+from django.utils.translation import gettext, pgettext
 
 from behavior.models import Event, EventType
 from recommendations.models import Impression, ModelVersion, Segment
@@ -90,17 +90,30 @@ def segment_sizes() -> dict[str, float]:
     return {segment_title(number, traits, name): float(size) for number, traits, name, size in segments}
 
 
-def model_metrics() -> tuple[list[str], dict[str, list[float]]]:
-    """``(version labels, {metric: values})`` of every model version with numeric metrics."""
+def model_metrics() -> tuple[list[str], dict[str, list[float]], dict[str, list[float]]]:
+    """``(version labels, {rate metric: percents}, {count metric: values})`` of every model version.
+
+    Rates (every value between 0 and 1, e.g. NDCG@10) and counts (e.g. the users evaluated) are
+    apart: on one axis the counts flatten the rates into a line at zero.
+    """
     versions = list(ModelVersion.objects.order_by("number").values_list("number", "metrics"))
-    names = sorted(
-        {
-            name
-            for _, metrics in versions
-            for name, value in (metrics or {}).items()
-            if isinstance(value, int | float) and not isinstance(value, bool)
-        }
-    )
+    values: dict[str, list[float]] = {}
+    for index, (_, metrics) in enumerate(versions):
+        for name, value in (metrics or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values.setdefault(name, [0.0] * len(versions))[index] = float(value)
     labels = [f"v{number}" for number, _ in versions]
-    series = {name: [float((metrics or {}).get(name) or 0.0) for _, metrics in versions] for name in names}
-    return labels, series
+    rates = {
+        name: [round(100 * v, 2) for v in series]
+        for name, series in sorted(values.items())
+        if all(0.0 <= v <= 1.0 for v in series)
+    }
+    counts = {name: series for name, series in sorted(values.items()) if name not in rates}
+    return labels, rates, counts
+
+
+def placement_label(placement: str, model_version: int | None) -> str:
+    """A chart's label of one (placement, model version) row, in words."""
+    if model_version is None:
+        return gettext("%(placement)s, no model (fallback lists)") % {"placement": placement}
+    return gettext("%(placement)s, model v%(version)s") % {"placement": placement, "version": model_version}

@@ -9,14 +9,16 @@ from django.utils.translation import gettext
 
 from behavior.items import item_key
 from behavior.models import Event
+from recommendations.adapter import get_adapter
 from recommendations.models import UserProfile
+from recommendations.services.profiles.display import category_interest, feature_rows, reason_text
 from recommendations.services.profiles.explanations import (
     note_texts,
     outlier_reason_text,
     segment_description,
     segment_title,
 )
-from recommendations.services.profiles.texts import feature_label, render_tags
+from recommendations.services.profiles.texts import render_tags
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ RECOMMENDATIONS_SHOWN = 10
 
 def recent_events(user_id: Any, *, limit: int = TIMELINE_LENGTH) -> list[dict[str, Any]]:
     """The user's latest events, newest first (one query)."""
+    adapter = get_adapter()
     events = (
         Event.objects.filter(user_id=user_id).select_related("item").order_by("-occurred_at", "-pk")[:limit]
     )
@@ -35,7 +38,7 @@ def recent_events(user_id: Any, *, limit: int = TIMELINE_LENGTH) -> list[dict[st
             "event_type": event.get_event_type_display(),
             "item": str(event.item) if event.item is not None else "",
             "item_key": item_key(event.item) if event.item is not None else "",
-            "value": event.value,
+            "value": adapter.format_price(event.value) if event.value is not None else "",
             "placement": event.placement,
             "is_bot": event.is_bot,
         }
@@ -57,6 +60,7 @@ def current_recommendations(
         logger.exception("recommend_for failed on the admin profile page")
         reason = f"{exc.__class__.__name__}: {exc}"
         return [], gettext("Recommendations could not be computed: %(reason)s") % {"reason": reason}
+    adapter = get_adapter()
     items = [
         {
             "position": rec.position,
@@ -65,6 +69,7 @@ def current_recommendations(
             "score": rec.score,
             "reason": rec.reason,
             "source": rec.source,
+            "price": adapter.format_price(rec.price),
         }
         for rec in result.items
     ]
@@ -75,13 +80,16 @@ def profile_detail_context(profile: UserProfile) -> dict[str, Any]:
     """Template context of the admin's profile page."""
     features = profile.features or {}
     segment = profile.segment
-    rows = [(feature_label(name), value) for name, value in features.items() if name != "top_categories"]
     recommendations, error = current_recommendations(profile.user)
+    tags = render_tags(profile.tags)
+    for tag in tags:
+        tag["reason_texts"] = [reason_text(reason) for reason in tag["reasons"]]
     return {
         "profile_obj": profile,
-        "profile_features": rows,
-        "top_categories": features.get("top_categories", []),
-        "profile_tags": render_tags(profile.tags),
+        "profile_name": profile.user.get_username(),
+        "profile_features": feature_rows(features),
+        "category_interest": category_interest(profile.pk),
+        "profile_tags": tags,
         "profile_notes": note_texts(profile.notes),
         "segment_title": segment_title(segment.number, segment.traits, segment.name) if segment else "",
         "segment_description": segment_description(segment.traits, segment.description) if segment else "",

@@ -12,9 +12,11 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import translation
+from django.utils.html import escape
 
 from recommendations.models import Segment, UserProfile
 from recommendations.services.profiles import rebuild_profiles
+from recommendations.services.profiles.display import reason_text
 from recommendations.services.profiles.explanations import segment_name
 from recommendations.services.profiles.texts import render_tags
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
@@ -99,7 +101,7 @@ def test_detail_page_shows_tags_with_reasons_timeline_and_recommendations(client
     assert response.status_code == 200
     for tag in profile.tags:
         assert tag["label"] in content
-        assert f"{tag['reasons'][0]['feature']} = " in content
+        assert escape(reason_text(tag["reasons"][0])) in content  # the reason in words, not a code
     assert 'id="rec-timeline"' in content and "Purchase" in content
     assert 'id="rec-recommendations"' in content
 
