@@ -225,7 +225,8 @@ def test_lists_that_hide_the_history_blend_the_catalogue_softmax_whatever_the_ga
     assert scored(returning, True) == scored(new_seeking, True)
     # while lists that may show seen items mix the gate in, so the same unseen items score otherwise
     differ = [
-        a != b for lists in zip(scored(returning, False), scored(new_seeking, False), strict=True)
+        a != b
+        for lists in zip(scored(returning, False), scored(new_seeking, False), strict=True)
         for a, b in zip(*lists, strict=True)
     ]
     assert any(differ)
