@@ -59,7 +59,10 @@ def choose_blends(
         The components to weigh, in :data:`~recommendations.core.components.COMPONENTS` order.
     """
     with torch_threads(cfg.threads):
-        logits, _ = score_sequences(network.cpu(), validation.inputs, torch.device("cpu"))
+        # new items only: the network's catalogue softmax, as lists that hide the history score it
+        logits, _ = score_sequences(
+            network.cpu(), validation.inputs, torch.device("cpu"), catalogue_only=True
+        )
         comps = selection.components(validation.inputs, logits, cands, names, cfg.history_limit())
         weights, report = choose_weights(comps, validation, cands["popularity"], search=cfg.blend)
         choices: dict[str, Any] = {

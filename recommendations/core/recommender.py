@@ -474,7 +474,10 @@ class BehaviorRecommender(BaseRecommender):
         self._check_fitted()
         weights = self.weights_for(seen_excluded)
         names, arguments = self._blend_arguments(now, weights)
-        return scoring.blend_top_k(seqs, weights, names, n, exclude=exclude, **arguments)
+        # the blend for new items was chosen on the catalogue softmax (blend_choice.choose_blends)
+        return scoring.blend_top_k(
+            seqs, weights, names, n, exclude=exclude, catalogue_only=seen_excluded, **arguments
+        )
 
     def _rank(
         self,

@@ -45,12 +45,15 @@ def _buffer(name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor
     return held[:rows]
 
 
-def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 128) -> torch.Tensor:
+def network_logits(
+    network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 128, catalogue_only: bool = False
+) -> torch.Tensor:
     """Next-item logits of every sequence, shape (len(seqs), n_items) float32.
 
     Sequences are scored shortest first in buckets of ``bucket``, each padded to its own longest
     sequence (left padding is masked and positions count from the newest step, so the width changes
-    no output), under ``torch.inference_mode`` (no autograd bookkeeping).
+    no output), under ``torch.inference_mode`` (no autograd bookkeeping). ``catalogue_only``: the
+    catalogue logits without the repeat mode's mixture (see :func:`_blended_chunks`).
     """
     n = len(seqs.items)
     logits = _buffer("logits", n, network.n_items, torch.float32)
@@ -79,7 +82,7 @@ def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 1
                 ]
                 hidden = network.last_hidden(*window)
             torch.mm(hidden, network.item_weights().T, out=logits)
-            terms = network.repeat_terms(hidden, *window)
+            terms = None if catalogue_only else network.repeat_terms(hidden, *window)
             if terms is not None:
                 mix_into_scores(logits, *terms, window[0])
         return logits
@@ -97,7 +100,7 @@ def network_logits(network: BehaviorNetwork, seqs: Sequences, *, bucket: int = 1
             padded = [torch.from_numpy(a) for a in padded_inputs(seqs.take(rows), width)]
             h = network.last_hidden(*padded)
             hidden[torch.from_numpy(rows)] = h
-            terms = network.repeat_terms(h, *padded)
+            terms = None if catalogue_only else network.repeat_terms(h, *padded)
             if terms is not None:
                 mixes.append((torch.from_numpy(rows), *terms, padded[0]))
         # one product for the whole batch, written into the reused buffer
@@ -264,16 +267,27 @@ def _blended_chunks(
     fallback: np.ndarray,
     tie_break: float,
     max_length: int,
+    catalogue_only: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """``(first row, blended float64 scores of CHUNK_ROWS rows)`` for the batch, chunk by chunk.
 
     Each cell goes through the operations of the whole-batch blend in the same order (network
     softmax, sparse components, popularity, tie-break or fallback), so the numbers are the same;
     a yielded chunk is reused for the next one.
+
+    ``catalogue_only`` (lists that hide the shopper's whole history): the network component is
+    the catalogue softmax, not the repeat mode's mixture. The mixture gives unseen items the
+    catalogue's probabilities times one minus the shopper's repeat gate, so among unseen items it
+    ranks alike but its weight in the blend would shrink for shoppers who often come back; the
+    catalogue softmax is the network's distribution of the next item given that it is a new one.
     """
     n, n_items = len(seqs.items), len(popularity)
     use_network = "network" in names and network is not None
-    logits = network_logits(network, seqs) if network is not None and use_network else None
+    logits = (
+        network_logits(network, seqs, catalogue_only=catalogue_only)
+        if network is not None and use_network
+        else None
+    )
     network_weight = float(weights["network"]) if use_network else 0.0
     single = n == 1
     # one history (a web request): scipy's per-call overhead would dominate its sparse products

@@ -61,6 +61,7 @@ def score_sequences(
     batch_size: int = 256,
     *,
     with_logits: bool = True,
+    catalogue_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Next-item logits and last hidden state for every sequence.
 
@@ -69,6 +70,9 @@ def score_sequences(
     with_logits : bool
         ``False`` skips the catalogue-wide scoring (callers that need the hidden state only, e.g. the
         propensity head, would otherwise pay an (n, n_items) matmul and copy); logits are then empty.
+    catalogue_only : bool
+        The catalogue logits without the repeat mode's mixture (the scores of lists that hide the
+        shopper's history, ``scoring._blended_chunks``).
 
     Returns
     -------
@@ -92,7 +96,10 @@ def score_sequences(
         h = network.last_hidden(items, types, gaps)
         hidden[rows] = h.float().cpu().numpy()
         if with_logits:
-            logits[rows] = network.next_item_scores(h, items, types, gaps).cpu().numpy()
+            if catalogue_only:
+                logits[rows] = network.scores(h).float().cpu().numpy()
+            else:
+                logits[rows] = network.next_item_scores(h, items, types, gaps).cpu().numpy()
     return logits, hidden
 
 

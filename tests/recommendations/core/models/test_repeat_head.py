@@ -196,3 +196,37 @@ def test_a_model_saved_without_the_head_loads_and_scores_as_before(network_model
     # then it has no repeat mode and ranks as the saved network did
     assert loaded.network_.repeat is None
     assert loaded.recommend(histories, n=8, now=T0) == old.recommend(histories, n=8, now=T0)
+
+
+def test_lists_that_hide_the_history_blend_the_catalogue_softmax_whatever_the_gate(network_model):
+    # given the fitted network blended half and half with co-visitation, once with a gate that
+    # sends nearly all mass to the shopper's own items and once with one that sends nearly none
+    def with_gate(bias: float) -> BehaviorRecommender:
+        model = copy.deepcopy(network_model)
+        weights = {"network": 0.5, "covisitation": 0.5}
+        model.novel_weights_, model.blend_weights_ = dict(weights), dict(weights)
+        assert model.network_.repeat is not None
+        with torch.no_grad():
+            model.network_.repeat.gate.weight.zero_()
+            model.network_.repeat.gate.bias.fill_(bias)
+        return model
+
+    returning, new_seeking = with_gate(8.0), with_gate(-8.0)
+    histories = [
+        [("sku-002", "view", T0), ("sku-003", "add_to_cart", T0 + 30)],
+        [("sku-010", "view", T0), ("sku-011", "view", T0 + 60), ("sku-010", "view", T0 + 90)],
+    ]
+    seen = [{item for item, _, _ in h} for h in histories]
+
+    def scored(model: BehaviorRecommender, hide: bool) -> list[list[tuple[str, float]]]:
+        return model.recommend(histories, n=8, exclude=seen, seen_excluded=hide, now=T0)
+
+    # when / then lists that hide the history get the same items and scores under both gates
+    assert scored(returning, True) == scored(new_seeking, True)
+    # while lists that may show seen items mix the gate in, so the same unseen items score otherwise
+    differ = [
+        a != b
+        for lists in zip(scored(returning, False), scored(new_seeking, False), strict=True)
+        for a, b in zip(*lists, strict=True)
+    ]
+    assert any(differ)
