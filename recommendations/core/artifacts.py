@@ -29,6 +29,29 @@ class ArtifactError(Exception):
     """A model artefact is missing, corrupt, tampered with or not loadable safely."""
 
 
+class ArtifactFormatError(ArtifactError):
+    """An artefact written by a newer release, in a format this code does not read."""
+
+
+def check_format(meta: dict[str, Any], where: str | Path) -> int:
+    """The artefact's ``format_version`` (1 when absent: the first releases wrote none).
+
+    Raises
+    ------
+    ArtifactFormatError
+        A format newer than :data:`FORMAT_VERSION` (a newer release wrote it), or not a number.
+    """
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ArtifactFormatError(f"{where}: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise ArtifactFormatError(
+            f"{where}: format {version} was written by a newer release "
+            f"(this one reads up to {FORMAT_VERSION})"
+        )
+    return version
+
+
 def sha256_of(path: str | Path) -> str:
     """Hex sha256 of a file."""
     h = hashlib.sha256()
@@ -119,7 +142,8 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     ------
     ArtifactError
         Missing files, unreadable metadata, sha256 mismatch, or a weights file that is not a plain
-        tensor dict (``torch.load(weights_only=True)`` refuses pickled objects without running them).
+        tensor dict (``torch.load(weights_only=True)`` refuses pickled objects without running them);
+        :class:`ArtifactFormatError` for a format newer than this code's.
     """
     directory = Path(directory)
     meta_path, weights_path = directory / METADATA, directory / WEIGHTS
@@ -131,6 +155,7 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[
         raise ArtifactError(f"{meta_path}: unreadable metadata ({exc})") from exc
     if not isinstance(meta, dict) or "weights_sha256" not in meta:
         raise ArtifactError(f"{meta_path}: metadata lacks weights_sha256")
+    check_format(meta, meta_path)
     digest = sha256_of(weights_path)
     if digest != meta["weights_sha256"]:
         raise ArtifactError(f"{weights_path}: sha256 {digest} does not match the metadata")

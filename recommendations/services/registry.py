@@ -3,10 +3,12 @@
 A version's files are stored, verified and loaded by :mod:`recommendations.services.artifact_store`.
 Each process keeps the active model in memory, keyed by version id. Which version is
 active is re-read from the database at most every ``ACTIVE_MODEL_CHECK_SECONDS``, so a
-promotion or rollback reaches every web and worker process within seconds. A missing or
-corrupt artefact makes ``get_active_model()`` return None (callers fall back to
-popularity): the error is logged once per version and written on the version's
-``status_reason``; it never raises into a web request.
+promotion or rollback reaches every web and worker process within seconds. An active
+artefact that does not load (corrupt, missing, or written by a newer release) is logged and
+counted once per process, written on the version's ``status_reason``, and replaced in this
+process by the newest earlier-promoted version that loads, else None (callers fall back to
+popularity); one retrain is queued to replace it (:mod:`~recommendations.services.model_fallback`).
+It never raises into a web request, a worker or a process start.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from django.utils import timezone
 from recommendations.conf import recommender_settings
 from recommendations.core.artifacts import ArtifactError
 from recommendations.models import ModelVersion
+from recommendations.services import model_fallback
 from recommendations.services.artifact_store import load_version, verify_artifact
 
 if TYPE_CHECKING:
@@ -70,6 +73,8 @@ class _ModelCache:
         self.checked_at = -math.inf
         self.active_id: int | None = None
         self.loaded: LoadedModel | None = None
+        # the active version ``loaded`` answers for (another one's when the active did not load)
+        self.served_for: int | None = None
         self.failed: set[int] = set()
 
 
@@ -156,10 +161,8 @@ def get_active_model() -> LoadedModel | None:
             active_id = _cache.active_id
             if active_id is None:
                 return None
-            if _cache.loaded is not None and _cache.loaded.version_id == active_id:
+            if _cache.served_for == active_id:
                 return _cache.loaded
-            if active_id in _cache.failed:
-                return None
             return _load_active(active_id)
     except Exception:
         logger.exception("the active recommender model could not be looked up")
@@ -171,34 +174,40 @@ def _load_active(version_id: int) -> LoadedModel | None:
     if version is None:
         _cache.checked_at = -math.inf
         return None
+    # Drop the previous version before loading another: one network in memory per process.
+    _cache.loaded, _cache.served_for = None, None
     recommender = _load_or_record(version, _cache.failed)
     if recommender is None:
-        return None
-    # Drop the previous version before keeping the new one: one network in memory per process.
-    _cache.loaded = LoadedModel(version_id=version.pk, version_number=version.number, recommender=recommender)
-    return _cache.loaded
+        model_fallback.request_retrain(version)
+        loaded = _load_fallback(version)
+    else:
+        loaded = LoadedModel(version_id=version.pk, version_number=version.number, recommender=recommender)
+    _cache.loaded, _cache.served_for = loaded, version_id
+    return loaded
+
+
+def _load_fallback(broken: ModelVersion) -> LoadedModel | None:
+    """The newest earlier-promoted version that loads, standing in for ``broken``; None if none does."""
+    for version in model_fallback.fallback_versions(broken, _cache.failed):
+        recommender = _load_or_record(version, _cache.failed)
+        if recommender is not None:
+            logger.warning(
+                "model v%s serves while the active v%s does not load", version.number, broken.number
+            )
+            return LoadedModel(version_id=version.pk, version_number=version.number, recommender=recommender)
+    logger.warning("no earlier model version loads: popularity serves while v%s does not", broken.number)
+    return None
 
 
 def _load_or_record(version: ModelVersion, failed: set[int]) -> BehaviorRecommender | None:
-    """The version's recommender; None when its artefact is refused (then in ``failed``, logged and
-    written on the version)."""
+    """The version's recommender; None when its artefact is refused (then in ``failed``, logged,
+    counted and written on the version: once per process, as ``failed`` is not retried)."""
     try:
         return load_version(version)
     except Exception as exc:
         failed.add(version.pk)
-        logger.error("model v%s refused: %s", version.number, exc)
-        _record_load_error(version, exc)
+        model_fallback.record_failure(version, exc)
         return None
-
-
-def _record_load_error(version: ModelVersion, exc: Exception) -> None:
-    stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S %Z")
-    message = f"Artefact refused on load ({stamp}): {exc}"
-    reason = f"{message}\n{version.status_reason}".strip() if version.status_reason else message
-    try:
-        ModelVersion.objects.filter(pk=version.pk).update(status_reason=reason)
-    except Exception:
-        logger.warning("could not record the load error on model v%s", version.number, exc_info=True)
 
 
 # --- activation and rollback --------------------------------------------------------------------

@@ -8,7 +8,14 @@ import pickle
 import numpy as np
 import pytest
 
-from recommendations.core.artifacts import METADATA, WEIGHTS, ArtifactError, sha256_of
+from recommendations.core.artifacts import (
+    FORMAT_VERSION,
+    METADATA,
+    WEIGHTS,
+    ArtifactError,
+    ArtifactFormatError,
+    sha256_of,
+)
 from recommendations.core.recommender import BehaviorRecommender
 from tests.recommendations.core.conftest import T0
 
@@ -83,3 +90,44 @@ def test_pickle_payload_is_refused_without_running_it(model, tmp_path):
     with pytest.raises(ArtifactError, match="refused"):
         BehaviorRecommender.load(tmp_path / "v1")
     assert not marker.exists()
+
+
+def _rewrite(folder, edit_meta, keep_tensor=lambda name: True) -> None:
+    """Rewrite an artefact in place as another release would have written it (checksum kept valid)."""
+    import torch
+
+    tensors = torch.load(folder / WEIGHTS, weights_only=True)
+    torch.save({k: v for k, v in tensors.items() if keep_tensor(k)}, folder / WEIGHTS)
+    meta = json.loads((folder / METADATA).read_text())
+    edit_meta(meta)
+    meta["weights_sha256"] = sha256_of(folder / WEIGHTS)
+    (folder / METADATA).write_text(json.dumps(meta))
+
+
+def test_an_artefact_of_the_first_layout_loads(model, tmp_path):
+    # given an artefact as the first releases wrote it: no format_version, one blend for every
+    # list, the network head only for propensity, a network without the repeat mode
+    model.save(tmp_path / "old")
+
+    def first_layout(meta):
+        for key in ("format_version", "novel_weights", "propensity_model"):
+            meta.pop(key, None)
+
+    _rewrite(tmp_path / "old", first_layout, lambda name: not name.startswith("network.repeat."))
+    # when
+    loaded = BehaviorRecommender.load(tmp_path / "old")
+    # then it scores, with the defaults the missing keys stand for
+    assert loaded.network_.repeat is None
+    assert loaded.novel_weights_ == loaded.blend_weights_
+    assert loaded.propensity_head_.model_ == "network"
+    assert [len(items) for items in loaded.recommend(HISTORIES, 3)] == [3, 3]
+
+
+@pytest.mark.parametrize("written", [FORMAT_VERSION + 1, "2"])
+def test_an_artefact_of_a_newer_format_is_refused_with_its_own_error(model, tmp_path, written):
+    # given an artefact whose format this code does not know
+    model.save(tmp_path / "new")
+    _rewrite(tmp_path / "new", lambda meta: meta.update(format_version=written))
+    # when / then
+    with pytest.raises(ArtifactFormatError, match="format"):
+        BehaviorRecommender.load(tmp_path / "new")

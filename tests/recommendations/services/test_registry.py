@@ -147,15 +147,19 @@ def test_corrupt_artefact_is_refused_logged_once_and_recorded(version_factory, c
     _overwrite(version, "weights.pt", b"not the weights")
 
     # when the active model is asked for twice
-    with caplog.at_level(logging.ERROR, logger="recommendations.services.registry"):
+    with caplog.at_level(logging.ERROR, logger="recommendations.services.model_fallback"):
         first = get_active_model()
         second = get_active_model()
 
     # then None both times, one log line, and the error is on the version
     assert first is None and second is None
-    refusals = [r for r in caplog.records if r.name == "recommendations.services.registry"]
+    refusals = [
+        r
+        for r in caplog.records
+        if r.name == "recommendations.services.model_fallback" and r.levelname == "ERROR"
+    ]
     assert [r.getMessage() for r in refusals] == [
-        "model v1 refused: artefact file weights.pt fails its checksum "
+        "model v1 refused (unreadable): artefact file weights.pt fails its checksum "
         f"(sha256 {hashlib.sha256(b'not the weights').hexdigest()[:12]}…)"
     ]
     version.refresh_from_db()
