@@ -53,7 +53,7 @@ RECOMMENDER_DEFAULTS: dict[str, Any] = {
     # Folder inside Django's default storage holding model artefacts.
     "ARTIFACT_PREFIX": "recommender/models",
     # How new model artefacts are stored: "none" (float32) or "int8" (int8 linear weights, float16
-    # tables: about a third of the size; recommendations.core.compression). Versions saved either
+    # tables: about half the size; recommendations.core.compression). Versions saved either
     # way load under both values.
     "MODEL_COMPRESSION": "none",
     # Celery queue for training tasks.

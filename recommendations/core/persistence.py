@@ -64,7 +64,7 @@ def save(model: BehaviorRecommender, directory: str | Path, *, compress: str = "
     """Write the fitted ``model``'s tensors and metadata.json into ``directory``; returns the metadata.
 
     ``compress``: ``"none"`` or ``"int8"`` (:mod:`recommendations.core.compression`: int8 linear
-    weights, float16 tables, about a third of the size; the loaded model scores the rounded values).
+    weights, float16 tables, about half the size; the loaded model scores the rounded values).
     """
     tensors = {f"{_NETWORK}{k}": v for k, v in model.network_.state_dict().items()}
     tensors.update(_csr_tensors("covisitation", model.covisitation_.similar_matrix))
